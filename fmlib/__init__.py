@@ -1,0 +1,27 @@
+"""fmlib: Factorization Machines (Rendle, ICDM 2010) in TensorFlow 2.
+
+The library behind the book "Factorization Machines in TensorFlow 2". Each
+public name points to the chapter that explains it.
+"""
+from .losses import l2_loss, l2_penalty, logistic_loss
+from .model import FactorizationMachine
+from .pairwise import pairwise_fast, pairwise_naive
+from .toy import rendle_figure1, rendle_figure1_frame
+from .training import TrainingDivergedError, evaluate, fit, train_step
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FactorizationMachine",
+    "TrainingDivergedError",
+    "evaluate",
+    "fit",
+    "l2_loss",
+    "l2_penalty",
+    "logistic_loss",
+    "pairwise_fast",
+    "pairwise_naive",
+    "rendle_figure1",
+    "rendle_figure1_frame",
+    "train_step",
+]

@@ -1,0 +1,200 @@
+"""Input checking and conversion shared by every public entry point.
+
+Every function in `fmlib` that takes a design matrix ``X`` goes through
+:func:`as_batch`, so that bad input fails here, with a message that names the
+argument, what was expected and what was given, rather than deep inside
+TensorFlow.
+
+Accepted forms of ``X`` (all of shape ``(batch, n)``, or ``(n,)`` for one
+example):
+
+* anything :func:`numpy.asarray` understands, and dense ``tf.Tensor`` s;
+* ``tf.SparseTensor`` (kept sparse);
+* ``scipy.sparse`` matrices and arrays (converted to ``tf.SparseTensor`` in
+  O(nnz), never densified).
+
+Integer and boolean values are cast to the model's float dtype (one-hot data is
+often stored as integers); strings, objects and complex numbers are rejected.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import tensorflow as tf
+
+Batch = "tf.Tensor | tf.SparseTensor"
+
+
+def _describe(x: Any) -> str:
+    shape = getattr(x, "shape", None)
+    kind = type(x).__module__.split(".")[0] + "." + type(x).__name__
+    return f"{kind} of shape {tuple(shape) if shape is not None else '?'}"
+
+
+def _check_numeric_np(dtype: np.dtype, name: str) -> None:
+    if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)
+            or np.issubdtype(dtype, np.bool_)):
+        raise TypeError(
+            f"`{name}` must hold real numbers (float, int or bool); got dtype {dtype}.")
+
+
+def _check_numeric_tf(dtype: tf.DType, name: str) -> None:
+    if not (dtype.is_floating or dtype.is_integer or dtype == tf.bool):
+        raise TypeError(
+            f"`{name}` must hold real numbers (float, int or bool); got dtype {dtype.name}.")
+
+
+def _check_finite_np(values: np.ndarray, name: str) -> None:
+    if np.issubdtype(values.dtype, np.floating) and not np.all(np.isfinite(values)):
+        bad = int(np.size(values) - np.count_nonzero(np.isfinite(values)))
+        raise ValueError(f"`{name}` must be finite; it contains {bad} NaN or infinite value(s).")
+
+
+def _check_finite_tf(values: tf.Tensor, name: str) -> None:
+    if values.dtype.is_floating and tf.executing_eagerly():
+        finite = tf.math.is_finite(values)
+        if not bool(tf.reduce_all(finite)):
+            bad = int(tf.size(finite)) - int(tf.math.count_nonzero(finite))
+            raise ValueError(
+                f"`{name}` must be finite; it contains {bad} NaN or infinite value(s).")
+
+
+def _check_width(n_cols: int | None, n_features: int | None, name: str) -> None:
+    if n_features is not None and n_cols is not None and n_cols != n_features:
+        raise ValueError(
+            f"`{name}` has {n_cols} feature columns, but the model expects "
+            f"n_features={n_features}.")
+
+
+def scipy_to_sparse_tensor(X: sp.spmatrix | sp.sparray, dtype: tf.DType) -> tf.SparseTensor:
+    """Convert a 2-D ``scipy.sparse`` matrix to a ``tf.SparseTensor`` in O(nnz)."""
+    coo = X.tocoo()
+    if not coo.has_canonical_format:
+        coo = coo.copy()
+        coo.sum_duplicates()  # also sorts row-major, the order tf.sparse ops expect
+    indices = np.stack([coo.row, coo.col], axis=1).astype(np.int64)
+    values = tf.constant(coo.data, dtype=dtype)
+    return tf.SparseTensor(indices, values, dense_shape=np.asarray(coo.shape, np.int64))
+
+
+def as_batch(X: Any, n_features: int | None = None, dtype: tf.DType = tf.float32,
+             name: str = "X") -> tf.Tensor | tf.SparseTensor:
+    """Check ``X`` and return it as a float ``(batch, n)`` dense or sparse tensor.
+
+    Args:
+        X: design matrix (see the module docstring for accepted types).
+        n_features: the number of columns the model expects, or None to accept any.
+        dtype: the float dtype to cast to (the model's dtype).
+        name: the argument name used in error messages.
+
+    Raises:
+        TypeError: non-numeric data.
+        ValueError: wrong rank, wrong number of columns, NaN or inf values.
+    """
+    if sp.issparse(X):
+        if X.ndim != 2:
+            raise ValueError(f"`{name}` must be 2-D (batch, n); got {_describe(X)}.")
+        _check_numeric_np(X.dtype, name)
+        _check_width(X.shape[1], n_features, name)
+        _check_finite_np(X.data, name)
+        return scipy_to_sparse_tensor(X, dtype)
+
+    if isinstance(X, tf.SparseTensor):
+        _check_numeric_tf(X.dtype, name)
+        rank = X.shape.rank
+        if rank == 1:
+            X = tf.sparse.expand_dims(X, 0)
+        elif rank != 2:
+            raise ValueError(f"`{name}` must be 2-D (batch, n); got a SparseTensor of rank {rank}.")
+        _check_width(X.shape[1], n_features, name)
+        _check_finite_tf(X.values, name)
+        return X if X.dtype == dtype else tf.SparseTensor(
+            X.indices, tf.cast(X.values, dtype), X.dense_shape)
+
+    if isinstance(X, (tf.Tensor, tf.Variable)):
+        _check_numeric_tf(X.dtype, name)
+    else:
+        try:
+            X = np.asarray(X)
+        except (ValueError, TypeError) as err:  # ragged lists and the like
+            raise ValueError(f"`{name}` must be a rectangular (batch, n) array; {err}") from None
+        _check_numeric_np(X.dtype, name)
+    rank = len(X.shape)
+    if rank == 1:
+        X = X[None, :]
+    elif rank != 2:
+        raise ValueError(f"`{name}` must be 2-D (batch, n) or 1-D (n,); got {_describe(X)}.")
+    _check_width(X.shape[1], n_features, name)
+    if isinstance(X, np.ndarray):
+        _check_finite_np(X, name)
+        return tf.constant(X, dtype=dtype) if X.dtype != np.bool_ else tf.constant(X.astype(dtype.as_numpy_dtype))
+    X = tf.cast(X, dtype) if X.dtype != dtype else X
+    _check_finite_tf(X, name)
+    return X
+
+
+def as_targets(y: Any, n_rows: int | None = None, name: str = "y") -> np.ndarray:
+    """Check targets and return them as a 1-D float64 numpy array.
+
+    Shapes ``(N,)`` and ``(N, 1)`` are both accepted and give the same result;
+    anything else, such as ``(N, 2)``, is an error rather than a silent broadcast.
+    """
+    y_arr = y.numpy() if isinstance(y, (tf.Tensor, tf.Variable)) else np.asarray(y)
+    _check_numeric_np(y_arr.dtype, name)
+    if y_arr.ndim == 2 and y_arr.shape[1] == 1:
+        y_arr = y_arr[:, 0]
+    if y_arr.ndim != 1:
+        raise ValueError(f"`{name}` must have shape (N,) or (N, 1); got shape {y_arr.shape}.")
+    if n_rows is not None and y_arr.shape[0] != n_rows:
+        raise ValueError(f"`{name}` has {y_arr.shape[0]} rows, but X has {n_rows} rows; "
+                         "they must match.")
+    y_arr = y_arr.astype(np.float64)
+    _check_finite_np(y_arr, name)
+    return y_arr
+
+
+def n_rows(X: tf.Tensor | tf.SparseTensor) -> int:
+    """Number of rows of a checked batch."""
+    if isinstance(X, tf.SparseTensor):
+        return int(X.dense_shape[0])
+    return int(X.shape[0])
+
+
+def as_host_matrix(X: Any, n_features: int | None, dtype: tf.DType,
+                   name: str = "X") -> np.ndarray | sp.csr_matrix:
+    """Check ``X`` like :func:`as_batch`, but keep it on the host for slicing into batches.
+
+    Returns a C-contiguous 2-D numpy array, or a CSR matrix with sorted indices
+    when ``X`` is sparse (``scipy.sparse`` or ``tf.SparseTensor``). The caller's
+    data is never modified.
+    """
+    np_dtype = dtype.as_numpy_dtype
+    if isinstance(X, tf.SparseTensor):
+        X = as_batch(X, n_features, dtype, name)  # checks; then back to host
+        idx = X.indices.numpy()
+        X = sp.csr_matrix((X.values.numpy(), (idx[:, 0], idx[:, 1])),
+                          shape=tuple(int(s) for s in X.dense_shape.numpy()))
+    if sp.issparse(X):
+        if X.ndim != 2:
+            raise ValueError(f"`{name}` must be 2-D (batch, n); got {_describe(X)}.")
+        _check_numeric_np(X.dtype, name)
+        _check_width(X.shape[1], n_features, name)
+        _check_finite_np(X.data, name)
+        X = sp.csr_matrix(X, dtype=np_dtype, copy=True)
+        X.sum_duplicates()
+        X.sort_indices()
+        return X
+    if isinstance(X, (tf.Tensor, tf.Variable)):
+        _check_numeric_tf(X.dtype, name)
+        X = X.numpy()
+    X = np.asarray(X)
+    _check_numeric_np(X.dtype, name)
+    if X.ndim == 1:
+        X = X[None, :]
+    if X.ndim != 2:
+        raise ValueError(f"`{name}` must be 2-D (batch, n); got {_describe(X)}.")
+    _check_width(X.shape[1], n_features, name)
+    _check_finite_np(X, name)
+    return np.ascontiguousarray(X, dtype=np_dtype)

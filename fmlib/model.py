@@ -1,0 +1,176 @@
+r"""The Factorization Machine model of degree 2 (Rendle 2010, eq. 1).
+
+.. math::
+
+    \hat y(\mathbf x) = w_0 + \sum_{i=1}^{n} w_i x_i
+        + \sum_{i=1}^{n} \sum_{j=i+1}^{n} \langle \mathbf v_i, \mathbf v_j \rangle\, x_i x_j
+
+with parameters :math:`w_0 \in \mathbb R`, :math:`\mathbf w \in \mathbb R^n` and
+:math:`\mathbf V \in \mathbb R^{n \times k}`. The chapter "Sparse data and the FM
+model" introduces the equation; "From O(k n²) to O(k n)" its fast evaluation.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import tensorflow as tf
+
+from ._inputs import as_batch
+from .pairwise import _pairwise_fast_unchecked, pairwise_naive
+
+
+def _positive_int(value, name: str) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"`{name}` must be an integer; got {type(value).__name__} {value!r}.")
+    if value < 1:
+        raise ValueError(f"`{name}` must be >= 1; got {value}.")
+    return int(value)
+
+
+class FactorizationMachine(tf.Module):
+    r"""A degree-2 Factorization Machine holding ``w0``, ``w`` and ``V`` as ``tf.Variable`` s.
+
+    .. math::
+
+        \hat y(\mathbf x) = w_0 + \mathbf w^\top \mathbf x
+            + \sum_{i<j} \langle \mathbf v_i, \mathbf v_j \rangle\, x_i x_j
+
+    Args:
+        n_features: number of features ``n`` (columns of ``X``). ``m`` is
+            accepted as an alias, for code written against the original
+            TF2 project (``FactorizationMachine(m=16)``).
+        k: number of latent factors per feature (columns of ``V``).
+        init_std: standard deviation of the normal initialisation of ``V``
+            (``w0`` and ``w`` start at zero, as in libFM).
+        seed: seed for the initialisation of ``V``; the same seed gives the same model.
+        pairwise: ``"fast"`` (Lemma 3.1, O(k n)) or ``"naive"`` (the definition,
+            O(k n²), for teaching).
+        dtype: ``tf.float32`` (default) or ``tf.float64``.
+
+    Shapes:
+        ``X`` of shape ``(batch, n)`` (dense, ``tf.SparseTensor`` or ``scipy.sparse``)
+        gives ``(batch,)`` predictions.
+
+    Example:
+        >>> fm = FactorizationMachine(n_features=16, k=4, seed=0)
+        >>> fm(np.zeros((3, 16))).shape
+        TensorShape([3])
+    """
+
+    def __init__(self, n_features: int | None = None, k: int = 8, *, m: int | None = None,
+                 init_std: float = 0.01, seed: int | None = None, pairwise: str = "fast",
+                 dtype: tf.DType = tf.float32, name: str | None = None):
+        super().__init__(name=name)
+        if n_features is None and m is None:
+            raise TypeError("FactorizationMachine needs `n_features` (the number of columns of X).")
+        if n_features is not None and m is not None and n_features != m:
+            raise ValueError(f"`m` is an alias of `n_features`; got n_features={n_features} and m={m}.")
+        self.n_features = _positive_int(n_features if n_features is not None else m, "n_features")
+        self.k = _positive_int(k, "k")
+        if not (np.isfinite(init_std) and init_std >= 0):
+            raise ValueError(f"`init_std` must be a finite number >= 0; got {init_std}.")
+        dtype = tf.as_dtype(dtype)
+        if dtype not in (tf.float32, tf.float64):
+            raise ValueError(f"`dtype` must be float32 or float64; got {dtype.name}.")
+        self.dtype = dtype
+        self.pairwise = pairwise  # validated by the property setter
+        rng = np.random.default_rng(seed)
+        with self.name_scope:
+            self.w0 = tf.Variable(tf.zeros([], dtype), name="w0")
+            self.w = tf.Variable(tf.zeros([self.n_features], dtype), name="w")
+            self.V = tf.Variable(
+                rng.normal(0.0, init_std, size=(self.n_features, self.k)).astype(dtype.as_numpy_dtype),
+                name="V")
+
+    # --- names used by the original TF2 project --------------------------------------
+    @property
+    def m(self) -> int:
+        """Alias of ``n_features``."""
+        return self.n_features
+
+    @property
+    def b(self) -> tf.Variable:
+        """Alias of ``w0`` (the global bias)."""
+        return self.w0
+
+    @property
+    def v(self) -> tf.Variable:
+        """Alias of ``V`` (the factor matrix)."""
+        return self.V
+
+    # --- the model -------------------------------------------------------------------
+    @property
+    def pairwise(self) -> str:
+        """``"fast"`` or ``"naive"``: how the pairwise term is computed."""
+        return self._pairwise
+
+    @pairwise.setter
+    def pairwise(self, value: str) -> None:
+        if value not in ("fast", "naive"):
+            raise ValueError(f"`pairwise` must be 'fast' or 'naive'; got {value!r}.")
+        self._pairwise = value
+
+    def _call_checked(self, X) -> tf.Tensor:
+        """ŷ for a batch that has already been through ``as_batch``."""
+        if isinstance(X, tf.SparseTensor):
+            linear = tf.sparse.sparse_dense_matmul(X, self.w[:, None])[:, 0]
+        else:
+            linear = tf.linalg.matvec(X, self.w)
+        if self._pairwise == "naive":
+            pair = pairwise_naive(X, self.V)
+        else:
+            pair = _pairwise_fast_unchecked(X, self.V)
+        return self.w0 + linear + pair
+
+    def __call__(self, X) -> tf.Tensor:
+        """Predict ŷ for a batch ``X`` of shape ``(batch, n)``; returns shape ``(batch,)``."""
+        return self._call_checked(as_batch(X, self.n_features, self.dtype, name="X"))
+
+    def predict(self, X, batch_size: int = 8192) -> np.ndarray:
+        """ŷ for any number of rows, computed ``batch_size`` rows at a time.
+
+        Returns a float numpy array of shape ``(N,)``. For a model trained with
+        ``task="classification"`` these are logits; see :meth:`predict_proba`.
+        """
+        batch_size = _positive_int(batch_size, "batch_size")
+        if isinstance(X, tf.SparseTensor):
+            X = _sparse_tensor_to_csr(X)
+        elif not sp.issparse(X) and not isinstance(X, (tf.Tensor, tf.Variable)):
+            X = np.asarray(X)
+        if sp.issparse(X):
+            X = sp.csr_matrix(X)
+        if len(X.shape) == 1:
+            X = X[None, :]
+        n = X.shape[0]
+        outs = [self(X[start:start + batch_size]).numpy() for start in range(0, n, batch_size)]
+        return np.concatenate(outs) if outs else np.zeros([0], self.dtype.as_numpy_dtype)
+
+    def predict_proba(self, X, batch_size: int = 8192) -> np.ndarray:
+        """σ(ŷ): the probability of the positive class, for classification."""
+        return 1.0 / (1.0 + np.exp(-self.predict(X, batch_size)))
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        """A copy of the parameters as numpy arrays: ``{"w0", "w", "V"}``."""
+        return {"w0": self.w0.numpy(), "w": self.w.numpy(), "V": self.V.numpy()}
+
+    def set_weights(self, w0=None, w=None, V=None) -> None:
+        """Assign parameters (shapes are checked); ``None`` leaves one unchanged."""
+        for var, value, name in ((self.w0, w0, "w0"), (self.w, w, "w"), (self.V, V, "V")):
+            if value is None:
+                continue
+            value = np.asarray(value)
+            if value.shape != tuple(var.shape):
+                raise ValueError(f"`{name}` must have shape {tuple(var.shape)}; got {value.shape}.")
+            var.assign(value.astype(self.dtype.as_numpy_dtype))
+
+    def __repr__(self) -> str:
+        return (f"FactorizationMachine(n_features={self.n_features}, k={self.k}, "
+                f"pairwise={self._pairwise!r}, dtype={self.dtype.name})")
+
+
+def _sparse_tensor_to_csr(X: tf.SparseTensor) -> sp.csr_matrix:
+    idx = X.indices.numpy()
+    shape = tuple(int(s) for s in X.dense_shape.numpy())
+    if len(shape) == 1:
+        return sp.csr_matrix((X.values.numpy(), (np.zeros_like(idx[:, 0]), idx[:, 0])), shape=(1,) + shape)
+    return sp.csr_matrix((X.values.numpy(), (idx[:, 0], idx[:, 1])), shape=shape)

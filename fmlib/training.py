@@ -1,0 +1,272 @@
+r"""Training a Factorization Machine with ``tf.GradientTape``.
+
+Two entry points, both explained in the chapter "Learning":
+
+* :func:`train_step`: one plain gradient-descent step on a batch, written
+  out in full (it is the original TF2 project's function):
+  :math:`\theta \leftarrow \theta - \eta\, \partial \ell / \partial \theta`
+  for :math:`\theta \in \{w_0, \mathbf w, \mathbf V\}`.
+* :func:`fit`: minibatch training for real data: dense or sparse ``X``,
+  SGD/Adam/Adagrad, libFM-style L2 (:math:`\lambda_w, \lambda_v`), regression or
+  classification, validation, early stopping, a compiled step, a history table.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import keras
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import tensorflow as tf
+
+from ._inputs import as_host_matrix, as_targets
+from .losses import l2_loss, l2_penalty, logistic_loss
+from .model import FactorizationMachine, _positive_int
+
+TASKS = ("regression", "classification")
+OPTIMIZERS = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam,
+              "adagrad": keras.optimizers.Adagrad}
+
+
+class TrainingDivergedError(FloatingPointError):
+    """The training loss became NaN or infinite (usually: the learning rate is too large)."""
+
+
+def train_step(mod: FactorizationMachine, x, y_true, lr: float,
+               loss_f: Callable = l2_loss, loss_f_kwargs: dict[str, Any] | None = None) -> tf.Tensor:
+    r"""One step of plain gradient descent on the batch ``(x, y_true)``; returns the loss.
+
+    .. math::
+
+        \theta \leftarrow \theta - \eta\, \frac{\partial}{\partial\theta}
+        \frac1N \sum_{i=1}^{N} \ell\big(\hat y(\mathbf x_i), y_i\big),
+        \qquad \theta \in \{w_0, \mathbf w, \mathbf V\}
+
+    Args:
+        mod: the model.
+        x: a batch ``(N, n)``, dense or sparse.
+        y_true: targets ``(N,)`` or ``(N, 1)``.
+        lr: the learning rate :math:`\eta`.
+        loss_f: ``loss_f(y_true=..., y_pred=...)``, by default :func:`fmlib.l2_loss`.
+        loss_f_kwargs: extra keyword arguments for ``loss_f``.
+    """
+    loss_f_kwargs = loss_f_kwargs or {}
+    with tf.GradientTape() as tape:
+        loss = loss_f(y_true=y_true, y_pred=mod(x), **loss_f_kwargs)
+    variables = [mod.w0, mod.w, mod.V]
+    for var, grad in zip(variables, tape.gradient(loss, variables)):
+        if grad is not None:
+            var.assign_sub(lr * grad)
+    return loss
+
+
+def _nonneg_float(value, name: str) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"`{name}` must be a number; got {value!r}.") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"`{name}` must be a finite number >= 0; got {value}.")
+    return value
+
+
+def _labels(y: np.ndarray, task: str, name: str) -> np.ndarray:
+    if task == "regression":
+        return y
+    values = set(np.unique(y).tolist())
+    if values <= {0.0, 1.0}:
+        return y
+    if values <= {-1.0, 1.0}:
+        return (y > 0).astype(np.float64)  # {-1, +1} -> {0, 1}; the loss is the same
+    raise ValueError(f"`{name}` for task='classification' must be labels in {{0, 1}} or {{-1, +1}}; "
+                     f"got values {sorted(values)[:6]}{' ...' if len(values) > 6 else ''}.")
+
+
+def _batches(X: np.ndarray | sp.csr_matrix, batch_size: int):
+    """Yield consecutive row blocks of ``X`` as tensors (sparse blocks stay sparse)."""
+    n = X.shape[0]
+    if sp.issparse(X):
+        rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(X.indptr))
+        cols = X.indices.astype(np.int64)
+        for s in range(0, n, batch_size):
+            e = min(s + batch_size, n)
+            a, b = X.indptr[s], X.indptr[e]
+            yield s, e, tf.SparseTensor(np.stack([rows[a:b] - s, cols[a:b]], axis=1),
+                                        X.data[a:b], dense_shape=[e - s, X.shape[1]])
+    else:
+        for s in range(0, n, batch_size):
+            e = min(s + batch_size, n)
+            yield s, e, tf.constant(X[s:e])
+
+
+def _predict_host(model: FactorizationMachine, X, batch_size: int) -> np.ndarray:
+    outs = [model._call_checked(Xb).numpy() for _, _, Xb in _batches(X, batch_size)]
+    return np.concatenate(outs) if outs else np.zeros([0])
+
+
+def _metrics(task: str, y: np.ndarray, y_hat: np.ndarray) -> dict[str, float]:
+    if task == "regression":
+        mse = float(np.mean((y - y_hat) ** 2))
+        return {"loss": mse, "rmse": math.sqrt(mse)}
+    # logistic loss, stable: log(1 + exp(-s)) with s = (2y-1) * y_hat
+    s = (2 * y - 1) * y_hat
+    loss = float(np.mean(np.logaddexp(0.0, -s)))
+    return {"loss": loss, "accuracy": float(np.mean((y_hat > 0) == (y > 0.5)))}
+
+
+def evaluate(model: FactorizationMachine, X, y, task: str = "regression",
+             batch_size: int = 8192) -> dict[str, float]:
+    """Loss and RMSE (regression) or accuracy (classification) of ``model`` on ``(X, y)``."""
+    if task not in TASKS:
+        raise ValueError(f"`task` must be one of {TASKS}; got {task!r}.")
+    Xh = as_host_matrix(X, model.n_features, model.dtype, name="X")
+    yh = _labels(as_targets(y, Xh.shape[0], name="y"), task, "y")
+    return _metrics(task, yh, _predict_host(model, Xh, _positive_int(batch_size, "batch_size")))
+
+
+def fit(model: FactorizationMachine, X, y, *, task: str = "regression", num_epochs: int = 10,
+        batch_size: int = 256, optimizer: str | keras.optimizers.Optimizer = "adam",
+        lr: float = 0.01, lambda_w: float = 0.0, lambda_v: float = 0.0,
+        validation_data: tuple | None = None, patience: int | None = None,
+        shuffle: bool = True, seed: int | None = None, verbose: bool = False) -> pd.DataFrame:
+    r"""Train ``model`` on ``(X, y)`` with minibatches; returns the per-epoch history.
+
+    Each step minimises, over a minibatch :math:`B`,
+
+    .. math::
+
+        \frac{1}{|B|} \sum_{(\mathbf x, y) \in B} \ell\big(\hat y(\mathbf x), y\big)
+        + \lambda_w \lVert \mathbf w \rVert^2 + \lambda_v \lVert \mathbf V \rVert_F^2
+
+    with :math:`\ell` the squared loss (``task="regression"``) or the logistic
+    loss (``task="classification"``, labels in {0, 1} or {-1, +1}, the model
+    outputs logits).
+
+    Args:
+        model: a :class:`~fmlib.FactorizationMachine`; trained in place.
+        X: ``(N, n)`` dense array, ``scipy.sparse`` matrix or ``tf.SparseTensor``.
+            Sparse input stays sparse: batches are sliced from CSR in O(nnz).
+        y: ``(N,)`` or ``(N, 1)`` targets.
+        task: ``"regression"`` or ``"classification"``.
+        num_epochs: maximum number of passes over the data.
+        batch_size: rows per step.
+        optimizer: ``"sgd"`` (plain SGD, as in the paper), ``"adam"``, ``"adagrad"``,
+            or a Keras optimizer instance (then ``lr`` is not used).
+        lr: learning rate for a named optimizer.
+        lambda_w, lambda_v: L2 strengths for ``w`` and ``V`` (libFM's λ_w, λ_v).
+        validation_data: ``(X_val, y_val)`` evaluated after every epoch.
+        patience: stop when the validation loss has not improved for this many
+            epochs, and restore the best weights (needs ``validation_data``).
+        shuffle: reshuffle the rows every epoch.
+        seed: seed of the shuffling, for reproducible runs.
+        verbose: show a Keras progress bar per epoch (off by default, so that
+            notebook outputs are stable).
+
+    Returns:
+        A ``pandas.DataFrame`` indexed by epoch (from 1) with columns ``loss``
+        (mean training loss over the epoch's batches, without the penalty),
+        ``val_loss`` and ``val_rmse`` or ``val_accuracy`` when validation data is
+        given. ``history.attrs["best_epoch"]`` is set when early stopping is on.
+
+    Raises:
+        ValueError: bad arguments or data (the message names the argument).
+        TrainingDivergedError: the loss became NaN or infinite.
+    """
+    if not isinstance(model, FactorizationMachine):
+        raise TypeError(f"`model` must be a fmlib.FactorizationMachine; got {type(model).__name__}.")
+    if task not in TASKS:
+        raise ValueError(f"`task` must be one of {TASKS}; got {task!r}.")
+    num_epochs = _positive_int(num_epochs, "num_epochs")
+    batch_size = _positive_int(batch_size, "batch_size")
+    lambda_w = _nonneg_float(lambda_w, "lambda_w")
+    lambda_v = _nonneg_float(lambda_v, "lambda_v")
+    if patience is not None:
+        patience = _positive_int(patience, "patience")
+        if validation_data is None:
+            raise ValueError("`patience` (early stopping) needs `validation_data`; got None.")
+
+    Xh = as_host_matrix(X, model.n_features, model.dtype, name="X")
+    yh = _labels(as_targets(y, Xh.shape[0], name="y"), task, "y")
+    if Xh.shape[0] == 0:
+        raise ValueError("`X` has no rows; there is nothing to train on.")
+    if validation_data is not None:
+        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+            raise ValueError("`validation_data` must be a pair (X_val, y_val); "
+                             f"got {type(validation_data).__name__}.")
+        Xv = as_host_matrix(validation_data[0], model.n_features, model.dtype, name="validation_data[0]")
+        yv = _labels(as_targets(validation_data[1], Xv.shape[0], name="validation_data[1]"),
+                     task, "validation_data[1]")
+
+    if isinstance(optimizer, str):
+        if optimizer.lower() not in OPTIMIZERS:
+            raise ValueError(f"`optimizer` must be one of {sorted(OPTIMIZERS)} or a Keras optimizer; "
+                             f"got {optimizer!r}.")
+        lr = _nonneg_float(lr, "lr")
+        if lr == 0:
+            raise ValueError("`lr` must be > 0; got 0.")
+        opt = OPTIMIZERS[optimizer.lower()](learning_rate=lr)
+    elif isinstance(optimizer, keras.optimizers.Optimizer):
+        opt = optimizer
+    else:
+        raise TypeError(f"`optimizer` must be a name or a keras.optimizers.Optimizer; "
+                        f"got {type(optimizer).__name__}.")
+
+    variables = [model.w0, model.w, model.V]
+    opt.build(variables)
+    loss_fn = l2_loss if task == "regression" else logistic_loss
+    x_spec = (tf.SparseTensorSpec([None, model.n_features], model.dtype) if sp.issparse(Xh)
+              else tf.TensorSpec([None, model.n_features], model.dtype))
+
+    @tf.function(input_signature=[x_spec, tf.TensorSpec([None], model.dtype)])
+    def step(Xb, yb):
+        with tf.GradientTape() as tape:
+            data_loss = loss_fn(yb, model._call_checked(Xb))
+            objective = data_loss + l2_penalty(model, lambda_w, lambda_v)
+        opt.apply_gradients(zip(tape.gradient(objective, variables), variables))
+        return data_loss
+
+    rng = np.random.default_rng(seed)
+    y_typed = yh.astype(model.dtype.as_numpy_dtype)
+    n = Xh.shape[0]
+    n_batches = math.ceil(n / batch_size)
+    rows, best, best_weights, best_epoch, waited = [], math.inf, None, None, 0
+    for epoch in range(1, num_epochs + 1):
+        order = rng.permutation(n) if shuffle else np.arange(n)
+        Xe, ye = Xh[order], y_typed[order]
+        bar = keras.utils.Progbar(n_batches, unit_name="batch") if verbose else None
+        losses = []
+        for i, (s, e, Xb) in enumerate(_batches(Xe, batch_size), start=1):
+            batch_loss = step(Xb, tf.constant(ye[s:e]))
+            losses.append(batch_loss * (e - s))
+            if bar is not None:
+                bar.update(i, values=[("loss", float(batch_loss))])
+        train_loss = float(tf.add_n(losses)) / n
+        if not math.isfinite(train_loss):
+            raise TrainingDivergedError(
+                f"Training diverged in epoch {epoch}: the training loss became {train_loss}. "
+                f"Try a smaller learning rate (lr={lr} now) or stronger regularisation.")
+        row = {"epoch": epoch, "loss": train_loss}
+        if validation_data is not None:
+            val = _metrics(task, yv, _predict_host(model, Xv, 8192))
+            row.update({f"val_{key}": value for key, value in val.items()})
+        rows.append(row)
+        if verbose:
+            print(f"epoch {epoch}/{num_epochs}: " + ", ".join(
+                f"{key}={value:.4f}" for key, value in row.items() if key != "epoch"))
+        if patience is not None:
+            if row["val_loss"] < best:
+                best, best_epoch, waited = row["val_loss"], epoch, 0
+                best_weights = [v.numpy() for v in variables]
+            else:
+                waited += 1
+                if waited >= patience:
+                    break
+    if patience is not None and best_weights is not None:
+        for var, value in zip(variables, best_weights):
+            var.assign(value)
+    history = pd.DataFrame(rows).set_index("epoch")
+    if patience is not None:
+        history.attrs["best_epoch"] = best_epoch
+    return history

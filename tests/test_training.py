@@ -1,0 +1,170 @@
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+import tensorflow as tf
+
+import fmlib
+
+
+def planted_fm(n_rows=6000, n=40, k=3, noise=0.1, seed=0, classification=False):
+    """Sparse one-hot-like rows (3 active features each) scored by a known FM."""
+    rng = np.random.default_rng(seed)
+    w0, w, V = 0.5, rng.normal(0, 0.5, n), rng.normal(0, 0.7, (n, k))
+    cols = np.stack([rng.choice(n, 3, replace=False) for _ in range(n_rows)])
+    X = sp.csr_matrix((np.ones(3 * n_rows), (np.repeat(np.arange(n_rows), 3), cols.ravel())),
+                      shape=(n_rows, n))
+    Xd = X.toarray()
+    score = w0 + Xd @ w + 0.5 * (((Xd @ V) ** 2) - (Xd ** 2) @ (V ** 2)).sum(1)
+    if classification:
+        y = (rng.random(n_rows) < 1 / (1 + np.exp(-3 * score))).astype(float)
+    else:
+        y = score + rng.normal(0, noise, n_rows)
+    return X, y, score
+
+
+def test_figure1_trains_to_low_loss_with_train_step():
+    X, y, _ = fmlib.rendle_figure1()
+    fm = fmlib.FactorizationMachine(m=16, k=2, seed=0, init_std=0.1)
+    first = float(fmlib.train_step(mod=fm, x=X, y_true=y, lr=0.002, loss_f=fmlib.l2_loss))
+    for _ in range(1000):
+        loss = fmlib.train_step(mod=fm, x=X, y_true=y, lr=0.002, loss_f=fmlib.l2_loss)
+    assert first > 10
+    assert float(loss) < 1e-3
+    np.testing.assert_allclose(fm(X).numpy(), y, atol=0.05)
+
+
+def test_train_step_is_one_gradient_descent_step():
+    rng = np.random.default_rng(5)
+    X, y = rng.normal(size=(4, 3)), rng.normal(size=4)
+    fm = fmlib.FactorizationMachine(3, k=2, seed=1, init_std=0.3, dtype=tf.float64)
+    before = fm.get_weights()
+    loss = fmlib.train_step(mod=fm, x=X, y_true=y, lr=0.1)
+    # reference: numpy gradient of the mean squared error, using eq. (4)
+    Xv = X @ before["V"]
+    y_hat = before["w0"] + X @ before["w"] + 0.5 * ((Xv ** 2) - (X ** 2) @ (before["V"] ** 2)).sum(1)
+    r = 2 * (y_hat - y) / len(y)
+    g_V = np.einsum("b,bi,bf->if", r, X, Xv) - before["V"] * ((r[:, None] * X ** 2).sum(0))[:, None]
+    after = fm.get_weights()
+    assert float(loss) == pytest.approx(np.mean((y_hat - y) ** 2))
+    np.testing.assert_allclose(after["w0"], before["w0"] - 0.1 * r.sum())
+    np.testing.assert_allclose(after["w"], before["w"] - 0.1 * (r @ X))
+    np.testing.assert_allclose(after["V"], before["V"] - 0.1 * g_V, rtol=1e-10)
+
+
+def test_fit_recovers_a_planted_fm():
+    X, y, score = planted_fm()
+    train, test = slice(0, 5000), slice(5000, None)
+    fm = fmlib.FactorizationMachine(40, k=3, seed=0, init_std=0.1)
+    history = fmlib.fit(fm, X[train], y[train], num_epochs=60, batch_size=128, lr=0.02,
+                        validation_data=(X[test], y[test]), seed=0)
+    assert isinstance(history, pd.DataFrame)
+    assert list(history.columns) == ["loss", "val_loss", "val_rmse"]
+    assert history.index.tolist() == list(range(1, 61))
+    rmse = np.sqrt(np.mean((fm.predict(X[test]) - y[test]) ** 2))
+    assert rmse == pytest.approx(history["val_rmse"].iloc[-1], rel=1e-4)
+    assert rmse < 0.15  # noise std is 0.1; predicting the mean would give ~1.5
+    assert np.std(y[test]) > 1.0
+    # the best linear model (least squares on w0 + w) cannot get there: the interactions matter
+    w, *_ = np.linalg.lstsq(np.c_[np.ones(5000), X[train].toarray()], y[train], rcond=None)
+    lin_rmse = np.sqrt(np.mean((np.c_[np.ones(1000), X[test].toarray()] @ w - y[test]) ** 2))
+    assert lin_rmse > 3 * rmse
+
+
+def test_sparse_and_dense_training_agree():
+    X, y, _ = planted_fm(n_rows=600, seed=1)
+    results = []
+    for data in (X, X.toarray(), tf.sparse.from_dense(X.toarray())):
+        fm = fmlib.FactorizationMachine(40, k=3, seed=0, init_std=0.1)
+        history = fmlib.fit(fm, data, y, num_epochs=3, batch_size=64, seed=3)
+        results.append((history["loss"].to_numpy(), fm.V.numpy()))
+    for loss, V in results[1:]:
+        np.testing.assert_allclose(loss, results[0][0], rtol=1e-4)
+        np.testing.assert_allclose(V, results[0][1], rtol=1e-3, atol=1e-5)
+
+
+def test_same_seed_same_history():
+    X, y, _ = planted_fm(n_rows=500, seed=2)
+    runs = []
+    for _ in range(2):
+        fm = fmlib.FactorizationMachine(40, k=3, seed=7)
+        runs.append(fmlib.fit(fm, X, y, num_epochs=3, seed=11)["loss"].to_numpy())
+    np.testing.assert_array_equal(runs[0], runs[1])
+
+
+@pytest.mark.parametrize("optimizer, lr", [("sgd", 0.5), ("adam", 0.01), ("adagrad", 0.1)])
+def test_every_optimizer_reduces_the_loss(optimizer, lr):
+    X, y, _ = planted_fm(n_rows=2000, seed=4)
+    fm = fmlib.FactorizationMachine(40, k=3, seed=0, init_std=0.1)
+    history = fmlib.fit(fm, X, y, num_epochs=8, optimizer=optimizer, lr=lr, seed=0)
+    assert history["loss"].iloc[-1] < 0.5 * history["loss"].iloc[0]
+
+
+def test_regularisation_shrinks_the_parameters():
+    X, y, _ = planted_fm(n_rows=1000, seed=5)
+    norms = []
+    for lam in (0.0, 1.0):
+        fm = fmlib.FactorizationMachine(40, k=3, seed=0, init_std=0.1)
+        fmlib.fit(fm, X, y, num_epochs=5, lambda_w=lam, lambda_v=lam, seed=0)
+        norms.append((np.linalg.norm(fm.w.numpy()), np.linalg.norm(fm.V.numpy())))
+    assert norms[1][0] < 0.7 * norms[0][0] and norms[1][1] < 0.7 * norms[0][1]
+
+
+def test_classification_learns_and_accepts_both_label_codings():
+    X, y01, score = planted_fm(n_rows=5000, seed=6, classification=True)
+    histories = []
+    for y in (y01, 2 * y01 - 1):
+        fm = fmlib.FactorizationMachine(40, k=3, seed=0, init_std=0.1)
+        histories.append(fmlib.fit(fm, X[:4000], y[:4000], task="classification", num_epochs=15,
+                                   validation_data=(X[4000:], y[4000:]), seed=0))
+    pd.testing.assert_frame_equal(histories[0], histories[1])
+    assert list(histories[0].columns) == ["loss", "val_loss", "val_accuracy"]
+    base_rate = max(y01[4000:].mean(), 1 - y01[4000:].mean())
+    assert histories[0]["val_accuracy"].iloc[-1] > base_rate + 0.1
+    # the Bayes-optimal accuracy from the true scores bounds what can be learned
+    bayes = np.mean((score[4000:] > 0) == (y01[4000:] > 0.5))
+    assert histories[0]["val_accuracy"].iloc[-1] > bayes - 0.06
+
+
+def test_early_stopping_restores_the_best_epoch():
+    X, y, _ = planted_fm(n_rows=400, seed=8, noise=1.0)
+    fm = fmlib.FactorizationMachine(40, k=8, seed=0, init_std=0.3)
+    history = fmlib.fit(fm, X[:200], y[:200], num_epochs=200, batch_size=16, lr=0.05,
+                        validation_data=(X[200:], y[200:]), patience=3, seed=0)
+    best = history.attrs["best_epoch"]
+    assert len(history) == best + 3 < 200
+    assert history["val_loss"].idxmin() == best
+    final = fmlib.evaluate(fm, X[200:], y[200:])
+    assert final["loss"] == pytest.approx(history["val_loss"].min(), rel=1e-5)
+
+
+def test_divergence_is_caught_with_advice():
+    X, y, _ = fmlib.rendle_figure1()
+    fm = fmlib.FactorizationMachine(16, k=2, seed=0)
+    with pytest.raises(fmlib.TrainingDivergedError, match=r"diverged in epoch \d+.*smaller learning rate"):
+        fmlib.fit(fm, X, y, optimizer="sgd", lr=1.0, num_epochs=50, batch_size=7)
+
+
+@pytest.mark.parametrize("kwargs, error, pattern", [
+    ({"y": np.ones(5)}, ValueError, r"`y` has 5 rows, but X has 6 rows"),
+    ({"y": np.ones((6, 2))}, ValueError, r"`y` must have shape \(N,\) or \(N, 1\); got shape \(6, 2\)"),
+    ({"y": np.r_[np.ones(5), np.nan]}, ValueError, r"`y` must be finite; it contains 1 NaN"),
+    ({"X": np.ones((6, 3))}, ValueError, r"`X` has 3 feature columns, but the model expects n_features=4"),
+    ({"X": np.r_[np.ones((5, 4)), [[np.inf, 0, 0, 0]]]}, ValueError, r"`X` must be finite"),
+    ({"task": "ranking"}, ValueError, r"`task` must be one of .*got 'ranking'"),
+    ({"task": "classification", "y": np.array([0, 1, 2, 0, 1, 0])}, ValueError,
+     r"labels in \{0, 1\} or \{-1, \+1\}; got values \[0.0, 1.0, 2.0\]"),
+    ({"num_epochs": 0}, ValueError, r"`num_epochs` must be >= 1; got 0"),
+    ({"batch_size": -1}, ValueError, r"`batch_size` must be >= 1; got -1"),
+    ({"lambda_v": -0.1}, ValueError, r"`lambda_v` must be a finite number >= 0; got -0.1"),
+    ({"optimizer": "rmsprop"}, ValueError, r"`optimizer` must be one of \['adagrad', 'adam', 'sgd'\]"),
+    ({"patience": 2}, ValueError, r"`patience` \(early stopping\) needs `validation_data`"),
+    ({"validation_data": (np.ones((2, 4)), np.ones(3))}, ValueError,
+     r"`validation_data\[1\]` has 3 rows, but X has 2 rows"),
+])
+def test_fit_rejects_bad_input(kwargs, error, pattern):
+    args = {"X": np.ones((6, 4)), "y": np.ones(6)}
+    args.update(kwargs)
+    fm = fmlib.FactorizationMachine(4, k=2)
+    with pytest.raises(error, match=pattern):
+        fmlib.fit(fm, args.pop("X"), args.pop("y"), num_epochs=args.pop("num_epochs", 1), **args)
