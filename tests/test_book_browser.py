@@ -1,0 +1,111 @@
+"""Open every page of the built book in headless Chromium, offline, and check what a reader sees.
+
+For each page: MathJax (served from the build, not a CDN) has typeset every formula and left no
+raw TeX delimiters or TeX errors, every image has loaded, and the browser logged no JavaScript
+errors. A screenshot of each page is written to ``_build/screenshots/`` for a person to look at.
+
+Needs the built book (``jupyter-book build .``) and the system Chromium (Debian package
+``chromium``). Without them the test is skipped with a message, unless FMLIB_REQUIRE_BROWSER=1
+(set by CI), in which case it fails.
+"""
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+HTML = ROOT / "_build" / "html"
+SHOTS = ROOT / "_build" / "screenshots"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         ]
+
+WAIT_FOR_MATHJAX = """async () => {
+    if (!document.querySelector('.math')) return 'no maths';
+    for (let i = 0; i < 200 && !(window.MathJax && window.MathJax.startup && window.MathJax.startup.promise); i++)
+        await new Promise(r => setTimeout(r, 50));
+    if (!(window.MathJax && window.MathJax.startup)) return 'MathJax did not load';
+    await window.MathJax.startup.promise;
+    return 'typeset';
+}"""
+
+PAGE_FACTS = """() => {
+    const formulas = Array.from(document.querySelectorAll('span.math, div.math'));
+    const copy = (document.querySelector('main') || document.body).cloneNode(true);
+    copy.querySelectorAll('pre, code, script, style, mjx-container, mjx-assistive-mml').forEach(e => e.remove());
+    const text = copy.innerText;
+    return {
+        formulas: formulas.length,
+        untypeset: formulas.filter(f => !f.querySelector('mjx-container')).length,
+        texErrors: document.querySelectorAll('mjx-merror, [data-mjx-error]').length,
+        rawTeX: ['$$', '\\\\(', '\\\\[', '\\\\begin{'].filter(d => text.includes(d)),
+        images: Array.from(document.images).map(i => [i.getAttribute('src').slice(0, 80), i.complete && i.naturalWidth > 0]),
+    };
+}"""
+
+
+def _pages() -> list[pathlib.Path]:
+    return sorted(p for p in (HTML / "book").glob("*.html"))
+
+
+def _unavailable() -> str | None:
+    if CHROMIUM is None:
+        return ("Chromium not found: install the Debian/Ubuntu package `chromium` "
+                "(apt-get install chromium) to run the browser check")
+    if not _pages():
+        return "the book is not built: run `jupyter-book build . -W -n --keep-going` first"
+    return None
+
+
+def test_every_page_renders_offline():
+    reason = _unavailable()
+    if reason:
+        if os.environ.get("FMLIB_REQUIRE_BROWSER") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    problems, network = [], []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        context = browser.new_context(offline=True, viewport={"width": 1200, "height": 900})
+
+        def only_local(route):
+            if route.request.url.startswith("file:"):
+                route.continue_()
+            else:
+                network.append(route.request.url)
+                route.abort()
+
+        context.route("**/*", only_local)
+        for path in _pages():
+            page = context.new_page()
+            errors: list[str] = []
+            page.on("console", lambda m, errors=errors: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
+            page.goto(path.as_uri(), wait_until="load")
+            status = page.evaluate(WAIT_FOR_MATHJAX)
+            facts = page.evaluate(PAGE_FACTS)
+            page.screenshot(path=str(SHOTS / f"{path.stem}.png"), full_page=True)
+            name = path.relative_to(HTML)
+            if status == "MathJax did not load":
+                problems.append(f"{name}: MathJax did not load")
+            if facts["untypeset"]:
+                problems.append(f"{name}: {facts['untypeset']} of {facts['formulas']} formulas not typeset")
+            if facts["texErrors"]:
+                problems.append(f"{name}: {facts['texErrors']} TeX error(s)")
+            if facts["rawTeX"]:
+                problems.append(f"{name}: raw TeX delimiters left in the text: {facts['rawTeX']}")
+            for src, ok in facts["images"]:
+                if not ok:
+                    problems.append(f"{name}: image did not load: {src}")
+            problems += [f"{name}: console error: {e}" for e in errors]
+            page.close()
+        browser.close()
+    problems += [f"blocked a network request: {url}" for url in sorted(set(network))]
+    assert not problems, "\n".join(problems)
