@@ -3,6 +3,7 @@
 The library behind the book "Factorization Machines in TensorFlow 2". Each
 public name points to the chapter that explains it.
 """
+from ._inputs import to_sparse_tensor
 from .losses import l2_loss, l2_penalty, logistic_loss
 from .model import FactorizationMachine
 from .pairwise import pairwise_fast, pairwise_naive
@@ -23,5 +24,6 @@ __all__ = [
     "pairwise_naive",
     "rendle_figure1",
     "rendle_figure1_frame",
+    "to_sparse_tensor",
     "train_step",
 ]

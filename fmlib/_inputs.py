@@ -69,7 +69,7 @@ def _check_width(n_cols: int | None, n_features: int | None, name: str) -> None:
 
 
 def scipy_to_sparse_tensor(X: sp.spmatrix | sp.sparray, dtype: tf.DType) -> tf.SparseTensor:
-    """Convert a 2-D ``scipy.sparse`` matrix to a ``tf.SparseTensor`` in O(nnz)."""
+    """Convert a 2-D ``scipy.sparse`` matrix to a ``tf.SparseTensor`` in O(nnz) (no checks)."""
     coo = X.tocoo()
     if not coo.has_canonical_format:
         coo = coo.copy()
@@ -198,3 +198,18 @@ def as_host_matrix(X: Any, n_features: int | None, dtype: tf.DType,
     _check_width(X.shape[1], n_features, name)
     _check_finite_np(X, name)
     return np.ascontiguousarray(X, dtype=np_dtype)
+
+
+def to_sparse_tensor(X: Any, dtype: tf.DType = tf.float32) -> tf.SparseTensor:
+    """Check ``X`` and return it as a 2-D ``tf.SparseTensor`` of ``dtype``.
+
+    ``scipy.sparse`` input is converted in O(nnz) without densifying; dense input
+    keeps only its non-zero entries. Rows come out in row-major order.
+
+    Example:
+        >>> import scipy.sparse as sp
+        >>> to_sparse_tensor(sp.eye(3, format="csr")).indices.numpy().tolist()
+        [[0, 0], [1, 1], [2, 2]]
+    """
+    X = as_batch(X, None, tf.as_dtype(dtype), name="X")
+    return X if isinstance(X, tf.SparseTensor) else tf.sparse.from_dense(X)

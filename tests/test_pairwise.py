@@ -91,3 +91,12 @@ def test_bad_input(f):
         f(np.array([["a", "b", "c", "d"]]), V)
     with pytest.raises(ValueError, match=r"`V` must be 2-D"):
         f(np.ones((2, 4)), np.ones(4))
+
+
+def test_to_sparse_tensor_keeps_values_and_positions():
+    dense = np.array([[0.0, 2.0, 0.0], [1.5, 0.0, -1.0]])
+    for X in (dense, sp.csr_matrix(dense), sp.coo_matrix(dense)):
+        st = fmlib.to_sparse_tensor(X)
+        assert isinstance(st, tf.SparseTensor) and st.dtype == tf.float32
+        assert st.indices.numpy().tolist() == [[0, 1], [1, 0], [1, 2]]
+        np.testing.assert_array_equal(tf.sparse.to_dense(st).numpy(), dense)

@@ -6,6 +6,9 @@
   need Django) are copied to ``_static/mathjax``, where ``_config.yml`` points
   Sphinx's ``mathjax_path`` (``tex-svg.js``: SVG output, so no web fonts, which
   browsers refuse to load from ``file://``). No copy of MathJax is committed.
+* MathJax is loaded on every page, not only on pages that Sphinx finds maths in:
+  chapter titles with maths appear in the navigation and the previous/next links of
+  every page.
 * jupyter-book 1.x registers sphinx-thebe's configuration script twice, which
   makes browsers report "Identifier 'THEBE_JS_URL' has already been declared";
   duplicate script entries are dropped from every page.
@@ -50,6 +53,7 @@ def _drop_duplicate_scripts(app, pagename, templatename, context, doctree) -> No
 
 def setup(app):
     _mathjax_dir()  # fail at the start of the build, not the end, if the package is missing
+    app.set_html_assets_policy("always")
     app.connect("build-finished", _copy_mathjax)
     app.connect("html-page-context", _drop_duplicate_scripts, priority=1000)  # after the themes
     return {"parallel_read_safe": True, "parallel_write_safe": True}
