@@ -4,9 +4,12 @@ The library behind the book "Factorization Machines in TensorFlow 2". Each
 public name points to the chapter that explains it.
 """
 from ._inputs import to_sparse_tensor
+from .encoding import FeatureEncoder, IndexMap
 from .losses import l2_loss, l2_penalty, logistic_loss
 from .model import FactorizationMachine
+from .movielens import MovieLens, MovieLensError, load_movielens
 from .pairwise import pairwise_fast, pairwise_naive
+from .synthetic import PlantedFM, SyntheticRatings, make_ratings
 from .toy import rendle_figure1, rendle_figure1_frame
 from .training import TrainingDivergedError, evaluate, fit, train_step
 
@@ -14,12 +17,20 @@ __version__ = "0.1.0"
 
 __all__ = [
     "FactorizationMachine",
+    "FeatureEncoder",
+    "IndexMap",
+    "MovieLens",
+    "MovieLensError",
+    "PlantedFM",
+    "SyntheticRatings",
     "TrainingDivergedError",
     "evaluate",
     "fit",
     "l2_loss",
     "l2_penalty",
+    "load_movielens",
     "logistic_loss",
+    "make_ratings",
     "pairwise_fast",
     "pairwise_naive",
     "rendle_figure1",

@@ -1,0 +1,283 @@
+"""MovieLens loaders (Harper & Konstan 2015): ``ml-100k`` with its predefined splits, and ``ml-1m``.
+
+MovieLens is licensed by GroupLens for research use with no redistribution, so
+no copy of it is part of ``fmlib``. The loader looks for the data in a *data home*:
+
+1. the ``data_home`` argument, else
+2. the environment variable ``FMLIB_DATA``, else
+3. a per-user cache directory (``$XDG_CACHE_HOME/fmlib`` or ``~/.cache/fmlib``).
+
+If ``<data home>/ml-100k`` (or ``ml-1m``) is not there, the official zip is
+downloaded from GroupLens with ``keras.utils.get_file``, its sha256 checked,
+extracted into a temporary folder, every file the loader reads checked again,
+and only then moved into place in one step: an interrupted or corrupt download
+never leaves a folder that a later call would take for the dataset. When the
+data is present, loading prints nothing.
+
+The files themselves are checked on every load against the official sha256
+values (``ml-100k``) or against the manifest written when the verified zip was
+extracted (``ml-1m``), so a truncated or edited file is an error, never a
+silently different dataset. The chapter "MovieLens 100k" uses this module.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+BASE_URL = "https://files.grouplens.org/datasets/movielens/"
+ZIP_SHA256 = {
+    "ml-100k": "50d2a982c66986937beb9ffb3aa76efe955bf3d5c6b761f4e3a7cd717c6a3229",
+    "ml-1m": "a6898adb50b9ca05aa231689da44c217cb524e7ebd39d264c56e2832f2c54e20",
+}
+# sha256 of the ml-100k files the loader reads (the values GroupLens's zip contains).
+ML100K_SHA256 = {
+    "u.data": "06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490",
+    "u.item": "553841ebc7de3a0fd0d6b62a204ea30c1e651aacfb2814c7a6584ac52f2c5701",
+    "u.user": "f120e114da2e8cf314fd28f99417c94ae9ddf1cb6db8ce0e4b5995d40e90e62c",
+    "u.genre": "9757e0d3e6b298159a80dd48eaf938114690e911e39af97a76949ef1663610bb",
+    "u1.base": "ce253ec86c448b44fb3ba9a30d12dcfc2e9210cbde71efada3730c22e9ac212a",
+    "u1.test": "18c6014a4b2c7324f250a63f8904a7b16b2b19f911129e346141507b0cbac950",
+    "u2.base": "6c06f0b5df4b256da1a994f3ac66edc8da4d3f09bc9282df6b14d893366d703e",
+    "u2.test": "4de658d1e04ed9104629509a2e2528fce833ac8e048280183f1df167632038c3",
+    "u3.base": "afdc155c291c6edc41c0407e39d7462eb98d341e064f0b0a12175b80b3c4af5d",
+    "u3.test": "0f548b51c78327de4c156461d3e430b7e5579fe2b5681586a59416e48fd35f6d",
+    "u4.base": "219f0f4d40dfe9c5141d425f53fa91ee23ed275f14e280bbf1b50117afb064ca",
+    "u4.test": "7c02ad0a1e7ab1083c8b9d4b627203a051dd7b5eab46d99fa44de33470de8db9",
+    "u5.base": "a9574e59ce961eec2121627760b6e9b0974ce1637b3fe69ac32cb14a4bfab485",
+    "u5.test": "351cc52e0d15b6c721466276fc24671d40936899e3d01fadeaf312915b8c5634",
+    "ua.base": "67b5bcdb380c29f85d56a012ecd88612ae020f30a6730d117a334ee8203b91f2",
+    "ua.test": "d0497e202417720f57a184ec8c66be2d1afa4ff41bb53787c57b28d6bf79bc42",
+    "ub.base": "237254d253b6ad7de84f919d041055428646254f34ed8f562703c899430cd881",
+    "ub.test": "d54a72d05730d5892062734b2bec73e976f9b713d18c828a18b968d6cce442da",
+}
+ML1M_FILES = ("ratings.dat", "users.dat", "movies.dat")
+MANIFEST = "SHA256SUMS.fmlib"
+SPLITS = ("u1", "u2", "u3", "u4", "u5", "ua", "ub")
+ML100K_GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
+                 "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
+                 "Romance", "Sci-Fi", "Thriller", "War", "Western")
+
+
+class MovieLensError(OSError):
+    """The MovieLens files could not be found, downloaded or verified."""
+
+
+@dataclass
+class MovieLens:
+    """A loaded MovieLens data set.
+
+    Attributes:
+        name: ``"ml-100k"`` or ``"ml-1m"``.
+        ratings: ``user``, ``item``, ``rating`` (int 1–5), ``timestamp`` (Unix seconds).
+        users: ``user``, ``age``, ``gender``, ``occupation``, ``zip``.
+        items: ``item``, ``title``, ``release_date`` (ml-100k) and ``genres``
+            (a tuple of genre names per item).
+        path: the folder the files were read from.
+    """
+
+    name: str
+    ratings: pd.DataFrame
+    users: pd.DataFrame
+    items: pd.DataFrame
+    path: Path
+
+    def __repr__(self) -> str:
+        return (f"MovieLens({self.name!r}: {len(self.ratings)} ratings, {len(self.users)} users, "
+                f"{len(self.items)} items)")
+
+    def split(self, fold: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The predefined (train, test) ratings of ``ml-100k``: ``"u1"``…``"u5"``, ``"ua"``, ``"ub"``.
+
+        ``u1``…``u5`` are the five folds of an 80/20 cross-validation whose test sets
+        partition the data; ``ua``/``ub`` hold out exactly 10 ratings per user.
+        """
+        if self.name != "ml-100k":
+            raise ValueError(f"predefined splits exist for ml-100k only; this is {self.name}.")
+        if fold not in SPLITS:
+            raise ValueError(f"`fold` must be one of {SPLITS}; got {fold!r}.")
+        return (_read_ratings_100k(self.path / f"{fold}.base"),
+                _read_ratings_100k(self.path / f"{fold}.test"))
+
+
+def default_data_home() -> Path:
+    """Where datasets are stored when no ``data_home`` is given and ``FMLIB_DATA`` is unset."""
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache) / "fmlib"
+
+
+def resolve_data_home(data_home: str | os.PathLike | None = None) -> Path:
+    """The data home: ``data_home``, else ``$FMLIB_DATA``, else :func:`default_data_home`."""
+    if data_home is not None:
+        return Path(data_home).expanduser()
+    if os.environ.get("FMLIB_DATA"):
+        return Path(os.environ["FMLIB_DATA"]).expanduser()
+    return default_data_home()
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _expected_hashes(name: str, folder: Path) -> dict[str, str]:
+    if name == "ml-100k":
+        return ML100K_SHA256
+    manifest = folder / MANIFEST
+    if not manifest.exists():
+        raise MovieLensError(
+            f"{folder} has no {MANIFEST}, so its files cannot be verified. Remove the folder and "
+            f"let fmlib download {BASE_URL}{name}.zip (it checks the zip's sha256 and writes the "
+            f"manifest), or put the official {name}.zip in {folder.parent} and load again.")
+    pairs = (line.split() for line in manifest.read_text().splitlines() if line.strip())
+    return {fname: digest for digest, fname in pairs}
+
+
+def _verify(name: str, folder: Path) -> None:
+    for fname, expected in _expected_hashes(name, folder).items():
+        path = folder / fname
+        if not path.exists():
+            raise MovieLensError(f"{path} is missing: {folder} is not a complete {name} data set.")
+        actual = _sha256(path)
+        if actual != expected:
+            raise MovieLensError(
+                f"{path} does not match the official {name} file (sha256 {actual}, expected "
+                f"{expected}): it is truncated or edited. Delete {folder} to download it again.")
+
+
+def _extract_verified(name: str, zip_path: Path, data_home: Path) -> None:
+    """Extract ``zip_path`` into a temporary folder, verify, then move it into place."""
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=data_home))
+    try:
+        with zipfile.ZipFile(zip_path) as archive:
+            for member in archive.namelist():  # refuse paths that escape the folder
+                if member.startswith(("/", "\\")) or ".." in Path(member).parts:
+                    raise MovieLensError(f"{zip_path} contains an unsafe path: {member!r}")
+            archive.extractall(staging)
+        extracted = staging / name
+        if not extracted.is_dir():
+            raise MovieLensError(f"{zip_path} does not contain a folder {name}/")
+        if name == "ml-1m":  # the zip's checksum vouches for these files: record them
+            (extracted / MANIFEST).write_text(
+                "".join(f"{_sha256(extracted / f)}  {f}\n" for f in ML1M_FILES if (extracted / f).exists()))
+        _verify(name, extracted)
+        target = data_home / name
+        if target.exists():
+            raise MovieLensError(f"{target} appeared while downloading; remove it and try again.")
+        os.replace(extracted, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _download(name: str, data_home: Path, base_url: str, zip_sha256: str) -> None:
+    import keras
+
+    url = f"{base_url.rstrip('/')}/{name}.zip"
+    data_home.mkdir(parents=True, exist_ok=True)
+    local_zip = data_home / f"{name}.zip"
+    workdir = Path(tempfile.mkdtemp(prefix=f".{name}-download-", dir=data_home))
+    try:
+        if local_zip.exists():  # a zip the user placed there, or left by an earlier download
+            zip_path = local_zip
+            if _sha256(zip_path) != zip_sha256:
+                raise MovieLensError(f"{zip_path} does not have the sha256 of the official {name}.zip "
+                                     f"({zip_sha256}); delete it and load again to download it.")
+        else:
+            try:
+                zip_path = Path(keras.utils.get_file(
+                    fname=f"{name}.zip", origin=url, file_hash=zip_sha256, hash_algorithm="sha256",
+                    cache_dir=str(workdir), cache_subdir="."))
+            except ValueError as err:  # keras: hash mismatch after download
+                raise MovieLensError(f"The file downloaded from {url} failed its sha256 check "
+                                     f"(expected {zip_sha256}): {err}") from None
+            except Exception as err:  # network errors: keras raises a plain Exception
+                raise MovieLensError(
+                    f"Could not download {name} from {url} ({err}). Without network access, "
+                    f"download {url} elsewhere and either unzip it into {data_home} (so that "
+                    f"{data_home / name} exists) or put the zip at {local_zip}; or set "
+                    f"FMLIB_DATA to a folder that contains {name}/.") from None
+        _extract_verified(name, zip_path, data_home)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _read_ratings_100k(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, sep="\t", names=["user", "item", "rating", "timestamp"],
+                       dtype={"user": np.int64, "item": np.int64, "rating": np.int64, "timestamp": np.int64})
+
+
+def _load_100k(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    ratings = _read_ratings_100k(folder / "u.data")
+    users = pd.read_csv(folder / "u.user", sep="|", names=["user", "age", "gender", "occupation", "zip"],
+                        dtype={"user": np.int64, "age": np.int64, "zip": str})
+    genre_names = pd.read_csv(folder / "u.genre", sep="|", names=["genre", "id"], encoding="latin-1")
+    genres = list(genre_names.dropna().sort_values("id")["genre"])
+    items = pd.read_csv(folder / "u.item", sep="|", encoding="latin-1", header=None,
+                        names=["item", "title", "release_date", "video_release_date", "imdb_url"] + genres)
+    flags = items[genres].to_numpy(dtype=bool)
+    items = items[["item", "title", "release_date"]].assign(
+        release_date=pd.to_datetime(items["release_date"], format="%d-%b-%Y", errors="coerce"),
+        genres=[tuple(g for g, on in zip(genres, row) if on) for row in flags])
+    return ratings, users, items
+
+
+def _load_1m(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    def read(fname, names):
+        text = (folder / fname).read_bytes().decode("latin-1")
+        return pd.read_csv(io.StringIO(text.replace("::", "\t")), sep="\t", names=names, header=None,
+                           quoting=3)
+    ratings = read("ratings.dat", ["user", "item", "rating", "timestamp"]).astype(np.int64)
+    users = read("users.dat", ["user", "gender", "age", "occupation", "zip"])
+    users = users[["user", "age", "gender", "occupation", "zip"]].astype({"zip": str})
+    movies = read("movies.dat", ["item", "title", "genres"])
+    movies["genres"] = [tuple(g.split("|")) if isinstance(g, str) and g else () for g in movies["genres"]]
+    return ratings, users, movies
+
+
+def load_movielens(name: str = "ml-100k", data_home: str | os.PathLike | None = None, *,
+                   download: bool = True, base_url: str = BASE_URL,
+                   zip_sha256: str | None = None) -> MovieLens:
+    """Load a MovieLens data set, downloading and verifying it first if needed.
+
+    Args:
+        name: ``"ml-100k"`` or ``"ml-1m"``.
+        data_home: folder that holds ``<name>/``; see the module docstring for the default.
+        download: if False, a missing data set is an error instead of a download.
+        base_url: where ``<name>.zip`` is fetched from (GroupLens by default).
+        zip_sha256: the expected sha256 of the zip; the official value by default.
+
+    Returns:
+        A :class:`MovieLens` with ``ratings``, ``users`` and ``items`` tables.
+
+    Raises:
+        MovieLensError: the data is missing and cannot be downloaded, or a file does
+            not match its checksum. The message says where to put the files.
+
+    Example:
+        >>> ml = load_movielens("ml-100k")          # doctest: +SKIP
+        >>> len(ml.ratings), len(ml.users), len(ml.items)
+        (100000, 943, 1682)
+    """
+    if name not in ZIP_SHA256:
+        raise ValueError(f"`name` must be one of {sorted(ZIP_SHA256)}; got {name!r}.")
+    home = resolve_data_home(data_home)
+    folder = home / name
+    if not folder.is_dir():
+        if not download:
+            raise MovieLensError(f"{folder} does not exist and download=False. Download "
+                                 f"{BASE_URL}{name}.zip and unzip it into {home}.")
+        _download(name, home, base_url, zip_sha256 or ZIP_SHA256[name])
+    _verify(name, folder)
+    ratings, users, items = (_load_100k if name == "ml-100k" else _load_1m)(folder)
+    return MovieLens(name=name, ratings=ratings, users=users, items=items, path=folder)

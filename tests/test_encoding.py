@@ -1,0 +1,90 @@
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+import fmlib
+
+
+def frame():
+    return pd.DataFrame({
+        "user": [10, 10, 20, 30],
+        "item": ["a", "b", "a", "c"],
+        "genres": [("x",), ("x", "y"), ("x",), ()],
+        "age": [1.5, 1.5, -2.0, 0.0],
+    })
+
+
+def test_blocks_by_hand():
+    enc = fmlib.FeatureEncoder(categorical=["user", "item"], multi_hot=["genres"],
+                               implicit=("user", "item"), numeric=["age"])
+    X = enc.fit_transform(frame())
+    assert sp.isspmatrix_csr(X)
+    assert enc.feature_names_ == ["user=10", "user=20", "user=30", "item=a", "item=b", "item=c",
+                                  "genres=x", "genres=y", "rated=a", "rated=b", "rated=c", "age"]
+    assert enc.groups_ == {"user": slice(0, 3), "item": slice(3, 6), "genres": slice(6, 8),
+                           "rated": slice(8, 11), "age": slice(11, 12)}
+    expected = np.array([
+        # users    items     genres    rated (user's items, normalised)  age
+        [1, 0, 0, 1, 0, 0, 1, 0, .5, .5, 0, 1.5],
+        [1, 0, 0, 0, 1, 0, .5, .5, .5, .5, 0, 1.5],
+        [0, 1, 0, 1, 0, 0, 1, 0, 1, 0, 0, -2.0],
+        [0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 1, 0.0],
+    ])
+    np.testing.assert_allclose(X.toarray(), expected)
+
+
+def test_unseen_values_map_to_an_all_zero_block():
+    enc = fmlib.FeatureEncoder(categorical=["user", "item"], multi_hot=["genres"], implicit=("user", "item"))
+    enc.fit(frame())
+    new = pd.DataFrame({"user": [99, 20], "item": ["a", "zzz"], "genres": [("y", "new"), ("new",)], "age": [0, 0]})
+    X = enc.transform(new).toarray()
+    g = enc.groups_
+    assert X[0, g["user"]].sum() == 0 and X[0, g["rated"]].sum() == 0   # unseen user
+    assert X[1, g["item"]].sum() == 0                                   # unseen item
+    np.testing.assert_allclose(X[0, g["genres"]], [0, 1])               # known member renormalised
+    assert X[1, g["genres"]].sum() == 0                                 # only unknown members
+    np.testing.assert_allclose(X[1, g["rated"]], [1, 0, 0])             # user 20 rated 'a' in fit
+
+
+def test_index_map_reserves_an_index_when_asked():
+    m = fmlib.IndexMap([3, 1, 2], reserve_unknown=True)
+    assert m.index([1, 2, 3, 7]).tolist() == [0, 1, 2, 3] and len(m) == 4
+
+
+def test_movielens_with_all_blocks_stays_sparse(movielens):
+    train, test = movielens.split("u1")
+    rows = train.merge(movielens.users, on="user").merge(movielens.items[["item", "genres"]], on="item")
+    enc = fmlib.FeatureEncoder(categorical=["user", "item", "gender", "occupation"],
+                               multi_hot=["genres"], implicit=("user", "item"))
+    X = enc.fit_transform(rows)
+    assert sp.isspmatrix_csr(X) and X.shape == (80_000, enc.n_features_)
+    # nnz computed independently: 4 one-hot blocks, the genres, and each user's rated items
+    n_genres = rows["genres"].map(len).sum()
+    rated = rows.groupby("user")["item"].nunique()
+    expected_nnz = 4 * len(rows) + n_genres + int(rows["user"].map(rated).sum())
+    assert X.nnz == expected_nnz
+    assert X.data.nbytes + X.indices.nbytes <= 12 * X.nnz                # O(nnz) storage
+    assert X.data.nbytes + X.indices.nbytes < 0.1 * X.shape[0] * X.shape[1] * 8  # far below dense
+    block_sums = {g: np.asarray(X[:, s].sum(axis=1)).ravel() for g, s in enc.groups_.items()}
+    np.testing.assert_allclose(block_sums["rated"], 1.0)
+    np.testing.assert_allclose(block_sums["genres"], 1.0)
+
+
+@pytest.mark.parametrize("df, pattern", [
+    (frame().drop(columns="item"), r"lacks the column\(s\) \['item'\]"),
+    (frame().assign(user=[1, None, 2, 3]), r"column 'user' of `df` has 1 missing value"),
+    (frame().assign(age=[1, np.nan, 2, np.inf]), r"numeric column 'age' of `df` has 2 missing"),
+    (frame().assign(genres=["x", "y", "x", "z"]), r"multi-hot column 'genres' must hold collections"),
+])
+def test_bad_frames(df, pattern):
+    enc = fmlib.FeatureEncoder(categorical=["user", "item"], multi_hot=["genres"], numeric=["age"])
+    with pytest.raises(ValueError, match=pattern):
+        enc.fit(df)
+
+
+def test_bad_configuration_and_order():
+    with pytest.raises(ValueError, match=r"repeated: \['user'\]"):
+        fmlib.FeatureEncoder(categorical=["user"], numeric=["user"])
+    with pytest.raises(RuntimeError, match=r"call fit"):
+        fmlib.FeatureEncoder(categorical=["user"]).transform(frame())
