@@ -92,6 +92,15 @@ def _power_law_weights(n: int, skew: float, rng: np.random.Generator) -> np.ndar
     return weights / weights.sum()
 
 
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """Sorted distinct values (by sorting: faster here than np.unique's hash table)."""
+    values = np.sort(values)
+    keep = np.empty(values.size, dtype=bool)
+    keep[:1] = True
+    np.not_equal(values[1:], values[:-1], out=keep[1:])
+    return values[keep]
+
+
 def _sample_pairs(n_users: int, n_items: int, n_ratings: int, p_user: np.ndarray,
                   p_item: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Draw ``n_ratings`` distinct (user, item) pairs, user ~ p_user, item ~ p_item."""
@@ -104,17 +113,22 @@ def _sample_pairs(n_users: int, n_items: int, n_ratings: int, p_user: np.ndarray
         chosen = np.argpartition(-keys, n_ratings - 1)[:n_ratings]
         chosen = chosen[rng.permutation(n_ratings)]
         return chosen // n_items, chosen % n_items
-    # Sparse regime: draw with replacement, drop repeated pairs, top up until enough.
-    pair_ids = np.empty(0, dtype=np.int64)
-    while pair_ids.size < n_ratings:
-        need = n_ratings - pair_ids.size
-        draw = int(need * 1.1) + 16
-        new = (rng.choice(n_users, draw, p=p_user).astype(np.int64) * n_items
-               + rng.choice(n_items, draw, p=p_item))
-        merged = np.concatenate([pair_ids, new])
-        _, first = np.unique(merged, return_index=True)
-        pair_ids = merged[np.sort(first)]           # keep the first occurrence, in draw order
-    pair_ids = pair_ids[:n_ratings]
+    # Sparse regime: draw pairs with replacement, keep the distinct ones (a sort, not a
+    # hash set), top up until there are enough, then keep a random n_ratings of them.
+    cdf_user, cdf_item = np.cumsum(p_user), np.cumsum(p_item)
+
+    def draw(size: int) -> np.ndarray:
+        u = np.minimum(np.searchsorted(cdf_user, rng.random(size) * cdf_user[-1], side="right"), n_users - 1)
+        i = np.minimum(np.searchsorted(cdf_item, rng.random(size) * cdf_item[-1], side="right"), n_items - 1)
+        return u.astype(np.int64) * n_items + i
+
+    distinct = _distinct(draw(int(n_ratings * 1.1) + 16))
+    while distinct.size < n_ratings:
+        # draw enough for the rest, at the rate of new pairs per draw seen so far
+        missing = n_ratings - distinct.size
+        extra = draw(int(missing * 1.5 * n_ratings / distinct.size) + 16)
+        distinct = _distinct(np.concatenate([distinct, extra]))
+    pair_ids = distinct[rng.permutation(distinct.size)[:n_ratings]]
     return pair_ids // n_items, pair_ids % n_items
 
 
