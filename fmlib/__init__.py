@@ -5,6 +5,7 @@ public name points to the chapter that explains it.
 """
 from ._inputs import to_sparse_tensor
 from .encoding import FeatureEncoder, IndexMap
+from .keras_fm import FieldFMLayer, FMLayer, FMModel, build_fm_model
 from .losses import l2_loss, l2_penalty, logistic_loss
 from .model import FactorizationMachine
 from .movielens import MovieLens, MovieLensError, load_movielens
@@ -18,12 +19,16 @@ __version__ = "0.1.0"
 __all__ = [
     "FactorizationMachine",
     "FeatureEncoder",
+    "FieldFMLayer",
+    "FMLayer",
+    "FMModel",
     "IndexMap",
     "MovieLens",
     "MovieLensError",
     "PlantedFM",
     "SyntheticRatings",
     "TrainingDivergedError",
+    "build_fm_model",
     "evaluate",
     "fit",
     "l2_loss",

@@ -163,7 +163,7 @@ class FeatureEncoder:
         return self
 
     def transform(self, df: pd.DataFrame) -> sp.csr_matrix:
-        """Encode ``df`` with the columns learned in :meth:`fit`; returns CSR of shape (len(df), n_features_)."""
+        """Encode ``df`` with the columns learned in :meth:`fit`; returns CSR of shape ``(len(df), n_features_)``."""
         if not hasattr(self, "feature_names_"):
             raise RuntimeError("call fit (or fit_transform) before transform.")
         self._check_frame(df, "df")
