@@ -68,6 +68,14 @@ def _check_width(n_cols: int | None, n_features: int | None, name: str) -> None:
             f"n_features={n_features}.")
 
 
+def _check_scipy(X, n_features: int | None, name: str) -> None:
+    if X.ndim != 2:
+        raise ValueError(f"`{name}` must be 2-D (batch, n); got {_describe(X)}.")
+    _check_numeric_np(X.dtype, name)
+    _check_width(X.shape[1], n_features, name)
+    _check_finite_np(X.data, name)
+
+
 def scipy_to_sparse_tensor(X: sp.spmatrix | sp.sparray, dtype: tf.DType) -> tf.SparseTensor:
     """Convert a 2-D ``scipy.sparse`` matrix to a ``tf.SparseTensor`` in O(nnz) (no checks)."""
     coo = X.tocoo()
@@ -94,11 +102,7 @@ def as_batch(X: Any, n_features: int | None = None, dtype: tf.DType = tf.float32
         ValueError: wrong rank, wrong number of columns, NaN or inf values.
     """
     if sp.issparse(X):
-        if X.ndim != 2:
-            raise ValueError(f"`{name}` must be 2-D (batch, n); got {_describe(X)}.")
-        _check_numeric_np(X.dtype, name)
-        _check_width(X.shape[1], n_features, name)
-        _check_finite_np(X.data, name)
+        _check_scipy(X, n_features, name)
         return scipy_to_sparse_tensor(X, dtype)
 
     if isinstance(X, tf.SparseTensor):
@@ -177,11 +181,7 @@ def as_host_matrix(X: Any, n_features: int | None, dtype: tf.DType,
         X = sp.csr_matrix((X.values.numpy(), (idx[:, 0], idx[:, 1])),
                           shape=tuple(int(s) for s in X.dense_shape.numpy()))
     if sp.issparse(X):
-        if X.ndim != 2:
-            raise ValueError(f"`{name}` must be 2-D (batch, n); got {_describe(X)}.")
-        _check_numeric_np(X.dtype, name)
-        _check_width(X.shape[1], n_features, name)
-        _check_finite_np(X.data, name)
+        _check_scipy(X, n_features, name)
         X = sp.csr_matrix(X, dtype=np_dtype, copy=True)
         X.sum_duplicates()
         X.sort_indices()
