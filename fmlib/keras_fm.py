@@ -28,22 +28,13 @@ import numpy as np
 import scipy.sparse as sp
 import tensorflow as tf
 
-from .pairwise import _pairwise_fast_unchecked
+from .model import fm_score_unchecked
 
 
 def _check_k(k) -> int:
     if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"`k` must be an integer >= 1; got {k!r}.")
     return int(k)
-
-
-def _fm_score(w0, w, V, X) -> tf.Tensor:
-    """w0 + <w, x> + Lemma 3.1, for a dense or sparse batch; shape (batch, 1)."""
-    if isinstance(X, tf.SparseTensor):
-        linear = tf.sparse.sparse_dense_matmul(X, w[:, None])[:, 0]
-    else:
-        linear = tf.linalg.matvec(X, w)
-    return (w0 + linear + _pairwise_fast_unchecked(X, V))[:, None]
 
 
 class _FMWeights(keras.layers.Layer):
@@ -124,7 +115,7 @@ class FMLayer(_FMWeights):
                 inputs.indices, tf.cast(inputs.values, self.V.dtype), inputs.dense_shape)
         else:
             X = tf.cast(inputs, self.V.dtype)
-        return _fm_score(self.w0, self.w, self.V, X)
+        return fm_score_unchecked(self.w0, self.w, self.V, X)[:, None]
 
 
 @keras.saving.register_keras_serializable(package="fmlib")

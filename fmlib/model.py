@@ -19,6 +19,18 @@ from ._inputs import as_batch
 from .pairwise import _pairwise_fast_unchecked, pairwise_naive
 
 
+def _linear_unchecked(w0, w, X) -> tf.Tensor:
+    """w0 + <w, x> for every row of a checked dense or sparse batch; shape (batch,)."""
+    if isinstance(X, tf.SparseTensor):
+        return w0 + tf.sparse.sparse_dense_matmul(X, w[:, None])[:, 0]
+    return w0 + tf.linalg.matvec(X, w)
+
+
+def fm_score_unchecked(w0, w, V, X) -> tf.Tensor:
+    """Eq. (1) with Lemma 3.1 on a checked batch; shape (batch,). Shared by the Keras layers."""
+    return _linear_unchecked(w0, w, X) + _pairwise_fast_unchecked(X, V)
+
+
 def _positive_int(value, name: str) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"`{name}` must be an integer; got {type(value).__name__} {value!r}.")
@@ -112,15 +124,9 @@ class FactorizationMachine(tf.Module):
 
     def _call_checked(self, X) -> tf.Tensor:
         """ŷ for a batch that has already been through ``as_batch``."""
-        if isinstance(X, tf.SparseTensor):
-            linear = tf.sparse.sparse_dense_matmul(X, self.w[:, None])[:, 0]
-        else:
-            linear = tf.linalg.matvec(X, self.w)
         if self._pairwise == "naive":
-            pair = pairwise_naive(X, self.V)
-        else:
-            pair = _pairwise_fast_unchecked(X, self.V)
-        return self.w0 + linear + pair
+            return _linear_unchecked(self.w0, self.w, X) + pairwise_naive(X, self.V)
+        return fm_score_unchecked(self.w0, self.w, self.V, X)
 
     def __call__(self, X) -> tf.Tensor:
         """Predict ŷ for a batch ``X`` of shape ``(batch, n)``; returns shape ``(batch,)``."""
