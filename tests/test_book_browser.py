@@ -42,7 +42,8 @@ PAGE_FACTS = """() => {
         formulas: formulas.length,
         untypeset: formulas.filter(f => !f.querySelector('mjx-container')).length,
         texErrors: document.querySelectorAll('mjx-merror, [data-mjx-error]').length,
-        rawTeX: ['$$', '\\\\(', '\\\\[', '\\\\begin{'].filter(d => text.includes(d)),
+        rawTeX: ['$$', '\\\\(', '\\\\[', '\\\\begin{'].filter(d => text.includes(d))
+            .concat(text.match(/\\\\[a-zA-Z]{2,}/g) || []),
         images: Array.from(document.images).map(i => [i.getAttribute('src').slice(0, 80), i.complete && i.naturalWidth > 0]),
     };
 }"""
@@ -100,7 +101,7 @@ def test_every_page_renders_offline():
             if facts["texErrors"]:
                 problems.append(f"{name}: {facts['texErrors']} TeX error(s)")
             if facts["rawTeX"]:
-                problems.append(f"{name}: raw TeX delimiters left in the text: {facts['rawTeX']}")
+                problems.append(f"{name}: raw TeX left in the text: {facts['rawTeX']}")
             for src, ok in facts["images"]:
                 if not ok:
                     problems.append(f"{name}: image did not load: {src}")
