@@ -24,9 +24,6 @@ import numpy as np
 import scipy.sparse as sp
 import tensorflow as tf
 
-Batch = "tf.Tensor | tf.SparseTensor"
-
-
 def _describe(x: Any) -> str:
     shape = getattr(x, "shape", None)
     kind = type(x).__module__.split(".")[0] + "." + type(x).__name__
@@ -157,13 +154,6 @@ def as_targets(y: Any, n_rows: int | None = None, name: str = "y") -> np.ndarray
     y_arr = y_arr.astype(np.float64)
     _check_finite_np(y_arr, name)
     return y_arr
-
-
-def n_rows(X: tf.Tensor | tf.SparseTensor) -> int:
-    """Number of rows of a checked batch."""
-    if isinstance(X, tf.SparseTensor):
-        return int(X.dense_shape[0])
-    return int(X.shape[0])
 
 
 def as_host_matrix(X: Any, n_features: int | None, dtype: tf.DType,

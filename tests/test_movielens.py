@@ -1,14 +1,12 @@
 import hashlib
 import http.server
 import io
-import os
 import shutil
 import threading
 import zipfile
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 import fmlib
