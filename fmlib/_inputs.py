@@ -24,6 +24,26 @@ import numpy as np
 import scipy.sparse as sp
 import tensorflow as tf
 
+def check_int(value: Any, name: str, minimum: int = 1) -> int:
+    """``value`` as an int, or TypeError (not an integer) / ValueError (below ``minimum``)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"`{name}` must be an integer; got {type(value).__name__} {value!r}.")
+    if value < minimum:
+        raise ValueError(f"`{name}` must be >= {minimum}; got {value}.")
+    return int(value)
+
+
+def check_float(value: Any, name: str, minimum: float = 0) -> float:
+    """``value`` as a finite float >= ``minimum``, or TypeError / ValueError naming ``name``."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"`{name}` must be a number; got {value!r}.") from None
+    if not (np.isfinite(value) and value >= minimum):
+        raise ValueError(f"`{name}` must be a finite number >= {minimum}; got {value}.")
+    return value
+
+
 def _describe(x: Any) -> str:
     shape = getattr(x, "shape", None)
     kind = type(x).__module__.split(".")[0] + "." + type(x).__name__
@@ -203,3 +223,24 @@ def to_sparse_tensor(X: Any, dtype: tf.DType = tf.float32) -> tf.SparseTensor:
     """
     X = as_batch(X, None, tf.as_dtype(dtype), name="X")
     return X if isinstance(X, tf.SparseTensor) else tf.sparse.from_dense(X)
+
+
+def iter_batches(X: np.ndarray | sp.csr_matrix, batch_size: int):
+    """Yield ``(start, end, batch)`` for consecutive row blocks of a host matrix.
+
+    ``X`` comes from :func:`as_host_matrix`; sparse blocks are sliced from CSR in
+    O(nnz of the block) and stay sparse (``tf.SparseTensor``).
+    """
+    n = X.shape[0]
+    if sp.issparse(X):
+        rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(X.indptr))
+        cols = X.indices.astype(np.int64)
+        for s in range(0, n, batch_size):
+            e = min(s + batch_size, n)
+            a, b = X.indptr[s], X.indptr[e]
+            yield s, e, tf.SparseTensor(np.stack([rows[a:b] - s, cols[a:b]], axis=1),
+                                        X.data[a:b], dense_shape=[e - s, X.shape[1]])
+    else:
+        for s in range(0, n, batch_size):
+            e = min(s + batch_size, n)
+            yield s, e, tf.constant(X[s:e])

@@ -28,6 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 import tensorflow as tf
 
+from ._inputs import _check_finite_np, _check_numeric_np, _check_scipy, _check_width
 from .model import fm_score_unchecked
 
 
@@ -226,15 +227,15 @@ class FMModel(keras.Model):
             return
         if isinstance(x, (tf.Tensor, tf.SparseTensor)):
             return
-        width = x.shape[1] if getattr(x, "ndim", 0) == 2 else None
-        if width is None:
-            raise ValueError(f"`{name}` must be 2-D (batch, n); got shape {getattr(x, 'shape', None)}.")
-        if width != layer.n_features:
-            raise ValueError(f"`{name}` has {width} feature columns, but the model expects "
-                             f"n_features={layer.n_features}.")
-        values = x.data if sp.issparse(x) else np.asarray(x)
-        if np.issubdtype(values.dtype, np.floating) and not np.all(np.isfinite(values)):
-            raise ValueError(f"`{name}` must be finite; it contains NaN or infinite values.")
+        if sp.issparse(x):
+            _check_scipy(x, layer.n_features, name)
+            return
+        x = np.asarray(x)
+        if x.ndim != 2:
+            raise ValueError(f"`{name}` must be 2-D (batch, n); got shape {x.shape}.")
+        _check_numeric_np(x.dtype, name)
+        _check_width(x.shape[1], layer.n_features, name)
+        _check_finite_np(x, name)
 
     def fit(self, x=None, y=None, *args, **kwargs):
         self._check(x)

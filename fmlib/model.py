@@ -12,11 +12,10 @@ model" introduces the equation; "From O(k n²) to O(k n)" its fast evaluation.
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 import tensorflow as tf
 
-from ._inputs import as_batch
-from .pairwise import _pairwise_fast_unchecked, pairwise_naive
+from ._inputs import as_batch, as_host_matrix, check_int, iter_batches
+from .pairwise import _pairwise_fast_unchecked, _pairwise_naive_unchecked
 
 
 def _linear_unchecked(w0, w, X) -> tf.Tensor:
@@ -29,14 +28,6 @@ def _linear_unchecked(w0, w, X) -> tf.Tensor:
 def fm_score_unchecked(w0, w, V, X) -> tf.Tensor:
     """Eq. (1) with Lemma 3.1 on a checked batch; shape (batch,). Shared by the Keras layers."""
     return _linear_unchecked(w0, w, X) + _pairwise_fast_unchecked(X, V)
-
-
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"`{name}` must be an integer; got {type(value).__name__} {value!r}.")
-    if value < 1:
-        raise ValueError(f"`{name}` must be >= 1; got {value}.")
-    return int(value)
 
 
 class FactorizationMachine(tf.Module):
@@ -77,8 +68,8 @@ class FactorizationMachine(tf.Module):
             raise TypeError("FactorizationMachine needs `n_features` (the number of columns of X).")
         if n_features is not None and m is not None and n_features != m:
             raise ValueError(f"`m` is an alias of `n_features`; got n_features={n_features} and m={m}.")
-        self.n_features = _positive_int(n_features if n_features is not None else m, "n_features")
-        self.k = _positive_int(k, "k")
+        self.n_features = check_int(n_features if n_features is not None else m, "n_features")
+        self.k = check_int(k, "k")
         if not (np.isfinite(init_std) and init_std >= 0):
             raise ValueError(f"`init_std` must be a finite number >= 0; got {init_std}.")
         dtype = tf.as_dtype(dtype)
@@ -125,7 +116,7 @@ class FactorizationMachine(tf.Module):
     def _call_checked(self, X) -> tf.Tensor:
         """ŷ for a batch that has already been through ``as_batch``."""
         if self._pairwise == "naive":
-            return _linear_unchecked(self.w0, self.w, X) + pairwise_naive(X, self.V)
+            return _linear_unchecked(self.w0, self.w, X) + _pairwise_naive_unchecked(X, self.V)
         return fm_score_unchecked(self.w0, self.w, self.V, X)
 
     def __call__(self, X) -> tf.Tensor:
@@ -138,17 +129,12 @@ class FactorizationMachine(tf.Module):
         Returns a float numpy array of shape ``(N,)``. For a model trained with
         ``task="classification"`` these are logits; see :meth:`predict_proba`.
         """
-        batch_size = _positive_int(batch_size, "batch_size")
-        if isinstance(X, tf.SparseTensor):
-            X = _sparse_tensor_to_csr(X)
-        elif not sp.issparse(X) and not isinstance(X, (tf.Tensor, tf.Variable)):
-            X = np.asarray(X)
-        if sp.issparse(X):
-            X = sp.csr_matrix(X)
-        if len(X.shape) == 1:
-            X = X[None, :]
-        n = X.shape[0]
-        outs = [self(X[start:start + batch_size]).numpy() for start in range(0, n, batch_size)]
+        batch_size = check_int(batch_size, "batch_size")
+        return self._predict_host(as_host_matrix(X, self.n_features, self.dtype, name="X"), batch_size)
+
+    def _predict_host(self, X, batch_size: int) -> np.ndarray:
+        """ŷ for a matrix already checked by ``as_host_matrix``, ``batch_size`` rows at a time."""
+        outs = [self._call_checked(Xb).numpy() for _, _, Xb in iter_batches(X, batch_size)]
         return np.concatenate(outs) if outs else np.zeros([0], self.dtype.as_numpy_dtype)
 
     def predict_proba(self, X, batch_size: int = 8192) -> np.ndarray:
@@ -173,10 +159,3 @@ class FactorizationMachine(tf.Module):
         return (f"FactorizationMachine(n_features={self.n_features}, k={self.k}, "
                 f"pairwise={self._pairwise!r}, dtype={self.dtype.name})")
 
-
-def _sparse_tensor_to_csr(X: tf.SparseTensor) -> sp.csr_matrix:
-    idx = X.indices.numpy()
-    shape = tuple(int(s) for s in X.dense_shape.numpy())
-    if len(shape) == 1:
-        return sp.csr_matrix((X.values.numpy(), (np.zeros_like(idx[:, 0]), idx[:, 0])), shape=(1,) + shape)
-    return sp.csr_matrix((X.values.numpy(), (idx[:, 0], idx[:, 1])), shape=shape)

@@ -53,6 +53,11 @@ def pairwise_naive(X, V) -> tf.Tensor:
     """
     V = _factors(V)
     X = as_batch(X, n_features=V.shape[0], dtype=V.dtype, name="X")
+    return _pairwise_naive_unchecked(X, V)
+
+
+def _pairwise_naive_unchecked(X, V: tf.Tensor) -> tf.Tensor:
+    """The definition on an already checked dense or sparse batch (the model's naive path)."""
     if isinstance(X, tf.SparseTensor):
         X = tf.sparse.to_dense(tf.sparse.reorder(X))
     G = tf.matmul(V, V, transpose_b=True)                     # G_ij = <v_i, v_j>, (n, n)

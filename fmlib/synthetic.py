@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ._inputs import check_float, check_int
+
 OUTPUTS = ("continuous", "stars", "binary")
 
 
@@ -68,21 +70,6 @@ class SyntheticRatings:
     items: pd.DataFrame
     truth: PlantedFM
     score: np.ndarray
-
-
-def _check_int(value, name: str, minimum: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"`{name}` must be an integer; got {type(value).__name__} {value!r}.")
-    if value < minimum:
-        raise ValueError(f"`{name}` must be >= {minimum}; got {value}.")
-    return int(value)
-
-
-def _check_float(value, name: str, minimum: float = 0.0) -> float:
-    value = float(value)
-    if not (np.isfinite(value) and value >= minimum):
-        raise ValueError(f"`{name}` must be a finite number >= {minimum}; got {value}.")
-    return value
 
 
 def _power_law_weights(n: int, skew: float, rng: np.random.Generator) -> np.ndarray:
@@ -164,12 +151,12 @@ def make_ratings(n_users: int = 1000, n_items: int = 500, *, n_ratings: int | No
         >>> data.ratings.shape, data.ratings[["user", "item"]].duplicated().any()
         ((300, 3), False)
     """
-    n_users = _check_int(n_users, "n_users", 1)
-    n_items = _check_int(n_items, "n_items", 1)
-    k = _check_int(k, "k", 1)
-    n_age_groups = _check_int(n_age_groups, "n_age_groups", 0)
-    n_genres = _check_int(n_genres, "n_genres", 0)
-    max_genres_per_item = _check_int(max_genres_per_item, "max_genres_per_item", 1)
+    n_users = check_int(n_users, "n_users", 1)
+    n_items = check_int(n_items, "n_items", 1)
+    k = check_int(k, "k", 1)
+    n_age_groups = check_int(n_age_groups, "n_age_groups", 0)
+    n_genres = check_int(n_genres, "n_genres", 0)
+    max_genres_per_item = check_int(max_genres_per_item, "max_genres_per_item", 1)
     if output not in OUTPUTS:
         raise ValueError(f"`output` must be one of {OUTPUTS}; got {output!r}.")
     n_pairs = n_users * n_items
@@ -180,14 +167,14 @@ def make_ratings(n_users: int = 1000, n_items: int = 500, *, n_ratings: int | No
         if not 0 < density <= 1:
             raise ValueError(f"`density` must be in (0, 1]; got {density}.")
         n_ratings = max(1, int(round(density * n_pairs)))
-    n_ratings = _check_int(n_ratings, "n_ratings", 1)
+    n_ratings = check_int(n_ratings, "n_ratings", 1)
     if n_ratings > n_pairs:
         raise ValueError(f"`n_ratings` must be <= n_users * n_items = {n_pairs}; got {n_ratings}.")
-    noise = _check_float(noise, "noise")
-    bias_std = _check_float(bias_std, "bias_std")
-    popularity_skew = _check_float(popularity_skew, "popularity_skew")
-    activity_skew = _check_float(activity_skew, "activity_skew")
-    factor_std = k ** -0.25 if factor_std is None else _check_float(factor_std, "factor_std")
+    noise = check_float(noise, "noise", 0.0)
+    bias_std = check_float(bias_std, "bias_std", 0.0)
+    popularity_skew = check_float(popularity_skew, "popularity_skew", 0.0)
+    activity_skew = check_float(activity_skew, "activity_skew", 0.0)
+    factor_std = k ** -0.25 if factor_std is None else check_float(factor_std, "factor_std", 0.0)
     global_bias = float(global_bias)
 
     rng = np.random.default_rng(seed)

@@ -21,9 +21,9 @@ import pandas as pd
 import scipy.sparse as sp
 import tensorflow as tf
 
-from ._inputs import as_host_matrix, as_targets
+from ._inputs import as_host_matrix, as_targets, check_float, check_int, iter_batches
 from .losses import l2_loss, l2_penalty, logistic_loss
-from .model import FactorizationMachine, _positive_int
+from .model import FactorizationMachine
 
 TASKS = ("regression", "classification")
 OPTIMIZERS = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam,
@@ -62,16 +62,6 @@ def train_step(mod: FactorizationMachine, x, y_true, lr: float,
     return loss
 
 
-def _nonneg_float(value, name: str) -> float:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"`{name}` must be a number; got {value!r}.") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"`{name}` must be a finite number >= 0; got {value}.")
-    return value
-
-
 def _labels(y: np.ndarray, task: str, name: str) -> np.ndarray:
     if task == "regression":
         return y
@@ -82,28 +72,6 @@ def _labels(y: np.ndarray, task: str, name: str) -> np.ndarray:
         return (y > 0).astype(np.float64)  # {-1, +1} -> {0, 1}; the loss is the same
     raise ValueError(f"`{name}` for task='classification' must be labels in {{0, 1}} or {{-1, +1}}; "
                      f"got values {sorted(values)[:6]}{' ...' if len(values) > 6 else ''}.")
-
-
-def _batches(X: np.ndarray | sp.csr_matrix, batch_size: int):
-    """Yield consecutive row blocks of ``X`` as tensors (sparse blocks stay sparse)."""
-    n = X.shape[0]
-    if sp.issparse(X):
-        rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(X.indptr))
-        cols = X.indices.astype(np.int64)
-        for s in range(0, n, batch_size):
-            e = min(s + batch_size, n)
-            a, b = X.indptr[s], X.indptr[e]
-            yield s, e, tf.SparseTensor(np.stack([rows[a:b] - s, cols[a:b]], axis=1),
-                                        X.data[a:b], dense_shape=[e - s, X.shape[1]])
-    else:
-        for s in range(0, n, batch_size):
-            e = min(s + batch_size, n)
-            yield s, e, tf.constant(X[s:e])
-
-
-def _predict_host(model: FactorizationMachine, X, batch_size: int) -> np.ndarray:
-    outs = [model._call_checked(Xb).numpy() for _, _, Xb in _batches(X, batch_size)]
-    return np.concatenate(outs) if outs else np.zeros([0])
 
 
 def _metrics(task: str, y: np.ndarray, y_hat: np.ndarray) -> dict[str, float]:
@@ -123,7 +91,7 @@ def evaluate(model: FactorizationMachine, X, y, task: str = "regression",
         raise ValueError(f"`task` must be one of {TASKS}; got {task!r}.")
     Xh = as_host_matrix(X, model.n_features, model.dtype, name="X")
     yh = _labels(as_targets(y, Xh.shape[0], name="y"), task, "y")
-    return _metrics(task, yh, _predict_host(model, Xh, _positive_int(batch_size, "batch_size")))
+    return _metrics(task, yh, model._predict_host(Xh, check_int(batch_size, "batch_size")))
 
 
 def fit(model: FactorizationMachine, X, y, *, task: str = "regression", num_epochs: int = 10,
@@ -178,12 +146,12 @@ def fit(model: FactorizationMachine, X, y, *, task: str = "regression", num_epoc
         raise TypeError(f"`model` must be a fmlib.FactorizationMachine; got {type(model).__name__}.")
     if task not in TASKS:
         raise ValueError(f"`task` must be one of {TASKS}; got {task!r}.")
-    num_epochs = _positive_int(num_epochs, "num_epochs")
-    batch_size = _positive_int(batch_size, "batch_size")
-    lambda_w = _nonneg_float(lambda_w, "lambda_w")
-    lambda_v = _nonneg_float(lambda_v, "lambda_v")
+    num_epochs = check_int(num_epochs, "num_epochs")
+    batch_size = check_int(batch_size, "batch_size")
+    lambda_w = check_float(lambda_w, "lambda_w")
+    lambda_v = check_float(lambda_v, "lambda_v")
     if patience is not None:
-        patience = _positive_int(patience, "patience")
+        patience = check_int(patience, "patience")
         if validation_data is None:
             raise ValueError("`patience` (early stopping) needs `validation_data`; got None.")
 
@@ -203,7 +171,7 @@ def fit(model: FactorizationMachine, X, y, *, task: str = "regression", num_epoc
         if optimizer.lower() not in OPTIMIZERS:
             raise ValueError(f"`optimizer` must be one of {sorted(OPTIMIZERS)} or a Keras optimizer; "
                              f"got {optimizer!r}.")
-        lr = _nonneg_float(lr, "lr")
+        lr = check_float(lr, "lr")
         if lr == 0:
             raise ValueError("`lr` must be > 0; got 0.")
         opt = OPTIMIZERS[optimizer.lower()](learning_rate=lr)
@@ -237,7 +205,7 @@ def fit(model: FactorizationMachine, X, y, *, task: str = "regression", num_epoc
         Xe, ye = Xh[order], y_typed[order]
         bar = keras.utils.Progbar(n_batches, unit_name="batch") if verbose else None
         losses = []
-        for i, (s, e, Xb) in enumerate(_batches(Xe, batch_size), start=1):
+        for i, (s, e, Xb) in enumerate(iter_batches(Xe, batch_size), start=1):
             batch_loss = step(Xb, tf.constant(ye[s:e]))
             losses.append(batch_loss * (e - s))
             if bar is not None:
@@ -249,7 +217,7 @@ def fit(model: FactorizationMachine, X, y, *, task: str = "regression", num_epoc
                 f"Try a smaller learning rate (lr={lr} now) or stronger regularisation.")
         row = {"epoch": epoch, "loss": train_loss}
         if validation_data is not None:
-            val = _metrics(task, yv, _predict_host(model, Xv, 8192))
+            val = _metrics(task, yv, model._predict_host(Xv, 8192))
             row.update({f"val_{key}": value for key, value in val.items()})
         rows.append(row)
         if verbose:
