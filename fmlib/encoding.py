@@ -27,6 +27,9 @@ import pandas as pd
 import scipy.sparse as sp
 
 
+IMPLICIT_NORMS = ("sum", "sqrt")
+
+
 class IndexMap:
     """A map from ids (any hashable values) to contiguous column indices ``0..n-1``.
 
@@ -69,8 +72,12 @@ class FeatureEncoder:
         multi_hot: columns whose cells are collections (list, tuple, set) of values;
             each becomes a block normalised to sum to 1 over the values known at ``fit``.
         implicit: ``(user_column, item_column)`` to add the block "items this user
-            rated in the training data", normalised to sum to 1, named ``rated=<item>``.
+            rated in the training data", named ``rated=<item>``.
         numeric: columns copied as numbers (must be finite).
+        implicit_norm: how the implicit block of a user :math:`u` with rated set
+            :math:`N(u)` is scaled: ``"sum"`` gives each item :math:`1/|N(u)|` (the block
+            sums to 1, as in Figure 1 of Rendle 2010); ``"sqrt"`` gives
+            :math:`|N(u)|^{-1/2}`, the scaling of SVD++ (Koren 2008).
 
     After :meth:`fit`: ``feature_names_`` (one name per column, ``"<column>=<value>"``
     for encoded blocks), ``groups_`` (block name → ``slice`` of columns) and
@@ -84,7 +91,11 @@ class FeatureEncoder:
     """
 
     def __init__(self, categorical: Sequence[str] = (), multi_hot: Sequence[str] = (),
-                 implicit: tuple[str, str] | None = None, numeric: Sequence[str] = ()):
+                 implicit: tuple[str, str] | None = None, numeric: Sequence[str] = (),
+                 implicit_norm: str = "sum"):
+        if implicit_norm not in IMPLICIT_NORMS:
+            raise ValueError(f"`implicit_norm` must be one of {IMPLICIT_NORMS}; got {implicit_norm!r}.")
+        self.implicit_norm = implicit_norm
         self.categorical = list(categorical)
         self.multi_hot = list(multi_hot)
         self.implicit = tuple(implicit) if implicit is not None else None
@@ -153,9 +164,10 @@ class FeatureEncoder:
             rated = sp.csr_matrix((np.ones(len(pairs)), (pairs["u"], pairs["i"])),
                                   shape=(len(users), len(items)))
             counts = np.asarray(rated.sum(axis=1)).ravel()
+            scale = 1.0 / counts if self.implicit_norm == "sum" else 1.0 / np.sqrt(counts)
             self.implicit_users_ = users
             self.implicit_matrix_ = sp.vstack(   # one extra all-zero row for users unseen in fit
-                [sp.diags(1.0 / counts) @ rated, sp.csr_matrix((1, len(items)))], format="csr")
+                [sp.diags(scale) @ rated, sp.csr_matrix((1, len(items)))], format="csr")
             add("rated", [f"rated={v}" for v in items.ids])
         for c in self.numeric:
             add(c, [c])

@@ -71,6 +71,10 @@ class MovieLensError(OSError):
     """The MovieLens files could not be found, downloaded or verified."""
 
 
+AGE_BINS = (0, 18, 25, 35, 45, 50, 56, 200)
+AGE_LABELS = ("<18", "18-24", "25-34", "35-44", "45-49", "50-55", "56+")
+
+
 @dataclass
 class MovieLens:
     """A loaded MovieLens data set.
@@ -93,6 +97,30 @@ class MovieLens:
     def __repr__(self) -> str:
         return (f"MovieLens({self.name!r}: {len(self.ratings)} ratings, {len(self.users)} users, "
                 f"{len(self.items)} items)")
+
+    def with_side_features(self, ratings: pd.DataFrame) -> pd.DataFrame:
+        """``ratings`` joined with the user and item attributes the book uses as side features.
+
+        Adds ``age_bucket`` (the seven age groups of ml-1m: ``"<18"``, ``"18-24"``,
+        ``"25-34"``, ``"35-44"``, ``"45-49"``, ``"50-55"``, ``"56+"``), ``gender``,
+        ``occupation`` and ``genres`` (a tuple per item). Rows keep their order; a
+        rating whose user or item is not in this data set is an error, not a dropped row.
+        """
+        missing = [c for c in ("user", "item") if c not in ratings.columns]
+        if missing:
+            raise ValueError(f"`ratings` must have columns 'user' and 'item'; missing {missing}.")
+        users = self.users[["user", "age", "gender", "occupation"]].assign(
+            age_bucket=lambda d: pd.cut(d["age"], AGE_BINS, right=False, labels=AGE_LABELS).astype(str))
+        out = ratings.merge(users.drop(columns="age"), on="user", how="left", validate="many_to_one")
+        out = out.merge(self.items[["item", "genres"]], on="item", how="left", validate="many_to_one")
+        for col, known in (("gender", "user"), ("genres", "item")):
+            unknown = out[col].isna()
+            if unknown.any():
+                example = out.loc[unknown, known].iloc[0]
+                example = example.item() if isinstance(example, np.generic) else example
+                raise ValueError(f"`ratings` has {int(unknown.sum())} rows whose {known} is not in "
+                                 f"{self.name}, e.g. {known}={example!r}.")
+        return out
 
     def split(self, fold: str) -> tuple[pd.DataFrame, pd.DataFrame]:
         """The predefined (train, test) ratings of ``ml-100k``: ``"u1"``…``"u5"``, ``"ua"``, ``"ub"``.

@@ -13,6 +13,7 @@ Two entry points, both explained in the chapter "Learning":
 from __future__ import annotations
 
 import math
+import time
 from typing import Any, Callable
 
 import keras
@@ -136,7 +137,10 @@ def fit(model: FactorizationMachine, X, y, *, task: str = "regression", num_epoc
         A ``pandas.DataFrame`` indexed by epoch (from 1) with columns ``loss``
         (mean training loss over the epoch's batches, without the penalty),
         ``val_loss`` and ``val_rmse`` or ``val_accuracy`` when validation data is
-        given. ``history.attrs["best_epoch"]`` is set when early stopping is on.
+        given. ``history.attrs["best_epoch"]`` is set when early stopping is on;
+        ``history.attrs["epoch_seconds"]`` lists the wall-clock time of each
+        epoch's training pass (shuffling and steps, not validation), for
+        benchmarks; it is not a column so that printed histories stay reproducible.
 
     Raises:
         ValueError: bad arguments or data (the message names the argument).
@@ -199,8 +203,9 @@ def fit(model: FactorizationMachine, X, y, *, task: str = "regression", num_epoc
     y_typed = yh.astype(model.dtype.as_numpy_dtype)
     n = Xh.shape[0]
     n_batches = math.ceil(n / batch_size)
-    rows, best, best_weights, best_epoch, waited = [], math.inf, None, None, 0
+    rows, seconds, best, best_weights, best_epoch, waited = [], [], math.inf, None, None, 0
     for epoch in range(1, num_epochs + 1):
+        started = time.perf_counter()
         order = rng.permutation(n) if shuffle else np.arange(n)
         Xe, ye = Xh[order], y_typed[order]
         bar = keras.utils.Progbar(n_batches, unit_name="batch") if verbose else None
@@ -211,6 +216,7 @@ def fit(model: FactorizationMachine, X, y, *, task: str = "regression", num_epoc
             if bar is not None:
                 bar.update(i, values=[("loss", float(batch_loss))])
         train_loss = float(tf.add_n(losses)) / n
+        seconds.append(time.perf_counter() - started)
         if not math.isfinite(train_loss):
             raise TrainingDivergedError(
                 f"Training diverged in epoch {epoch}: the training loss became {train_loss}. "
@@ -235,6 +241,7 @@ def fit(model: FactorizationMachine, X, y, *, task: str = "regression", num_epoc
         for var, value in zip(variables, best_weights):
             var.assign(value)
     history = pd.DataFrame(rows).set_index("epoch")
+    history.attrs["epoch_seconds"] = seconds
     if patience is not None:
         history.attrs["best_epoch"] = best_epoch
     return history

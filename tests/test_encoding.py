@@ -88,3 +88,14 @@ def test_bad_configuration_and_order():
         fmlib.FeatureEncoder(categorical=["user"], numeric=["user"])
     with pytest.raises(RuntimeError, match=r"call fit"):
         fmlib.FeatureEncoder(categorical=["user"]).transform(frame())
+
+
+def test_implicit_sqrt_scaling_is_svdpp_normalisation():
+    df = pd.DataFrame({"user": [1, 1, 1, 1, 2], "item": ["a", "b", "c", "d", "a"]})
+    X_sum = fmlib.FeatureEncoder(implicit=("user", "item")).fit_transform(df).toarray()
+    X_sqrt = fmlib.FeatureEncoder(implicit=("user", "item"), implicit_norm="sqrt").fit_transform(df).toarray()
+    np.testing.assert_allclose(X_sum[0], [0.25, 0.25, 0.25, 0.25])   # 1/|N(u)|, |N(1)| = 4
+    np.testing.assert_allclose(X_sqrt[0], [0.5, 0.5, 0.5, 0.5])      # |N(u)|^(-1/2)
+    np.testing.assert_allclose(X_sqrt[4], [1, 0, 0, 0])
+    with pytest.raises(ValueError, match=r"`implicit_norm` must be one of \('sum', 'sqrt'\); got 'l2'"):
+        fmlib.FeatureEncoder(implicit=("user", "item"), implicit_norm="l2")

@@ -7,6 +7,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import fmlib
@@ -255,3 +256,25 @@ def test_end_to_end_fm_on_u1_beats_0_95(movielens):
     assert rmse < 0.95, rmse
     mean_only = float(np.sqrt(np.mean((train["rating"].mean() - test["rating"]) ** 2)))
     assert rmse < mean_only - 0.15
+
+
+def test_side_features_join_in_order_with_age_groups(movielens):
+    train, _ = movielens.split("u1")
+    rows = movielens.with_side_features(train.iloc[:500])
+    assert rows[["user", "item", "rating"]].equals(train.iloc[:500][["user", "item", "rating"]].reset_index(drop=True))
+    users = movielens.users.set_index("user")
+    for _, row in rows.iloc[::37].iterrows():   # against a hand-written bucketing
+        age = users.loc[row["user"], "age"]
+        expected = ("<18" if age < 18 else "18-24" if age < 25 else "25-34" if age < 35 else
+                    "35-44" if age < 45 else "45-49" if age < 50 else "50-55" if age < 56 else "56+")
+        assert row["age_bucket"] == expected
+        assert row["gender"] == users.loc[row["user"], "gender"]
+        assert row["genres"] == movielens.items.set_index("item").loc[row["item"], "genres"]
+
+
+def test_side_features_reject_unknown_ids(movielens):
+    bad = pd.DataFrame({"user": [1, 5000], "item": [1, 1], "rating": [3, 4]})
+    with pytest.raises(ValueError, match="1 rows whose user is not in ml-100k, e.g. user=5000"):
+        movielens.with_side_features(bad)
+    with pytest.raises(ValueError, match="must have columns 'user' and 'item'"):
+        movielens.with_side_features(bad.drop(columns="item"))

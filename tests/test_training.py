@@ -136,6 +136,8 @@ def test_early_stopping_restores_the_best_epoch():
     assert history["val_loss"].idxmin() == best
     final = fmlib.evaluate(fm, X[200:], y[200:])
     assert final["loss"] == pytest.approx(history["val_loss"].min(), rel=1e-5)
+    seconds = history.attrs["epoch_seconds"]            # one timing per epoch that ran
+    assert len(seconds) == len(history) and all(s > 0 for s in seconds)
 
 
 def test_divergence_is_caught_with_advice():
