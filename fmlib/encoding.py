@@ -30,6 +30,13 @@ import scipy.sparse as sp
 IMPLICIT_NORMS = ("sum", "sqrt")
 
 
+def _object_array(values: Iterable) -> np.ndarray:
+    """A 1-D object array of ``values`` (a Series is converted without a Python-level loop)."""
+    if isinstance(values, (pd.Series, pd.Index)):
+        return values.to_numpy(dtype=object)
+    return pd.Series(list(values), dtype=object).to_numpy()   # a tuple stays one cell
+
+
 class IndexMap:
     """A map from ids (any hashable values) to contiguous column indices ``0..n-1``.
 
@@ -44,7 +51,7 @@ class IndexMap:
     """
 
     def __init__(self, ids: Iterable, reserve_unknown: bool = False):
-        self.ids = pd.Index(pd.unique(pd.Series(list(ids), dtype=object))).sort_values()
+        self.ids = pd.Index(pd.unique(_object_array(ids))).sort_values()
         self.reserve_unknown = reserve_unknown
         self.unknown = len(self.ids) if reserve_unknown else -1
 
@@ -52,7 +59,7 @@ class IndexMap:
         return len(self.ids) + (1 if self.reserve_unknown else 0)
 
     def index(self, values: Iterable) -> np.ndarray:
-        idx = self.ids.get_indexer(pd.Index(list(values), dtype=object))
+        idx = self.ids.get_indexer(pd.Index(_object_array(values), dtype=object))
         if self.reserve_unknown:
             idx[idx < 0] = self.unknown
         return idx
@@ -62,6 +69,37 @@ def _one_hot(idx: np.ndarray, width: int) -> sp.csr_matrix:
     known = idx >= 0
     rows = np.flatnonzero(known)
     return sp.csr_matrix((np.ones(rows.size), (rows, idx[known])), shape=(idx.size, width))
+
+
+def _hstack_csr(blocks: list[sp.csr_matrix], n_rows: int) -> sp.csr_matrix:
+    """Place CSR blocks side by side in O(nnz), keeping each row's columns sorted.
+
+    Every block is canonical (sorted, no duplicates) and the blocks cover disjoint column
+    ranges in order, so the result is canonical without a sort. (``scipy.sparse.hstack``
+    followed by ``sum_duplicates`` took 2 s on MovieLens u1 with the implicit block; this
+    takes a fraction of that.)
+    """
+    total = sum(block.nnz for block in blocks)
+    index_dtype = np.int32 if max(total, sum(b.shape[1] for b in blocks)) < 2**31 else np.int64
+    indptr = np.zeros(n_rows + 1, index_dtype)
+    for block in blocks:
+        indptr += block.indptr.astype(index_dtype, copy=False)
+    indices = np.empty(total, index_dtype)
+    data = np.empty(total, np.float64)
+    filled = indptr[:-1].copy()           # next free slot of every row
+    col = 0
+    for block in blocks:
+        block = sp.csr_matrix(block)
+        block.sum_duplicates()            # a no-op for the canonical blocks built above
+        block_indptr = block.indptr.astype(index_dtype, copy=False)
+        per_row = np.diff(block_indptr)
+        dest = np.repeat(filled - block_indptr[:-1], per_row)
+        dest += np.arange(block.nnz, dtype=dest.dtype)
+        indices[dest] = block.indices + col
+        data[dest] = block.data
+        filled += per_row
+        col += block.shape[1]
+    return sp.csr_matrix((data, indices, indptr), shape=(n_rows, col))
 
 
 class FeatureEncoder:
@@ -184,7 +222,7 @@ class FeatureEncoder:
         for c in self.categorical:
             blocks.append(_one_hot(self.maps_[c].index(df[c]), len(self.maps_[c])))
         for c in self.multi_hot:
-            cells = [list(v) for v in df[c]]
+            cells = [list(v) for v in df[c].to_numpy(dtype=object)]
             lengths = np.fromiter((len(v) for v in cells), dtype=np.int64, count=n)
             idx = self.maps_[c].index(chain.from_iterable(cells))
             rows = np.repeat(np.arange(n), lengths)
@@ -200,9 +238,7 @@ class FeatureEncoder:
         for c in self.numeric:
             values = pd.to_numeric(df[c]).to_numpy(dtype=float)
             blocks.append(sp.csr_matrix(values[:, None]))
-        X = sp.hstack(blocks, format="csr") if blocks else sp.csr_matrix((n, 0))
-        X.sum_duplicates()
-        return X
+        return _hstack_csr(blocks, n)
 
     def fit_transform(self, df: pd.DataFrame) -> sp.csr_matrix:
         """``fit(df)`` then ``transform(df)``."""

@@ -104,11 +104,22 @@ def pairwise_fast(X, V) -> tf.Tensor:
 
 def _pairwise_fast_unchecked(X, V: tf.Tensor) -> tf.Tensor:
     """Lemma 3.1 on an already checked dense or sparse batch (used in compiled steps)."""
+    sum_vx, sum_v2x2 = _products(X, V, V)
+    return _lemma31(sum_vx, sum_v2x2)
+
+
+def _products(X, A: tf.Tensor, V: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """``X A`` and ``(X⊙X)(V⊙V)`` for a checked batch; sparse input stays sparse.
+
+    ``A`` is ``V`` itself, or ``V`` with more columns appended (the model appends ``w`` to get
+    the linear term from the same pass over ``X``).
+    """
     if isinstance(X, tf.SparseTensor):
         X_sq = tf.SparseTensor(X.indices, tf.square(X.values), X.dense_shape)
-        sum_vx = tf.sparse.sparse_dense_matmul(X, V)                      # (batch, k)
-        sum_v2x2 = tf.sparse.sparse_dense_matmul(X_sq, tf.square(V))      # (batch, k)
-    else:
-        sum_vx = tf.matmul(X, V)
-        sum_v2x2 = tf.matmul(tf.square(X), tf.square(V))
+        return tf.sparse.sparse_dense_matmul(X, A), tf.sparse.sparse_dense_matmul(X_sq, tf.square(V))
+    return tf.matmul(X, A), tf.matmul(tf.square(X), tf.square(V))
+
+
+def _lemma31(sum_vx: tf.Tensor, sum_v2x2: tf.Tensor) -> tf.Tensor:
+    """0.5 * sum_f [(sum_i v_if x_i)^2 - sum_i v_if^2 x_i^2], from the two (batch, k) products."""
     return 0.5 * tf.reduce_sum(tf.square(sum_vx) - sum_v2x2, axis=1)
