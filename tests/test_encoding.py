@@ -99,3 +99,15 @@ def test_implicit_sqrt_scaling_is_svdpp_normalisation():
     np.testing.assert_allclose(X_sqrt[4], [1, 0, 0, 0])
     with pytest.raises(ValueError, match=r"`implicit_norm` must be one of \('sum', 'sqrt'\); got 'l2'"):
         fmlib.FeatureEncoder(implicit=("user", "item"), implicit_norm="l2")
+
+
+def test_block_stacking_matches_scipy_hstack():
+    from fmlib.encoding import _hstack_csr
+    rng = np.random.default_rng(0)
+    blocks = [sp.random(300, width, density=density, format="csr", random_state=rng)
+              for width, density in [(5, 0.3), (1, 0.5), (40, 0.02), (7, 0.0), (64, 0.2)]]
+    X = _hstack_csr(blocks, 300)
+    reference = sp.hstack(blocks, format="csr")
+    assert X.shape == reference.shape and X.has_canonical_format
+    np.testing.assert_array_equal(X.toarray(), reference.toarray())
+    assert _hstack_csr([], 4).shape == (4, 0)
