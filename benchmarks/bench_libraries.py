@@ -33,6 +33,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -45,13 +46,15 @@ import surprise  # noqa: E402
 
 import fmlib  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "book" / "tuning"))
+from tune_movielens import FIXED as FMLIB, fit_with_validation, validation_mask  # noqa: E402
+
 SIDE = ["age_bucket", "gender", "occupation"]
 DESIGNS = {
     "user+item": dict(categorical=["user", "item"]),
     "all+implicit": dict(categorical=["user", "item"] + SIDE, multi_hot=["genres"],
                          implicit=("user", "item"), implicit_norm="sqrt"),
 }
-FMLIB = dict(k=8, batch_size=4096, max_epochs=40, patience=2, val_fraction=0.1)
 # lambda_v and learning rate per design: the chapter's choices (book/tuning/tune_movielens.py)
 FMLIB_TUNED = {"user+item": dict(lambda_v=2e-4, lr=0.01), "all+implicit": dict(lambda_v=1e-4, lr=0.01)}
 MYFM_RANK, N_ITER, BURN_IN = 8, 100, 20
@@ -64,21 +67,14 @@ def rmse(y_hat, y) -> float:
 
 
 def run_fmlib(design, train, test):
-    spec, tuned = DESIGNS[design], FMLIB_TUNED[design]
-    y = train["rating"].to_numpy(float)
-    val = np.random.default_rng(0).random(len(train)) < FMLIB["val_fraction"]
+    tuned = FMLIB_TUNED[design]
     start = time.perf_counter()
-    encoder = fmlib.FeatureEncoder(**spec)
-    X_fit, X_val = encoder.fit_transform(train[~val]), encoder.transform(train[val])
-    fm = fmlib.FactorizationMachine(encoder.n_features_, k=FMLIB["k"], seed=0)
-    fm.w0.assign(y[~val].mean())
-    history = fmlib.fit(fm, X_fit, y[~val], num_epochs=FMLIB["max_epochs"],
-                        batch_size=FMLIB["batch_size"], lr=tuned["lr"], lambda_v=tuned["lambda_v"],
-                        validation_data=(X_val, y[val]), patience=FMLIB["patience"], seed=0)
+    fm, encoder, history = fit_with_validation(train, DESIGNS[design], tuned["lambda_v"], tuned["lr"])
     seconds = time.perf_counter() - start
     score = rmse(fm.predict(encoder.transform(test)), test["rating"].to_numpy(float))
     epoch = statistics.median(history.attrs["epoch_seconds"][1:] or history.attrs["epoch_seconds"])
-    return score, seconds, X_fit.shape[0] / epoch, X_fit.nnz / X_fit.shape[0]
+    n_fit = int((~validation_mask(train)).sum())                     # rows trained on
+    return score, seconds, n_fit / epoch, None
 
 
 def run_myfm(design, train, test):

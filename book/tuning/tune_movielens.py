@@ -37,10 +37,15 @@ GRID = {"lambda_v": [5e-5, 1e-4, 2e-4, 4e-4], "lr": [0.01, 0.03]}
 FIXED = dict(k=8, batch_size=4096, max_epochs=40, patience=2, val_fraction=0.1, seed=0)
 
 
-def validation_rmse(train, spec, lambda_v, lr):
-    """Best validation RMSE and its epoch, training on 90% of ``train``."""
+def validation_mask(train):
+    """True for the rows of the training fold held out for validation (seeded)."""
+    return np.random.default_rng(FIXED["seed"]).random(len(train)) < FIXED["val_fraction"]
+
+
+def fit_with_validation(train, spec, lambda_v, lr):
+    """The chapter's protocol on one training fold: returns the FM, its encoder and its history."""
     y = train["rating"].to_numpy(float)
-    val = np.random.default_rng(FIXED["seed"]).random(len(train)) < FIXED["val_fraction"]
+    val = validation_mask(train)
     encoder = fmlib.FeatureEncoder(**spec)
     X_fit, X_val = encoder.fit_transform(train[~val]), encoder.transform(train[val])
     fm = fmlib.FactorizationMachine(encoder.n_features_, k=FIXED["k"], seed=FIXED["seed"])
@@ -49,6 +54,12 @@ def validation_rmse(train, spec, lambda_v, lr):
                         batch_size=FIXED["batch_size"], lr=lr, lambda_v=lambda_v,
                         validation_data=(X_val, y[val]), patience=FIXED["patience"],
                         seed=FIXED["seed"])
+    return fm, encoder, history
+
+
+def validation_rmse(train, spec, lambda_v, lr):
+    """Best validation RMSE and its epoch, training on 90% of ``train``."""
+    _, _, history = fit_with_validation(train, spec, lambda_v, lr)
     best = history.attrs["best_epoch"]
     return float(history.loc[best, "val_rmse"]), int(best)
 
