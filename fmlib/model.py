@@ -30,9 +30,9 @@ def fm_score_unchecked(w0, w, V, X) -> tf.Tensor:
 
     The linear term and :math:`\sum_i v_{i,f} x_i` need the same pass over ``X``, so they
     come from one product :math:`\mathbf X [\mathbf V \mid \mathbf w]`; the pairwise
-    term is then :func:`~fmlib.pairwise_fast`'s formula. (One sparse product fewer per step:
-    about 20% less training time with the 175 non-zeros per row of the chapter
-    "MovieLens 100k".)
+    term is then :func:`~fmlib.pairwise_fast`'s formula. (One sparse product fewer per step;
+    measured on the compiled steps alone with the 175 non-zeros per row of the chapter
+    "MovieLens 100k": 0.27 s to 0.22 s per epoch.)
     """
     k = V.shape[1]
     XVw, sum_v2x2 = _products(X, tf.concat([V, w[:, None]], axis=1), V)   # X [V | w]: (batch, k + 1)
