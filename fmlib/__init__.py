@@ -7,6 +7,7 @@ from ._inputs import to_sparse_tensor
 from .encoding import FeatureEncoder, IndexMap
 from .keras_fm import FieldFMLayer, FMLayer, FMModel, build_fm_model
 from .losses import l2_loss, l2_penalty, logistic_loss
+from .mcmc import BayesianFM
 from .model import FactorizationMachine
 from .movielens import MovieLens, MovieLensError, load_movielens
 from .pairwise import pairwise_fast, pairwise_naive
@@ -17,6 +18,7 @@ from .training import TrainingDivergedError, evaluate, fit, train_step
 __version__ = "0.1.0"
 
 __all__ = [
+    "BayesianFM",
     "FactorizationMachine",
     "FeatureEncoder",
     "FieldFMLayer",

@@ -22,11 +22,13 @@ import pandas as pd
 import scipy.sparse as sp
 import tensorflow as tf
 
+from .als import als_sweeps
 from ._inputs import as_host_matrix, as_targets, check_float, check_int, iter_batches
 from .losses import l2_loss, l2_penalty, logistic_loss
 from .model import FactorizationMachine
 
 TASKS = ("regression", "classification")
+SOLVERS = ("gradient", "als")
 OPTIMIZERS = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam,
               "adagrad": keras.optimizers.Adagrad}
 
@@ -95,14 +97,16 @@ def evaluate(model: FactorizationMachine, X, y, task: str = "regression",
     return _metrics(task, yh, model._predict_host(Xh, check_int(batch_size, "batch_size")))
 
 
-def fit(model: FactorizationMachine, X, y, *, task: str = "regression", num_epochs: int = 10,
-        batch_size: int = 256, optimizer: str | keras.optimizers.Optimizer = "adam",
-        lr: float = 0.01, lambda_w: float = 0.0, lambda_v: float = 0.0,
+def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: str = "regression",
+        num_epochs: int = 10, batch_size: int = 256,
+        optimizer: str | keras.optimizers.Optimizer = "adam", lr: float = 0.01,
+        lambda_w: float = 0.0, lambda_v: float = 0.0, groups=None,
         validation_data: tuple | None = None, patience: int | None = None,
         shuffle: bool = True, seed: int | None = None, verbose: bool = False) -> pd.DataFrame:
-    r"""Train ``model`` on ``(X, y)`` with minibatches; returns the per-epoch history.
+    r"""Train ``model`` on ``(X, y)``; returns the per-epoch history.
 
-    Each step minimises, over a minibatch :math:`B`,
+    With ``solver="gradient"`` (the default) each step minimises, over a minibatch
+    :math:`B`,
 
     .. math::
 
@@ -111,20 +115,28 @@ def fit(model: FactorizationMachine, X, y, *, task: str = "regression", num_epoc
 
     with :math:`\ell` the squared loss (``task="regression"``) or the logistic
     loss (``task="classification"``, labels in {0, 1} or {-1, +1}, the model
-    outputs logits).
+    outputs logits). With ``solver="als"`` (regression only) every epoch is one sweep of
+    coordinate descent on :math:`\sum_i (y_i - \hat y_i)^2 + \lambda_w \lVert \mathbf w
+    \rVert^2 + \lambda_v \lVert \mathbf V \rVert_F^2` (a *sum* over rows, libFM's
+    convention; see :mod:`fmlib.als`); it needs no learning rate, and ``batch_size``,
+    ``optimizer``, ``lr``, ``shuffle`` and ``seed`` play no part.
 
     Args:
         model: a :class:`~fmlib.FactorizationMachine`; trained in place.
         X: ``(N, n)`` dense array, ``scipy.sparse`` matrix or ``tf.SparseTensor``.
             Sparse input stays sparse: batches are sliced from CSR in O(nnz).
         y: ``(N,)`` or ``(N, 1)`` targets.
+        solver: ``"gradient"`` (minibatches and ``optimizer``) or ``"als"``.
         task: ``"regression"`` or ``"classification"``.
-        num_epochs: maximum number of passes over the data.
+        num_epochs: maximum number of passes over the data (ALS: sweeps).
         batch_size: rows per step.
         optimizer: ``"sgd"`` (plain SGD, as in the paper), ``"adam"``, ``"adagrad"``,
             or a Keras optimizer instance (then ``lr`` is not used).
         lr: learning rate for a named optimizer.
         lambda_w, lambda_v: L2 strengths for ``w`` and ``V`` (libFM's λ_w, λ_v).
+        groups: ``solver="als"`` only: which columns form a block
+            (``FeatureEncoder.groups_``), so that wide multi-hot blocks are split into
+            exact joint updates quickly (:func:`fmlib.coordinate.block_schedule`).
         validation_data: ``(X_val, y_val)`` evaluated after every epoch.
         patience: stop when the validation loss has not improved for this many
             epochs, and restore the best weights (needs ``validation_data``).
@@ -135,7 +147,8 @@ def fit(model: FactorizationMachine, X, y, *, task: str = "regression", num_epoc
 
     Returns:
         A ``pandas.DataFrame`` indexed by epoch (from 1) with columns ``loss``
-        (mean training loss over the epoch's batches, without the penalty),
+        (gradient solvers: mean training loss over the epoch's batches, without the
+        penalty; ALS: training mean squared error after the sweep),
         ``val_loss`` and ``val_rmse`` or ``val_accuracy`` when validation data is
         given. ``history.attrs["best_epoch"]`` is set when early stopping is on;
         ``history.attrs["epoch_seconds"]`` lists the wall-clock time of each
@@ -148,8 +161,14 @@ def fit(model: FactorizationMachine, X, y, *, task: str = "regression", num_epoc
     """
     if not isinstance(model, FactorizationMachine):
         raise TypeError(f"`model` must be a fmlib.FactorizationMachine; got {type(model).__name__}.")
+    if solver not in SOLVERS:
+        raise ValueError(f"`solver` must be one of {SOLVERS}; got {solver!r}.")
     if task not in TASKS:
         raise ValueError(f"`task` must be one of {TASKS}; got {task!r}.")
+    if solver == "als" and task != "regression":
+        raise ValueError("`solver='als'` trains regression models (squared loss); got "
+                         f"task={task!r}. For classification use solver='gradient' or "
+                         "fmlib.BayesianFM(task='classification').")
     num_epochs = check_int(num_epochs, "num_epochs")
     batch_size = check_int(batch_size, "batch_size")
     lambda_w = check_float(lambda_w, "lambda_w")
@@ -159,18 +178,33 @@ def fit(model: FactorizationMachine, X, y, *, task: str = "regression", num_epoc
         if validation_data is None:
             raise ValueError("`patience` (early stopping) needs `validation_data`; got None.")
 
-    Xh = as_host_matrix(X, model.n_features, model.dtype, name="X")
+    dtype = tf.float64 if solver == "als" else model.dtype
+    Xh = as_host_matrix(X, model.n_features, dtype, name="X")
     yh = _labels(as_targets(y, Xh.shape[0], name="y"), task, "y")
     if Xh.shape[0] == 0:
         raise ValueError("`X` has no rows; there is nothing to train on.")
+    validation = None
     if validation_data is not None:
         if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
             raise ValueError("`validation_data` must be a pair (X_val, y_val); "
                              f"got {type(validation_data).__name__}.")
         Xv = as_host_matrix(validation_data[0], model.n_features, model.dtype, name="validation_data[0]")
-        yv = _labels(as_targets(validation_data[1], Xv.shape[0], name="validation_data[1]"),
-                     task, "validation_data[1]")
+        validation = (Xv, _labels(as_targets(validation_data[1], Xv.shape[0],
+                                             name="validation_data[1]"), task, "validation_data[1]"))
 
+    if solver == "als":
+        run_epoch = als_sweeps(model, Xh, yh, lambda_w, lambda_v, groups)
+        hint = "Try stronger regularisation (lambda_w, lambda_v)."
+    else:
+        run_epoch = _gradient_epochs(model, Xh, yh, task, batch_size, optimizer, lr, lambda_w,
+                                     lambda_v, shuffle, seed, verbose)
+        hint = f"Try a smaller learning rate (lr={lr} now) or stronger regularisation."
+    return _epochs(model, run_epoch, num_epochs, task, validation, patience, verbose, hint)
+
+
+def _gradient_epochs(model, Xh, yh, task, batch_size, optimizer, lr, lambda_w, lambda_v,
+                     shuffle, seed, verbose) -> Callable[[], float]:
+    """Prepare minibatch training; returns ``epoch()``: one shuffled pass, its mean loss."""
     if isinstance(optimizer, str):
         if optimizer.lower() not in OPTIMIZERS:
             raise ValueError(f"`optimizer` must be one of {sorted(OPTIMIZERS)} or a Keras optimizer; "
@@ -203,9 +237,8 @@ def fit(model: FactorizationMachine, X, y, *, task: str = "regression", num_epoc
     y_typed = yh.astype(model.dtype.as_numpy_dtype)
     n = Xh.shape[0]
     n_batches = math.ceil(n / batch_size)
-    rows, seconds, best, best_weights, best_epoch, waited = [], [], math.inf, None, None, 0
-    for epoch in range(1, num_epochs + 1):
-        started = time.perf_counter()
+
+    def epoch() -> float:
         order = rng.permutation(n) if shuffle else np.arange(n)
         Xe, ye = Xh[order], y_typed[order]
         bar = keras.utils.Progbar(n_batches, unit_name="batch") if verbose else None
@@ -215,15 +248,28 @@ def fit(model: FactorizationMachine, X, y, *, task: str = "regression", num_epoc
             losses.append(batch_loss * (e - s))
             if bar is not None:
                 bar.update(i, values=[("loss", float(batch_loss))])
-        train_loss = float(tf.add_n(losses)) / n
+        return float(tf.add_n(losses)) / n
+
+    return epoch
+
+
+def _epochs(model: FactorizationMachine, run_epoch: Callable[[], float], num_epochs: int,
+            task: str, validation: tuple | None, patience: int | None, verbose: bool,
+            hint: str) -> pd.DataFrame:
+    """The epoch loop every solver shares: validation, early stopping, the history table."""
+    variables = [model.w0, model.w, model.V]
+    rows, seconds, best, best_weights, best_epoch, waited = [], [], math.inf, None, None, 0
+    for epoch in range(1, num_epochs + 1):
+        started = time.perf_counter()
+        train_loss = run_epoch()
         seconds.append(time.perf_counter() - started)
         if not math.isfinite(train_loss):
             raise TrainingDivergedError(
                 f"Training diverged in epoch {epoch}: the training loss became {train_loss}. "
-                f"Try a smaller learning rate (lr={lr} now) or stronger regularisation.")
+                + hint)
         row = {"epoch": epoch, "loss": train_loss}
-        if validation_data is not None:
-            val = _metrics(task, yv, model._predict_host(Xv, 8192))
+        if validation is not None:
+            val = _metrics(task, validation[1], model._predict_host(validation[0], 8192))
             row.update({f"val_{key}": value for key, value in val.items()})
         rows.append(row)
         if verbose:

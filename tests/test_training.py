@@ -5,22 +5,7 @@ import scipy.sparse as sp
 import tensorflow as tf
 
 import fmlib
-
-
-def planted_fm(n_rows=6000, n=40, k=3, noise=0.1, seed=0, classification=False):
-    """Sparse one-hot-like rows (3 active features each) scored by a known FM."""
-    rng = np.random.default_rng(seed)
-    w0, w, V = 0.5, rng.normal(0, 0.5, n), rng.normal(0, 0.7, (n, k))
-    cols = np.stack([rng.choice(n, 3, replace=False) for _ in range(n_rows)])
-    X = sp.csr_matrix((np.ones(3 * n_rows), (np.repeat(np.arange(n_rows), 3), cols.ravel())),
-                      shape=(n_rows, n))
-    Xd = X.toarray()
-    score = w0 + Xd @ w + 0.5 * (((Xd @ V) ** 2) - (Xd ** 2) @ (V ** 2)).sum(1)
-    if classification:
-        y = (rng.random(n_rows) < 1 / (1 + np.exp(-3 * score))).astype(float)
-    else:
-        y = score + rng.normal(0, noise, n_rows)
-    return X, y, score
+from reference import planted_fm
 
 
 def test_figure1_trains_to_low_loss_with_train_step():

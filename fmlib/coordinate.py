@@ -1,0 +1,259 @@
+r"""One parameter at a time: the coordinate updates shared by ALS and MCMC.
+
+The chapter "Beyond SGD: coordinate descent and MCMC" derives them. The FM is linear in
+every single parameter :math:`\theta` (Rendle, ACM TIST 2012, sec. 4):
+
+.. math::
+
+    \hat y(\mathbf x) = g_\theta(\mathbf x) + \theta\, h_\theta(\mathbf x), \qquad
+    h_{w_0} = 1,\quad h_{w_l} = x_l,\quad
+    h_{v_{l,f}} = x_l \big(q_f(\mathbf x) - v_{l,f}\, x_l\big),\quad
+    q_f(\mathbf x) = \sum_j v_{j,f}\, x_j .
+
+With the residuals :math:`e_i = y_i - \hat y_i` we have :math:`y_i - g_{\theta,i} = e_i +
+\theta h_{\theta,i}`. Under a Gaussian likelihood of precision :math:`\alpha` and a prior
+:math:`\theta \sim \mathcal N(\mu_\theta, 1/\lambda_\theta)`, the conditional of
+:math:`\theta` given everything else is Gaussian with
+
+.. math::
+
+    P_\theta = \alpha \sum_i h_{\theta,i}^2 + \lambda_\theta, \qquad
+    m_\theta = \frac{\alpha \sum_i h_{\theta,i}\,(e_i + \theta\, h_{\theta,i})
+                     + \lambda_\theta \mu_\theta}{P_\theta}.
+
+ALS (coordinate descent) sets :math:`\theta \leftarrow m_\theta` with :math:`\alpha = 1,
+\mu_\theta = 0`: the minimiser of :math:`\sum_i e_i^2 + \lambda_\theta \theta^2` in
+:math:`\theta`. MCMC draws :math:`\theta \sim \mathcal N(m_\theta, 1/P_\theta)`. After the
+change :math:`\delta = \theta_{\text{new}} - \theta`, the caches follow in O(nnz of the
+column): :math:`e_i \leftarrow e_i - \delta h_{\theta,i}` and, for :math:`v_{l,f}`,
+:math:`q_{i,f} \leftarrow q_{i,f} + \delta x_{i,l}`.
+
+**Blocks.** Two features that never appear in the same row do not enter each other's
+:math:`h` or :math:`e`, so their conditionals are independent and both can be updated at
+once. :func:`block_schedule` colours the columns so that no two columns of one colour
+share a row: every one-hot block (all users, all items) is one colour; a multi-hot block
+(genres, the movies a user rated) is split greedily. Updating colour after colour is then
+*exactly* the sequential one-feature-at-a-time sweep in that order, with every colour
+done by segment sums (``numpy.bincount``) over its non-zeros.
+
+**Why numpy here.** These sweeps are gathers, scatters and segment sums over the
+non-zeros of one block at a time, thousands of small steps per sweep. On the CPU,
+TensorFlow's kernels for them cost about ten times numpy's per element (measured on
+80,000 values: a gather 0.65 ms against 0.07 ms, a scatter-add 1.9 ms against 0.26 ms,
+a segment sum 0.65 ms against 0.20 ms), so the solvers keep their state in numpy, as
+libFM and myFM keep theirs in C++. The model they train is the same
+:class:`~fmlib.FactorizationMachine`, and predictions go through TensorFlow as
+everywhere else.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+
+# --- the schedule ------------------------------------------------------------------------
+def column_groups(groups: Any, n_features: int, name: str = "groups") -> np.ndarray:
+    """Group index (0..G-1) of every column, from ``groups`` as users give it.
+
+    ``groups`` is ``None`` (one group), a sequence of ``n_features`` labels, or a mapping
+    ``{name: slice or column indices}`` that covers every column once (for example
+    ``FeatureEncoder.groups_``).
+    """
+    if groups is None:
+        return np.zeros(n_features, np.int64)
+    if isinstance(groups, Mapping):
+        ids = np.full(n_features, -1, np.int64)
+        for g, cols in enumerate(groups.values()):
+            cols = np.arange(n_features)[cols] if isinstance(cols, slice) else np.asarray(cols)
+            if cols.size and (cols.min() < 0 or cols.max() >= n_features):
+                raise ValueError(f"`{name}` names columns outside 0..{n_features - 1}.")
+            if np.any(ids[cols] >= 0):
+                raise ValueError(f"`{name}` assigns some column to more than one group.")
+            ids[cols] = g
+        if np.any(ids < 0):
+            raise ValueError(f"`{name}` must cover every one of the {n_features} columns; "
+                             f"{int(np.sum(ids < 0))} are in no group.")
+        return ids
+    if isinstance(groups, str):
+        raise TypeError(f"`{name}` must be None, a sequence of one label per column or a "
+                        f"mapping name -> columns; got the string {groups!r}.")
+    labels = np.asarray(groups)
+    if labels.ndim != 1 or labels.shape[0] != n_features:
+        raise ValueError(f"`{name}` must hold one group label per column ({n_features}); "
+                         f"got shape {labels.shape}.")
+    return np.unique(labels, return_inverse=True)[1].astype(np.int64)
+
+
+def _distinct_rows(B: sp.csr_matrix) -> sp.csr_matrix:
+    """The distinct sparsity patterns among the rows of ``B`` (canonical CSR)."""
+    keys = [B.indices[a:b].tobytes() for a, b in zip(B.indptr[:-1], B.indptr[1:])]
+    first = np.fromiter({key: i for i, key in reversed(list(enumerate(keys)))}.values(), np.int64)
+    return B[np.sort(first)]
+
+
+def _greedy_colouring(G: sp.csr_matrix) -> np.ndarray:
+    """Colour the vertices of the graph ``G`` (largest degree first), neighbours differ."""
+    n = G.shape[0]
+    colour = np.full(n, -1, np.int64)
+    for v in np.argsort(-np.diff(G.indptr), kind="stable"):
+        taken = colour[G.indices[G.indptr[v]:G.indptr[v + 1]]]
+        free = np.ones(taken.size + 1, bool)
+        free[taken[(taken >= 0) & (taken <= taken.size)]] = False
+        colour[v] = int(np.argmax(free))
+    return colour
+
+
+def block_schedule(X: sp.spmatrix, groups: Any = None) -> list[np.ndarray]:
+    """Split the columns of ``X`` into blocks of columns that never share a row.
+
+    Within each group (see :func:`column_groups`), columns are coloured greedily on their
+    co-occurrence graph, built from the group's distinct row patterns (the implicit block
+    of a user repeats on every rating of the user: it is counted once). Blocks come out
+    group by group, so a group's features are updated together.
+
+    Returns:
+        A list of sorted int arrays of column indices; every column appears exactly once.
+    """
+    X = sp.csr_matrix(X)
+    n = X.shape[1]
+    group_of = column_groups(groups, n)
+    pattern = sp.csr_matrix((np.ones(X.nnz), X.indices, X.indptr), shape=X.shape)
+    pattern.sum_duplicates()
+    blocks = []
+    for g in range(int(group_of.max()) + 1 if n else 0):
+        cols = np.flatnonzero(group_of == g)
+        sub = pattern[:, cols]
+        if sub.shape[0] == 0 or np.diff(sub.indptr).max() <= 1:   # one-hot: a single colour
+            blocks.append(cols)
+            continue
+        distinct = _distinct_rows(sub)
+        G = (distinct.T @ distinct).tocsr()
+        G.setdiag(0)
+        G.eliminate_zeros()
+        colour = _greedy_colouring(G)
+        blocks.extend(cols[colour == c] for c in range(int(colour.max()) + 1))
+    return blocks
+
+
+# --- the sweeper -------------------------------------------------------------------------
+class CoordinateSweeper:
+    r"""Cached state and block updates for ALS and Gibbs sampling of one FM.
+
+    Holds :math:`w_0, \mathbf w, \mathbf V`, the residuals :math:`e_i` and the sums
+    :math:`q_{i,f}` as float64 arrays, and the non-zeros of ``X`` column by column in
+    the order of ``schedule``. Every update sets
+    :math:`\theta \leftarrow m_\theta + \text{sample}\cdot z_\theta / \sqrt{P_\theta}`
+    (see the module docstring): ``sample=False`` is ALS, ``sample=True`` a Gibbs step with
+    the standard normal draws ``z`` given by the caller, one per parameter, so that any
+    schedule uses the same draw for the same parameter.
+
+    Args:
+        X: ``(N, n)`` CSR matrix, checked by the caller.
+        y: ``(N,)`` targets.
+        w0, w, V: starting parameters.
+        schedule: blocks of columns that never share a row (:func:`block_schedule`).
+    """
+
+    def __init__(self, X: sp.csr_matrix, y: np.ndarray, w0: float, w: np.ndarray,
+                 V: np.ndarray, schedule: Sequence[np.ndarray]):
+        self.N, self.n = X.shape
+        self.k = V.shape[1]
+        order = np.concatenate([np.asarray(b, np.int64) for b in schedule]) if len(schedule) \
+            else np.zeros(0, np.int64)
+        if order.size != self.n or np.any(np.sort(order) != np.arange(self.n)):
+            raise ValueError("`schedule` must list every column exactly once.")
+        self.X = sp.csr_matrix(X, dtype=np.float64)
+        self._X_sq = self.X.multiply(self.X).tocsr()
+        Xc = sp.csc_matrix(self.X)
+        self.blocks = []                       # (cols, rows, seg, x, x^2) per block
+        for cols in schedule:
+            cols = np.asarray(cols, np.int64)
+            sub = Xc[:, cols]
+            seg = np.repeat(np.arange(cols.size), np.diff(sub.indptr))
+            by_row = np.argsort(sub.indices, kind="stable")    # rows ascending: cache-friendly
+            x = sub.data[by_row]
+            self.blocks.append((cols, sub.indices[by_row].astype(np.int64), seg[by_row], x, x * x))
+        self.y = np.array(y, np.float64)
+        self.w0 = float(w0)
+        self.w = np.array(w, np.float64)
+        self.Vt = np.array(np.asarray(V, np.float64).T)       # (k, n): row f is v_{., f}
+        self.refresh()
+
+    # --- state -----------------------------------------------------------------------
+    @property
+    def V(self) -> np.ndarray:
+        return self.Vt.T.copy()
+
+    def weights(self) -> dict[str, Any]:
+        """A copy of the parameters: ``{"w0", "w", "V"}`` (float64)."""
+        return {"w0": self.w0, "w": self.w.copy(), "V": self.V}
+
+    def refresh(self) -> None:
+        r"""Recompute :math:`q_{i,f}` and :math:`e_i` from the parameters, O(k nnz).
+
+        The updates keep both caches exact up to rounding; a refresh at the start of every
+        sweep stops rounding errors from accumulating over thousands of sweeps.
+        """
+        q = self.X @ self.Vt.T                                 # (N, k)
+        y_hat = self.w0 + self.X @ self.w + 0.5 * (
+            np.sum(q ** 2, axis=1) - self._X_sq @ np.sum(self.Vt ** 2, axis=0))
+        self.qt = np.ascontiguousarray(q.T)                    # (k, N): row f is q_{., f}
+        self.e = self.y - y_hat
+
+    def set_targets(self, y: np.ndarray) -> None:
+        """Replace the targets (the probit sampler's latent variables), keeping e = y - ŷ."""
+        self.e += y - self.y
+        self.y = np.array(y, np.float64)
+
+    def predictions(self) -> np.ndarray:
+        """ŷ on the training rows, from the cache: y - e."""
+        return self.y - self.e
+
+    # --- the conditional of a block --------------------------------------------------
+    @staticmethod
+    def _draw(theta, h, h_sq, e, seg, alpha, mu, lam, z, sample):
+        """New values of one block's parameters: m + sample z / sqrt(P) (module docstring)."""
+        size = theta.size
+        den = np.bincount(seg, h_sq, minlength=size)
+        num = np.bincount(seg, h * e, minlength=size) + theta * den
+        prec = alpha * den + lam
+        with np.errstate(divide="ignore", invalid="ignore"):
+            new = (alpha * num + lam * mu) / prec
+            if sample:
+                new += z / np.sqrt(prec)
+        return np.where(prec > 0, new, theta)   # an empty column with lambda = 0: unchanged
+
+    def update_w0(self, alpha: float, lam: float, mu: float, z: float, sample: bool) -> None:
+        """:math:`w_0` from its conditional (:math:`h = 1` for every row)."""
+        prec = alpha * self.N + lam
+        new = (alpha * (self.e.sum() + self.N * self.w0) + lam * mu) / prec
+        if sample:
+            new += z / np.sqrt(prec)
+        self.e -= new - self.w0
+        self.w0 = float(new)
+
+    def update_w(self, alpha: float, mu, lam, z, sample: bool) -> None:
+        """Every :math:`w_l`, block by block (:math:`h = x_l`); ``mu, lam, z`` of shape (n,)."""
+        for cols, rows, seg, x, x_sq in self.blocks:
+            theta = self.w[cols]
+            new = self._draw(theta, x, x_sq, self.e[rows], seg, alpha, mu[cols], lam[cols],
+                             z[cols], sample)
+            self.e[rows] -= (new - theta)[seg] * x
+            self.w[cols] = new
+
+    def update_V(self, alpha: float, mu, lam, z, sample: bool) -> None:
+        r"""Every :math:`v_{l,f}`: factor by factor, block by block; ``mu, lam, z`` (n, k)."""
+        for f in range(self.k):
+            v, q = self.Vt[f], self.qt[f]
+            for cols, rows, seg, x, x_sq in self.blocks:
+                theta = v[cols]
+                h = x * q[rows] - theta[seg] * x_sq
+                new = self._draw(theta, h, h * h, self.e[rows], seg, alpha, mu[cols, f],
+                                 lam[cols, f], z[cols, f], sample)
+                delta = (new - theta)[seg]
+                self.e[rows] -= delta * h
+                q[rows] += delta * x
+                v[cols] = new

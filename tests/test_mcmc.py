@@ -1,0 +1,189 @@
+"""fmlib.BayesianFM and its Gibbs conditionals, against known posteriors and planted data."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+import tensorflow as tf
+from scipy.special import ndtr
+from scipy.stats import norm
+
+import fmlib
+from fmlib.coordinate import CoordinateSweeper, block_schedule
+from fmlib.mcmc import (A0, A_LAMBDA, B0, B_LAMBDA, GAMMA0, MU0, draw_alpha,
+                        draw_latent_targets, draw_normal_gamma)
+from reference import planted_fm
+
+
+def test_gibbs_on_w_samples_the_conjugate_posterior_of_a_bayesian_linear_model():
+    """With V = 0 the FM is linear; Gibbs sweeps over w (block updates, correlated columns)
+    must reproduce the analytical posterior N(m, S), S = (alpha X'X + Lambda)^-1."""
+    rng = np.random.default_rng(0)
+    X = np.c_[np.eye(3)[rng.integers(0, 3, 12)], rng.normal(size=(12, 2)), np.zeros((12, 1))]
+    X[:, 3] += 0.8 * X[:, 0]                                  # correlated columns
+    y = X @ np.array([1.0, -0.5, 0.2, 0.7, -1.2, 0.0]) + rng.normal(0, 0.5, 12)
+    alpha, mu, lam = 2.0, np.array([0.3, 0, 0, -0.2, 0, 0.5]), np.array([1, 2, 1, 0.5, 1, 4.0])
+    S = np.linalg.inv(alpha * X.T @ X + np.diag(lam))
+    m = S @ (alpha * X.T @ y + lam * mu)
+
+    Xs = sp.csr_matrix(X)
+    schedule = block_schedule(Xs, [0, 0, 0, 1, 2, 3])
+    assert any(len(block) == 3 for block in schedule)          # the one-hot block moves at once
+    sweeper = CoordinateSweeper(Xs, y, 0.0, np.zeros(6), np.zeros((6, 1)), schedule)
+    samples = []
+    for _ in range(30000):
+        sweeper.update_w(alpha, mu, lam, rng.standard_normal(6), sample=True)
+        samples.append(sweeper.w.copy())
+    samples = np.array(samples[1000:])
+    sd = np.sqrt(np.diag(S))
+    np.testing.assert_array_less(np.abs(samples.mean(axis=0) - m), 0.05 * sd)
+    np.testing.assert_allclose(np.cov(samples.T), S, atol=0.06 * sd.max() ** 2)
+
+
+def test_hyperparameter_gibbs_steps_sample_the_normal_gamma_posterior():
+    rng = np.random.default_rng(1)
+    theta = np.r_[rng.normal(0.4, 0.7, 9), rng.normal(-1.0, 0.3, 5)]
+    group = np.r_[np.zeros(9, int), np.ones(5, int)]
+    mu, draws = np.zeros(2), []
+    for _ in range(40000):
+        mu, lam = draw_normal_gamma(rng, theta, group, 2, mu)
+        draws.append((mu.copy(), lam.copy()))
+    mus, lams = (np.array([d[i] for d in draws[500:]]) for i in (0, 1))
+    for g, members in enumerate((theta[:9], theta[9:])):
+        m, mean = members.size, members.mean()
+        # marginal posterior: lambda ~ Gamma((a + m)/2, (b + S)/2), mu | lambda ~ N(mu_hat, .)
+        S = np.sum((members - mean) ** 2) + m * GAMMA0 * (mean - MU0) ** 2 / (m + GAMMA0)
+        lam_mean = (A_LAMBDA + m) / (B_LAMBDA + S)
+        mu_hat = (members.sum() + GAMMA0 * MU0) / (m + GAMMA0)
+        mu_var = (B_LAMBDA + S) / ((m + GAMMA0) * (A_LAMBDA + m - 2))
+        assert lams[:, g].mean() == pytest.approx(lam_mean, rel=0.03)
+        assert mus[:, g].mean() == pytest.approx(mu_hat, abs=0.03 * np.sqrt(mu_var))
+        assert mus[:, g].var() == pytest.approx(mu_var, rel=0.05)
+
+
+def test_hyperparameters_per_factor_have_the_shape_of_mu():
+    rng = np.random.default_rng(2)
+    mu, lam = draw_normal_gamma(rng, rng.normal(size=(6, 3)), np.array([0, 0, 1, 1, 1, 2]), 3,
+                                np.zeros((3, 3)))
+    assert mu.shape == lam.shape == (3, 3) and np.all(lam > 0)
+
+
+def test_noise_precision_is_drawn_from_its_gamma_conditional():
+    rng = np.random.default_rng(3)
+    e = rng.normal(0, 0.5, 200)
+    draws = np.array([draw_alpha(rng, e) for _ in range(20000)])
+    shape, rate = (A0 + e.size) / 2, (B0 + e @ e) / 2
+    assert draws.mean() == pytest.approx(shape / rate, rel=0.01)
+    assert draws.var() == pytest.approx(shape / rate ** 2, rel=0.05)
+
+
+@pytest.mark.parametrize("y_hat", [-3.0, -0.5, 0.0, 1.2, 6.0])
+def test_probit_latent_targets_follow_the_truncated_normal(y_hat):
+    rng = np.random.default_rng(4)
+    for positive in (True, False):
+        z = draw_latent_targets(rng, np.full(50000, y_hat), np.full(50000, positive))
+        assert np.all(z > 0) if positive else np.all(z < 0)
+        s = 1.0 if positive else -1.0                      # E[z] = y_hat + s phi / Phi(s y_hat)
+        expected = y_hat + s * norm.pdf(y_hat) / ndtr(s * y_hat)
+        assert z.mean() == pytest.approx(expected, abs=0.02)
+
+
+def test_bayesian_fm_recovers_a_planted_fm_to_the_noise_level():
+    X, y, score = planted_fm(n_rows=3000, seed=5, noise=0.1)
+    bfm = fmlib.BayesianFM(k=3, num_sweeps=150, burn_in=50, seed=0)
+    bfm.fit(X[:2500], y[:2500], X_test=X[2500:], y_test=y[2500:])
+    y_hat = bfm.predict(X[2500:])
+    assert np.sqrt(np.mean((y_hat - score[2500:]) ** 2)) < 0.1
+    trace = bfm.trace_
+    assert isinstance(trace, pd.DataFrame) and trace.index.tolist() == list(range(1, 151))
+    # the running posterior mean of the trace is what predict returns
+    assert trace["test_rmse_mean"].iloc[-1] == pytest.approx(
+        np.sqrt(np.mean((y_hat - y[2500:]) ** 2)), rel=1e-10)
+    assert trace["test_rmse_mean"].iloc[:50].isna().all()
+    assert 1 / np.sqrt(trace["alpha"].iloc[50:].mean()) == pytest.approx(0.1, rel=0.15)
+    assert {"mu_w[all]", "lambda_w[all]", "mu_v[all]", "lambda_v[all]", "train_rmse",
+            "test_rmse"} <= set(trace.columns)
+    assert len(bfm.samples_["V"]) == 100
+
+
+def test_probit_classification_learns_and_gives_probabilities():
+    X, y01, score = planted_fm(n_rows=3000, seed=6, classification=True)
+    probas = []
+    for y in (y01, 2 * y01 - 1):
+        bfm = fmlib.BayesianFM(k=3, num_sweeps=60, task="classification", seed=1)
+        bfm.fit(X[:2500], y[:2500], X_test=X[2500:], y_test=y[2500:])
+        probas.append(bfm.predict_proba(X[2500:]))
+    np.testing.assert_array_equal(probas[0], probas[1])
+    proba = probas[0]
+    assert np.all((proba >= 0) & (proba <= 1))
+    accuracy = np.mean((proba > 0.5) == (y01[2500:] > 0.5))
+    bayes = np.mean((score[2500:] > 0) == (y01[2500:] > 0.5))
+    assert accuracy > bayes - 0.05
+    np.testing.assert_array_equal(bfm.predict(X[2500:]), (proba > 0.5).astype(int))
+    assert bfm.trace_["test_accuracy_mean"].iloc[-1] == pytest.approx(accuracy)
+
+
+def test_same_seed_same_samples_and_input_layouts_agree():
+    X, y, _ = planted_fm(n_rows=400, seed=7)
+    runs = []
+    for data in (X, X, X.toarray(), tf.sparse.from_dense(X.toarray())):
+        runs.append(fmlib.BayesianFM(k=2, num_sweeps=20, seed=3).fit(data, y).predict(X))
+    np.testing.assert_array_equal(runs[0], runs[1])
+    for other in runs[2:]:
+        np.testing.assert_allclose(other, runs[0], rtol=1e-9)
+    assert not np.allclose(runs[0], fmlib.BayesianFM(k=2, num_sweeps=20, seed=4).fit(X, y).predict(X))
+
+
+def test_one_core_and_all_cores_agree_to_four_decimals():
+    script = textwrap.dedent("""
+        import os, sys
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+        if sys.argv[2] == "one":
+            os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+        sys.path.insert(0, sys.argv[1])
+        import numpy as np, fmlib
+        from reference import planted_fm
+        X, y, _ = planted_fm(n_rows=600, seed=8)
+        p = fmlib.BayesianFM(k=3, num_sweeps=30, seed=0).fit(X, y).predict(X)
+        print(" ".join(f"{v:.4f}" for v in p[:50]))
+        """)
+    here = os.path.dirname(__file__)
+    outputs = [subprocess.run([sys.executable, "-c", script, here, cores], capture_output=True,
+                              text=True, check=True, timeout=300).stdout
+               for cores in ("all", "one")]
+    assert outputs[0] == outputs[1] and len(outputs[0].split()) == 50
+
+
+@pytest.mark.parametrize("params, fit_args, error, pattern", [
+    ({"k": 0}, {}, ValueError, r"`k` must be >= 1; got 0"),
+    ({"num_sweeps": 10, "burn_in": 10}, {}, ValueError, r"`burn_in` must be smaller than `num_sweeps` \(10\)"),
+    ({"burn_in": -1}, {}, ValueError, r"`burn_in` must be >= 0; got -1"),
+    ({"task": "ranking"}, {}, ValueError, r"`task` must be one of .*got 'ranking'"),
+    ({"task": "classification"}, {}, ValueError, r"`y` for task='classification' must be labels"),
+    ({"groups": [0, 1, 2]}, {}, ValueError, r"`groups` must hold one group label per column \(4\)"),
+    ({"seed": "x"}, {}, TypeError, r"`seed` must be an integer"),
+    ({}, {"X": np.r_[np.ones((5, 4)), [[np.inf, 0, 0, 0]]]}, ValueError, r"`X` must be finite"),
+    ({}, {"y": np.r_[np.ones(5), np.nan]}, ValueError, r"`y` must be finite"),
+    ({}, {"X_test": np.ones((2, 4))}, ValueError, r"give both `X_test` and `y_test`"),
+    ({}, {"X_test": np.ones((2, 3)), "y_test": np.ones(2)}, ValueError,
+     r"`X_test` has 3 feature columns, but the model expects n_features=4"),
+])
+def test_bayesian_fm_rejects_bad_input(params, fit_args, error, pattern):
+    args = {"X": np.ones((6, 4)), "y": np.array([0, 1, 2, 0, 1, 0.5])}
+    args.update(fit_args)
+    with pytest.raises(error, match=pattern):
+        fmlib.BayesianFM(num_sweeps=params.pop("num_sweeps", 3), **params).fit(**args)
+
+
+def test_prediction_needs_a_fitted_model_and_probabilities_need_classification():
+    with pytest.raises(RuntimeError, match="call fit before predicting"):
+        fmlib.BayesianFM().predict(np.ones((2, 4)))
+    bfm = fmlib.BayesianFM(k=2, num_sweeps=3).fit(np.eye(4), np.arange(4.0))
+    with pytest.raises(AttributeError, match="predict_proba is for task='classification'"):
+        bfm.predict_proba(np.eye(4))
+    with pytest.raises(ValueError, match=r"`X` has 5 feature columns, but the model expects n_features=4"):
+        bfm.predict(np.ones((2, 5)))
