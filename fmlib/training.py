@@ -22,17 +22,34 @@ import pandas as pd
 import scipy.sparse as sp
 import tensorflow as tf
 
-from ._inputs import as_host_matrix, as_targets, check_float, check_int, iter_batches
+from ._inputs import (as_batch, as_host_matrix, as_targets, check_bool, check_float, check_int, check_seed,
+                      iter_batches)
 from .losses import l2_loss, l2_penalty, logistic_loss
 from .model import FactorizationMachine
 
 TASKS = ("regression", "classification")
+LOSS_NAMES = {"loss": "training loss", "val_loss": "validation loss"}
 OPTIMIZERS = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam,
               "adagrad": keras.optimizers.Adagrad}
 
 
 class TrainingDivergedError(FloatingPointError):
     """The training loss became NaN or infinite (usually: the learning rate is too large)."""
+
+
+def diverged(value: float, dtype: tf.DType) -> bool:
+    """A loss is diverged when NaN, infinite, or beyond what the model's float dtype can hold."""
+    return not (math.isfinite(value) and abs(value) <= np.finfo(dtype.as_numpy_dtype).max)
+
+
+def check_weights_finite(variables, where: str, lr: Any) -> None:
+    """Raise :class:`TrainingDivergedError` if any weight is NaN or infinite (one fused reduction)."""
+    if not bool(tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in variables])):
+        names = [v.name.split("/")[-1].split(":")[0] for v in variables
+                 if not bool(tf.reduce_all(tf.math.is_finite(v)))]
+        raise TrainingDivergedError(
+            f"Training diverged {where}: the weights {names} hold NaN or infinite values. "
+            f"Try a smaller learning rate (lr={lr} now) or stronger regularisation.")
 
 
 def train_step(mod: FactorizationMachine, x, y_true, lr: float,
@@ -53,14 +70,43 @@ def train_step(mod: FactorizationMachine, x, y_true, lr: float,
         loss_f: ``loss_f(y_true=..., y_pred=...)``, by default :func:`fmlib.l2_loss`.
         loss_f_kwargs: extra keyword arguments for ``loss_f``.
     """
+    if not isinstance(mod, FactorizationMachine):
+        raise TypeError(f"`mod` must be a fmlib.FactorizationMachine; got {type(mod).__name__}.")
+    lr = check_float(lr, "lr")
+    if lr == 0:
+        raise ValueError("`lr` must be > 0; got 0.")
+    x = as_batch(x, mod.n_features, mod.dtype, name="x")
+    y_true = as_targets(y_true, int(x.shape[0]), name="y_true", dtype=mod.dtype)
     loss_f_kwargs = loss_f_kwargs or {}
     with tf.GradientTape() as tape:
-        loss = loss_f(y_true=y_true, y_pred=mod(x), **loss_f_kwargs)
+        loss = loss_f(y_true=y_true, y_pred=mod._call_checked(x), **loss_f_kwargs)
     variables = [mod.w0, mod.w, mod.V]
     for var, grad in zip(variables, tape.gradient(loss, variables)):
         if grad is not None:
             var.assign_sub(lr * grad)
+    check_weights_finite(variables, "in this step", lr)
     return loss
+
+
+def _check_after_last_step(model: FactorizationMachine, loss_fn: Callable, Xb, yb, where: str,
+                           lr: Any) -> None:
+    """Weights finite, and the last batch's loss recomputed with them finite (one forward pass)."""
+    check_weights_finite([model.w0, model.w, model.V], where, lr)
+    after = float(loss_fn(yb, model._call_checked(Xb)))
+    if diverged(after, model.dtype):
+        raise TrainingDivergedError(
+            f"Training diverged {where}: after the last step the loss on its batch is {after:.4g}. "
+            f"Try a smaller learning rate (lr={lr} now) or stronger regularisation.")
+
+
+def _unused_or_ours(opt: keras.optimizers.Optimizer, variables: list) -> keras.optimizers.Optimizer:
+    """A Keras optimizer keeps per-variable state: one already built for another model is refused."""
+    own = getattr(opt, "_trainable_variables", None)
+    if opt.built and own is not None and not (
+            len(own) == len(variables) and all(a is b for a, b in zip(own, variables))):
+        raise ValueError("`optimizer` is a Keras optimizer already used for another model's weights; "
+                         "pass a new instance (or a name such as 'adam') for each model.")
+    return opt
 
 
 def _labels(y: np.ndarray, task: str, name: str) -> np.ndarray:
@@ -90,7 +136,7 @@ def evaluate(model: FactorizationMachine, X, y, task: str = "regression",
     """Loss and RMSE (regression) or accuracy (classification) of ``model`` on ``(X, y)``."""
     if task not in TASKS:
         raise ValueError(f"`task` must be one of {TASKS}; got {task!r}.")
-    Xh = as_host_matrix(X, model.n_features, model.dtype, name="X")
+    Xh = as_host_matrix(X, model.n_features, model.dtype, name="X", min_rows=1)
     yh = _labels(as_targets(y, Xh.shape[0], name="y"), task, "y")
     return _metrics(task, yh, model._predict_host(Xh, check_int(batch_size, "batch_size")))
 
@@ -154,20 +200,22 @@ def fit(model: FactorizationMachine, X, y, *, task: str = "regression", num_epoc
     batch_size = check_int(batch_size, "batch_size")
     lambda_w = check_float(lambda_w, "lambda_w")
     lambda_v = check_float(lambda_v, "lambda_v")
+    shuffle, seed = check_bool(shuffle, "shuffle"), check_seed(seed)
     if patience is not None:
         patience = check_int(patience, "patience")
         if validation_data is None:
             raise ValueError("`patience` (early stopping) needs `validation_data`; got None.")
 
     Xh = as_host_matrix(X, model.n_features, model.dtype, name="X")
-    yh = _labels(as_targets(y, Xh.shape[0], name="y"), task, "y")
+    yh = _labels(as_targets(y, Xh.shape[0], name="y", dtype=model.dtype), task, "y")
     if Xh.shape[0] == 0:
         raise ValueError("`X` has no rows; there is nothing to train on.")
     if validation_data is not None:
         if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
             raise ValueError("`validation_data` must be a pair (X_val, y_val); "
                              f"got {type(validation_data).__name__}.")
-        Xv = as_host_matrix(validation_data[0], model.n_features, model.dtype, name="validation_data[0]")
+        Xv = as_host_matrix(validation_data[0], model.n_features, model.dtype, name="validation_data[0]",
+                            min_rows=1)
         yv = _labels(as_targets(validation_data[1], Xv.shape[0], name="validation_data[1]"),
                      task, "validation_data[1]")
 
@@ -180,7 +228,7 @@ def fit(model: FactorizationMachine, X, y, *, task: str = "regression", num_epoc
             raise ValueError("`lr` must be > 0; got 0.")
         opt = OPTIMIZERS[optimizer.lower()](learning_rate=lr)
     elif isinstance(optimizer, keras.optimizers.Optimizer):
-        opt = optimizer
+        opt = _unused_or_ours(optimizer, [model.w0, model.w, model.V])
     else:
         raise TypeError(f"`optimizer` must be a name or a keras.optimizers.Optimizer; "
                         f"got {type(optimizer).__name__}.")
@@ -217,14 +265,17 @@ def fit(model: FactorizationMachine, X, y, *, task: str = "regression", num_epoc
                 bar.update(i, values=[("loss", float(batch_loss))])
         train_loss = float(tf.add_n(losses)) / n
         seconds.append(time.perf_counter() - started)
-        if not math.isfinite(train_loss):
-            raise TrainingDivergedError(
-                f"Training diverged in epoch {epoch}: the training loss became {train_loss}. "
-                f"Try a smaller learning rate (lr={lr} now) or stronger regularisation.")
+        # the loss is measured before each update: the weights after the last one are checked too
+        _check_after_last_step(model, loss_fn, Xb, tf.constant(ye[s:e]), f"in epoch {epoch}", lr)
         row = {"epoch": epoch, "loss": train_loss}
         if validation_data is not None:
             val = _metrics(task, yv, model._predict_host(Xv, 8192))
             row.update({f"val_{key}": value for key, value in val.items()})
+        for key in ("loss", "val_loss"):
+            if key in row and diverged(row[key], model.dtype):
+                raise TrainingDivergedError(
+                    f"Training diverged in epoch {epoch}: the {LOSS_NAMES[key]} became "
+                    f"{row[key]:.4g}. Try a smaller learning rate (lr={lr} now) or stronger regularisation.")
         rows.append(row)
         if verbose:
             print(f"epoch {epoch}/{num_epochs}: " + ", ".join(
