@@ -102,8 +102,7 @@ def _check_after_last_step(model: FactorizationMachine, loss_fn: Callable, Xb, y
 def _unused_or_ours(opt: keras.optimizers.Optimizer, variables: list) -> keras.optimizers.Optimizer:
     """A Keras optimizer keeps per-variable state: one already built for another model is refused."""
     own = getattr(opt, "_trainable_variables", None)
-    if opt.built and own is not None and not (
-            len(own) == len(variables) and all(a is b for a, b in zip(own, variables))):
+    if opt.built and own is not None and {id(v) for v in own} != {id(v) for v in variables}:
         raise ValueError("`optimizer` is a Keras optimizer already used for another model's weights; "
                          "pass a new instance (or a name such as 'adam') for each model.")
     return opt

@@ -216,3 +216,138 @@ def test_an_optimizer_instance_is_not_shared_between_models():
     fmlib.fit(fm(), X, Y, optimizer=opt, num_epochs=1)
     with pytest.raises(ValueError, match="`optimizer`.*another model"):
         fmlib.fit(fm(), X, Y, optimizer=opt, num_epochs=1)
+
+
+# ------------------------------------------------------------ Keras layers and models
+
+def _keras(n_features=16, **kwargs):
+    model = fmlib.build_fm_model(n_features, k=2, seed=0, **kwargs)
+    model.compile(optimizer="adam", loss="mse")
+    return model
+
+
+def _fields(**kwargs):
+    model = fmlib.build_fm_model(vocab_sizes=[3, 4], k=2, seed=0, **kwargs)
+    model.compile(optimizer="adam", loss="mse")
+    return model
+
+
+IDS = np.array([[0, 1], [2, 3], [1, 0]])
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"v_init_std": -1}, ValueError, "`v_init_std`"),
+    ({"v_init_std": float("nan")}, ValueError, "`v_init_std`"),
+    ({"v_init_std": "a"}, TypeError, "`v_init_std`"),
+    ({"with_values": True}, ValueError, "`with_values=True`"),
+    ({"with_values": "yes"}, TypeError, "`with_values`"),
+    ({"sparse": "no"}, TypeError, "`sparse`"),
+    ({"seed": -1}, ValueError, "`seed`"),
+    ({"seed": "x"}, TypeError, "`seed`"),
+    ({"l2_w": -0.1}, ValueError, "`l2_w`"),
+    ({"k": 0}, ValueError, "`k`"),
+])
+def test_build_fm_model_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        fmlib.build_fm_model(16, **kwargs)
+
+
+@pytest.mark.parametrize("vocab_sizes, error", [(10, TypeError), ("abc", TypeError), ([], ValueError),
+                                                ([3, 0], ValueError), ([3.5], ValueError)])
+def test_field_layer_vocab_sizes(vocab_sizes, error):
+    with pytest.raises(error, match="`vocab_sizes`"):
+        fmlib.FieldFMLayer(vocab_sizes)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: fmlib.FMLayer(2)(X * np.nan), "`x`.*finite"),
+    (lambda: fmlib.FMLayer(2)(tf.sparse.from_dense(tf.constant(X * np.nan))), "`x`.*finite"),
+    (lambda: _keras()(tf.SparseTensor([[0, 16]], [1.0], [1, 16])), "`x`.*outside"),
+    (lambda: _keras()(tf.SparseTensor([[0, -1]], [1.0], [1, 16])), "`x`.*outside"),
+    (lambda: _fields(with_values=True).predict([IDS, np.full((3, 2), np.nan)], verbose=0), "`values`"),
+    (lambda: _fields(with_values=True)([tf.constant(IDS), tf.fill((3, 2), np.nan)]), "`values`"),
+    (lambda: _fields()(tf.constant([[0, 4]])), "`ids`.*field 1"),
+    (lambda: _fields()(tf.constant([[-1, 0]])), "`ids`.*field 0"),
+])
+def test_layers_check_their_inputs(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: _keras().fit(X, Y * np.nan, epochs=1, verbose=0), "`y`"),
+    (lambda: _keras().fit(X, Y, epochs=1, verbose=0, validation_data=(X, Y * np.nan)), r"`validation_data\[1\]`"),
+    (lambda: _keras().fit(X * np.nan, Y, epochs=1, verbose=0), "`x`"),
+    (lambda: _fields().fit(IDS, [1.0, np.inf, 2.0], epochs=1, verbose=0), "`y`"),
+    (lambda: _keras().predict(X[:0], verbose=0), "`x`.*0"),
+    (lambda: _keras().predict(sp.csr_matrix((0, 16)), verbose=0), "`x`.*0"),
+    (lambda: _fields().predict(IDS[:0], verbose=0), "`ids`.*0"),
+    (lambda: _keras().predict(X * 1e39, verbose=0), "`x`.*float32"),
+    (lambda: _keras().predict(X[:, :15], verbose=0), "`x`.*15"),
+])
+def test_fm_model_checks_x_and_y(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_fm_model_refuses_non_numeric_targets():
+    with pytest.raises(TypeError, match="`y`"):
+        _keras().evaluate(X, ["a"] * 7, verbose=0)
+
+
+@pytest.mark.parametrize("fmt", ["csc", "dok", "lil", "coo"])
+def test_fm_model_accepts_every_scipy_format(fmt):
+    model = _keras()
+    Xs = sp.csr_matrix(X).asformat(fmt)
+    model.fit(Xs, Y, epochs=1, verbose=0, validation_data=(Xs, Y))
+    np.testing.assert_allclose(model.predict(Xs, verbose=0), model.predict(X, verbose=0), rtol=1e-5)
+
+
+def test_fm_model_sums_duplicate_sparse_entries_like_its_call():
+    model = _keras(v_init_std=0.5)
+    st = _duplicated([0, 3, 6])
+    expected = model(tf.constant(X[[0, 3, 6]], tf.float32)).numpy()
+    np.testing.assert_allclose(model(st).numpy(), expected, rtol=1e-5)
+    np.testing.assert_allclose(model.predict(st, verbose=0), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("bad_ids, match", [([[0, 5]], "`ids`"), ([[-1, 0]], "`ids`"), ([[3, 0]], "`ids`")])
+def test_ids_out_of_range_through_tf_data_is_one_clear_error(bad_ids, match):
+    data = tf.data.Dataset.from_tensor_slices((np.r_[IDS, bad_ids], np.ones(4))).batch(4)
+    with pytest.raises(ValueError, match=match) as info:
+        _fields().fit(data, epochs=1, verbose=0)
+    assert len(str(info.value)) < 300 and "Traceback" not in str(info.value)
+
+
+def test_nan_values_through_tf_data_is_one_clear_error():
+    data = tf.data.Dataset.from_tensor_slices((X * np.nan, Y)).batch(7)
+    with pytest.raises(ValueError, match="`x`.*finite") as info:
+        _keras(sparse=False).fit(data, epochs=1, verbose=0)
+    assert len(str(info.value)) < 300
+
+
+@pytest.mark.parametrize("lr", [1e12, 1e30])
+def test_fm_model_fit_raises_on_divergence(lr):
+    import keras
+    model = fmlib.build_fm_model(16, k=2, seed=0, sparse=False)
+    model.compile(optimizer=keras.optimizers.SGD(lr), loss="mse")
+    with pytest.raises(fmlib.TrainingDivergedError, match="lr="):
+        model.fit(X * 100, Y, epochs=3, verbose=0)
+
+
+def test_fm_model_flags_an_overflowing_validation_loss():
+    import keras
+    model = fmlib.build_fm_model(16, k=2, seed=0, sparse=False, v_init_std=0.0)
+    model.compile(optimizer=keras.optimizers.SGD(1e-12), loss="mse")
+    model.get_layer("fm_layer").w.assign(np.ones(16, np.float32))
+    with pytest.raises(fmlib.TrainingDivergedError, match="val_loss"):
+        model.fit(X, Y, epochs=1, verbose=0, validation_data=(X * 1e20, Y))
+
+
+def test_a_keras_optimizer_is_not_shared_between_fm_models():
+    first = _keras()
+    first.fit(X, Y, epochs=1, verbose=0)
+    second = fmlib.build_fm_model(16, k=2)
+    second.compile(optimizer=first.optimizer, loss="mse")
+    with pytest.raises(ValueError, match="`optimizer`"):
+        second.fit(X, Y, epochs=1, verbose=0)
