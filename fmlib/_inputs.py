@@ -45,7 +45,8 @@ def check_float(value: Any, name: str, minimum: float = 0) -> float:
     except (TypeError, ValueError):
         raise TypeError(f"`{name}` must be a number; got {type(value).__name__} {value!r}.") from None
     if not (np.isfinite(value) and value >= minimum):
-        raise ValueError(f"`{name}` must be a finite number >= {minimum}; got {value}.")
+        bound = f" >= {minimum}" if np.isfinite(minimum) else ""
+        raise ValueError(f"`{name}` must be a finite number{bound}; got {value}.")
     return value
 
 

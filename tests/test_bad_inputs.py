@@ -351,3 +351,126 @@ def test_a_keras_optimizer_is_not_shared_between_fm_models():
     second.compile(optimizer=first.optimizer, loss="mse")
     with pytest.raises(ValueError, match="`optimizer`"):
         second.fit(X, Y, epochs=1, verbose=0)
+
+
+# ------------------------------------------------------------ FeatureEncoder and IndexMap
+
+import pandas as pd  # noqa: E402
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"categorical": "user"}, "`categorical`"),
+    ({"categorical": ["user"], "multi_hot": "genres"}, "`multi_hot`"),
+    ({"numeric": "age"}, "`numeric`"),
+    ({"implicit": "ui"}, "`implicit`"),
+    ({"categorical": 3}, "`categorical`"),
+])
+def test_encoder_column_arguments_are_lists_not_strings(kwargs, match):
+    with pytest.raises(TypeError, match=match):
+        fmlib.FeatureEncoder(**kwargs)
+
+
+@pytest.mark.parametrize("fit_values, new_values", [
+    (["1", "2"], [1, 2]),
+    ([1, 2], ["1", "2"]),
+    ([1.0, 2.0], ["a", "b"]),
+    ([True, False], ["x", "y"]),
+])
+def test_category_kind_mismatch_between_fit_and_transform(fit_values, new_values):
+    encoder = fmlib.FeatureEncoder(categorical=["user"]).fit(pd.DataFrame({"user": fit_values}))
+    with pytest.raises(TypeError, match=r"`df\['user'\]`"):
+        encoder.transform(pd.DataFrame({"user": new_values}))
+
+
+def test_unseen_categories_of_the_right_kind_still_give_zero_rows():
+    encoder = fmlib.FeatureEncoder(categorical=["user"]).fit(pd.DataFrame({"user": [1, 2]}))
+    assert encoder.transform(pd.DataFrame({"user": [3, 2.0]})).toarray().tolist() == [[0, 0], [0, 1]]
+
+
+@pytest.mark.parametrize("values", [[1, "a"], ["1", 2, 3.0], [b"x", "x"]])
+def test_mixed_kinds_of_categories_are_refused_at_fit(values):
+    with pytest.raises(TypeError, match=r"`df\['user'\]`.*mixes"):
+        fmlib.FeatureEncoder(categorical=["user"]).fit(pd.DataFrame({"user": values}))
+
+
+@pytest.mark.parametrize("frame", [pd.DataFrame({"user": []}), pd.DataFrame({"user": pd.Series([], dtype=int)})])
+def test_fitting_on_an_empty_frame_is_an_error(frame):
+    with pytest.raises(ValueError, match="`df`.*no rows"):
+        fmlib.FeatureEncoder(categorical=["user"]).fit(frame)
+
+
+@pytest.mark.parametrize("bad", ["Action", 3, None])
+def test_multi_hot_cells_are_checked_on_every_row(bad):
+    cells = [("a",)] * 1500 + [bad]
+    with pytest.raises(ValueError, match="multi-hot column 'genres'"):
+        fmlib.FeatureEncoder(multi_hot=["genres"]).fit(pd.DataFrame({"genres": cells}))
+
+
+@pytest.mark.parametrize("ids, error, match", [("abc", TypeError, "`ids`.*string|`ids`.*str"),
+                                               (b"ab", TypeError, "`ids`"), (5, TypeError, "`ids`"),
+                                               ([1, "1"], TypeError, "`ids`.*mixes")])
+def test_index_map_arguments(ids, error, match):
+    with pytest.raises(error, match=match):
+        fmlib.IndexMap(ids)
+
+
+def test_index_map_refuses_values_of_another_kind():
+    with pytest.raises(TypeError, match="`values`"):
+        fmlib.IndexMap(["1", "2"]).index([1, 2])
+
+
+# ------------------------------------------------------------ make_ratings
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"global_bias": float("nan")}, ValueError, "`global_bias`"),
+    ({"global_bias": float("inf")}, ValueError, "`global_bias`"),
+    ({"global_bias": "3.5"}, TypeError, "`global_bias`"),
+    ({"density": "0.1"}, TypeError, "`density`"),
+    ({"seed": "x"}, TypeError, "`seed`"),
+    ({"seed": -1}, ValueError, "`seed`"),
+    ({"output": ["stars"]}, ValueError, "`output`"),
+])
+def test_make_ratings_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        fmlib.make_ratings(20, 10, **kwargs)
+
+
+def _within(seconds, call):
+    """Run ``call`` in a thread; fail the test if it has not returned (or raised) in time."""
+    import threading
+    outcome = {}
+
+    def run():
+        try:
+            outcome["value"] = call()
+        except BaseException as err:  # noqa: BLE001 - handed back to the test
+            outcome["error"] = err
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"did not return within {seconds} s"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+@pytest.mark.parametrize("args, kwargs", [
+    ((100, 100), {"n_ratings": 500, "popularity_skew": 60}),
+    ((100, 100), {"n_ratings": 500, "activity_skew": 80}),
+    ((100, 100), {"n_ratings": 2900, "popularity_skew": 20, "activity_skew": 20}),
+])
+def test_extreme_skews_return_distinct_pairs_quickly(args, kwargs):
+    data = _within(20, lambda: fmlib.make_ratings(*args, **kwargs))
+    assert len(data.ratings) == kwargs["n_ratings"]
+    assert not data.ratings[["user", "item"]].duplicated().any()
+
+
+@pytest.mark.parametrize("args, kwargs", [
+    ((100, 100), {"n_ratings": 500, "popularity_skew": 1e4}),
+    ((100, 100), {"n_ratings": 200, "popularity_skew": 1e4, "activity_skew": 1e4}),
+    ((20000, 20000), {"n_ratings": 200000, "popularity_skew": 60, "activity_skew": 60}),
+])
+def test_infeasible_skews_are_an_error_not_a_hang(args, kwargs):
+    with pytest.raises(ValueError, match="`n_ratings`.*skew|skew.*`n_ratings`"):
+        _within(30, lambda: fmlib.make_ratings(*args, **kwargs))
