@@ -8,7 +8,7 @@ from .encoding import FeatureEncoder, IndexMap
 from .keras_fm import FieldFMLayer, FMLayer, FMModel, build_fm_model
 from .losses import l2_loss, l2_penalty, logistic_loss
 from .model import FactorizationMachine
-from .movielens import MovieLens, MovieLensError, load_movielens
+from .movielens import MovieLens, MovieLensError, MovieLensTimeout, load_movielens
 from .pairwise import pairwise_fast, pairwise_naive
 from .synthetic import PlantedFM, SyntheticRatings, make_ratings
 from .toy import rendle_figure1, rendle_figure1_frame
@@ -25,6 +25,7 @@ __all__ = [
     "IndexMap",
     "MovieLens",
     "MovieLensError",
+    "MovieLensTimeout",
     "PlantedFM",
     "SyntheticRatings",
     "TrainingDivergedError",

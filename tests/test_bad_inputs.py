@@ -474,3 +474,108 @@ def test_extreme_skews_return_distinct_pairs_quickly(args, kwargs):
 def test_infeasible_skews_are_an_error_not_a_hang(args, kwargs):
     with pytest.raises(ValueError, match="`n_ratings`.*skew|skew.*`n_ratings`"):
         _within(30, lambda: fmlib.make_ratings(*args, **kwargs))
+
+
+# ------------------------------------------------------------ load_movielens: bounded waits, clear errors
+
+import hashlib  # noqa: E402
+import io  # noqa: E402
+import socket  # noqa: E402
+import threading  # noqa: E402
+import zipfile  # noqa: E402
+
+
+class SilentServer:
+    """127.0.0.1: accepts connections (or only queues them) and never sends a byte, or only headers."""
+
+    def __init__(self, mode: str):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/"
+        self.conns = []
+        if mode != "backlog":
+            threading.Thread(target=self._serve, args=(mode,), daemon=True).start()
+
+    def _serve(self, mode):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+            if mode == "headers":
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\npartial")
+
+    def close(self):
+        for conn in self.conns:
+            conn.close()
+        self.sock.close()
+
+
+@pytest.mark.parametrize("mode", ["backlog", "accept", "headers"])
+def test_a_server_that_never_answers_times_out(mode, tmp_path):
+    server = SilentServer(mode)
+    try:
+        with pytest.raises(fmlib.MovieLensTimeout, match="0.5 s") as info:
+            _within(10, lambda: fmlib.load_movielens("ml-100k", data_home=tmp_path,
+                                                     base_url=server.url, timeout=0.5))
+    finally:
+        server.close()
+    assert isinstance(info.value, fmlib.MovieLensError) and "FMLIB_DATA" in str(info.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_closed_port_fails_fast(tmp_path):
+    server = SilentServer("backlog")
+    url = server.url
+    server.close()
+    with pytest.raises(fmlib.MovieLensError, match="FMLIB_DATA"):
+        _within(5, lambda: fmlib.load_movielens("ml-100k", data_home=tmp_path, base_url=url))
+
+
+def _truncated_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("ml-100k/u.data", "1\t1\t5\t0\n" * 5000)
+    data = buffer.getvalue()
+    return data[: len(data) // 2]
+
+
+@pytest.mark.parametrize("upper", [False, True])
+def test_a_truncated_zip_matching_its_own_sha256_is_a_clear_error(tmp_path, upper):
+    data = _truncated_zip()
+    (tmp_path / "ml-100k.zip").write_bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
+    with pytest.raises(fmlib.MovieLensError, match="not a complete zip"):  # uppercase accepted too
+        fmlib.load_movielens("ml-100k", data_home=tmp_path, zip_sha256=digest.upper() if upper else digest)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"zip_sha256": "xyz"}, ValueError, "`zip_sha256`"),
+    ({"zip_sha256": "0" * 63}, ValueError, "`zip_sha256`"),
+    ({"zip_sha256": 5}, ValueError, "`zip_sha256`"),
+    ({"name": ["ml-100k"]}, ValueError, "`name`"),
+    ({"name": "ml-10m"}, ValueError, "`name`"),
+    ({"download": "no"}, TypeError, "`download`"),
+    ({"timeout": -1}, ValueError, "`timeout`"),
+    ({"timeout": 0}, ValueError, "`timeout`"),
+    ({"base_url": "ftp://example.org/"}, ValueError, "`base_url`"),
+    ({"data_home": 3}, TypeError, "`data_home`"),
+])
+def test_load_movielens_arguments(kwargs, error, match, tmp_path):
+    with pytest.raises(error, match=match):
+        fmlib.load_movielens(**({"data_home": tmp_path, "base_url": "http://127.0.0.1:9/"} | kwargs))
+
+
+def test_a_data_home_that_is_a_file(tmp_path, monkeypatch):
+    path = tmp_path / "file"
+    path.write_text("not a folder")
+    with pytest.raises(ValueError, match="`data_home`.*is a file"):
+        fmlib.load_movielens(data_home=path)
+    with pytest.raises(ValueError, match="is a file"):
+        fmlib.load_movielens(data_home=path / "below")
+    monkeypatch.setenv("FMLIB_DATA", str(path))
+    with pytest.raises(ValueError, match="FMLIB_DATA.*is a file"):
+        fmlib.load_movielens()
