@@ -51,7 +51,7 @@ class FactorizationMachine(tf.Module):
     Args:
         n_features: number of features ``n`` (columns of ``X``). ``m`` is
             accepted as an alias, for code written against the original
-            TF2 project (``FactorizationMachine(m=16)``).
+            TF2 project, garethjns/TF2FactorizationMachine (``FactorizationMachine(m=16)``).
         k: number of latent factors per feature (columns of ``V``).
         init_std: standard deviation of the normal initialisation of ``V``
             (``w0`` and ``w`` start at zero, as in libFM).

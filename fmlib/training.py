@@ -3,7 +3,8 @@ r"""Training a Factorization Machine with ``tf.GradientTape``.
 Two entry points, both explained in the chapter "Learning":
 
 * :func:`train_step`: one plain gradient-descent step on a batch, written
-  out in full (it is the original TF2 project's function):
+  out in full (it is the function of the original TF2 project,
+  `garethjns/TF2FactorizationMachine <https://github.com/garethjns/TF2FactorizationMachine>`_):
   :math:`\theta \leftarrow \theta - \eta\, \partial \ell / \partial \theta`
   for :math:`\theta \in \{w_0, \mathbf w, \mathbf V\}`.
 * :func:`fit`: minibatch training for real data: dense or sparse ``X``,
