@@ -2,14 +2,21 @@
 
 The library behind the book "Factorization Machines in TensorFlow 2". Each
 public name points to the chapter that explains it.
+
+Importing ``fmlib`` sets ``TF_CPP_MIN_LOG_LEVEL=2`` when the variable is unset and TensorFlow
+is not yet imported: TensorFlow's C++ info and warning lines are hidden, its errors are not.
 """
-from ._inputs import to_sparse_tensor
+import os as _os
+
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from ._inputs import to_sparse_tensor  # noqa: E402  (after the log level)
 from .encoding import FeatureEncoder, IndexMap
 from .keras_fm import FieldFMLayer, FMLayer, FMModel, build_fm_model
 from .losses import l2_loss, l2_penalty, logistic_loss
 from .mcmc import BayesianFM
 from .model import FactorizationMachine
-from .movielens import MovieLens, MovieLensError, load_movielens
+from .movielens import MovieLens, MovieLensError, MovieLensTimeout, load_movielens
 from .pairwise import pairwise_fast, pairwise_naive
 from .synthetic import PlantedFM, SyntheticRatings, make_ratings
 from .toy import rendle_figure1, rendle_figure1_frame
@@ -27,6 +34,7 @@ __all__ = [
     "IndexMap",
     "MovieLens",
     "MovieLensError",
+    "MovieLensTimeout",
     "PlantedFM",
     "SyntheticRatings",
     "TrainingDivergedError",

@@ -34,14 +34,46 @@ def check_int(value: Any, name: str, minimum: int = 1) -> int:
 
 
 def check_float(value: Any, name: str, minimum: float = 0) -> float:
-    """``value`` as a finite float >= ``minimum``, or TypeError / ValueError naming ``name``."""
+    """``value`` as a finite float >= ``minimum``, or TypeError / ValueError naming ``name``.
+
+    Strings are not numbers here (``float("1e3")`` would accept them); bools neither.
+    """
+    if isinstance(value, (str, bytes, bool, np.bool_)):
+        raise TypeError(f"`{name}` must be a number; got {type(value).__name__} {value!r}.")
     try:
         value = float(value)
     except (TypeError, ValueError):
-        raise TypeError(f"`{name}` must be a number; got {value!r}.") from None
+        raise TypeError(f"`{name}` must be a number; got {type(value).__name__} {value!r}.") from None
     if not (np.isfinite(value) and value >= minimum):
-        raise ValueError(f"`{name}` must be a finite number >= {minimum}; got {value}.")
+        bound = f" >= {minimum}" if np.isfinite(minimum) else ""
+        raise ValueError(f"`{name}` must be a finite number{bound}; got {value}.")
     return value
+
+
+def check_seed(seed: Any, name: str = "seed") -> int | None:
+    """``seed`` as None or an integer >= 0 (what numpy and Keras accept), naming ``name`` otherwise."""
+    return None if seed is None else check_int(seed, name, 0)
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """``value`` as a bool; a truthy string such as ``"no"`` is a TypeError, not ``True``."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"`{name}` must be True or False; got {type(value).__name__} {value!r}.")
+    return bool(value)
+
+
+FLOAT_DTYPES = (tf.float32, tf.float64)
+
+
+def check_dtype(dtype: Any, name: str = "dtype") -> tf.DType:
+    """``dtype`` as ``tf.float32`` or ``tf.float64`` (a name, numpy or TF dtype), else an error naming it."""
+    try:
+        resolved = tf.as_dtype(dtype)
+    except (TypeError, ValueError):
+        raise TypeError(f"`{name}` must be float32 or float64; got {dtype!r}.") from None
+    if resolved not in FLOAT_DTYPES:
+        raise ValueError(f"`{name}` must be float32 or float64; got {resolved.name}.")
+    return resolved
 
 
 def _describe(x: Any) -> str:
@@ -69,6 +101,17 @@ def _check_finite_np(values: np.ndarray, name: str) -> None:
         raise ValueError(f"`{name}` must be finite; it contains {bad} NaN or infinite value(s).")
 
 
+def _check_fits(values: np.ndarray, dtype: tf.DType, name: str) -> None:
+    """Finite values too large for ``dtype`` (float64 data into a float32 model) would become inf."""
+    limit = float(np.finfo(tf.as_dtype(dtype).as_numpy_dtype).max)
+    if values.size and np.issubdtype(values.dtype, np.number):
+        largest = float(np.max(np.abs(values)))
+        if largest > limit:
+            raise ValueError(f"`{name}` has values beyond the {tf.as_dtype(dtype).name} range "
+                             f"(largest magnitude {largest:.3g} > {limit:.3g}); rescale it or "
+                             "use a float64 model.")
+
+
 def _check_finite_tf(values: tf.Tensor, name: str) -> None:
     if values.dtype.is_floating and tf.executing_eagerly():
         finite = tf.math.is_finite(values)
@@ -85,16 +128,24 @@ def _check_width(n_cols: int | None, n_features: int | None, name: str) -> None:
             f"n_features={n_features}.")
 
 
-def _check_scipy(X, n_features: int | None, name: str) -> None:
+def _check_scipy(X, n_features: int | None, name: str, dtype: tf.DType = tf.float32):
+    """Check a ``scipy.sparse`` matrix of any format (COO, CSR, CSC, DOK, LIL, ...); return it as COO."""
     if X.ndim != 2:
         raise ValueError(f"`{name}` must be 2-D (batch, n); got {_describe(X)}.")
     _check_numeric_np(X.dtype, name)
     _check_width(X.shape[1], n_features, name)
-    _check_finite_np(X.data, name)
+    coo = X.tocoo()
+    _check_finite_np(coo.data, name)
+    _check_fits(coo.data, dtype, name)
+    return coo
 
 
 def scipy_to_sparse_tensor(X: sp.spmatrix | sp.sparray, dtype: tf.DType) -> tf.SparseTensor:
-    """Convert a 2-D ``scipy.sparse`` matrix to a ``tf.SparseTensor`` in O(nnz) (no checks)."""
+    """Convert a 2-D ``scipy.sparse`` matrix to a ``tf.SparseTensor`` in O(nnz) (no checks).
+
+    Duplicate entries are summed (``tf.sparse`` ops would treat them inconsistently: the
+    linear term adds them, the square in Lemma 3.1 does not).
+    """
     coo = X.tocoo()
     if not coo.has_canonical_format:
         coo = coo.copy()
@@ -102,6 +153,33 @@ def scipy_to_sparse_tensor(X: sp.spmatrix | sp.sparray, dtype: tf.DType) -> tf.S
     indices = np.stack([coo.row, coo.col], axis=1).astype(np.int64)
     values = tf.constant(coo.data, dtype=dtype)
     return tf.SparseTensor(indices, values, dense_shape=np.asarray(coo.shape, np.int64))
+
+
+def _sparse_tensor_to_scipy(X: tf.SparseTensor, name: str) -> sp.coo_matrix:
+    """An eager 2-D ``tf.SparseTensor`` as COO, after checking its indices lie inside its shape."""
+    idx, shape = X.indices.numpy(), X.dense_shape.numpy()
+    if idx.size:
+        bad = (idx < 0) | (idx >= shape[None, :])
+        if bad.any():
+            row = idx[np.flatnonzero(bad.any(axis=1))[0]].tolist()
+            raise ValueError(f"`{name}` is a SparseTensor of shape {shape.tolist()} with indices "
+                             f"outside it, e.g. {row} ({int(bad.any(axis=1).sum())} such entries).")
+    return sp.coo_matrix((X.values.numpy(), (idx[:, 0], idx[:, 1])), shape=tuple(int(d) for d in shape))
+
+
+def _sparse_tensor_batch(X: tf.SparseTensor, n_features: int | None, dtype: tf.DType,
+                         name: str) -> tf.SparseTensor:
+    _check_numeric_tf(X.dtype, name)
+    rank = X.shape.rank
+    if rank == 1:
+        X = tf.sparse.expand_dims(X, 0)
+    elif rank != 2:
+        raise ValueError(f"`{name}` must be 2-D (batch, n); got a SparseTensor of rank {rank}.")
+    _check_width(X.shape[1], n_features, name)
+    if tf.executing_eagerly():  # one canonical form: indices checked, sorted, duplicates summed
+        return scipy_to_sparse_tensor(_check_scipy(_sparse_tensor_to_scipy(X, name), n_features,
+                                                   name, dtype), dtype)
+    return X if X.dtype == dtype else tf.SparseTensor(X.indices, tf.cast(X.values, dtype), X.dense_shape)
 
 
 def as_batch(X: Any, n_features: int | None = None, dtype: tf.DType = tf.float32,
@@ -118,21 +196,11 @@ def as_batch(X: Any, n_features: int | None = None, dtype: tf.DType = tf.float32
         TypeError: non-numeric data.
         ValueError: wrong rank, wrong number of columns, NaN or inf values.
     """
+    dtype = check_dtype(dtype)
     if sp.issparse(X):
-        _check_scipy(X, n_features, name)
-        return scipy_to_sparse_tensor(X, dtype)
-
+        return scipy_to_sparse_tensor(_check_scipy(X, n_features, name, dtype), dtype)
     if isinstance(X, tf.SparseTensor):
-        _check_numeric_tf(X.dtype, name)
-        rank = X.shape.rank
-        if rank == 1:
-            X = tf.sparse.expand_dims(X, 0)
-        elif rank != 2:
-            raise ValueError(f"`{name}` must be 2-D (batch, n); got a SparseTensor of rank {rank}.")
-        _check_width(X.shape[1], n_features, name)
-        _check_finite_tf(X.values, name)
-        return X if X.dtype == dtype else tf.SparseTensor(
-            X.indices, tf.cast(X.values, dtype), X.dense_shape)
+        return _sparse_tensor_batch(X, n_features, dtype, name)
 
     if isinstance(X, (tf.Tensor, tf.Variable)):
         _check_numeric_tf(X.dtype, name)
@@ -150,17 +218,21 @@ def as_batch(X: Any, n_features: int | None = None, dtype: tf.DType = tf.float32
     _check_width(X.shape[1], n_features, name)
     if isinstance(X, np.ndarray):
         _check_finite_np(X, name)
+        _check_fits(X, dtype, name)
         return tf.constant(X, dtype=dtype) if X.dtype != np.bool_ else tf.constant(X.astype(dtype.as_numpy_dtype))
-    X = tf.cast(X, dtype) if X.dtype != dtype else X
     _check_finite_tf(X, name)
-    return X
+    if tf.executing_eagerly() and X.dtype.is_floating and X.dtype.size > dtype.size:
+        _check_fits(X.numpy(), dtype, name)
+    return tf.cast(X, dtype) if X.dtype != dtype else X
 
 
-def as_targets(y: Any, n_rows: int | None = None, name: str = "y") -> np.ndarray:
+def as_targets(y: Any, n_rows: int | None = None, name: str = "y",
+               dtype: tf.DType | None = None) -> np.ndarray:
     """Check targets and return them as a 1-D float64 numpy array.
 
     Shapes ``(N,)`` and ``(N, 1)`` are both accepted and give the same result;
     anything else, such as ``(N, 2)``, is an error rather than a silent broadcast.
+    With ``dtype``, values too large for it (they would become inf) are an error too.
     """
     y_arr = y.numpy() if isinstance(y, (tf.Tensor, tf.Variable)) else np.asarray(y)
     _check_numeric_np(y_arr.dtype, name)
@@ -173,29 +245,35 @@ def as_targets(y: Any, n_rows: int | None = None, name: str = "y") -> np.ndarray
                          "they must match.")
     y_arr = y_arr.astype(np.float64)
     _check_finite_np(y_arr, name)
+    if dtype is not None:
+        _check_fits(y_arr, dtype, name)
     return y_arr
 
 
 def as_host_matrix(X: Any, n_features: int | None, dtype: tf.DType,
-                   name: str = "X") -> np.ndarray | sp.csr_matrix:
+                   name: str = "X", min_rows: int = 0) -> np.ndarray | sp.csr_matrix:
     """Check ``X`` like :func:`as_batch`, but keep it on the host for slicing into batches.
 
     Returns a C-contiguous 2-D numpy array, or a CSR matrix with sorted indices
     when ``X`` is sparse (``scipy.sparse`` or ``tf.SparseTensor``). The caller's
     data is never modified.
     """
-    np_dtype = dtype.as_numpy_dtype
+    dtype = check_dtype(dtype)
     if isinstance(X, tf.SparseTensor):
-        X = as_batch(X, n_features, dtype, name)  # checks; then back to host
-        idx = X.indices.numpy()
-        X = sp.csr_matrix((X.values.numpy(), (idx[:, 0], idx[:, 1])),
-                          shape=tuple(int(s) for s in X.dense_shape.numpy()))
+        X = _sparse_tensor_batch(X, n_features, dtype, name)  # checks; then back to host
+        X = _sparse_tensor_to_scipy(X, name)
     if sp.issparse(X):
-        _check_scipy(X, n_features, name)
-        X = sp.csr_matrix(X, dtype=np_dtype, copy=True)
+        X = sp.csr_matrix(_check_scipy(X, n_features, name, dtype), dtype=dtype.as_numpy_dtype,
+                          copy=True)
         X.sum_duplicates()
         X.sort_indices()
-        return X
+    else:
+        X = _host_dense(X, n_features, dtype, name)
+    _check_rows(X.shape[0], min_rows, name)
+    return X
+
+
+def _host_dense(X: Any, n_features: int | None, dtype: tf.DType, name: str) -> np.ndarray:
     if isinstance(X, (tf.Tensor, tf.Variable)):
         _check_numeric_tf(X.dtype, name)
         X = X.numpy()
@@ -207,11 +285,20 @@ def as_host_matrix(X: Any, n_features: int | None, dtype: tf.DType,
         raise ValueError(f"`{name}` must be 2-D (batch, n); got {_describe(X)}.")
     _check_width(X.shape[1], n_features, name)
     _check_finite_np(X, name)
-    return np.ascontiguousarray(X, dtype=np_dtype)
+    _check_fits(X, dtype, name)
+    return np.ascontiguousarray(X, dtype=dtype.as_numpy_dtype)
+
+
+def _check_rows(n_rows: int, min_rows: int, name: str) -> None:
+    if n_rows < min_rows:
+        raise ValueError(f"`{name}` must have at least {min_rows} row(s); got {n_rows}: "
+                         "an empty set has no loss or metric.")
 
 
 def to_sparse_tensor(X: Any, dtype: tf.DType = tf.float32) -> tf.SparseTensor:
-    """Check ``X`` and return it as a 2-D ``tf.SparseTensor`` of ``dtype``.
+    """Check ``X`` and return it as a 2-D ``tf.SparseTensor`` of ``dtype`` (float32 or float64).
+
+    An integer ``dtype`` is refused rather than truncating the values.
 
     ``scipy.sparse`` input is converted in O(nnz) without densifying; dense input
     keeps only its non-zero entries. Rows come out in row-major order.
@@ -221,7 +308,7 @@ def to_sparse_tensor(X: Any, dtype: tf.DType = tf.float32) -> tf.SparseTensor:
         >>> to_sparse_tensor(sp.eye(3, format="csr")).indices.numpy().tolist()
         [[0, 0], [1, 1], [2, 2]]
     """
-    X = as_batch(X, None, tf.as_dtype(dtype), name="X")
+    X = as_batch(X, None, check_dtype(dtype), name="X")
     return X if isinstance(X, tf.SparseTensor) else tf.sparse.from_dense(X)
 
 

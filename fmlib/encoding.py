@@ -19,6 +19,7 @@ the other features (for an unseen user: the item, the side features, ``w0``).
 """
 from __future__ import annotations
 
+import numbers
 from itertools import chain
 from typing import Iterable, Sequence
 
@@ -37,6 +38,26 @@ def _object_array(values: Iterable) -> np.ndarray:
     return pd.Series(list(values), dtype=object).to_numpy()   # a tuple stays one cell
 
 
+_FAST_KINDS = {"string": "str", "integer": "number", "floating": "number", "mixed-integer-float": "number",
+               "decimal": "number", "boolean": "bool", "empty": None}
+
+
+def _value_kind(value) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return "bool"
+    if isinstance(value, str):
+        return "str"
+    return "number" if isinstance(value, numbers.Number) else type(value).__name__
+
+
+def _kinds(values: np.ndarray) -> set[str]:
+    """The kinds of ids in ``values`` ("str", "number", "bool", or a type name); one C pass if uniform."""
+    inferred = pd.api.types.infer_dtype(values, skipna=True)
+    if inferred in _FAST_KINDS:
+        return {_FAST_KINDS[inferred]} - {None}
+    return {_value_kind(v) for v in values}
+
+
 class IndexMap:
     """A map from ids (any hashable values) to contiguous column indices ``0..n-1``.
 
@@ -44,22 +65,41 @@ class IndexMap:
     "no column"), or, with ``reserve_unknown=True``, a reserved last index ``n``
     (the original TF2 project's convention).
 
+    All ids are of one kind (all strings, all numbers, ...), and :meth:`index` refuses
+    values of another kind: ``"1"`` and ``1`` are different ids, and a table whose ids
+    were read as text at ``fit`` and as numbers later would otherwise map to nothing.
+
     Example:
         >>> m = IndexMap(["b", "a", "b"])
         >>> m.index(["a", "b", "z"]).tolist(), len(m)
         ([0, 1, -1], 2)
     """
 
-    def __init__(self, ids: Iterable, reserve_unknown: bool = False):
-        self.ids = pd.Index(pd.unique(_object_array(ids))).sort_values()
+    def __init__(self, ids: Iterable, reserve_unknown: bool = False, name: str = "ids"):
+        if isinstance(ids, (str, bytes)) or not hasattr(ids, "__iter__"):
+            raise TypeError(f"`{name}` must be a collection of ids; got {type(ids).__name__} {ids!r} "
+                            f"(for one id write [{ids!r}]).")
+        values = pd.unique(_object_array(ids))
+        kinds = _kinds(values)
+        if len(kinds) > 1:
+            raise TypeError(f"`{name}` mixes kinds of ids {sorted(kinds)}; use one kind (e.g. all "
+                            "strings or all numbers), since '1' and 1 would be different ids.")
+        self.kind = next(iter(kinds), None)
+        self.ids = pd.Index(values, dtype=object).sort_values()
         self.reserve_unknown = reserve_unknown
         self.unknown = len(self.ids) if reserve_unknown else -1
 
     def __len__(self) -> int:
         return len(self.ids) + (1 if self.reserve_unknown else 0)
 
-    def index(self, values: Iterable) -> np.ndarray:
-        idx = self.ids.get_indexer(pd.Index(_object_array(values), dtype=object))
+    def index(self, values: Iterable, name: str = "values") -> np.ndarray:
+        values = _object_array(values)
+        other = _kinds(values) - {self.kind}
+        if self.kind is not None and other:
+            raise TypeError(f"`{name}` holds ids of kind {sorted(other)}, but they were {self.kind!r} "
+                            "when the map was built: no value would be found. Convert them first "
+                            "(e.g. .astype(str)).")
+        idx = self.ids.get_indexer(pd.Index(values, dtype=object))
         if self.reserve_unknown:
             idx[idx < 0] = self.unknown
         return idx
@@ -102,6 +142,14 @@ def _hstack_csr(blocks: list[sp.csr_matrix], n_rows: int) -> sp.csr_matrix:
     return sp.csr_matrix((data, indices, indptr), shape=(n_rows, col))
 
 
+def _column_list(columns, name: str) -> list:
+    """Column names as a list; a single string is an error (it would be split into letters)."""
+    if isinstance(columns, (str, bytes)) or not hasattr(columns, "__iter__"):
+        raise TypeError(f"`{name}` must be a list of column names; got {type(columns).__name__} "
+                        f"{columns!r} (for one column write [{columns!r}]).")
+    return list(columns)
+
+
 class FeatureEncoder:
     """Encode a DataFrame as an FM design matrix (``scipy.sparse.csr_matrix``).
 
@@ -134,10 +182,10 @@ class FeatureEncoder:
         if implicit_norm not in IMPLICIT_NORMS:
             raise ValueError(f"`implicit_norm` must be one of {IMPLICIT_NORMS}; got {implicit_norm!r}.")
         self.implicit_norm = implicit_norm
-        self.categorical = list(categorical)
-        self.multi_hot = list(multi_hot)
-        self.implicit = tuple(implicit) if implicit is not None else None
-        self.numeric = list(numeric)
+        self.categorical = _column_list(categorical, "categorical")
+        self.multi_hot = _column_list(multi_hot, "multi_hot")
+        self.implicit = tuple(_column_list(implicit, "implicit")) if implicit is not None else None
+        self.numeric = _column_list(numeric, "numeric")
         if self.implicit is not None and len(self.implicit) != 2:
             raise ValueError(f"`implicit` must be a pair (user_column, item_column); got {implicit!r}.")
         names = self.categorical + self.multi_hot + self.numeric
@@ -171,8 +219,8 @@ class FeatureEncoder:
             if bad:
                 raise ValueError(f"numeric column {c!r} of `{name}` has {bad} missing, non-numeric or "
                                  "infinite value(s).")
-        for c in self.multi_hot:
-            bad = [v for v in df[c].head(1000) if isinstance(v, str) or not hasattr(v, "__iter__")]
+        for c in self.multi_hot:   # every row: a string in row 5,000 would be split into letters
+            bad = [v for v in df[c] if isinstance(v, (str, bytes)) or not hasattr(v, "__iter__")]
             if bad:
                 raise ValueError(f"multi-hot column {c!r} must hold collections (list, tuple, set) "
                                  f"of values per row; got e.g. {bad[0]!r}.")
@@ -181,9 +229,11 @@ class FeatureEncoder:
     def fit(self, df: pd.DataFrame) -> "FeatureEncoder":
         """Learn the columns (categories, set members, users' rated items) from ``df``."""
         self._check_frame(df, "df")
-        self.maps_ = {c: IndexMap(df[c]) for c in self.categorical}
+        if len(df) == 0:
+            raise ValueError("`df` has no rows: fit learns the columns from them; got an empty frame.")
+        self.maps_ = {c: IndexMap(df[c], name=f"df[{c!r}]") for c in self.categorical}
         for c in self.multi_hot:
-            self.maps_[c] = IndexMap(chain.from_iterable(df[c]))
+            self.maps_[c] = IndexMap(chain.from_iterable(df[c]), name=f"df[{c!r}] (set members)")
         names, groups, start = [], {}, 0
 
         def add(group: str, block_names: list[str]) -> None:
@@ -196,7 +246,8 @@ class FeatureEncoder:
             add(c, [f"{c}={v}" for v in self.maps_[c].ids])
         if self.implicit is not None:
             user_col, item_col = self.implicit
-            users, items = IndexMap(df[user_col]), IndexMap(df[item_col])
+            users = IndexMap(df[user_col], name=f"df[{user_col!r}]")
+            items = IndexMap(df[item_col], name=f"df[{item_col!r}]")
             pairs = pd.DataFrame({"u": users.index(df[user_col]), "i": items.index(df[item_col])})
             pairs = pairs.drop_duplicates()
             rated = sp.csr_matrix((np.ones(len(pairs)), (pairs["u"], pairs["i"])),
@@ -220,11 +271,11 @@ class FeatureEncoder:
         n = len(df)
         blocks = []
         for c in self.categorical:
-            blocks.append(_one_hot(self.maps_[c].index(df[c]), len(self.maps_[c])))
+            blocks.append(_one_hot(self.maps_[c].index(df[c], f"df[{c!r}]"), len(self.maps_[c])))
         for c in self.multi_hot:
             cells = [list(v) for v in df[c].to_numpy(dtype=object)]
             lengths = np.fromiter((len(v) for v in cells), dtype=np.int64, count=n)
-            idx = self.maps_[c].index(chain.from_iterable(cells))
+            idx = self.maps_[c].index(chain.from_iterable(cells), f"df[{c!r}] (set members)")
             rows = np.repeat(np.arange(n), lengths)
             known = idx >= 0
             per_row = np.bincount(rows[known], minlength=n)      # known members per row
@@ -232,7 +283,7 @@ class FeatureEncoder:
             blocks.append(sp.csr_matrix((weights, (rows[known], idx[known])),
                                         shape=(n, len(self.maps_[c]))))
         if self.implicit is not None:
-            u = self.implicit_users_.index(df[self.implicit[0]])
+            u = self.implicit_users_.index(df[self.implicit[0]], f"df[{self.implicit[0]!r}]")
             u[u < 0] = self.implicit_matrix_.shape[0] - 1           # the all-zero row
             blocks.append(self.implicit_matrix_[u])
         for c in self.numeric:

@@ -21,6 +21,8 @@ before training or predicting. Both layers are registered for ``.keras`` saving.
 """
 from __future__ import annotations
 
+import contextlib
+import re
 from typing import Sequence
 
 import keras
@@ -28,14 +30,44 @@ import numpy as np
 import scipy.sparse as sp
 import tensorflow as tf
 
-from ._inputs import _check_finite_np, _check_numeric_np, _check_scipy, _check_width
+from ._inputs import (_check_finite_np, _check_fits, _check_numeric_np, _check_rows, _check_width,
+                      as_batch, check_bool, check_float, check_seed)
 from .model import fm_score_unchecked
+from .training import TrainingDivergedError, _unused_or_ours, check_weights_finite, diverged
+
+# In-graph checks (tf.data input, compiled steps) start their message with this mark, so that
+# FMModel can turn TensorFlow's long graph trace back into the one-line ValueError.
+GRAPH_CHECK = "fmlib check: "
 
 
 def _check_k(k) -> int:
     if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"`k` must be an integer >= 1; got {k!r}.")
     return int(k)
+
+
+def _in_graph(tensor: tf.Tensor, checks: list) -> tf.Tensor:
+    """``tensor``, computed only after the in-graph ``checks`` (assertions) have passed."""
+    with tf.control_dependencies(checks):
+        return tf.identity(tensor)
+
+
+def _graph_finite(values: tf.Tensor, name: str) -> tf.Tensor:
+    return _in_graph(values, [tf.debugging.assert_all_finite(
+        values, f"{GRAPH_CHECK}`{name}` must be finite; it contains NaN or infinite values")])
+
+
+@contextlib.contextmanager
+def _graph_errors():
+    """Re-raise a failed in-graph fmlib check as the ValueError it stands for, without the graph trace."""
+    try:
+        yield
+    except tf.errors.InvalidArgumentError as err:
+        # TensorFlow prints "[<message>] [Condition ...]" or "<message> : Tensor had NaN values"
+        found = re.search(re.escape(GRAPH_CHECK) + r"(.*?)(?: : Tensor had|\]|\n|$)", str(err))
+        if found is None:
+            raise
+        raise ValueError(found.group(1).strip() + " (found while running the model on a batch).") from None
 
 
 class _FMWeights(keras.layers.Layer):
@@ -111,11 +143,18 @@ class FMLayer(_FMWeights):
         self._add_fm_weights(self.n_features)
 
     def call(self, inputs):
-        if isinstance(inputs, tf.SparseTensor):
-            X = inputs if inputs.dtype == self.V.dtype else tf.SparseTensor(
-                inputs.indices, tf.cast(inputs.values, self.V.dtype), inputs.dense_shape)
+        if tf.executing_eagerly():  # the shared gate: indices, duplicates, NaN, float range
+            X = as_batch(inputs, self.n_features, self.V.dtype, name="x")
+        elif isinstance(inputs, tf.SparseTensor):
+            cols = inputs.indices[:, 1]
+            indices = _in_graph(inputs.indices, [
+                tf.debugging.assert_non_negative(inputs.indices, f"{GRAPH_CHECK}`x` has negative indices"),
+                tf.debugging.assert_less(cols, tf.constant(self.n_features, cols.dtype),
+                                         f"{GRAPH_CHECK}`x` has column indices >= n={self.n_features}")])
+            X = tf.SparseTensor(indices, _graph_finite(tf.cast(inputs.values, self.V.dtype), "x"),
+                                inputs.dense_shape)
         else:
-            X = tf.cast(inputs, self.V.dtype)
+            X = _graph_finite(tf.cast(inputs, self.V.dtype), "x")
         return fm_score_unchecked(self.w0, self.w, self.V, X)[:, None]
 
 
@@ -145,6 +184,9 @@ class FieldFMLayer(_FMWeights):
 
     def __init__(self, vocab_sizes: Sequence[int], k: int = 8, **kwargs):
         super().__init__(k=k, **kwargs)
+        if isinstance(vocab_sizes, (str, bytes)) or not hasattr(vocab_sizes, "__iter__"):
+            raise TypeError("`vocab_sizes` must be a list of integers, one per field (e.g. [943, 1682]); "
+                            f"got {type(vocab_sizes).__name__} {vocab_sizes!r}.")
         sizes = list(vocab_sizes)
         if not sizes or any(isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 1
                             for v in sizes):
@@ -160,21 +202,7 @@ class FieldFMLayer(_FMWeights):
         self._add_fm_weights(int(sum(self.vocab_sizes)))
 
     def call(self, inputs):
-        if isinstance(inputs, (list, tuple)):
-            ids, values = inputs
-            values = tf.cast(values, self.V.dtype)
-        else:
-            ids, values = inputs, None
-        if not (ids.dtype.is_integer):
-            raise ValueError(f"`ids` must be integers; got dtype {ids.dtype.name}.")
-        ids = tf.cast(ids, tf.int64)
-        vocab = tf.constant(self.vocab_sizes, tf.int64)
-        if tf.executing_eagerly():
-            check_ids(ids.numpy(), self.vocab_sizes)
-        else:
-            tf.debugging.assert_non_negative(ids, message="`ids` must be >= 0")
-            tf.debugging.assert_less(ids, vocab[None, :],
-                                     message=f"`ids` must be below the vocabulary sizes {self.vocab_sizes}")
+        ids, values = self._checked(inputs)
         feature = ids + tf.constant(self.offsets)[None, :]           # (batch, F) rows of w and V
         w_f = tf.gather(self.w, feature)                              # (batch, F)
         V_f = tf.gather(self.V, feature)                              # (batch, F, k)
@@ -185,6 +213,26 @@ class FieldFMLayer(_FMWeights):
         sum_of_square = tf.reduce_sum(tf.square(V_f), axis=1)        # (batch, k)
         pair = 0.5 * tf.reduce_sum(square_of_sum - sum_of_square, axis=1)
         return (self.w0 + tf.reduce_sum(w_f, axis=1) + pair)[:, None]
+
+    def _checked(self, inputs) -> tuple[tf.Tensor, tf.Tensor | None]:
+        """``(ids, values)`` as int64 and float tensors, checked eagerly or in the graph."""
+        ids, values = inputs if isinstance(inputs, (list, tuple)) else (inputs, None)
+        if not tf.as_dtype(ids.dtype).is_integer:
+            raise ValueError(f"`ids` must be integers; got dtype {tf.as_dtype(ids.dtype).name}.")
+        ids = tf.cast(ids, tf.int64)
+        if values is not None:
+            values = tf.cast(values, self.V.dtype)
+        if tf.executing_eagerly():
+            check_ids(ids.numpy(), self.vocab_sizes)
+            if values is not None:
+                _check_finite_np(values.numpy(), "values")
+            return ids, values
+        vocab = tf.constant(self.vocab_sizes, tf.int64)
+        ids = _in_graph(ids, [
+            tf.debugging.assert_non_negative(ids, message=f"{GRAPH_CHECK}`ids` must be >= 0"),
+            tf.debugging.assert_less(ids, vocab[None, :], message=(
+                f"{GRAPH_CHECK}`ids` must be below the vocabulary sizes {tuple(self.vocab_sizes)}"))])
+        return ids, (None if values is None else _graph_finite(values, "values"))
 
     def get_config(self):
         config = super().get_config()
@@ -207,49 +255,114 @@ def check_ids(ids, vocab_sizes: Sequence[int], name: str = "ids") -> None:
                              f"({int(bad.sum())} value(s) out of range).")
 
 
-@keras.saving.register_keras_serializable(package="fmlib")
-class FMModel(keras.Model):
-    """A functional ``keras.Model`` that checks numpy / scipy inputs before fit, evaluate and predict.
+class DivergenceCheck(keras.callbacks.Callback):
+    """Stop ``fit`` with :class:`~fmlib.TrainingDivergedError` when the model blows up.
 
-    Wrong widths, ids out of range, non-integer ids and NaN values fail with a
-    ``ValueError`` naming the argument, before any TensorFlow graph runs.
-    ``tf.data`` inputs are passed through (the layers' in-graph checks apply).
+    Like ``keras.callbacks.TerminateOnNaN``, but it raises instead of stopping quietly, and it
+    also looks at the weights after the epoch's last step (the logged loss is measured before
+    each update) and at losses beyond the float range (a validation loss of 1e40).
     """
 
-    def _check(self, x, name: str = "x") -> None:
-        layer = next((l for l in self.layers if isinstance(l, (FMLayer, FieldFMLayer))), None)
+    def on_epoch_end(self, epoch, logs=None):
+        check_weights_finite(self.model.trainable_variables, f"in epoch {epoch + 1}",
+                             _lr(self.model.optimizer))
+        for key, value in (logs or {}).items():
+            if key.endswith("loss") and diverged(float(value), tf.float32):
+                raise TrainingDivergedError(
+                    f"Training diverged in epoch {epoch + 1}: {key} became {float(value):.4g}. "
+                    f"Try a smaller learning rate (lr={_lr(self.model.optimizer)} now) or "
+                    "stronger regularisation.")
+
+
+def _lr(optimizer) -> float | None:
+    try:
+        return float(optimizer.learning_rate)
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+@keras.saving.register_keras_serializable(package="fmlib")
+class FMModel(keras.Model):
+    """A functional ``keras.Model`` that checks its inputs before fit, evaluate and predict.
+
+    Wrong widths, ids out of range, non-integer ids, NaN values or targets and empty inputs fail
+    with a ``ValueError`` naming the argument, before any TensorFlow graph runs; ``scipy.sparse``
+    input of any format is converted to canonical CSR. ``tf.data`` inputs are checked inside the
+    graph, and a failed check is reported as the same one-line ``ValueError``. ``fit`` raises
+    :class:`~fmlib.TrainingDivergedError` when the loss or the weights stop being finite.
+    """
+
+    def _fm_layer(self):
+        return next((l for l in self.layers if isinstance(l, (FMLayer, FieldFMLayer))), None)
+
+    def _prepare(self, x, name: str = "x"):
+        """Checked (and, for scipy, converted) ``x``; tf.data is left to the in-graph checks."""
+        layer = self._fm_layer()
         if layer is None or x is None or isinstance(x, tf.data.Dataset):
-            return
+            return x
         if isinstance(layer, FieldFMLayer):
-            ids = x[0] if isinstance(x, (list, tuple)) else x
-            if not isinstance(ids, tf.Tensor):
-                check_ids(ids, layer.vocab_sizes, name="ids" if name == "x" else f"{name} (ids)")
-            return
-        if isinstance(x, (tf.Tensor, tf.SparseTensor)):
-            return
-        if sp.issparse(x):
-            _check_scipy(x, layer.n_features, name)
-            return
+            return self._prepare_fields(layer, x, name)
+        if isinstance(x, (tf.Tensor, tf.SparseTensor)) or sp.issparse(x):
+            x = as_batch(x, layer.n_features, layer.V.dtype, name)  # eager: canonical, checked
+            _check_rows(int(x.shape[0]), 1, name)
+            if isinstance(x, tf.SparseTensor):   # Keras slices scipy CSR into batches itself
+                idx = x.indices.numpy()
+                return sp.csr_matrix((x.values.numpy(), (idx[:, 0], idx[:, 1])), shape=tuple(x.shape))
+            return x
         x = np.asarray(x)
         if x.ndim != 2:
             raise ValueError(f"`{name}` must be 2-D (batch, n); got shape {x.shape}.")
         _check_numeric_np(x.dtype, name)
         _check_width(x.shape[1], layer.n_features, name)
         _check_finite_np(x, name)
+        _check_fits(x, layer.V.dtype, name)
+        _check_rows(x.shape[0], 1, name)
+        return x
+
+    @staticmethod
+    def _prepare_fields(layer: "FieldFMLayer", x, name: str):
+        ids, values = (x[0], x[1]) if isinstance(x, (list, tuple)) else (x, None)
+        label = "ids" if name == "x" else f"{name} (ids)"
+        if not isinstance(ids, tf.Tensor):
+            check_ids(ids, layer.vocab_sizes, name=label)
+            _check_rows(len(ids), 1, label)
+        if values is not None and not isinstance(values, tf.Tensor):
+            label = "values" if name == "x" else f"{name} (values)"
+            values = np.asarray(values)
+            _check_numeric_np(values.dtype, label)
+            _check_finite_np(values, label)
+        return x
+
+    @staticmethod
+    def _prepare_y(y, name: str = "y"):
+        if y is None or isinstance(y, (tf.Tensor, tf.data.Dataset)):
+            return y
+        y_arr = np.asarray(y)
+        _check_numeric_np(y_arr.dtype, name)
+        _check_finite_np(y_arr.astype(np.float64), name)
+        return y
 
     def fit(self, x=None, y=None, *args, **kwargs):
-        self._check(x)
-        if kwargs.get("validation_data") is not None and isinstance(kwargs["validation_data"], (tuple, list)):
-            self._check(kwargs["validation_data"][0], "validation_data[0]")
-        return super().fit(x, y, *args, **kwargs)
+        x, y = self._prepare(x), self._prepare_y(y)
+        val = kwargs.get("validation_data")
+        if isinstance(val, (tuple, list)) and len(val) >= 2:
+            kwargs["validation_data"] = (self._prepare(val[0], "validation_data[0]"),
+                                         self._prepare_y(val[1], "validation_data[1]"), *val[2:])
+        if self.optimizer is not None and getattr(self.optimizer, "built", False):
+            _unused_or_ours(self.optimizer, self.trainable_variables)
+        kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), DivergenceCheck()]
+        with _graph_errors():
+            return super().fit(x, y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
-        self._check(x)
-        return super().evaluate(x, y, *args, **kwargs)
+        x, y = self._prepare(x), self._prepare_y(y)
+        with _graph_errors():
+            return super().evaluate(x, y, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
-        self._check(x)
-        return super().predict(x, *args, **kwargs)
+        x = self._prepare(x)
+        with _graph_errors():
+            return super().predict(x, *args, **kwargs)
 
 
 def build_fm_model(n_features: int | None = None, *, vocab_sizes: Sequence[int] | None = None,
@@ -273,11 +386,17 @@ def build_fm_model(n_features: int | None = None, *, vocab_sizes: Sequence[int] 
         >>> model = build_fm_model(vocab_sizes=[943, 1682], k=8)
         >>> model.compile(optimizer="adam", loss="mse")
     """
-    if task not in ("regression", "classification"):
+    if not (isinstance(task, str) and task in ("regression", "classification")):
         raise ValueError(f"`task` must be 'regression' or 'classification'; got {task!r}.")
     if (n_features is None) == (vocab_sizes is None):
         raise ValueError("give exactly one of `n_features` (design matrix) and `vocab_sizes` (fields).")
-    options = dict(k=k, v_initializer=keras.initializers.RandomNormal(stddev=v_init_std, seed=seed),
+    sparse, with_values = check_bool(sparse, "sparse"), check_bool(with_values, "with_values")
+    if with_values and n_features is not None:
+        raise ValueError("`with_values=True` applies to the field layout (`vocab_sizes`); with "
+                         f"`n_features`={n_features!r} the values are the design matrix itself.")
+    l2_w, l2_v = check_float(l2_w, "l2_w"), check_float(l2_v, "l2_v")
+    options = dict(k=k, v_initializer=keras.initializers.RandomNormal(
+                       stddev=check_float(v_init_std, "v_init_std"), seed=check_seed(seed)),
                    w_regularizer=keras.regularizers.L2(l2_w) if l2_w else None,
                    v_regularizer=keras.regularizers.L2(l2_v) if l2_v else None)
     if n_features is not None:

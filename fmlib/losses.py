@@ -15,7 +15,10 @@ prediction never broadcast silently to ``(N, N)``.
 """
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
+
+from ._inputs import check_float
 
 
 def _flat_pair(y_true, y_pred) -> tuple[tf.Tensor, tf.Tensor]:
@@ -45,10 +48,20 @@ def logistic_loss(y_true, y_pred) -> tf.Tensor:
     :math:`|\hat y|`.
     """
     y_true, y_pred = _flat_pair(y_true, y_pred)
+    if tf.executing_eagerly():  # in fit's compiled step the labels were checked before training
+        labels = np.unique(y_true.numpy())
+        if not set(labels.tolist()) <= {0.0, 1.0}:
+            raise ValueError("`y_true` of the logistic loss must be labels in {0, 1}; got values "
+                             f"{labels[:6].tolist()}{' ...' if labels.size > 6 else ''}.")
     return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=y_true, logits=y_pred))
 
 
 def l2_penalty(model, lambda_w: float = 0.0, lambda_v: float = 0.0) -> tf.Tensor:
-    r""":math:`\lambda_w \lVert \mathbf w\rVert^2 + \lambda_v \lVert \mathbf V\rVert_F^2` (``w0`` is not penalised)."""
+    r""":math:`\lambda_w \lVert \mathbf w\rVert^2 + \lambda_v \lVert \mathbf V\rVert_F^2` (``w0`` is not penalised).
+
+    ``lambda_w`` and ``lambda_v`` are finite numbers >= 0 (a negative strength would reward
+    large weights).
+    """
+    lambda_w, lambda_v = check_float(lambda_w, "lambda_w"), check_float(lambda_v, "lambda_v")
     return (tf.cast(lambda_w, model.dtype) * tf.reduce_sum(tf.square(model.w))
             + tf.cast(lambda_v, model.dtype) * tf.reduce_sum(tf.square(model.V)))

@@ -14,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from ._inputs import as_batch, as_host_matrix, check_int, iter_batches
+from ._inputs import (_check_finite_np, _check_fits, _check_numeric_np, as_batch, as_host_matrix,
+                      check_dtype, check_float, check_int, check_seed, iter_batches)
 from .pairwise import _lemma31, _pairwise_naive_unchecked, _products
 
 
@@ -50,7 +51,7 @@ class FactorizationMachine(tf.Module):
     Args:
         n_features: number of features ``n`` (columns of ``X``). ``m`` is
             accepted as an alias, for code written against the original
-            TF2 project (``FactorizationMachine(m=16)``).
+            TF2 project, garethjns/TF2FactorizationMachine (``FactorizationMachine(m=16)``).
         k: number of latent factors per feature (columns of ``V``).
         init_std: standard deviation of the normal initialisation of ``V``
             (``w0`` and ``w`` start at zero, as in libFM).
@@ -79,14 +80,10 @@ class FactorizationMachine(tf.Module):
             raise ValueError(f"`m` is an alias of `n_features`; got n_features={n_features} and m={m}.")
         self.n_features = check_int(n_features if n_features is not None else m, "n_features")
         self.k = check_int(k, "k")
-        if not (np.isfinite(init_std) and init_std >= 0):
-            raise ValueError(f"`init_std` must be a finite number >= 0; got {init_std}.")
-        dtype = tf.as_dtype(dtype)
-        if dtype not in (tf.float32, tf.float64):
-            raise ValueError(f"`dtype` must be float32 or float64; got {dtype.name}.")
-        self.dtype = dtype
+        init_std = check_float(init_std, "init_std")
+        self.dtype = dtype = check_dtype(dtype)
         self.pairwise = pairwise  # validated by the property setter
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(check_seed(seed))
         with self.name_scope:
             self.w0 = tf.Variable(tf.zeros([], dtype), name="w0")
             self.w = tf.Variable(tf.zeros([self.n_features], dtype), name="w")
@@ -118,7 +115,7 @@ class FactorizationMachine(tf.Module):
 
     @pairwise.setter
     def pairwise(self, value: str) -> None:
-        if value not in ("fast", "naive"):
+        if not (isinstance(value, str) and value in ("fast", "naive")):
             raise ValueError(f"`pairwise` must be 'fast' or 'naive'; got {value!r}.")
         self._pairwise = value
 
@@ -156,13 +153,21 @@ class FactorizationMachine(tf.Module):
 
     def set_weights(self, w0=None, w=None, V=None) -> None:
         """Assign parameters (shapes are checked); ``None`` leaves one unchanged."""
-        for var, value, name in ((self.w0, w0, "w0"), (self.w, w, "w"), (self.V, V, "V")):
-            if value is None:
-                continue
-            value = np.asarray(value)
-            if value.shape != tuple(var.shape):
-                raise ValueError(f"`{name}` must have shape {tuple(var.shape)}; got {value.shape}.")
-            var.assign(value.astype(self.dtype.as_numpy_dtype))
+        checked = [(var, self._parameter(value, tuple(var.shape), name))
+                   for var, value, name in ((self.w0, w0, "w0"), (self.w, w, "w"), (self.V, V, "V"))
+                   if value is not None]
+        for var, value in checked:  # all checked first: a bad V leaves w0 and w untouched too
+            var.assign(value)
+
+    def _parameter(self, value, shape: tuple, name: str) -> np.ndarray:
+        """``value`` as a finite array of ``shape`` in the model's dtype, or an error naming it."""
+        value = value.numpy() if isinstance(value, (tf.Tensor, tf.Variable)) else np.asarray(value)
+        _check_numeric_np(value.dtype, name)
+        if value.shape != shape:
+            raise ValueError(f"`{name}` must have shape {shape}; got {value.shape}.")
+        _check_finite_np(value.astype(np.float64), name)
+        _check_fits(value, self.dtype, name)
+        return value.astype(self.dtype.as_numpy_dtype)
 
     def __repr__(self) -> str:
         return (f"FactorizationMachine(n_features={self.n_features}, k={self.k}, "

@@ -8,7 +8,7 @@ no copy of it is part of ``fmlib``. The loader looks for the data in a *data hom
 3. a per-user cache directory (``$XDG_CACHE_HOME/fmlib`` or ``~/.cache/fmlib``).
 
 If ``<data home>/ml-100k`` (or ``ml-1m``) is not there, the official zip is
-downloaded from GroupLens with ``keras.utils.get_file``, its sha256 checked,
+downloaded from GroupLens (every wait bounded by ``timeout``), its sha256 checked,
 extracted into a temporary folder, every file the loader reads checked again,
 and only then moved into place in one step: an interrupted or corrupt download
 never leaves a folder that a later call would take for the dataset. When the
@@ -22,16 +22,26 @@ silently different dataset. The chapter "MovieLens 100k" uses this module.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import io
 import os
+import re
 import shutil
+import socket
 import tempfile
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from ._inputs import check_bool, check_float
 
 BASE_URL = "https://files.grouplens.org/datasets/movielens/"
 ZIP_SHA256 = {
@@ -61,6 +71,7 @@ ML100K_SHA256 = {
 }
 ML1M_FILES = ("ratings.dat", "users.dat", "movies.dat")
 MANIFEST = "SHA256SUMS.fmlib"
+TIMEOUT = 15.0   # seconds: for the name lookup, the connection and each read of the download
 SPLITS = ("u1", "u2", "u3", "u4", "u5", "ua", "ub")
 ML100K_GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
                  "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
@@ -69,6 +80,10 @@ ML100K_GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "C
 
 class MovieLensError(OSError):
     """The MovieLens files could not be found, downloaded or verified."""
+
+
+class MovieLensTimeout(MovieLensError, TimeoutError):
+    """The download server did not answer (resolve, connect or send data) within the timeout."""
 
 
 AGE_BINS = (0, 18, 25, 35, 45, 50, 56, 200)
@@ -184,15 +199,62 @@ def _verify(name: str, folder: Path) -> None:
                 f"{expected}): it is truncated or edited. Delete {folder} to download it again.")
 
 
-def _extract_verified(name: str, zip_path: Path, data_home: Path) -> None:
-    """Extract ``zip_path`` into a temporary folder, verify, then move it into place."""
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=data_home))
+def _extract_all(zip_path: Path, staging: Path) -> None:
+    """Extract a zip, refusing unsafe paths; a truncated or corrupt zip is a MovieLensError."""
     try:
         with zipfile.ZipFile(zip_path) as archive:
             for member in archive.namelist():  # refuse paths that escape the folder
                 if member.startswith(("/", "\\")) or ".." in Path(member).parts:
                     raise MovieLensError(f"{zip_path} contains an unsafe path: {member!r}")
             archive.extractall(staging)
+    except (zipfile.BadZipFile, zlib.error, EOFError) as err:
+        raise MovieLensError(f"{zip_path} is not a complete zip file ({err}): it matches the "
+                             "given sha256 but is truncated or corrupt. Delete it and download "
+                             "the official zip again.") from None
+
+
+def _resolve(host: str, port: int, timeout: float) -> None:
+    """Look ``host`` up in a helper thread: the system resolver has no timeout of its own."""
+    outcome: dict = {}
+
+    def lookup():
+        try:
+            socket.getaddrinfo(host, port)
+        except OSError as err:
+            outcome["error"] = err
+
+    thread = threading.Thread(target=lookup, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise MovieLensTimeout(f"looking up {host} took more than {timeout} s (no network?)")
+    if "error" in outcome:
+        raise MovieLensError(f"cannot resolve {host}: {outcome['error']}")
+
+
+def _fetch(url: str, dest: Path, timeout: float) -> None:
+    """Download ``url`` to ``dest``; every wait (lookup, connect, each read) is bounded by ``timeout``."""
+    parts = urllib.parse.urlsplit(url)
+    _resolve(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80), timeout)
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response, open(dest, "wb") as out:
+            shutil.copyfileobj(response, out, 1 << 20)
+    except urllib.error.URLError as err:  # also HTTPError (404, ...)
+        if isinstance(err.reason, TimeoutError):
+            raise MovieLensTimeout(f"connecting to {parts.netloc} timed out after {timeout} s") from None
+        raise MovieLensError(str(err.reason)) from None
+    except TimeoutError:
+        raise MovieLensTimeout(f"{parts.netloc} accepted the connection but sent no data for "
+                               f"{timeout} s") from None
+    except (OSError, http.client.HTTPException) as err:  # reset, refused, truncated transfer
+        raise MovieLensError(f"the transfer failed: {type(err).__name__}: {err}") from None
+
+
+def _extract_verified(name: str, zip_path: Path, data_home: Path) -> None:
+    """Extract ``zip_path`` into a temporary folder, verify, then move it into place."""
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=data_home))
+    try:
+        _extract_all(zip_path, staging)
         extracted = staging / name
         if not extracted.is_dir():
             raise MovieLensError(f"{zip_path} does not contain a folder {name}/")
@@ -208,9 +270,7 @@ def _extract_verified(name: str, zip_path: Path, data_home: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _download(name: str, data_home: Path, base_url: str, zip_sha256: str) -> None:
-    import keras
-
+def _download(name: str, data_home: Path, base_url: str, zip_sha256: str, timeout: float) -> None:
     url = f"{base_url.rstrip('/')}/{name}.zip"
     data_home.mkdir(parents=True, exist_ok=True)
     local_zip = data_home / f"{name}.zip"
@@ -222,19 +282,19 @@ def _download(name: str, data_home: Path, base_url: str, zip_sha256: str) -> Non
                 raise MovieLensError(f"{zip_path} does not have the sha256 of the official {name}.zip "
                                      f"({zip_sha256}); delete it and load again to download it.")
         else:
+            zip_path = workdir / f"{name}.zip"
             try:
-                zip_path = Path(keras.utils.get_file(
-                    fname=f"{name}.zip", origin=url, file_hash=zip_sha256, hash_algorithm="sha256",
-                    cache_dir=str(workdir), cache_subdir="."))
-            except ValueError as err:  # keras: hash mismatch after download
-                raise MovieLensError(f"The file downloaded from {url} failed its sha256 check "
-                                     f"(expected {zip_sha256}): {err}") from None
-            except Exception as err:  # network errors: keras raises a plain Exception
-                raise MovieLensError(
+                _fetch(url, zip_path, timeout)
+            except MovieLensError as err:  # a timeout stays a MovieLensTimeout
+                raise type(err)(
                     f"Could not download {name} from {url} ({err}). Without network access, "
                     f"download {url} elsewhere and either unzip it into {data_home} (so that "
                     f"{data_home / name} exists) or put the zip at {local_zip}; or set "
                     f"FMLIB_DATA to a folder that contains {name}/.") from None
+            actual = _sha256(zip_path)
+            if actual != zip_sha256:
+                raise MovieLensError(f"The file downloaded from {url} failed its sha256 check "
+                                     f"(expected {zip_sha256}, got {actual}).")
         _extract_verified(name, zip_path, data_home)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -273,9 +333,30 @@ def _load_1m(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     return ratings, users, movies
 
 
+def _check_sha256(digest) -> str:
+    """A sha256 as 64 lowercase hex digits (hexdigest's form); any case is accepted."""
+    if not (isinstance(digest, str) and re.fullmatch(r"[0-9a-fA-F]{64}", digest)):
+        raise ValueError(f"`zip_sha256` must be 64 hexadecimal digits; got {digest!r}.")
+    return digest.lower()
+
+
+def _checked_home(data_home) -> Path:
+    if data_home is not None and not isinstance(data_home, (str, os.PathLike)):
+        raise TypeError(f"`data_home` must be a path; got {type(data_home).__name__} {data_home!r}.")
+    home = resolve_data_home(data_home)
+    if home.exists() and not home.is_dir():
+        source = "`data_home`" if data_home is not None else (
+            "FMLIB_DATA" if os.environ.get("FMLIB_DATA") else "the default data home")
+        raise ValueError(f"{source} must be a folder; {home} is a file.")
+    folder_parent = next((p for p in home.parents if p.exists()), None)
+    if folder_parent is not None and not folder_parent.is_dir():
+        raise ValueError(f"the data home {home} lies under {folder_parent}, which is a file.")
+    return home
+
+
 def load_movielens(name: str = "ml-100k", data_home: str | os.PathLike | None = None, *,
                    download: bool = True, base_url: str = BASE_URL,
-                   zip_sha256: str | None = None) -> MovieLens:
+                   zip_sha256: str | None = None, timeout: float = TIMEOUT) -> MovieLens:
     """Load a MovieLens data set, downloading and verifying it first if needed.
 
     Args:
@@ -283,7 +364,10 @@ def load_movielens(name: str = "ml-100k", data_home: str | os.PathLike | None = 
         data_home: folder that holds ``<name>/``; see the module docstring for the default.
         download: if False, a missing data set is an error instead of a download.
         base_url: where ``<name>.zip`` is fetched from (GroupLens by default).
-        zip_sha256: the expected sha256 of the zip; the official value by default.
+        zip_sha256: the expected sha256 of the zip (64 hex digits, either case); the
+            official value by default.
+        timeout: seconds to wait for the name lookup, the connection and each read of the
+            download before giving up with :class:`MovieLensTimeout`.
 
     Returns:
         A :class:`MovieLens` with ``ratings``, ``users`` and ``items`` tables.
@@ -291,21 +375,29 @@ def load_movielens(name: str = "ml-100k", data_home: str | os.PathLike | None = 
     Raises:
         MovieLensError: the data is missing and cannot be downloaded, or a file does
             not match its checksum. The message says where to put the files.
+        MovieLensTimeout: (a MovieLensError) the server did not answer within ``timeout``.
+        ValueError, TypeError: a bad argument, or a data home that is not a folder.
 
     Example:
         >>> ml = load_movielens("ml-100k")          # doctest: +SKIP
         >>> len(ml.ratings), len(ml.users), len(ml.items)
         (100000, 943, 1682)
     """
-    if name not in ZIP_SHA256:
+    if not (isinstance(name, str) and name in ZIP_SHA256):
         raise ValueError(f"`name` must be one of {sorted(ZIP_SHA256)}; got {name!r}.")
-    home = resolve_data_home(data_home)
+    download, timeout = check_bool(download, "download"), check_float(timeout, "timeout")
+    if timeout == 0:
+        raise ValueError("`timeout` must be > 0 seconds; got 0.")
+    if not (isinstance(base_url, str) and base_url.startswith(("http://", "https://"))):
+        raise ValueError(f"`base_url` must be an http:// or https:// URL; got {base_url!r}.")
+    expected = _check_sha256(ZIP_SHA256[name] if zip_sha256 is None else zip_sha256)
+    home = _checked_home(data_home)
     folder = home / name
     if not folder.is_dir():
         if not download:
             raise MovieLensError(f"{folder} does not exist and download=False. Download "
                                  f"{BASE_URL}{name}.zip and unzip it into {home}.")
-        _download(name, home, base_url, zip_sha256 or ZIP_SHA256[name])
+        _download(name, home, base_url, expected, timeout)
     _verify(name, folder)
     ratings, users, items = (_load_100k if name == "ml-100k" else _load_1m)(folder)
     return MovieLens(name=name, ratings=ratings, users=users, items=items, path=folder)

@@ -24,7 +24,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ._inputs import check_float, check_int
+from ._inputs import check_float, check_int, check_seed
+
+MAX_DRAWS_PER_RATING = 20     # redraws allowed before the exact (dense) sampler takes over
+MAX_DENSE_PAIRS = 5 * 10**7   # the exact sampler holds one float per (user, item) pair
 
 OUTPUTS = ("continuous", "stars", "binary")
 
@@ -88,18 +91,36 @@ def _distinct(values: np.ndarray) -> np.ndarray:
     return values[keep]
 
 
+def _sample_pairs_exact(n_users: int, n_items: int, n_ratings: int, p_user: np.ndarray,
+                        p_item: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted sampling without replacement over all pairs (Gumbel top-k: the n largest of
+    log p + Gumbel noise). Exact, but O(n_users * n_items) memory."""
+    n_pairs = n_users * n_items
+    if n_pairs > MAX_DENSE_PAIRS:
+        raise ValueError(
+            f"cannot draw `n_ratings`={n_ratings} distinct pairs: with popularity_skew and "
+            "activity_skew this large, redrawing almost never finds a new pair, and the exact "
+            f"sampler would need {n_pairs} pairs in memory. Lower the skews or ask for fewer ratings.")
+    with np.errstate(divide="ignore"):   # weight 0 -> key -inf: never chosen before a reachable pair
+        keys = (np.log(p_user)[:, None] + np.log(p_item)[None, :]).ravel()
+    keys = keys + rng.gumbel(size=n_pairs)
+    chosen = np.argpartition(-keys, n_ratings - 1)[:n_ratings]
+    chosen = chosen[rng.permutation(n_ratings)]
+    return chosen // n_items, chosen % n_items
+
+
 def _sample_pairs(n_users: int, n_items: int, n_ratings: int, p_user: np.ndarray,
                   p_item: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Draw ``n_ratings`` distinct (user, item) pairs, user ~ p_user, item ~ p_item."""
     n_pairs = n_users * n_items
+    reachable = np.count_nonzero(p_user) * np.count_nonzero(p_item)
+    if reachable < n_ratings:
+        raise ValueError(
+            f"only {reachable} (user, item) pairs have a non-zero probability with "
+            f"popularity_skew and activity_skew this large, fewer than `n_ratings`={n_ratings}; "
+            "lower the skews or ask for fewer ratings.")
     if n_ratings > 0.3 * n_pairs:
-        # Dense regime: weighted sampling without replacement over all pairs
-        # (Gumbel top-k: the n largest of log p + Gumbel noise).
-        keys = (np.log(p_user)[:, None] + np.log(p_item)[None, :]).ravel()
-        keys = keys + rng.gumbel(size=n_pairs)
-        chosen = np.argpartition(-keys, n_ratings - 1)[:n_ratings]
-        chosen = chosen[rng.permutation(n_ratings)]
-        return chosen // n_items, chosen % n_items
+        return _sample_pairs_exact(n_users, n_items, n_ratings, p_user, p_item, rng)
     # Sparse regime: draw pairs with replacement, keep the distinct ones (a sort, not a
     # hash set), top up until there are enough, then keep a random n_ratings of them.
     cdf_user, cdf_item = np.cumsum(p_user), np.cumsum(p_item)
@@ -109,12 +130,18 @@ def _sample_pairs(n_users: int, n_items: int, n_ratings: int, p_user: np.ndarray
         i = np.minimum(np.searchsorted(cdf_item, rng.random(size) * cdf_item[-1], side="right"), n_items - 1)
         return u.astype(np.int64) * n_items + i
 
+    budget = MAX_DRAWS_PER_RATING * n_ratings      # bounds the time spent redrawing
+    budget -= int(n_ratings * 1.1) + 16
     distinct = _distinct(draw(int(n_ratings * 1.1) + 16))
-    while distinct.size < n_ratings:
+    while distinct.size < n_ratings and budget > 0:
         # draw enough for the rest, at the rate of new pairs per draw seen so far
         missing = n_ratings - distinct.size
-        extra = draw(int(missing * 1.5 * n_ratings / distinct.size) + 16)
-        distinct = _distinct(np.concatenate([distinct, extra]))
+        size = min(int(missing * 1.5 * n_ratings / distinct.size) + 16, budget)
+        budget -= size
+        distinct = _distinct(np.concatenate([distinct, draw(size)]))
+    if distinct.size < n_ratings:
+        # so skewed that redrawing almost never finds a new pair: sample exactly instead
+        return _sample_pairs_exact(n_users, n_items, n_ratings, p_user, p_item, rng)
     pair_ids = distinct[rng.permutation(distinct.size)[:n_ratings]]
     return pair_ids // n_items, pair_ids % n_items
 
@@ -157,13 +184,13 @@ def make_ratings(n_users: int = 1000, n_items: int = 500, *, n_ratings: int | No
     n_age_groups = check_int(n_age_groups, "n_age_groups", 0)
     n_genres = check_int(n_genres, "n_genres", 0)
     max_genres_per_item = check_int(max_genres_per_item, "max_genres_per_item", 1)
-    if output not in OUTPUTS:
+    if not (isinstance(output, str) and output in OUTPUTS):
         raise ValueError(f"`output` must be one of {OUTPUTS}; got {output!r}.")
     n_pairs = n_users * n_items
     if n_ratings is not None and density is not None:
         raise ValueError("give `n_ratings` or `density`, not both.")
     if n_ratings is None:
-        density = 0.05 if density is None else float(density)
+        density = 0.05 if density is None else check_float(density, "density")
         if not 0 < density <= 1:
             raise ValueError(f"`density` must be in (0, 1]; got {density}.")
         n_ratings = max(1, int(round(density * n_pairs)))
@@ -175,9 +202,9 @@ def make_ratings(n_users: int = 1000, n_items: int = 500, *, n_ratings: int | No
     popularity_skew = check_float(popularity_skew, "popularity_skew", 0.0)
     activity_skew = check_float(activity_skew, "activity_skew", 0.0)
     factor_std = k ** -0.25 if factor_std is None else check_float(factor_std, "factor_std", 0.0)
-    global_bias = float(global_bias)
+    global_bias = check_float(global_bias, "global_bias", -np.inf)
 
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     # --- the planted FM -------------------------------------------------------------
     w_user, w_item = rng.normal(0, bias_std, n_users), rng.normal(0, bias_std, n_items)
     V_user, V_item = rng.normal(0, factor_std, (n_users, k)), rng.normal(0, factor_std, (n_items, k))

@@ -3,7 +3,8 @@ r"""Training a Factorization Machine with ``tf.GradientTape``.
 Two entry points, both explained in the chapter "Learning":
 
 * :func:`train_step`: one plain gradient-descent step on a batch, written
-  out in full (it is the original TF2 project's function):
+  out in full (it is the function of the original TF2 project,
+  `garethjns/TF2FactorizationMachine <https://github.com/garethjns/TF2FactorizationMachine>`_):
   :math:`\theta \leftarrow \theta - \eta\, \partial \ell / \partial \theta`
   for :math:`\theta \in \{w_0, \mathbf w, \mathbf V\}`.
 * :func:`fit`: minibatch training for real data: dense or sparse ``X``,
@@ -22,19 +23,43 @@ import pandas as pd
 import scipy.sparse as sp
 import tensorflow as tf
 
+from ._inputs import (as_batch, as_host_matrix, as_targets, check_bool, check_float, check_int, check_seed,
+                      iter_batches)
 from .als import als_sweeps
-from ._inputs import as_host_matrix, as_targets, check_float, check_int, iter_batches
 from .losses import l2_loss, l2_penalty, logistic_loss
 from .model import FactorizationMachine
 
 TASKS = ("regression", "classification")
 SOLVERS = ("gradient", "als")
+LOSS_NAMES = {"loss": "training loss", "val_loss": "validation loss"}
 OPTIMIZERS = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam,
               "adagrad": keras.optimizers.Adagrad}
 
 
 class TrainingDivergedError(FloatingPointError):
     """The training loss became NaN or infinite (usually: the learning rate is too large)."""
+
+
+def _advice(lr: Any) -> str:
+    """What to try when training diverges: ``lr`` is None for solvers without a learning rate."""
+    if lr is None:
+        return "Try stronger regularisation (lambda_w, lambda_v)."
+    return f"Try a smaller learning rate (lr={lr} now) or stronger regularisation."
+
+
+def diverged(value: float, dtype: tf.DType) -> bool:
+    """A loss is diverged when NaN, infinite, or beyond what the model's float dtype can hold."""
+    return not (math.isfinite(value) and abs(value) <= np.finfo(dtype.as_numpy_dtype).max)
+
+
+def check_weights_finite(variables, where: str, lr: Any) -> None:
+    """Raise :class:`TrainingDivergedError` if any weight is NaN or infinite (one fused reduction)."""
+    if not bool(tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in variables])):
+        names = [v.name.split("/")[-1].split(":")[0] for v in variables
+                 if not bool(tf.reduce_all(tf.math.is_finite(v)))]
+        raise TrainingDivergedError(
+            f"Training diverged {where}: the weights {names} hold NaN or infinite values. "
+            + _advice(lr))
 
 
 def train_step(mod: FactorizationMachine, x, y_true, lr: float,
@@ -55,14 +80,42 @@ def train_step(mod: FactorizationMachine, x, y_true, lr: float,
         loss_f: ``loss_f(y_true=..., y_pred=...)``, by default :func:`fmlib.l2_loss`.
         loss_f_kwargs: extra keyword arguments for ``loss_f``.
     """
+    if not isinstance(mod, FactorizationMachine):
+        raise TypeError(f"`mod` must be a fmlib.FactorizationMachine; got {type(mod).__name__}.")
+    lr = check_float(lr, "lr")
+    if lr == 0:
+        raise ValueError("`lr` must be > 0; got 0.")
+    x = as_batch(x, mod.n_features, mod.dtype, name="x")
+    y_true = as_targets(y_true, int(x.shape[0]), name="y_true", dtype=mod.dtype)
     loss_f_kwargs = loss_f_kwargs or {}
     with tf.GradientTape() as tape:
-        loss = loss_f(y_true=y_true, y_pred=mod(x), **loss_f_kwargs)
+        loss = loss_f(y_true=y_true, y_pred=mod._call_checked(x), **loss_f_kwargs)
     variables = [mod.w0, mod.w, mod.V]
     for var, grad in zip(variables, tape.gradient(loss, variables)):
         if grad is not None:
             var.assign_sub(lr * grad)
+    check_weights_finite(variables, "in this step", lr)
     return loss
+
+
+def _check_after_last_step(model: FactorizationMachine, loss_fn: Callable, Xb, yb, where: str,
+                           lr: Any) -> None:
+    """Weights finite, and the last batch's loss recomputed with them finite (one forward pass)."""
+    check_weights_finite([model.w0, model.w, model.V], where, lr)
+    after = float(loss_fn(yb, model._call_checked(Xb)))
+    if diverged(after, model.dtype):
+        raise TrainingDivergedError(
+            f"Training diverged {where}: after the last step the loss on its batch is {after:.4g}. "
+            + _advice(lr))
+
+
+def _unused_or_ours(opt: keras.optimizers.Optimizer, variables: list) -> keras.optimizers.Optimizer:
+    """A Keras optimizer keeps per-variable state: one already built for another model is refused."""
+    own = getattr(opt, "_trainable_variables", None)
+    if opt.built and own is not None and {id(v) for v in own} != {id(v) for v in variables}:
+        raise ValueError("`optimizer` is a Keras optimizer already used for another model's weights; "
+                         "pass a new instance (or a name such as 'adam') for each model.")
+    return opt
 
 
 def _labels(y: np.ndarray, task: str, name: str) -> np.ndarray:
@@ -92,7 +145,7 @@ def evaluate(model: FactorizationMachine, X, y, task: str = "regression",
     """Loss and RMSE (regression) or accuracy (classification) of ``model`` on ``(X, y)``."""
     if task not in TASKS:
         raise ValueError(f"`task` must be one of {TASKS}; got {task!r}.")
-    Xh = as_host_matrix(X, model.n_features, model.dtype, name="X")
+    Xh = as_host_matrix(X, model.n_features, model.dtype, name="X", min_rows=1)
     yh = _labels(as_targets(y, Xh.shape[0], name="y"), task, "y")
     return _metrics(task, yh, model._predict_host(Xh, check_int(batch_size, "batch_size")))
 
@@ -173,6 +226,7 @@ def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: st
     batch_size = check_int(batch_size, "batch_size")
     lambda_w = check_float(lambda_w, "lambda_w")
     lambda_v = check_float(lambda_v, "lambda_v")
+    shuffle, seed = check_bool(shuffle, "shuffle"), check_seed(seed)
     if patience is not None:
         patience = check_int(patience, "patience")
         if validation_data is None:
@@ -180,7 +234,7 @@ def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: st
 
     dtype = tf.float64 if solver == "als" else model.dtype
     Xh = as_host_matrix(X, model.n_features, dtype, name="X")
-    yh = _labels(as_targets(y, Xh.shape[0], name="y"), task, "y")
+    yh = _labels(as_targets(y, Xh.shape[0], name="y", dtype=model.dtype), task, "y")
     if Xh.shape[0] == 0:
         raise ValueError("`X` has no rows; there is nothing to train on.")
     validation = None
@@ -188,18 +242,17 @@ def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: st
         if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
             raise ValueError("`validation_data` must be a pair (X_val, y_val); "
                              f"got {type(validation_data).__name__}.")
-        Xv = as_host_matrix(validation_data[0], model.n_features, model.dtype, name="validation_data[0]")
+        Xv = as_host_matrix(validation_data[0], model.n_features, model.dtype, name="validation_data[0]",
+                            min_rows=1)
         validation = (Xv, _labels(as_targets(validation_data[1], Xv.shape[0],
                                              name="validation_data[1]"), task, "validation_data[1]"))
 
     if solver == "als":
-        run_epoch = als_sweeps(model, Xh, yh, lambda_w, lambda_v, groups)
-        hint = "Try stronger regularisation (lambda_w, lambda_v)."
+        run_epoch, lr = als_sweeps(model, Xh, yh, lambda_w, lambda_v, groups), None
     else:
         run_epoch = _gradient_epochs(model, Xh, yh, task, batch_size, optimizer, lr, lambda_w,
                                      lambda_v, shuffle, seed, verbose)
-        hint = f"Try a smaller learning rate (lr={lr} now) or stronger regularisation."
-    return _epochs(model, run_epoch, num_epochs, task, validation, patience, verbose, hint)
+    return _epochs(model, run_epoch, num_epochs, task, validation, patience, verbose, lr)
 
 
 def _gradient_epochs(model, Xh, yh, task, batch_size, optimizer, lr, lambda_w, lambda_v,
@@ -214,7 +267,7 @@ def _gradient_epochs(model, Xh, yh, task, batch_size, optimizer, lr, lambda_w, l
             raise ValueError("`lr` must be > 0; got 0.")
         opt = OPTIMIZERS[optimizer.lower()](learning_rate=lr)
     elif isinstance(optimizer, keras.optimizers.Optimizer):
-        opt = optimizer
+        opt = _unused_or_ours(optimizer, [model.w0, model.w, model.V])
     else:
         raise TypeError(f"`optimizer` must be a name or a keras.optimizers.Optimizer; "
                         f"got {type(optimizer).__name__}.")
@@ -237,8 +290,11 @@ def _gradient_epochs(model, Xh, yh, task, batch_size, optimizer, lr, lambda_w, l
     y_typed = yh.astype(model.dtype.as_numpy_dtype)
     n = Xh.shape[0]
     n_batches = math.ceil(n / batch_size)
+    epochs_done = 0
 
     def epoch() -> float:
+        nonlocal epochs_done
+        epochs_done += 1
         order = rng.permutation(n) if shuffle else np.arange(n)
         Xe, ye = Xh[order], y_typed[order]
         bar = keras.utils.Progbar(n_batches, unit_name="batch") if verbose else None
@@ -248,6 +304,8 @@ def _gradient_epochs(model, Xh, yh, task, batch_size, optimizer, lr, lambda_w, l
             losses.append(batch_loss * (e - s))
             if bar is not None:
                 bar.update(i, values=[("loss", float(batch_loss))])
+        # the loss is measured before each update: the weights after the last one are checked too
+        _check_after_last_step(model, loss_fn, Xb, tf.constant(ye[s:e]), f"in epoch {epochs_done}", lr)
         return float(tf.add_n(losses)) / n
 
     return epoch
@@ -255,7 +313,7 @@ def _gradient_epochs(model, Xh, yh, task, batch_size, optimizer, lr, lambda_w, l
 
 def _epochs(model: FactorizationMachine, run_epoch: Callable[[], float], num_epochs: int,
             task: str, validation: tuple | None, patience: int | None, verbose: bool,
-            hint: str) -> pd.DataFrame:
+            lr: Any) -> pd.DataFrame:
     """The epoch loop every solver shares: validation, early stopping, the history table."""
     variables = [model.w0, model.w, model.V]
     rows, seconds, best, best_weights, best_epoch, waited = [], [], math.inf, None, None, 0
@@ -263,14 +321,16 @@ def _epochs(model: FactorizationMachine, run_epoch: Callable[[], float], num_epo
         started = time.perf_counter()
         train_loss = run_epoch()
         seconds.append(time.perf_counter() - started)
-        if not math.isfinite(train_loss):
-            raise TrainingDivergedError(
-                f"Training diverged in epoch {epoch}: the training loss became {train_loss}. "
-                + hint)
+        check_weights_finite(variables, f"in epoch {epoch}", lr)
         row = {"epoch": epoch, "loss": train_loss}
         if validation is not None:
             val = _metrics(task, validation[1], model._predict_host(validation[0], 8192))
             row.update({f"val_{key}": value for key, value in val.items()})
+        for key in ("loss", "val_loss"):
+            if key in row and diverged(row[key], model.dtype):
+                raise TrainingDivergedError(
+                    f"Training diverged in epoch {epoch}: the {LOSS_NAMES[key]} became "
+                    f"{row[key]:.4g}. " + _advice(lr))
         rows.append(row)
         if verbose:
             print(f"epoch {epoch}/{num_epochs}: " + ", ".join(

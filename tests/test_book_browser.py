@@ -1,8 +1,10 @@
-"""Open every page of the built book in headless Chromium, offline, and check what a reader sees.
+r"""Open every page of the built book in headless Chromium, offline, and check what a reader sees.
 
 For each page: MathJax (served from the build, not a CDN) has typeset every formula and left no
-raw TeX delimiters or TeX errors, every image has loaded, and the browser logged no JavaScript
-errors. A screenshot of each page is written to ``_build/screenshots/`` for a person to look at.
+raw TeX delimiters or TeX errors, every image has loaded, the browser logged no JavaScript
+errors, and the page's <title> and navigation (sidebar, previous/next links) are plain words: no
+``\(``, ``$`` or ``\frac``, and no typeset formula either (tabs and bookmarks show titles raw).
+A screenshot of each page is written to ``_build/screenshots/`` for a person to look at.
 
 Needs the built book (``jupyter-book build .``) and the system Chromium (Debian package
 ``chromium``). Without them the test is skipped with a message, unless FMLIB_REQUIRE_BROWSER=1
@@ -49,6 +51,29 @@ PAGE_FACTS = """() => {
 }"""
 
 
+# Where TeX must not appear: the <title> and the navigation between chapters (the primary sidebar
+# and the previous/next links), whose text MathJax may or may not typeset; typeset maths there
+# counts too, since the same title is raw in the browser tab. (In-page headings may hold maths.)
+TITLE_AND_NAV = """() => {
+    const nav = Array.from(document.querySelectorAll('.bd-sidebar-primary, nav.bd-docs-nav, .prev-next-area'));
+    return {
+        title: document.title,
+        nav: nav.map(n => n.textContent).join('\\n'),
+        navMaths: nav.reduce((count, n) => count + n.querySelectorAll('mjx-container').length, 0),
+    };
+}"""
+TEX_IN_TITLES = ("\\(", "$", "\\frac")
+
+
+def _tex_in_title_or_nav(name, places: dict) -> list[str]:
+    problems = [f"{name}: TeX {d!r} in the page <title>: {places['title']!r}"
+                for d in TEX_IN_TITLES if d in places["title"]]
+    problems += [f"{name}: TeX {d!r} in the navigation" for d in TEX_IN_TITLES if d in places["nav"]]
+    if places["navMaths"]:
+        problems.append(f"{name}: {places['navMaths']} formula(s) typeset in the navigation")
+    return problems
+
+
 def _pages() -> list[pathlib.Path]:
     return sorted(p for p in (HTML / "book").glob("*.html"))
 
@@ -92,6 +117,7 @@ def test_every_page_renders_offline():
             page.goto(path.as_uri(), wait_until="load")
             status = page.evaluate(WAIT_FOR_MATHJAX)
             facts = page.evaluate(PAGE_FACTS)
+            places = page.evaluate(TITLE_AND_NAV)
             page.screenshot(path=str(SHOTS / f"{path.stem}.png"), full_page=True)
             name = path.relative_to(HTML)
             if status == "MathJax did not load":
@@ -102,6 +128,7 @@ def test_every_page_renders_offline():
                 problems.append(f"{name}: {facts['texErrors']} TeX error(s)")
             if facts["rawTeX"]:
                 problems.append(f"{name}: raw TeX left in the text: {facts['rawTeX']}")
+            problems += _tex_in_title_or_nav(name, places)
             for src, ok in facts["images"]:
                 if not ok:
                     problems.append(f"{name}: image did not load: {src}")

@@ -22,3 +22,28 @@ def test_every_notebook_is_in_the_table_of_contents():
     toc = (ROOT / "_toc.yml").read_text()
     for nb in (ROOT / "book").glob("*.ipynb"):
         assert f"book/{nb.stem}" in toc, f"{nb.name} is not in _toc.yml"
+
+
+def test_ci_requires_the_movielens_data_and_the_readme_says_where_it_comes_from():
+    assert "export FMLIB_REQUIRE_DATA=1" in (ROOT / ".ci" / "run").read_text()
+    readme = (ROOT / "README.md").read_text()
+    before_command = readme[: readme.index("<!-- test-command")]
+    assert "FMLIB_DATA" in before_command and "GroupLens" in before_command
+
+
+def _log_level_after_import(env: dict) -> str:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"} | env
+    env["PYTHONPATH"] = str(ROOT)
+    code = "import os, fmlib; print(os.environ['TF_CPP_MIN_LOG_LEVEL'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120, check=True)
+    return out.stdout.strip()
+
+
+def test_import_fmlib_quiets_tensorflow_only_if_the_user_has_not_chosen():
+    assert _log_level_after_import({}) == "2"
+    assert _log_level_after_import({"TF_CPP_MIN_LOG_LEVEL": "0"}) == "0"
