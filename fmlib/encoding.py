@@ -9,7 +9,8 @@ blocks of features. :class:`FeatureEncoder` builds that matrix for any
   blocks normalised to sum to 1;
 * an **implicit-feedback** block: for each row, the set of items that the row's user
   rated in the training data, normalised to sum to 1 (the "other movies rated" block
-  of Figure 1, and the implicit part of SVD++, Koren 2008);
+  of Figure 1, and the implicit part of SVD++, Koren 2008), and its mirror image, the
+  set of users who rated the row's item;
 * **numeric** columns are copied as they are (scale them yourself).
 
 The encoder is *fitted* on training rows, which fixes the columns, and then
@@ -159,9 +160,11 @@ class FeatureEncoder:
             each becomes a block normalised to sum to 1 over the values known at ``fit``.
         implicit: ``(user_column, item_column)`` to add the block "items this user
             rated in the training data", named ``rated=<item>``.
+        implicit_items: ``(item_column, user_column)`` to add the block "users who rated
+            this item in the training data", named ``rated_by=<user>``.
         numeric: columns copied as numbers (must be finite).
-        implicit_norm: how the implicit block of a user :math:`u` with rated set
-            :math:`N(u)` is scaled: ``"sum"`` gives each item :math:`1/|N(u)|` (the block
+        implicit_norm: how an implicit block of a user :math:`u` with rated set
+            :math:`N(u)` (or of an item and the users who rated it) is scaled: ``"sum"`` gives each item :math:`1/|N(u)|` (the block
             sums to 1, as in Figure 1 of Rendle 2010); ``"sqrt"`` gives
             :math:`|N(u)|^{-1/2}`, the scaling of SVD++ (Koren 2008).
 
@@ -178,7 +181,7 @@ class FeatureEncoder:
 
     def __init__(self, categorical: Sequence[str] = (), multi_hot: Sequence[str] = (),
                  implicit: tuple[str, str] | None = None, numeric: Sequence[str] = (),
-                 implicit_norm: str = "sum"):
+                 implicit_norm: str = "sum", implicit_items: tuple[str, str] | None = None):
         if implicit_norm not in IMPLICIT_NORMS:
             raise ValueError(f"`implicit_norm` must be one of {IMPLICIT_NORMS}; got {implicit_norm!r}.")
         self.implicit_norm = implicit_norm
@@ -188,18 +191,32 @@ class FeatureEncoder:
         self.numeric = _column_list(numeric, "numeric")
         if self.implicit is not None and len(self.implicit) != 2:
             raise ValueError(f"`implicit` must be a pair (user_column, item_column); got {implicit!r}.")
+        self.implicit_items = (tuple(_column_list(implicit_items, "implicit_items"))
+                               if implicit_items is not None else None)
+        if self.implicit_items is not None and len(self.implicit_items) != 2:
+            raise ValueError("`implicit_items` must be a pair (item_column, user_column); "
+                             f"got {implicit_items!r}.")
         names = self.categorical + self.multi_hot + self.numeric
         duplicated = sorted({c for c in names if names.count(c) > 1})
         if duplicated:
             raise ValueError(f"each column may appear in one block only; repeated: {duplicated}.")
-        if not names and self.implicit is None:
+        if not names and not self._implicit_blocks():
             raise ValueError("FeatureEncoder needs at least one column to encode.")
+
+    def _implicit_blocks(self) -> list[tuple[str, str, str]]:
+        """``(group name, key column, member column)`` of every implicit block."""
+        blocks = []
+        if self.implicit is not None:
+            blocks.append(("rated", *self.implicit))
+        if self.implicit_items is not None:
+            blocks.append(("rated_by", *self.implicit_items))
+        return blocks
 
     # --- checks ------------------------------------------------------------------------
     def _needed_columns(self) -> list[str]:
         cols = self.categorical + self.multi_hot + self.numeric
-        if self.implicit is not None:
-            cols += [c for c in self.implicit if c not in cols]
+        for _, key, member in self._implicit_blocks():
+            cols += [c for c in (key, member) if c not in cols]
         return cols
 
     def _check_frame(self, df: pd.DataFrame, name: str) -> None:
@@ -208,7 +225,7 @@ class FeatureEncoder:
         missing = [c for c in self._needed_columns() if c not in df.columns]
         if missing:
             raise ValueError(f"`{name}` lacks the column(s) {missing}; it has {list(df.columns)}.")
-        for c in self.categorical + (list(self.implicit) if self.implicit else []):
+        for c in self.categorical + [c for b in self._implicit_blocks() for c in b[1:]]:
             n_missing = int(df[c].isna().sum())
             if n_missing:
                 raise ValueError(f"column {c!r} of `{name}` has {n_missing} missing value(s); "
@@ -244,24 +261,29 @@ class FeatureEncoder:
 
         for c in self.categorical + self.multi_hot:
             add(c, [f"{c}={v}" for v in self.maps_[c].ids])
-        if self.implicit is not None:
-            user_col, item_col = self.implicit
-            users = IndexMap(df[user_col], name=f"df[{user_col!r}]")
-            items = IndexMap(df[item_col], name=f"df[{item_col!r}]")
-            pairs = pd.DataFrame({"u": users.index(df[user_col]), "i": items.index(df[item_col])})
-            pairs = pairs.drop_duplicates()
-            rated = sp.csr_matrix((np.ones(len(pairs)), (pairs["u"], pairs["i"])),
-                                  shape=(len(users), len(items)))
-            counts = np.asarray(rated.sum(axis=1)).ravel()
-            scale = 1.0 / counts if self.implicit_norm == "sum" else 1.0 / np.sqrt(counts)
-            self.implicit_users_ = users
-            self.implicit_matrix_ = sp.vstack(   # one extra all-zero row for users unseen in fit
-                [sp.diags(scale) @ rated, sp.csr_matrix((1, len(items)))], format="csr")
-            add("rated", [f"rated={v}" for v in items.ids])
+        self.implicit_ = {}
+        for group, key_col, member_col in self._implicit_blocks():
+            keys, members, matrix = self._fit_implicit(df, key_col, member_col)
+            self.implicit_[group] = (keys, matrix)
+            add(group, [f"{group}={v}" for v in members.ids])
         for c in self.numeric:
             add(c, [c])
         self.feature_names_, self.groups_, self.n_features_ = names, groups, start
         return self
+
+    def _fit_implicit(self, df: pd.DataFrame, key_col: str, member_col: str):
+        """The normalised "members seen with this key" matrix, one extra all-zero row for
+        keys unseen in ``fit``."""
+        keys = IndexMap(df[key_col], name=f"df[{key_col!r}]")
+        members = IndexMap(df[member_col], name=f"df[{member_col!r}]")
+        pairs = pd.DataFrame({"k": keys.index(df[key_col]), "m": members.index(df[member_col])})
+        pairs = pairs.drop_duplicates()
+        seen = sp.csr_matrix((np.ones(len(pairs)), (pairs["k"], pairs["m"])),
+                             shape=(len(keys), len(members)))
+        counts = np.asarray(seen.sum(axis=1)).ravel()
+        scale = 1.0 / counts if self.implicit_norm == "sum" else 1.0 / np.sqrt(counts)
+        matrix = sp.vstack([sp.diags(scale) @ seen, sp.csr_matrix((1, len(members)))], format="csr")
+        return keys, members, matrix
 
     def transform(self, df: pd.DataFrame) -> sp.csr_matrix:
         """Encode ``df`` with the columns learned in :meth:`fit`; returns CSR of shape ``(len(df), n_features_)``."""
@@ -282,10 +304,11 @@ class FeatureEncoder:
             weights = 1.0 / per_row[rows[known]]
             blocks.append(sp.csr_matrix((weights, (rows[known], idx[known])),
                                         shape=(n, len(self.maps_[c]))))
-        if self.implicit is not None:
-            u = self.implicit_users_.index(df[self.implicit[0]], f"df[{self.implicit[0]!r}]")
-            u[u < 0] = self.implicit_matrix_.shape[0] - 1           # the all-zero row
-            blocks.append(self.implicit_matrix_[u])
+        for group, key_col, _ in self._implicit_blocks():
+            keys, matrix = self.implicit_[group]
+            idx = keys.index(df[key_col], f"df[{key_col!r}]")
+            idx[idx < 0] = matrix.shape[0] - 1                       # the all-zero row
+            blocks.append(matrix[idx])
         for c in self.numeric:
             values = pd.to_numeric(df[c]).to_numpy(dtype=float)
             blocks.append(sp.csr_matrix(values[:, None]))

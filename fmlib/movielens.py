@@ -113,13 +113,16 @@ class MovieLens:
         return (f"MovieLens({self.name!r}: {len(self.ratings)} ratings, {len(self.users)} users, "
                 f"{len(self.items)} items)")
 
-    def with_side_features(self, ratings: pd.DataFrame) -> pd.DataFrame:
+    def with_side_features(self, ratings: pd.DataFrame, dates: bool = False) -> pd.DataFrame:
         """``ratings`` joined with the user and item attributes the book uses as side features.
 
         Adds ``age_bucket`` (the seven age groups of ml-1m: ``"<18"``, ``"18-24"``,
         ``"25-34"``, ``"35-44"``, ``"45-49"``, ``"50-55"``, ``"56+"``), ``gender``,
-        ``occupation`` and ``genres`` (a tuple per item). Rows keep their order; a
-        rating whose user or item is not in this data set is an error, not a dropped row.
+        ``occupation`` and ``genres`` (a tuple per item). With ``dates=True`` also ``day``
+        (the day of the rating, ``"YYYY-MM-DD"`` in UTC, from ``timestamp``) and
+        ``release_year`` (``"1995"``, or ``"unknown"``; ml-100k only), categories for
+        one-hot blocks. Rows keep their order; a rating whose user or item is not in this
+        data set is an error, not a dropped row.
         """
         missing = [c for c in ("user", "item") if c not in ratings.columns]
         if missing:
@@ -135,7 +138,21 @@ class MovieLens:
                 example = example.item() if isinstance(example, np.generic) else example
                 raise ValueError(f"`ratings` has {int(unknown.sum())} rows whose {known} is not in "
                                  f"{self.name}, e.g. {known}={example!r}.")
+        if dates:
+            out = self._with_dates(out)
         return out
+
+    def _with_dates(self, out: pd.DataFrame) -> pd.DataFrame:
+        if "timestamp" not in out.columns:
+            raise ValueError("`ratings` needs a 'timestamp' column for dates=True; it has "
+                             f"{list(out.columns)}.")
+        if "release_date" not in self.items.columns:
+            raise ValueError(f"dates=True needs release dates, which {self.name} does not have.")
+        day = pd.to_datetime(out["timestamp"], unit="s", utc=True).dt.strftime("%Y-%m-%d")
+        year = out[["item"]].merge(self.items[["item", "release_date"]], on="item", how="left")
+        year = year["release_date"].dt.year
+        return out.assign(day=day.to_numpy(), release_year=np.where(
+            year.isna(), "unknown", year.fillna(0).astype(int).astype(str)))
 
     def split(self, fold: str) -> tuple[pd.DataFrame, pd.DataFrame]:
         """The predefined (train, test) ratings of ``ml-100k``: ``"u1"``…``"u5"``, ``"ua"``, ``"ub"``.

@@ -111,3 +111,20 @@ def test_block_stacking_matches_scipy_hstack():
     assert X.shape == reference.shape and X.has_canonical_format
     np.testing.assert_array_equal(X.toarray(), reference.toarray())
     assert _hstack_csr([], 4).shape == (4, 0)
+
+
+def test_implicit_items_is_the_users_who_rated_the_item():
+    df = pd.DataFrame({"user": [1, 1, 2, 3, 3], "item": ["a", "b", "a", "a", "c"]})
+    enc = fmlib.FeatureEncoder(categorical=["item"], implicit=("user", "item"),
+                               implicit_items=("item", "user"), implicit_norm="sqrt")
+    X = enc.fit_transform(df).toarray()
+    assert enc.feature_names_[-3:] == ["rated_by=1", "rated_by=2", "rated_by=3"]
+    assert list(enc.groups_) == ["item", "rated", "rated_by"]
+    by = X[:, enc.groups_["rated_by"]]
+    np.testing.assert_allclose(by[0], np.full(3, 3 ** -0.5))    # a: rated by users 1, 2, 3
+    np.testing.assert_allclose(by[1], [1, 0, 0])                # b: rated by user 1 only
+    np.testing.assert_allclose(by[4], [0, 0, 1])                # c: rated by user 3 only
+    unseen = enc.transform(pd.DataFrame({"user": [9], "item": ["z"]})).toarray()
+    assert not unseen.any()                                      # unseen user and item: no columns
+    with pytest.raises(ValueError, match=r"`implicit_items` must be a pair \(item_column, user_column\)"):
+        fmlib.FeatureEncoder(implicit_items=("item",))

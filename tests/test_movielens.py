@@ -278,3 +278,15 @@ def test_side_features_reject_unknown_ids(movielens):
         movielens.with_side_features(bad)
     with pytest.raises(ValueError, match="must have columns 'user' and 'item'"):
         movielens.with_side_features(bad.drop(columns="item"))
+
+
+def test_date_features_are_the_rating_day_and_the_release_year(movielens):
+    train, _ = movielens.split("u1")
+    rows = movielens.with_side_features(train.iloc[:300], dates=True)
+    items = movielens.items.set_index("item")
+    for _, row in rows.iloc[::29].iterrows():
+        stamp = pd.Timestamp(int(row["timestamp"]), unit="s")
+        assert row["day"] == f"{stamp.year:04d}-{stamp.month:02d}-{stamp.day:02d}"
+        released = items.loc[row["item"], "release_date"]
+        assert row["release_year"] == ("unknown" if pd.isna(released) else str(released.year))
+    assert "day" not in movielens.with_side_features(train.iloc[:5]).columns
