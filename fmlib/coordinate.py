@@ -48,7 +48,7 @@ everywhere else.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -139,6 +139,24 @@ def block_schedule(X: sp.spmatrix, groups: Any = None) -> list[np.ndarray]:
 
 
 # --- the sweeper -------------------------------------------------------------------------
+class _Block(NamedTuple):
+    """The non-zeros of one block of columns, sorted by row (cache-friendly).
+
+    ``rows`` is ``slice(None)`` when the block has exactly one non-zero in every row (a
+    one-hot block), so that gathers and scatters over the rows become plain vector
+    operations; ``x`` and ``x_sq`` are ``None`` when every value is 1 (then
+    :math:`h_{w_l} = 1` and :math:`h_{v_{l,f}} = q_f - v_{l,f}`), and ``counts`` is the
+    number of non-zeros of every column.
+    """
+
+    cols: np.ndarray
+    rows: np.ndarray | slice
+    seg: np.ndarray
+    x: np.ndarray | None
+    x_sq: np.ndarray | None
+    counts: np.ndarray
+
+
 class CoordinateSweeper:
     r"""Cached state and block updates for ALS and Gibbs sampling of one FM.
 
@@ -168,19 +186,23 @@ class CoordinateSweeper:
         self.X = sp.csr_matrix(X, dtype=np.float64)
         self._X_sq = self.X.multiply(self.X).tocsr()
         Xc = sp.csc_matrix(self.X)
-        self.blocks = []                       # (cols, rows, seg, x, x^2) per block
-        for cols in schedule:
-            cols = np.asarray(cols, np.int64)
-            sub = Xc[:, cols]
-            seg = np.repeat(np.arange(cols.size), np.diff(sub.indptr))
-            by_row = np.argsort(sub.indices, kind="stable")    # rows ascending: cache-friendly
-            x = sub.data[by_row]
-            self.blocks.append((cols, sub.indices[by_row].astype(np.int64), seg[by_row], x, x * x))
+        self.blocks = [self._block(Xc, np.asarray(cols, np.int64)) for cols in schedule]
         self.y = np.array(y, np.float64)
         self.w0 = float(w0)
         self.w = np.array(w, np.float64)
         self.Vt = np.array(np.asarray(V, np.float64).T)       # (k, n): row f is v_{., f}
         self.refresh()
+
+    def _block(self, Xc: sp.csc_matrix, cols: np.ndarray) -> _Block:
+        sub = Xc[:, cols]
+        seg = np.repeat(np.arange(cols.size), np.diff(sub.indptr))
+        by_row = np.argsort(sub.indices, kind="stable")
+        rows, seg, x = sub.indices[by_row].astype(np.int64), seg[by_row], sub.data[by_row]
+        if rows.size == self.N and np.array_equal(rows, np.arange(self.N)):
+            rows = slice(None)
+        binary = bool(np.all(x == 1.0))
+        return _Block(cols, rows, seg, None if binary else x, None if binary else x * x,
+                      np.bincount(seg, minlength=cols.size).astype(np.float64))
 
     # --- state -----------------------------------------------------------------------
     @property
@@ -197,10 +219,10 @@ class CoordinateSweeper:
         The updates keep both caches exact up to rounding; a refresh at the start of every
         sweep stops rounding errors from accumulating over thousands of sweeps.
         """
-        q = self.X @ self.Vt.T                                 # (N, k)
-        y_hat = self.w0 + self.X @ self.w + 0.5 * (
-            np.sum(q ** 2, axis=1) - self._X_sq @ np.sum(self.Vt ** 2, axis=0))
+        q = self.X @ np.ascontiguousarray(self.Vt.T)           # one pass over X: (N, k)
         self.qt = np.ascontiguousarray(q.T)                    # (k, N): row f is q_{., f}
+        y_hat = self.w0 + self.X @ self.w + 0.5 * (
+            np.sum(self.qt ** 2, axis=0) - self._X_sq @ np.sum(self.Vt ** 2, axis=0))
         self.e = self.y - y_hat
 
     def set_targets(self, y: np.ndarray) -> None:
@@ -214,11 +236,12 @@ class CoordinateSweeper:
 
     # --- the conditional of a block --------------------------------------------------
     @staticmethod
-    def _draw(theta, h, h_sq, e, seg, alpha, mu, lam, z, sample):
-        """New values of one block's parameters: m + sample z / sqrt(P) (module docstring)."""
+    def _draw(theta, h_e, h_sq, block, alpha, mu, lam, z, sample):
+        """New values of one block's parameters, m + sample z / sqrt(P) (module docstring),
+        from the products h e and h^2 of its non-zeros (``h_sq`` None: all ones)."""
         size = theta.size
-        den = np.bincount(seg, h_sq, minlength=size)
-        num = np.bincount(seg, h * e, minlength=size) + theta * den
+        den = block.counts if h_sq is None else np.bincount(block.seg, h_sq, minlength=size)
+        num = np.bincount(block.seg, h_e, minlength=size) + theta * den
         prec = alpha * den + lam
         with np.errstate(divide="ignore", invalid="ignore"):
             new = (alpha * num + lam * mu) / prec
@@ -237,23 +260,32 @@ class CoordinateSweeper:
 
     def update_w(self, alpha: float, mu, lam, z, sample: bool) -> None:
         """Every :math:`w_l`, block by block (:math:`h = x_l`); ``mu, lam, z`` of shape (n,)."""
-        for cols, rows, seg, x, x_sq in self.blocks:
-            theta = self.w[cols]
-            new = self._draw(theta, x, x_sq, self.e[rows], seg, alpha, mu[cols], lam[cols],
-                             z[cols], sample)
-            self.e[rows] -= (new - theta)[seg] * x
-            self.w[cols] = new
+        for b in self.blocks:
+            theta, e_rows = self.w[b.cols], self.e[b.rows]
+            h_e = e_rows if b.x is None else b.x * e_rows
+            new = self._draw(theta, h_e, b.x_sq, b, alpha, mu[b.cols], lam[b.cols],
+                             z[b.cols], sample)
+            delta = (new - theta)[b.seg]
+            self.e[b.rows] = e_rows - (delta if b.x is None else delta * b.x)
+            self.w[b.cols] = new
 
     def update_V(self, alpha: float, mu, lam, z, sample: bool) -> None:
-        r"""Every :math:`v_{l,f}`: factor by factor, block by block; ``mu, lam, z`` (n, k)."""
+        r"""Every :math:`v_{l,f}`: factor by factor, block by block; ``mu, lam, z`` (n, k).
+
+        :math:`h = x_l (q_f - v_{l,f} x_l)`; the rows of one block are distinct, so the
+        caches are updated by plain (scatter) assignments.
+        """
         for f in range(self.k):
             v, q = self.Vt[f], self.qt[f]
-            for cols, rows, seg, x, x_sq in self.blocks:
-                theta = v[cols]
-                h = x * q[rows] - theta[seg] * x_sq
-                new = self._draw(theta, h, h * h, self.e[rows], seg, alpha, mu[cols, f],
-                                 lam[cols, f], z[cols, f], sample)
-                delta = (new - theta)[seg]
-                self.e[rows] -= delta * h
-                q[rows] += delta * x
-                v[cols] = new
+            for b in self.blocks:
+                theta, q_rows, e_rows = v[b.cols], q[b.rows], self.e[b.rows]
+                if b.x is None:                               # x = 1: h = q - v
+                    h = q_rows - theta[b.seg]
+                else:
+                    h = b.x * q_rows - theta[b.seg] * b.x_sq
+                new = self._draw(theta, h * e_rows, h * h, b, alpha, mu[b.cols, f],
+                                 lam[b.cols, f], z[b.cols, f], sample)
+                delta = (new - theta)[b.seg]
+                self.e[b.rows] = e_rows - delta * h
+                q[b.rows] = q_rows + (delta if b.x is None else delta * b.x)
+                v[b.cols] = new
