@@ -10,6 +10,8 @@ Two entry points, both explained in the chapter "Learning":
 * :func:`fit`: minibatch training for real data: dense or sparse ``X``,
   SGD/Adam/Adagrad, libFM-style L2 (:math:`\lambda_w, \lambda_v`), regression or
   classification, validation, early stopping, a compiled step, a history table.
+  ``solver="als"`` runs coordinate descent instead (:mod:`fmlib.als`, chapter "Beyond SGD:
+  coordinate descent and MCMC") in the same epoch loop.
 """
 from __future__ import annotations
 
