@@ -115,7 +115,9 @@ class BayesianFM:
         seed: seed of all random draws; the same seed gives the same samples.
 
     After :meth:`fit`: ``trace_`` (one row per sweep), ``samples_`` (the kept
-    ``w0, w, V``), ``n_features_in_``, ``groups_`` (group names).
+    ``w0, w, V``: ``(num_sweeps - burn_in) * n * (k + 1)`` float64 values, as myFM keeps
+    them, so that :meth:`predict` works on any rows later), ``n_features_in_``, ``groups_``
+    (group names).
 
     Example:
         >>> X, y, _ = fmlib.rendle_figure1()
