@@ -89,9 +89,9 @@ def column_groups(groups: Any, n_features: int, name: str = "groups") -> np.ndar
 
 def _distinct_rows(B: sp.csr_matrix) -> sp.csr_matrix:
     """The distinct sparsity patterns among the rows of ``B`` (canonical CSR)."""
-    keys = [B.indices[a:b].tobytes() for a, b in zip(B.indptr[:-1], B.indptr[1:])]
-    first = np.fromiter({key: i for i, key in reversed(list(enumerate(keys)))}.values(), np.int64)
-    return B[np.sort(first)]
+    keys = (B.indices[a:b].tobytes() for a, b in zip(B.indptr[:-1], B.indptr[1:]))
+    one_row_per_key = dict(zip(keys, range(B.shape[0])))          # any row of each pattern
+    return B[np.sort(np.fromiter(one_row_per_key.values(), np.int64))]
 
 
 def _greedy_colouring(G: sp.csr_matrix) -> np.ndarray:
