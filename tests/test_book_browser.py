@@ -1,8 +1,11 @@
 """Open every page of the built book in headless Chromium, offline, and check what a reader sees.
 
 For each page: MathJax (served from the build, not a CDN) has typeset every formula and left no
-raw TeX delimiters or TeX errors, every image has loaded, and the browser logged no JavaScript
-errors. A screenshot of each page is written to ``_build/screenshots/`` for a person to look at.
+raw TeX delimiters or TeX errors, every image has loaded, the browser logged no JavaScript
+errors, and nothing in the main column is wider than the column: no code block (``pre``) and no
+cell output scrolls or is clipped horizontally, also inside the folded exercise solutions, which
+are unfolded for that check. A screenshot of each page, as a reader first sees it, is written to
+``_build/screenshots/`` for a person to look at.
 
 Needs the built book (``jupyter-book build .``) and the system Chromium (Debian package
 ``chromium``). Without them the test is skipped with a message, unless FMLIB_REQUIRE_BROWSER=1
@@ -46,6 +49,21 @@ PAGE_FACTS = """() => {
             .concat(text.match(/\\\\[a-zA-Z]{2,}/g) || []),
         images: Array.from(document.images).map(i => [i.getAttribute('src').slice(0, 80), i.complete && i.naturalWidth > 0]),
     };
+}"""
+
+
+# Unfold every collapsed solution (sphinx-togglebutton's `toggle-hidden`, <details>), then list
+# every code block and cell output in the main column whose content is wider than its box.
+OVERFLOW = """() => {
+    document.querySelectorAll('.toggle-hidden').forEach(e => e.classList.remove('toggle-hidden'));
+    document.querySelectorAll('details').forEach(d => { d.open = true; });
+    const main = document.querySelector('main') || document.body;
+    const boxes = main.querySelectorAll('pre, div.cell_output, div.cell_output div.output');
+    return Array.from(boxes)
+        .filter(e => e.clientWidth > 0 && e.scrollWidth > e.clientWidth + 1)
+        .map(e => `${e.tagName.toLowerCase()}.${Array.from(e.classList).slice(0, 2).join('.')}`
+                  + ` ${e.scrollWidth}px wide in ${e.clientWidth}px:`
+                  + ` "${e.innerText.trim().split('\\n')[0].slice(0, 60)}"`);
 }"""
 
 
@@ -93,6 +111,7 @@ def test_every_page_renders_offline():
             status = page.evaluate(WAIT_FOR_MATHJAX)
             facts = page.evaluate(PAGE_FACTS)
             page.screenshot(path=str(SHOTS / f"{path.stem}.png"), full_page=True)
+            overflowing = page.evaluate(OVERFLOW)
             name = path.relative_to(HTML)
             if status == "MathJax did not load":
                 problems.append(f"{name}: MathJax did not load")
@@ -105,6 +124,7 @@ def test_every_page_renders_offline():
             for src, ok in facts["images"]:
                 if not ok:
                     problems.append(f"{name}: image did not load: {src}")
+            problems += [f"{name}: wider than the column: {box}" for box in overflowing]
             problems += [f"{name}: console error: {e}" for e in errors]
             page.close()
         browser.close()
