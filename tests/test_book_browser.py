@@ -2,9 +2,12 @@ r"""Open every page of the built book in headless Chromium, offline, and check w
 
 For each page: MathJax (served from the build, not a CDN) has typeset every formula and left no
 raw TeX delimiters or TeX errors, every image has loaded, the browser logged no JavaScript
-errors, and the page's <title> and navigation (sidebar, previous/next links) are plain words: no
-``\(``, ``$`` or ``\frac``, and no typeset formula either (tabs and bookmarks show titles raw).
-A screenshot of each page is written to ``_build/screenshots/`` for a person to look at.
+errors, the page's <title> and navigation (sidebar, previous/next links) are plain words (no
+``\(``, ``$`` or ``\frac``, and no typeset formula either: tabs and bookmarks show titles raw),
+and nothing in the main column is wider than the column: no code block (``pre``) and no cell
+output scrolls or is clipped horizontally, also inside the folded exercise solutions, which are
+unfolded for that check. A screenshot of each page, as a reader first sees it, is written to
+``_build/screenshots/`` for a person to look at.
 
 Needs the built book (``jupyter-book build .``) and the system Chromium (Debian package
 ``chromium``). Without them the test is skipped with a message, unless FMLIB_REQUIRE_BROWSER=1
@@ -74,6 +77,21 @@ def _tex_in_title_or_nav(name, places: dict) -> list[str]:
     return problems
 
 
+# Unfold every collapsed solution (sphinx-togglebutton's `toggle-hidden`, <details>), then list
+# every code block and cell output in the main column whose content is wider than its box.
+OVERFLOW = """() => {
+    document.querySelectorAll('.toggle-hidden').forEach(e => e.classList.remove('toggle-hidden'));
+    document.querySelectorAll('details').forEach(d => { d.open = true; });
+    const main = document.querySelector('main') || document.body;
+    const boxes = main.querySelectorAll('pre, div.cell_output, div.cell_output div.output');
+    return Array.from(boxes)
+        .filter(e => e.clientWidth > 0 && e.scrollWidth > e.clientWidth + 1)
+        .map(e => `${e.tagName.toLowerCase()}.${Array.from(e.classList).slice(0, 2).join('.')}`
+                  + ` ${e.scrollWidth}px wide in ${e.clientWidth}px:`
+                  + ` "${e.innerText.trim().split('\\n')[0].slice(0, 60)}"`);
+}"""
+
+
 def _pages() -> list[pathlib.Path]:
     return sorted(p for p in (HTML / "book").glob("*.html"))
 
@@ -119,6 +137,7 @@ def test_every_page_renders_offline():
             facts = page.evaluate(PAGE_FACTS)
             places = page.evaluate(TITLE_AND_NAV)
             page.screenshot(path=str(SHOTS / f"{path.stem}.png"), full_page=True)
+            overflowing = page.evaluate(OVERFLOW)
             name = path.relative_to(HTML)
             if status == "MathJax did not load":
                 problems.append(f"{name}: MathJax did not load")
@@ -132,6 +151,7 @@ def test_every_page_renders_offline():
             for src, ok in facts["images"]:
                 if not ok:
                     problems.append(f"{name}: image did not load: {src}")
+            problems += [f"{name}: wider than the column: {box}" for box in overflowing]
             problems += [f"{name}: console error: {e}" for e in errors]
             page.close()
         browser.close()
