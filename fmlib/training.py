@@ -25,13 +25,12 @@ import pandas as pd
 import scipy.sparse as sp
 import tensorflow as tf
 
-from ._inputs import (as_batch, as_host_matrix, as_targets, check_bool, check_float, check_int, check_seed,
-                      iter_batches)
+from ._inputs import (as_batch, as_host_matrix, as_targets, check_bool, check_float, check_int,
+                      check_seed, iter_batches, resolve_task)
 from .als import als_sweeps
 from .losses import l2_loss, l2_penalty, logistic_loss
 from .model import FactorizationMachine
 
-TASKS = ("regression", "classification")
 SOLVERS = ("gradient", "als")
 LOSS_NAMES = {"loss": "training loss", "val_loss": "validation loss"}
 OPTIMIZERS = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam,
@@ -142,17 +141,26 @@ def _metrics(task: str, y: np.ndarray, y_hat: np.ndarray) -> dict[str, float]:
     return {"loss": loss, "accuracy": float(np.mean((y_hat > 0) == (y > 0.5)))}
 
 
-def evaluate(model: FactorizationMachine, X, y, task: str = "regression",
+def evaluate(model: FactorizationMachine, X, y, task: str | None = None,
              batch_size: int = 8192) -> dict[str, float]:
-    """Loss and RMSE (regression) or accuracy (classification) of ``model`` on ``(X, y)``."""
-    if task not in TASKS:
-        raise ValueError(f"`task` must be one of {TASKS}; got {task!r}.")
+    """Loss and RMSE (regression) or accuracy (classification) of ``model`` on ``(X, y)``.
+
+    Regression: ``{"loss": MSE, "rmse": RMSE}``; classification: ``{"loss": mean logistic
+    loss, "accuracy": share of rows with ŷ > 0 exactly when y = 1}`` (chapter "Learning").
+
+    Args:
+        task: None (default) follows ``model.task`` (regression for a model without one);
+            a task that contradicts ``model.task`` is a ``ValueError``.
+    """
+    if not isinstance(model, FactorizationMachine):
+        raise TypeError(f"`model` must be a fmlib.FactorizationMachine; got {type(model).__name__}.")
+    task = resolve_task(model.task, task, "evaluate")
     Xh = as_host_matrix(X, model.n_features, model.dtype, name="X", min_rows=1)
     yh = _labels(as_targets(y, Xh.shape[0], name="y"), task, "y")
     return _metrics(task, yh, model._predict_host(Xh, check_int(batch_size, "batch_size")))
 
 
-def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: str = "regression",
+def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: str | None = None,
         num_epochs: int = 10, batch_size: int = 256,
         optimizer: str | keras.optimizers.Optimizer = "adam", lr: float = 0.01,
         lambda_w: float = 0.0, lambda_v: float = 0.0, groups=None,
@@ -182,7 +190,10 @@ def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: st
             Sparse input stays sparse: batches are sliced from CSR in O(nnz).
         y: ``(N,)`` or ``(N, 1)`` targets.
         solver: ``"gradient"`` (minibatches and ``optimizer``) or ``"als"``.
-        task: ``"regression"`` or ``"classification"``.
+        task: ``"regression"`` or ``"classification"``; None (default) follows ``model.task``,
+            and is regression for a model without one. ``fit`` sets ``model.task``, so that
+            :func:`evaluate` and ``predict_proba`` know it; a task contradicting the model's is
+            a ``ValueError`` (train a new model for the other task).
         num_epochs: maximum number of passes over the data (ALS: sweeps).
         batch_size: rows per step.
         optimizer: ``"sgd"`` (plain SGD, as in the paper), ``"adam"``, ``"adagrad"``,
@@ -218,8 +229,7 @@ def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: st
         raise TypeError(f"`model` must be a fmlib.FactorizationMachine; got {type(model).__name__}.")
     if solver not in SOLVERS:
         raise ValueError(f"`solver` must be one of {SOLVERS}; got {solver!r}.")
-    if task not in TASKS:
-        raise ValueError(f"`task` must be one of {TASKS}; got {task!r}.")
+    task = resolve_task(model.task, task, "fit")
     if solver == "als" and task != "regression":
         raise ValueError("`solver='als'` trains regression models (squared loss); got "
                          f"task={task!r}. For classification use solver='gradient' or "
@@ -254,6 +264,7 @@ def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: st
     else:
         run_epoch = _gradient_epochs(model, Xh, yh, task, batch_size, optimizer, lr, lambda_w,
                                      lambda_v, shuffle, seed, verbose)
+    model.task = task   # the arguments are valid: from now on the model is this task's
     return _epochs(model, run_epoch, num_epochs, task, validation, patience, verbose, lr)
 
 
