@@ -74,6 +74,10 @@ class FactorizationMachine(tf.Module):
         TensorShape([3])
     """
 
+    # fmlib.fit's compiled training steps (see fmlib.training): a cache, not part of the model,
+    # so tf.Module's variable collection and checkpoints leave it out.
+    _TF_MODULE_IGNORED_PROPERTIES = tf.Module._TF_MODULE_IGNORED_PROPERTIES | {"_compiled_steps"}
+
     def __init__(self, n_features: int | None = None, k: int = 8, *, m: int | None = None,
                  init_std: float = 0.01, seed: int | None = None, pairwise: str = "fast",
                  dtype: tf.DType = tf.float32, task: str | None = None, name: str | None = None):
@@ -89,6 +93,7 @@ class FactorizationMachine(tf.Module):
         self.pairwise = pairwise  # validated by the property setter
         self.task = task          # likewise
         rng = np.random.default_rng(check_seed(seed))
+        object.__setattr__(self, "_compiled_steps", {})   # untracked: see above
         with self.name_scope:
             self.w0 = tf.Variable(tf.zeros([], dtype), name="w0")
             self.w = tf.Variable(tf.zeros([self.n_features], dtype), name="w")

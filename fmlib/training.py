@@ -28,7 +28,7 @@ import tensorflow as tf
 from ._inputs import (as_batch, as_host_matrix, as_targets, check_bool, check_float, check_int,
                       check_seed, iter_batches, resolve_task)
 from .als import als_sweeps
-from .losses import l2_loss, l2_penalty, logistic_loss
+from .losses import l2_loss, l2_penalty_unchecked, logistic_loss
 from .model import FactorizationMachine
 
 SOLVERS = ("gradient", "als")
@@ -271,34 +271,9 @@ def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: st
 def _gradient_epochs(model, Xh, yh, task, batch_size, optimizer, lr, lambda_w, lambda_v,
                      shuffle, seed, verbose) -> Callable[[], float]:
     """Prepare minibatch training; returns ``epoch()``: one shuffled pass, its mean loss."""
-    if isinstance(optimizer, str):
-        if optimizer.lower() not in OPTIMIZERS:
-            raise ValueError(f"`optimizer` must be one of {sorted(OPTIMIZERS)} or a Keras optimizer; "
-                             f"got {optimizer!r}.")
-        lr = check_float(lr, "lr")
-        if lr == 0:
-            raise ValueError("`lr` must be > 0; got 0.")
-        opt = OPTIMIZERS[optimizer.lower()](learning_rate=lr)
-    elif isinstance(optimizer, keras.optimizers.Optimizer):
-        opt = _unused_or_ours(optimizer, [model.w0, model.w, model.V])
-    else:
-        raise TypeError(f"`optimizer` must be a name or a keras.optimizers.Optimizer; "
-                        f"got {type(optimizer).__name__}.")
-
-    variables = [model.w0, model.w, model.V]
-    opt.build(variables)
+    step, lr = _compiled_step(model, optimizer, lr, task, sp.issparse(Xh))
     loss_fn = l2_loss if task == "regression" else logistic_loss
-    x_spec = (tf.SparseTensorSpec([None, model.n_features], model.dtype) if sp.issparse(Xh)
-              else tf.TensorSpec([None, model.n_features], model.dtype))
-
-    @tf.function(input_signature=[x_spec, tf.TensorSpec([None], model.dtype)])
-    def step(Xb, yb):
-        with tf.GradientTape() as tape:
-            data_loss = loss_fn(yb, model._call_checked(Xb))
-            objective = data_loss + l2_penalty(model, lambda_w, lambda_v)
-        opt.apply_gradients(zip(tape.gradient(objective, variables), variables))
-        return data_loss
-
+    lambdas = (tf.constant(lambda_w, model.dtype), tf.constant(lambda_v, model.dtype))
     rng = np.random.default_rng(seed)
     y_typed = yh.astype(model.dtype.as_numpy_dtype)
     n = Xh.shape[0]
@@ -313,7 +288,7 @@ def _gradient_epochs(model, Xh, yh, task, batch_size, optimizer, lr, lambda_w, l
         bar = keras.utils.Progbar(n_batches, unit_name="batch") if verbose else None
         losses = []
         for i, (s, e, Xb) in enumerate(iter_batches(Xe, batch_size), start=1):
-            batch_loss = step(Xb, tf.constant(ye[s:e]))
+            batch_loss = step(Xb, tf.constant(ye[s:e]), *lambdas)
             losses.append(batch_loss * (e - s))
             if bar is not None:
                 bar.update(i, values=[("loss", float(batch_loss))])
@@ -322,6 +297,79 @@ def _gradient_epochs(model, Xh, yh, task, batch_size, optimizer, lr, lambda_w, l
         return float(tf.add_n(losses)) / n
 
     return epoch
+
+
+def _compiled_step(model: FactorizationMachine, optimizer, lr, task: str,
+                   sparse: bool) -> tuple[Callable, Any]:
+    """``(step, lr)``: the model's compiled step for this optimizer, task and kind of ``X``.
+
+    ``step(Xb, yb, lambda_w, lambda_v)`` applies one update and returns the batch's loss. It is
+    traced once per (optimizer, task, sparse or dense) and model, and kept in
+    ``model._compiled_steps``: a new ``tf.function`` per ``fit`` call would be traced again
+    every time (and TensorFlow warns about frequent retracing). Batch size and L2 strengths
+    are arguments, so they retrace nothing. A named optimizer is reused with its state reset to
+    the freshly built one and ``lr`` set, so every ``fit`` starts as with a new optimizer; an
+    optimizer instance keeps its state across calls, as it always did.
+    """
+    variables = [model.w0, model.w, model.V]
+    if isinstance(optimizer, str):
+        if optimizer.lower() not in OPTIMIZERS:
+            raise ValueError(f"`optimizer` must be one of {sorted(OPTIMIZERS)} or a Keras optimizer; "
+                             f"got {optimizer!r}.")
+        lr = check_float(lr, "lr")
+        if lr == 0:
+            raise ValueError("`lr` must be > 0; got 0.")
+        key = (optimizer.lower(), task, sparse)
+    elif isinstance(optimizer, keras.optimizers.Optimizer):
+        key = (id(optimizer), task, sparse)   # the cache holds the instance: its id stays unique
+        _unused_or_ours(optimizer, variables)
+    else:
+        raise TypeError(f"`optimizer` must be a name or a keras.optimizers.Optimizer; "
+                        f"got {type(optimizer).__name__}.")
+    if key not in model._compiled_steps:
+        opt = OPTIMIZERS[key[0]](learning_rate=lr) if isinstance(optimizer, str) else optimizer
+        opt.build(variables)
+        fresh = [v.numpy() for v in opt.variables] if isinstance(optimizer, str) else None
+        model._compiled_steps[key] = (_make_step(model, opt, task, sparse), opt, fresh)
+    step, opt, fresh = model._compiled_steps[key]
+    if fresh is not None:
+        for var, value in zip(opt.variables, fresh):
+            var.assign(value)
+        opt.learning_rate = lr
+    return step, lr
+
+
+class _Update:
+    """One model's training update: the mean loss of the batch plus the L2 penalty, one optimizer
+    step; returns the loss. :func:`_compiled_step` compiles it with ``tf.function``.
+
+    An object rather than a closure: TensorFlow counts traces per Python function code to warn
+    about retracing, and a closure's code is shared by every model's step, so training a sixth
+    small model in a loop would be reported as retracing although each step is traced once. An
+    object is counted on its own.
+    """
+
+    def __init__(self, model: FactorizationMachine, opt: keras.optimizers.Optimizer, task: str):
+        self.model, self.opt = model, opt
+        self.loss_fn = l2_loss if task == "regression" else logistic_loss
+
+    def __call__(self, Xb, yb, lambda_w, lambda_v) -> tf.Tensor:
+        variables = [self.model.w0, self.model.w, self.model.V]
+        with tf.GradientTape() as tape:
+            data_loss = self.loss_fn(yb, self.model._call_checked(Xb))
+            objective = data_loss + l2_penalty_unchecked(self.model, lambda_w, lambda_v)
+        self.opt.apply_gradients(zip(tape.gradient(objective, variables), variables))
+        return data_loss
+
+
+def _make_step(model: FactorizationMachine, opt: keras.optimizers.Optimizer, task: str,
+               sparse: bool) -> Callable:
+    """:class:`_Update` compiled for dense or sparse batches of the model's width and dtype."""
+    x_spec = (tf.SparseTensorSpec([None, model.n_features], model.dtype) if sparse
+              else tf.TensorSpec([None, model.n_features], model.dtype))
+    scalar = tf.TensorSpec([], model.dtype)
+    return tf.function(_Update(model, opt, task),
+                       input_signature=[x_spec, tf.TensorSpec([None], model.dtype), scalar, scalar])
 
 
 def _epochs(model: FactorizationMachine, run_epoch: Callable[[], float], num_epochs: int,

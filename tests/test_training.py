@@ -214,3 +214,50 @@ def test_predict_proba_of_a_classifier_is_the_sigmoid_of_the_logits():
 def test_a_bad_task_is_named(task):
     with pytest.raises(ValueError, match=r"`task` must be one of \('regression', 'classification', None\)"):
         fmlib.FactorizationMachine(2, task=task)
+
+
+class _Warnings(list):
+    """TensorFlow's Python log (where retracing warnings go), collected."""
+
+    def __enter__(self):
+        import logging
+        self.handler = logging.Handler()
+        self.handler.emit = lambda record: self.append(record.getMessage())
+        tf.get_logger().addHandler(self.handler)
+        return self
+
+    def __exit__(self, *exc):
+        tf.get_logger().removeHandler(self.handler)
+
+
+def test_repeated_fits_trace_the_step_once():
+    X, y, _ = planted_fm(n_rows=24, n=6, seed=4)                # X is scipy.sparse
+    fm = fmlib.FactorizationMachine(6, k=2, seed=0)
+    with _Warnings() as logged:
+        for i in range(6):      # one batch per epoch: every call would be a trace without the cache
+            fmlib.fit(fm, X, y, num_epochs=1, batch_size=24 - i, lr=0.01 * (i + 1), lambda_w=0.1 * i,
+                      lambda_v=0.01 * i)
+        for i in range(6):      # new models: one trace each, not counted as retracing
+            fmlib.fit(fmlib.FactorizationMachine(6, k=2, seed=i), X, y, num_epochs=1, batch_size=24)
+    assert [m for m in logged if "retracing" in m] == []
+    steps = [entry[0] for entry in fm._compiled_steps.values()]
+    assert [s.experimental_get_tracing_count() for s in steps] == [1]
+    fmlib.fit(fm, X.toarray(), y, num_epochs=1)                # dense input: its own step
+    assert len(fm._compiled_steps) == 2
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adagrad"])
+def test_a_reused_named_optimizer_starts_fresh_every_fit(optimizer):
+    X, y, _ = planted_fm(n_rows=64, n=6, seed=5)
+    fm = fmlib.FactorizationMachine(6, k=2, seed=0, dtype=tf.float64)
+    start = fm.get_weights()
+    runs = []
+    for lr in (0.05, 0.05, 0.02):
+        fm.set_weights(**start)
+        fmlib.fit(fm, X, y, num_epochs=3, batch_size=16, optimizer=optimizer, lr=lr, shuffle=False)
+        runs.append(fm.get_weights()["V"])
+    fresh = fmlib.FactorizationMachine(6, k=2, seed=0, dtype=tf.float64)
+    fmlib.fit(fresh, X, y, num_epochs=3, batch_size=16, optimizer=optimizer, lr=0.02, shuffle=False)
+    np.testing.assert_array_equal(runs[0], runs[1])            # no moments carried over
+    np.testing.assert_allclose(runs[2], fresh.get_weights()["V"], rtol=1e-12)   # new lr used
+    assert not np.allclose(runs[1], runs[2])
