@@ -196,6 +196,56 @@ class FactorizationMachine(tf.Module):
         _check_fits(value, self.dtype, name)
         return value.astype(self.dtype.as_numpy_dtype)
 
+    # --- saving (fmlib.saving) ---------------------------------------------------------
+    def save(self, path) -> str:
+        """Save the model to one ``.npz`` file: ``w0``, ``w``, ``V`` and a JSON header with
+        ``n_features``, ``k``, ``dtype``, ``pairwise``, ``task`` and the fmlib version.
+
+        Nothing is pickled: loading runs no code, and numpy alone reads the arrays. Use it to
+        keep a model for Python and fmlib (:meth:`load` restores it, and :func:`fmlib.fit` can
+        train it further); use :meth:`export` to serve it without fmlib. Returns ``path``.
+
+        Example:
+            >>> fm = FactorizationMachine(16, k=4, seed=0)
+            >>> path = fm.save("fm.npz")
+            >>> FactorizationMachine.load(path).get_weights()["V"].shape
+            (16, 4)
+        """
+        from .saving import save
+        return save(self, path)
+
+    @classmethod
+    def load(cls, path) -> "FactorizationMachine":
+        """The model written by :meth:`save` at ``path``: same weights, shape, dtype, task.
+
+        Raises:
+            FileNotFoundError: there is no file at ``path``.
+            ValueError: the file is not a model saved by fmlib, is corrupt, or has a newer
+                format version (the message names ``path``).
+        """
+        from .saving import load
+        return load(cls, path)
+
+    def export(self, path) -> str:
+        """Export a TensorFlow SavedModel directory at ``path``, for use outside Python or fmlib.
+
+        Its ``serving_default`` signature takes ``x``, a dense float batch ``(batch, n)`` of the
+        model's dtype, and returns ``{"y_hat": ŷ}`` (eq. 1, by Lemma 3.1), plus
+        ``"probability"`` (σ(ŷ)) for a classifier; ``serving_sparse`` takes ``indices``
+        ``(nnz, 2)`` int64, ``values`` ``(nnz,)`` and ``dense_shape`` ``(2,)`` int64 of a sparse
+        batch (unique indices). Inputs are not checked there: check them before serving.
+        The export is for prediction (TF Serving, C++, Java, ``tf.saved_model.load``); keep
+        an :meth:`save` file to train further. Returns ``path``.
+
+        Example:
+            >>> path = FactorizationMachine(16, k=4, seed=0).export("fm_savedmodel")
+            >>> serve = tf.saved_model.load(path).signatures["serving_default"]
+            >>> serve(x=tf.zeros((3, 16)))["y_hat"].shape
+            TensorShape([3])
+        """
+        from .saving import export
+        return export(self, path)
+
     def __repr__(self) -> str:
         return (f"FactorizationMachine(n_features={self.n_features}, k={self.k}, "
                 f"pairwise={self._pairwise!r}, dtype={self.dtype.name}, task={self._task!r})")
