@@ -62,6 +62,35 @@ def check_bool(value: Any, name: str) -> bool:
     return bool(value)
 
 
+TASKS = ("regression", "classification")
+
+
+def check_task(task: Any, name: str = "task", allow_none: bool = False) -> str | None:
+    """``task`` as ``"regression"`` or ``"classification"`` (or None if ``allow_none``), else ValueError."""
+    if task is None and allow_none:
+        return None
+    if not (isinstance(task, str) and task in TASKS):
+        allowed = TASKS + ((None,) if allow_none else ())
+        raise ValueError(f"`{name}` must be one of {allowed}; got {task!r}.")
+    return task
+
+
+def resolve_task(model_task: str | None, task: Any, what: str) -> str:
+    """The task to use for a model that knows ``model_task`` (or None) when the caller passed ``task``.
+
+    None follows the model (regression for a model that has none yet); a task contradicting the
+    model's is a ValueError, since ``what`` (e.g. "evaluate") would compute the wrong thing.
+    """
+    if task is None:
+        return model_task or "regression"
+    task = check_task(task)
+    if model_task is not None and task != model_task:
+        raise ValueError(f"`task`={task!r} conflicts with the model's task {model_task!r}: {what} "
+                         f"would treat its outputs as the wrong kind. Leave `task` out (it follows "
+                         "the model), or train a new model for the other task.")
+    return task
+
+
 FLOAT_DTYPES = (tf.float32, tf.float64)
 
 

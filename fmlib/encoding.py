@@ -15,12 +15,18 @@ blocks of features. :class:`FeatureEncoder` builds that matrix for any
 
 The encoder is *fitted* on training rows, which fixes the columns, and then
 *applied* to any rows. A category, set member, or user not seen during ``fit``
-maps to nothing: its block is all zero for that row, so the model falls back on
+maps to nothing by default: its block is all zero for that row, so the model falls back on
 the other features (for an unseen user: the item, the side features, ``w0``).
+``transform`` counts such rows per column (``unseen_``) and can warn about them
+(``handle_unknown="warn"``), or give each categorical column an extra "unknown" column
+(``handle_unknown="bucket"``) that unseen and missing values share.
+:meth:`FeatureEncoder.field_ids` gives the same categories as integer ids per field, for
+:class:`fmlib.FieldFMLayer` (chapter "The Keras interface").
 """
 from __future__ import annotations
 
 import numbers
+import warnings
 from itertools import chain
 from typing import Iterable, Sequence
 
@@ -30,6 +36,8 @@ import scipy.sparse as sp
 
 
 IMPLICIT_NORMS = ("sum", "sqrt")
+HANDLE_UNKNOWN = ("ignore", "warn", "bucket")
+UNKNOWN = "<unknown>"
 
 
 def _object_array(values: Iterable) -> np.ndarray:
@@ -167,10 +175,18 @@ class FeatureEncoder:
             :math:`N(u)` (or of an item and the users who rated it) is scaled: ``"sum"`` gives each item :math:`1/|N(u)|` (the block
             sums to 1, as in Figure 1 of Rendle 2010); ``"sqrt"`` gives
             :math:`|N(u)|^{-1/2}`, the scaling of SVD++ (Koren 2008).
+        handle_unknown: what :meth:`transform` does with a value unseen at ``fit``:
+            ``"ignore"`` (default) leaves its block all zero, ``"warn"`` does so with a
+            ``UserWarning`` counting such rows per column, ``"bucket"`` gives every categorical
+            column a last column ``"<column>=<unknown>"`` that unseen *and missing* (NaN, None)
+            values share (missing values are then allowed in categorical columns, in ``fit``
+            too, where they train the bucket). Multi-hot and implicit blocks drop unseen
+            values in every mode.
 
     After :meth:`fit`: ``feature_names_`` (one name per column, ``"<column>=<value>"``
     for encoded blocks), ``groups_`` (block name → ``slice`` of columns) and
-    ``n_features_``.
+    ``n_features_``. After :meth:`transform`: ``unseen_``, the number of rows per column
+    whose value (or a set member, or the implicit block's key) was not seen at ``fit``.
 
     Example:
         >>> df = pd.DataFrame({"user": [1, 1, 2], "item": ["a", "b", "a"]})
@@ -181,10 +197,14 @@ class FeatureEncoder:
 
     def __init__(self, categorical: Sequence[str] = (), multi_hot: Sequence[str] = (),
                  implicit: tuple[str, str] | None = None, numeric: Sequence[str] = (),
-                 implicit_norm: str = "sum", implicit_items: tuple[str, str] | None = None):
+                 implicit_norm: str = "sum", implicit_items: tuple[str, str] | None = None,
+                 handle_unknown: str = "ignore"):
         if implicit_norm not in IMPLICIT_NORMS:
             raise ValueError(f"`implicit_norm` must be one of {IMPLICIT_NORMS}; got {implicit_norm!r}.")
+        if not (isinstance(handle_unknown, str) and handle_unknown in HANDLE_UNKNOWN):
+            raise ValueError(f"`handle_unknown` must be one of {HANDLE_UNKNOWN}; got {handle_unknown!r}.")
         self.implicit_norm = implicit_norm
+        self.handle_unknown = handle_unknown
         self.categorical = _column_list(categorical, "categorical")
         self.multi_hot = _column_list(multi_hot, "multi_hot")
         self.implicit = tuple(_column_list(implicit, "implicit")) if implicit is not None else None
@@ -219,24 +239,28 @@ class FeatureEncoder:
             cols += [c for c in (key, member) if c not in cols]
         return cols
 
-    def _check_frame(self, df: pd.DataFrame, name: str) -> None:
+    def _check_frame(self, df: pd.DataFrame, name: str, columns: list[str] | None = None) -> None:
+        """Check the ``columns`` of ``df`` this encoder reads (by default all of them)."""
         if not isinstance(df, pd.DataFrame):
             raise TypeError(f"`{name}` must be a pandas DataFrame; got {type(df).__name__}.")
-        missing = [c for c in self._needed_columns() if c not in df.columns]
+        columns = self._needed_columns() if columns is None else columns
+        missing = [c for c in columns if c not in df.columns]
         if missing:
             raise ValueError(f"`{name}` lacks the column(s) {missing}; it has {list(df.columns)}.")
-        for c in self.categorical + [c for b in self._implicit_blocks() for c in b[1:]]:
+        bucketed = self.categorical if self.handle_unknown == "bucket" else []
+        keys = [c for b in self._implicit_blocks() for c in b[1:]]
+        for c in [c for c in self.categorical + keys if c in columns and c not in bucketed]:
             n_missing = int(df[c].isna().sum())
             if n_missing:
                 raise ValueError(f"column {c!r} of `{name}` has {n_missing} missing value(s); "
                                  "fill or drop them first.")
-        for c in self.numeric:
+        for c in [c for c in self.numeric if c in columns]:
             values = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=float)
             bad = int(np.sum(~np.isfinite(values)))
             if bad:
                 raise ValueError(f"numeric column {c!r} of `{name}` has {bad} missing, non-numeric or "
                                  "infinite value(s).")
-        for c in self.multi_hot:   # every row: a string in row 5,000 would be split into letters
+        for c in [c for c in self.multi_hot if c in columns]:   # every row: a string in row 5,000 would be split into letters
             bad = [v for v in df[c] if isinstance(v, (str, bytes)) or not hasattr(v, "__iter__")]
             if bad:
                 raise ValueError(f"multi-hot column {c!r} must hold collections (list, tuple, set) "
@@ -248,7 +272,9 @@ class FeatureEncoder:
         self._check_frame(df, "df")
         if len(df) == 0:
             raise ValueError("`df` has no rows: fit learns the columns from them; got an empty frame.")
-        self.maps_ = {c: IndexMap(df[c], name=f"df[{c!r}]") for c in self.categorical}
+        bucket = self.handle_unknown == "bucket"
+        self.maps_ = {c: IndexMap(df[c].dropna() if bucket else df[c], reserve_unknown=bucket,
+                                  name=f"df[{c!r}]") for c in self.categorical}
         for c in self.multi_hot:
             self.maps_[c] = IndexMap(chain.from_iterable(df[c]), name=f"df[{c!r}] (set members)")
         names, groups, start = [], {}, 0
@@ -260,7 +286,8 @@ class FeatureEncoder:
             start += len(block_names)
 
         for c in self.categorical + self.multi_hot:
-            add(c, [f"{c}={v}" for v in self.maps_[c].ids])
+            add(c, [f"{c}={v}" for v in self.maps_[c].ids] + [f"{c}={UNKNOWN}"] * (
+                c in self.categorical and bucket))
         self.implicit_ = {}
         for group, key_col, member_col in self._implicit_blocks():
             keys, members, matrix = self._fit_implicit(df, key_col, member_col)
@@ -291,15 +318,18 @@ class FeatureEncoder:
             raise RuntimeError("call fit (or fit_transform) before transform.")
         self._check_frame(df, "df")
         n = len(df)
-        blocks = []
+        blocks, unseen = [], {}
         for c in self.categorical:
-            blocks.append(_one_hot(self.maps_[c].index(df[c], f"df[{c!r}]"), len(self.maps_[c])))
+            idx = self.maps_[c].index(df[c], f"df[{c!r}]")
+            unseen[c] = int(np.sum(idx == self.maps_[c].unknown))   # -1, or the bucket
+            blocks.append(_one_hot(idx, len(self.maps_[c])))
         for c in self.multi_hot:
             cells = [list(v) for v in df[c].to_numpy(dtype=object)]
             lengths = np.fromiter((len(v) for v in cells), dtype=np.int64, count=n)
             idx = self.maps_[c].index(chain.from_iterable(cells), f"df[{c!r}] (set members)")
             rows = np.repeat(np.arange(n), lengths)
             known = idx >= 0
+            unseen[c] = int(np.count_nonzero(np.bincount(rows[~known], minlength=n)))
             per_row = np.bincount(rows[known], minlength=n)      # known members per row
             weights = 1.0 / per_row[rows[known]]
             blocks.append(sp.csr_matrix((weights, (rows[known], idx[known])),
@@ -307,13 +337,56 @@ class FeatureEncoder:
         for group, key_col, _ in self._implicit_blocks():
             keys, matrix = self.implicit_[group]
             idx = keys.index(df[key_col], f"df[{key_col!r}]")
+            unseen[group] = int(np.sum(idx < 0))
             idx[idx < 0] = matrix.shape[0] - 1                       # the all-zero row
             blocks.append(matrix[idx])
         for c in self.numeric:
             values = pd.to_numeric(df[c]).to_numpy(dtype=float)
             blocks.append(sp.csr_matrix(values[:, None]))
+        self.unseen_ = unseen
+        if self.handle_unknown == "warn" and any(unseen.values()):
+            warnings.warn("rows with values unseen at fit (their blocks are all zero), per column: "
+                          f"{ {c: k for c, k in unseen.items() if k} }", UserWarning, stacklevel=2)
         return _hstack_csr(blocks, n)
 
     def fit_transform(self, df: pd.DataFrame) -> sp.csr_matrix:
         """``fit(df)`` then ``transform(df)``."""
         return self.fit(df).transform(df)
+
+    def field_ids(self, df: pd.DataFrame) -> tuple[np.ndarray, list[int]]:
+        r"""The categorical columns of ``df`` as integer ids per field, for the Keras field model.
+
+        Returns ``(ids, vocab_sizes)``: ``ids`` of shape ``(len(df), F)`` (int64), one field
+        per column of ``categorical`` in order, and ``vocab_sizes[f]``, the width of that
+        column's one-hot block. Id :math:`c` of field :math:`f` is column
+        ``groups_[name].start + c`` of :meth:`transform`, so :class:`fmlib.FieldFMLayer` (or
+        ``build_fm_model(vocab_sizes=vocab_sizes)``) computes the FM on the categorical
+        blocks of :meth:`transform` (chapter "The Keras interface").
+
+        Raises:
+            ValueError: a value unseen at ``fit``, which has no id unless the encoder was made
+                with ``handle_unknown="bucket"`` (then it gets the bucket's id).
+        """
+        if not hasattr(self, "feature_names_"):
+            raise RuntimeError("call fit (or fit_transform) before field_ids.")
+        if not self.categorical:
+            raise ValueError("field_ids needs categorical columns; this encoder has none.")
+        self._check_frame(df, "df", columns=self.categorical)
+        ids = np.stack([self.maps_[c].index(df[c], f"df[{c!r}]") for c in self.categorical], axis=1)
+        unseen = {c: int(n) for c, n in zip(self.categorical, np.sum(ids < 0, axis=0)) if n}
+        if unseen:
+            raise ValueError(f"`df` has values unseen at fit (rows per column: {unseen}), which have "
+                             "no id; make the encoder with handle_unknown='bucket' to give them one.")
+        return ids.astype(np.int64), [len(self.maps_[c]) for c in self.categorical]
+
+    def __repr__(self) -> str:
+        defaults = {"multi_hot": [], "implicit": None, "numeric": [], "implicit_norm": "sum",
+                    "implicit_items": None, "handle_unknown": "ignore"}
+        args = [f"categorical={self.categorical!r}"] if self.categorical else []
+        args += [f"{name}={getattr(self, name)!r}" for name, default in defaults.items()
+                 if getattr(self, name) != default]
+        text = f"FeatureEncoder({', '.join(args)})"
+        if hasattr(self, "groups_"):
+            blocks = ", ".join(f"{g}: {b.stop - b.start:,}" for g, b in self.groups_.items())
+            text += f" fitted: {self.n_features_:,} columns ({blocks})"
+        return text

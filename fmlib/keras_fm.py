@@ -31,7 +31,7 @@ import scipy.sparse as sp
 import tensorflow as tf
 
 from ._inputs import (_check_finite_np, _check_fits, _check_numeric_np, _check_rows, _check_width,
-                      as_batch, check_bool, check_float, check_seed)
+                      as_batch, check_bool, check_float, check_seed, check_task)
 from .model import fm_score_unchecked
 from .training import TrainingDivergedError, _unused_or_ours, check_weights_finite, diverged
 
@@ -74,9 +74,11 @@ class _FMWeights(keras.layers.Layer):
     """Shared construction of w0, w, V with initializers and regularizers."""
 
     def __init__(self, k: int = 8, w_initializer="zeros",
-                 v_initializer=None, w_regularizer=None, v_regularizer=None, **kwargs):
+                 v_initializer=None, w_regularizer=None, v_regularizer=None,
+                 w0_initializer="zeros", **kwargs):
         super().__init__(**kwargs)
         self.k = _check_k(k)
+        self.w0_initializer = keras.initializers.get(w0_initializer)
         self.w_initializer = keras.initializers.get(w_initializer)
         self.v_initializer = keras.initializers.get(
             v_initializer if v_initializer is not None else keras.initializers.RandomNormal(stddev=0.01))
@@ -84,7 +86,7 @@ class _FMWeights(keras.layers.Layer):
         self.v_regularizer = keras.regularizers.get(v_regularizer)
 
     def _add_fm_weights(self, n: int) -> None:
-        self.w0 = self.add_weight(shape=(), initializer="zeros", name="w0")
+        self.w0 = self.add_weight(shape=(), initializer=self.w0_initializer, name="w0")
         self.w = self.add_weight(shape=(n,), initializer=self.w_initializer,
                                  regularizer=self.w_regularizer, name="w")
         self.V = self.add_weight(shape=(n, self.k), initializer=self.v_initializer,
@@ -99,6 +101,7 @@ class _FMWeights(keras.layers.Layer):
         config = super().get_config()
         config.update({
             "k": self.k,
+            "w0_initializer": keras.initializers.serialize(self.w0_initializer),
             "w_initializer": keras.initializers.serialize(self.w_initializer),
             "v_initializer": keras.initializers.serialize(self.v_initializer),
             "w_regularizer": keras.regularizers.serialize(self.w_regularizer),
@@ -122,7 +125,10 @@ class FMLayer(_FMWeights):
     Args:
         k: number of factors per feature.
         w_initializer, v_initializer: initializers of ``w`` (default zeros) and ``V``
-            (default ``RandomNormal(stddev=0.01)``); ``w0`` starts at 0.
+            (default ``RandomNormal(stddev=0.01)``).
+        w0_initializer: initializer of ``w0`` (default zeros); e.g.
+            ``keras.initializers.Constant(mean_rating)`` to start from the mean rating
+            rather than subtracting it from the targets.
         w_regularizer, v_regularizer: e.g. ``keras.regularizers.L2(1e-4)``
             (libFM's λ_w and λ_v).
 
@@ -290,7 +296,37 @@ class FMModel(keras.Model):
     input of any format is converted to canonical CSR. ``tf.data`` inputs are checked inside the
     graph, and a failed check is reported as the same one-line ``ValueError``. ``fit`` raises
     :class:`~fmlib.TrainingDivergedError` when the loss or the weights stop being finite.
+
+    The model remembers its ``task`` (``"regression"``, ``"classification"`` or None) and, for
+    classification, whether it outputs logits (``from_logits=True``) or probabilities; both are
+    saved with it. :meth:`compile` without a ``loss`` uses the matching loss and metrics.
     """
+
+    def __init__(self, *args, task: str | None = None, from_logits: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.task = check_task(task, allow_none=True)
+        self.from_logits = check_bool(from_logits, "from_logits")
+
+    def get_config(self):
+        return {**super().get_config(), "task": self.task, "from_logits": self.from_logits}
+
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, **kwargs):
+        """``keras.Model.compile``; with no ``loss`` (and no ``metrics``), the task's defaults.
+
+        Regression: ``"mse"`` and the metric ``rmse``. Classification: binary cross-entropy
+        and the metrics ``auc`` and ``accuracy``, all with the model's ``from_logits``
+        (an accuracy threshold of 0 on logits, 0.5 on probabilities).
+        """
+        if loss is None and self.task is not None:
+            loss, default_metrics = default_loss_and_metrics(self.task, self.from_logits)
+            metrics = default_metrics if metrics is None else metrics
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+
+    def compile_from_config(self, config):
+        """Recompile a loaded model (Keras skips models whose ``compile`` is overridden)."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)   # the saved state is loaded into it
 
     def _fm_layer(self):
         return next((l for l in self.layers if isinstance(l, (FMLayer, FieldFMLayer))), None)
@@ -365,11 +401,21 @@ class FMModel(keras.Model):
             return super().predict(x, *args, **kwargs)
 
 
+def default_loss_and_metrics(task: str, from_logits: bool = True) -> tuple:
+    """``(loss, metrics)`` for :meth:`FMModel.compile`: see there."""
+    if task == "regression":
+        return "mse", [keras.metrics.RootMeanSquaredError(name="rmse")]
+    return (keras.losses.BinaryCrossentropy(from_logits=from_logits),
+            [keras.metrics.AUC(from_logits=from_logits, name="auc"),
+             keras.metrics.BinaryAccuracy(threshold=0.0 if from_logits else 0.5, name="accuracy")])
+
+
 def build_fm_model(n_features: int | None = None, *, vocab_sizes: Sequence[int] | None = None,
                    k: int = 8, sparse: bool = True, with_values: bool = False,
-                   task: str = "regression", l2_w: float = 0.0, l2_v: float = 0.0,
+                   task: str = "regression", from_logits: bool = True, w0_init: float = 0.0,
+                   l2_w: float = 0.0, l2_v: float = 0.0,
                    v_init_std: float = 0.01, seed: int | None = None, name: str = "fm") -> FMModel:
-    """Build an uncompiled Keras FM: over ``n_features`` columns, or over fields (``vocab_sizes``).
+    r"""Build an uncompiled Keras FM: over ``n_features`` columns, or over fields (``vocab_sizes``).
 
     Args:
         n_features: width of the design matrix (give this or ``vocab_sizes``).
@@ -377,8 +423,14 @@ def build_fm_model(n_features: int | None = None, *, vocab_sizes: Sequence[int] 
         k: factors per feature.
         sparse: the design-matrix input is sparse (``tf.SparseTensor`` / ``scipy.sparse``).
         with_values: field layout only: a second input with one value per field.
-        task: ``"regression"`` (output: the rating) or ``"classification"`` (output:
-            the logit; compile with ``keras.losses.BinaryCrossentropy(from_logits=True)``).
+        task: ``"regression"`` (output: the rating) or ``"classification"``. The model
+            keeps it: ``model.compile(optimizer)`` without a loss then uses ``"mse"`` and an
+            ``rmse`` metric, or binary cross-entropy with ``auc`` and ``accuracy``.
+        from_logits: classification only: True (default) outputs the logit ŷ (the loss and
+            metrics take ``from_logits=True``), False outputs :math:`\sigma(\hat y)`, the
+            probability of the positive class, through a final sigmoid layer ``"probability"``.
+        w0_init: the starting value of the global bias :math:`w_0`, e.g. the mean training
+            rating, instead of subtracting the mean from the targets by hand.
         l2_w, l2_v: L2 strengths on ``w`` and ``V``.
         v_init_std: standard deviation of the initial ``V``; ``seed`` makes it reproducible.
 
@@ -386,8 +438,10 @@ def build_fm_model(n_features: int | None = None, *, vocab_sizes: Sequence[int] 
         >>> model = build_fm_model(vocab_sizes=[943, 1682], k=8)
         >>> model.compile(optimizer="adam", loss="mse")
     """
-    if not (isinstance(task, str) and task in ("regression", "classification")):
-        raise ValueError(f"`task` must be 'regression' or 'classification'; got {task!r}.")
+    task, from_logits = check_task(task), check_bool(from_logits, "from_logits")
+    if task == "regression" and not from_logits:
+        raise ValueError("`from_logits=False` (a sigmoid output) is for task='classification'; "
+                         "got task='regression', whose output is the rating itself.")
     if (n_features is None) == (vocab_sizes is None):
         raise ValueError("give exactly one of `n_features` (design matrix) and `vocab_sizes` (fields).")
     sparse, with_values = check_bool(sparse, "sparse"), check_bool(with_values, "with_values")
@@ -395,7 +449,9 @@ def build_fm_model(n_features: int | None = None, *, vocab_sizes: Sequence[int] 
         raise ValueError("`with_values=True` applies to the field layout (`vocab_sizes`); with "
                          f"`n_features`={n_features!r} the values are the design matrix itself.")
     l2_w, l2_v = check_float(l2_w, "l2_w"), check_float(l2_v, "l2_v")
-    options = dict(k=k, v_initializer=keras.initializers.RandomNormal(
+    options = dict(k=k, w0_initializer=keras.initializers.Constant(
+                       check_float(w0_init, "w0_init", minimum=-np.inf)),
+                   v_initializer=keras.initializers.RandomNormal(
                        stddev=check_float(v_init_std, "v_init_std"), seed=check_seed(seed)),
                    w_regularizer=keras.regularizers.L2(l2_w) if l2_w else None,
                    v_regularizer=keras.regularizers.L2(l2_v) if l2_v else None)
@@ -408,4 +464,6 @@ def build_fm_model(n_features: int | None = None, *, vocab_sizes: Sequence[int] 
         ids = keras.Input(shape=(len(vocab_sizes),), dtype="int64", name="ids")
         inputs = [ids, keras.Input(shape=(len(vocab_sizes),), name="values")] if with_values else ids
         output = FieldFMLayer(vocab_sizes, name="field_fm_layer", **options)(inputs)
-    return FMModel(inputs, output, name=name)
+    if not from_logits:
+        output = keras.layers.Activation("sigmoid", name="probability")(output)
+    return FMModel(inputs, output, name=name, task=task, from_logits=from_logits)

@@ -63,5 +63,11 @@ def l2_penalty(model, lambda_w: float = 0.0, lambda_v: float = 0.0) -> tf.Tensor
     large weights).
     """
     lambda_w, lambda_v = check_float(lambda_w, "lambda_w"), check_float(lambda_v, "lambda_v")
-    return (tf.cast(lambda_w, model.dtype) * tf.reduce_sum(tf.square(model.w))
-            + tf.cast(lambda_v, model.dtype) * tf.reduce_sum(tf.square(model.V)))
+    return l2_penalty_unchecked(model, tf.cast(lambda_w, model.dtype), tf.cast(lambda_v, model.dtype))
+
+
+def l2_penalty_unchecked(model, lambda_w: tf.Tensor, lambda_v: tf.Tensor) -> tf.Tensor:
+    """:func:`l2_penalty` for strengths already checked and given as tensors of the model's dtype
+    (the compiled step of :func:`fmlib.fit` takes them as arguments, so that new strengths
+    do not retrace it)."""
+    return lambda_w * tf.reduce_sum(tf.square(model.w)) + lambda_v * tf.reduce_sum(tf.square(model.V))

@@ -40,11 +40,10 @@ import scipy.sparse as sp
 import tensorflow as tf
 from scipy.special import ndtr, ndtri
 
-from ._inputs import as_host_matrix, as_targets, check_float, check_int, iter_batches
+from ._inputs import TASKS, as_host_matrix, as_targets, check_float, check_int, iter_batches
 from .coordinate import CoordinateSweeper, block_schedule, column_groups
 from .model import fm_score_unchecked
 
-TASKS = ("regression", "classification")
 # libFM's hyperprior constants: alpha ~ Gamma(A0/2, B0/2); lambda ~ Gamma(A_LAMBDA/2,
 # B_LAMBDA/2); mu | lambda ~ N(MU0, 1/(GAMMA0 lambda)).
 A0 = B0 = A_LAMBDA = B_LAMBDA = GAMMA0 = 1.0

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from ._inputs import (_check_finite_np, _check_fits, _check_numeric_np, as_batch, as_host_matrix,
-                      check_dtype, check_float, check_int, check_seed, iter_batches)
+                      check_dtype, check_float, check_int, check_seed, check_task, iter_batches)
 from .pairwise import _lemma31, _pairwise_naive_unchecked, _products
 
 
@@ -59,6 +59,10 @@ class FactorizationMachine(tf.Module):
         pairwise: ``"fast"`` (Lemma 3.1, O(k n)) or ``"naive"`` (the definition,
             O(k n²), for teaching).
         dtype: ``tf.float32`` (default) or ``tf.float64``.
+        task: ``"regression"`` (ŷ is the prediction), ``"classification"`` (ŷ is the
+            logit of :math:`P(y = 1 \mid \mathbf x) = \sigma(\hat y)`), or None (default)
+            until :func:`fmlib.fit` sets it. :func:`fmlib.evaluate` and :meth:`predict_proba`
+            follow it (chapter "Learning").
 
     Shapes:
         ``X`` of shape ``(batch, n)`` (dense, ``tf.SparseTensor`` or ``scipy.sparse``)
@@ -70,9 +74,13 @@ class FactorizationMachine(tf.Module):
         TensorShape([3])
     """
 
+    # fmlib.fit's compiled training steps (see fmlib.training): a cache, not part of the model,
+    # so tf.Module's variable collection and checkpoints leave it out.
+    _TF_MODULE_IGNORED_PROPERTIES = tf.Module._TF_MODULE_IGNORED_PROPERTIES | {"_compiled_steps"}
+
     def __init__(self, n_features: int | None = None, k: int = 8, *, m: int | None = None,
                  init_std: float = 0.01, seed: int | None = None, pairwise: str = "fast",
-                 dtype: tf.DType = tf.float32, name: str | None = None):
+                 dtype: tf.DType = tf.float32, task: str | None = None, name: str | None = None):
         super().__init__(name=name)
         if n_features is None and m is None:
             raise TypeError("FactorizationMachine needs `n_features` (the number of columns of X).")
@@ -83,7 +91,9 @@ class FactorizationMachine(tf.Module):
         init_std = check_float(init_std, "init_std")
         self.dtype = dtype = check_dtype(dtype)
         self.pairwise = pairwise  # validated by the property setter
+        self.task = task          # likewise
         rng = np.random.default_rng(check_seed(seed))
+        object.__setattr__(self, "_compiled_steps", {})   # untracked: see above
         with self.name_scope:
             self.w0 = tf.Variable(tf.zeros([], dtype), name="w0")
             self.w = tf.Variable(tf.zeros([self.n_features], dtype), name="w")
@@ -119,6 +129,15 @@ class FactorizationMachine(tf.Module):
             raise ValueError(f"`pairwise` must be 'fast' or 'naive'; got {value!r}.")
         self._pairwise = value
 
+    @property
+    def task(self) -> str | None:
+        """``"regression"``, ``"classification"`` or None (not trained yet): what ŷ means."""
+        return self._task
+
+    @task.setter
+    def task(self, value: str | None) -> None:
+        self._task = check_task(value, allow_none=True)
+
     def _call_checked(self, X) -> tf.Tensor:
         """ŷ for a batch that has already been through ``as_batch``."""
         if self._pairwise == "naive":
@@ -144,7 +163,15 @@ class FactorizationMachine(tf.Module):
         return np.concatenate(outs) if outs else np.zeros([0], self.dtype.as_numpy_dtype)
 
     def predict_proba(self, X, batch_size: int = 8192) -> np.ndarray:
-        """σ(ŷ): the probability of the positive class, for classification."""
+        """σ(ŷ): the probability of the positive class, for a classifier (or a model without a task).
+
+        Raises:
+            AttributeError: the model is a regression model (``task="regression"``), whose ŷ is
+                not a logit.
+        """
+        if self._task == "regression":
+            raise AttributeError("predict_proba is for task='classification'; this model was "
+                                 "trained for regression: use predict.")
         return 1.0 / (1.0 + np.exp(-self.predict(X, batch_size)))
 
     def get_weights(self) -> dict[str, np.ndarray]:
@@ -169,7 +196,57 @@ class FactorizationMachine(tf.Module):
         _check_fits(value, self.dtype, name)
         return value.astype(self.dtype.as_numpy_dtype)
 
+    # --- saving (fmlib.saving) ---------------------------------------------------------
+    def save(self, path) -> str:
+        """Save the model to one ``.npz`` file: ``w0``, ``w``, ``V`` and a JSON header with
+        ``n_features``, ``k``, ``dtype``, ``pairwise``, ``task`` and the fmlib version.
+
+        Nothing is pickled: loading runs no code, and numpy alone reads the arrays. Use it to
+        keep a model for Python and fmlib (:meth:`load` restores it, and :func:`fmlib.fit` can
+        train it further); use :meth:`export` to serve it without fmlib. Returns ``path``.
+
+        Example:
+            >>> fm = FactorizationMachine(16, k=4, seed=0)
+            >>> path = fm.save("fm.npz")
+            >>> FactorizationMachine.load(path).get_weights()["V"].shape
+            (16, 4)
+        """
+        from .saving import save
+        return save(self, path)
+
+    @classmethod
+    def load(cls, path) -> "FactorizationMachine":
+        """The model written by :meth:`save` at ``path``: same weights, shape, dtype, task.
+
+        Raises:
+            FileNotFoundError: there is no file at ``path``.
+            ValueError: the file is not a model saved by fmlib, is corrupt, or has a newer
+                format version (the message names ``path``).
+        """
+        from .saving import load
+        return load(cls, path)
+
+    def export(self, path) -> str:
+        """Export a TensorFlow SavedModel directory at ``path``, for use outside Python or fmlib.
+
+        Its ``serving_default`` signature takes ``x``, a dense float batch ``(batch, n)`` of the
+        model's dtype, and returns ``{"y_hat": ŷ}`` (eq. 1, by Lemma 3.1), plus
+        ``"probability"`` (σ(ŷ)) for a classifier; ``serving_sparse`` takes ``indices``
+        ``(nnz, 2)`` int64, ``values`` ``(nnz,)`` and ``dense_shape`` ``(2,)`` int64 of a sparse
+        batch (unique indices). Inputs are not checked there: check them before serving.
+        The export is for prediction (TF Serving, C++, Java, ``tf.saved_model.load``); keep
+        an :meth:`save` file to train further. Returns ``path``.
+
+        Example:
+            >>> path = FactorizationMachine(16, k=4, seed=0).export("fm_savedmodel")
+            >>> serve = tf.saved_model.load(path).signatures["serving_default"]
+            >>> serve(x=tf.zeros((3, 16)))["y_hat"].shape
+            TensorShape([3])
+        """
+        from .saving import export
+        return export(self, path)
+
     def __repr__(self) -> str:
         return (f"FactorizationMachine(n_features={self.n_features}, k={self.k}, "
-                f"pairwise={self._pairwise!r}, dtype={self.dtype.name})")
+                f"pairwise={self._pairwise!r}, dtype={self.dtype.name}, task={self._task!r})")
 

@@ -25,13 +25,12 @@ import pandas as pd
 import scipy.sparse as sp
 import tensorflow as tf
 
-from ._inputs import (as_batch, as_host_matrix, as_targets, check_bool, check_float, check_int, check_seed,
-                      iter_batches)
+from ._inputs import (as_batch, as_host_matrix, as_targets, check_bool, check_float, check_int,
+                      check_seed, iter_batches, resolve_task)
 from .als import als_sweeps
-from .losses import l2_loss, l2_penalty, logistic_loss
+from .losses import l2_loss, l2_penalty_unchecked, logistic_loss
 from .model import FactorizationMachine
 
-TASKS = ("regression", "classification")
 SOLVERS = ("gradient", "als")
 LOSS_NAMES = {"loss": "training loss", "val_loss": "validation loss"}
 OPTIMIZERS = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam,
@@ -142,17 +141,26 @@ def _metrics(task: str, y: np.ndarray, y_hat: np.ndarray) -> dict[str, float]:
     return {"loss": loss, "accuracy": float(np.mean((y_hat > 0) == (y > 0.5)))}
 
 
-def evaluate(model: FactorizationMachine, X, y, task: str = "regression",
+def evaluate(model: FactorizationMachine, X, y, task: str | None = None,
              batch_size: int = 8192) -> dict[str, float]:
-    """Loss and RMSE (regression) or accuracy (classification) of ``model`` on ``(X, y)``."""
-    if task not in TASKS:
-        raise ValueError(f"`task` must be one of {TASKS}; got {task!r}.")
+    """Loss and RMSE (regression) or accuracy (classification) of ``model`` on ``(X, y)``.
+
+    Regression: ``{"loss": MSE, "rmse": RMSE}``; classification: ``{"loss": mean logistic
+    loss, "accuracy": share of rows with ŷ > 0 exactly when y = 1}`` (chapter "Learning").
+
+    Args:
+        task: None (default) follows ``model.task`` (regression for a model without one);
+            a task that contradicts ``model.task`` is a ``ValueError``.
+    """
+    if not isinstance(model, FactorizationMachine):
+        raise TypeError(f"`model` must be a fmlib.FactorizationMachine; got {type(model).__name__}.")
+    task = resolve_task(model.task, task, "evaluate")
     Xh = as_host_matrix(X, model.n_features, model.dtype, name="X", min_rows=1)
     yh = _labels(as_targets(y, Xh.shape[0], name="y"), task, "y")
     return _metrics(task, yh, model._predict_host(Xh, check_int(batch_size, "batch_size")))
 
 
-def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: str = "regression",
+def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: str | None = None,
         num_epochs: int = 10, batch_size: int = 256,
         optimizer: str | keras.optimizers.Optimizer = "adam", lr: float = 0.01,
         lambda_w: float = 0.0, lambda_v: float = 0.0, groups=None,
@@ -182,7 +190,10 @@ def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: st
             Sparse input stays sparse: batches are sliced from CSR in O(nnz).
         y: ``(N,)`` or ``(N, 1)`` targets.
         solver: ``"gradient"`` (minibatches and ``optimizer``) or ``"als"``.
-        task: ``"regression"`` or ``"classification"``.
+        task: ``"regression"`` or ``"classification"``; None (default) follows ``model.task``,
+            and is regression for a model without one. ``fit`` sets ``model.task``, so that
+            :func:`evaluate` and ``predict_proba`` know it; a task contradicting the model's is
+            a ``ValueError`` (train a new model for the other task).
         num_epochs: maximum number of passes over the data (ALS: sweeps).
         batch_size: rows per step.
         optimizer: ``"sgd"`` (plain SGD, as in the paper), ``"adam"``, ``"adagrad"``,
@@ -218,8 +229,7 @@ def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: st
         raise TypeError(f"`model` must be a fmlib.FactorizationMachine; got {type(model).__name__}.")
     if solver not in SOLVERS:
         raise ValueError(f"`solver` must be one of {SOLVERS}; got {solver!r}.")
-    if task not in TASKS:
-        raise ValueError(f"`task` must be one of {TASKS}; got {task!r}.")
+    task = resolve_task(model.task, task, "fit")
     if solver == "als" and task != "regression":
         raise ValueError("`solver='als'` trains regression models (squared loss); got "
                          f"task={task!r}. For classification use solver='gradient' or "
@@ -254,40 +264,16 @@ def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: st
     else:
         run_epoch = _gradient_epochs(model, Xh, yh, task, batch_size, optimizer, lr, lambda_w,
                                      lambda_v, shuffle, seed, verbose)
+    model.task = task   # the arguments are valid: from now on the model is this task's
     return _epochs(model, run_epoch, num_epochs, task, validation, patience, verbose, lr)
 
 
 def _gradient_epochs(model, Xh, yh, task, batch_size, optimizer, lr, lambda_w, lambda_v,
                      shuffle, seed, verbose) -> Callable[[], float]:
     """Prepare minibatch training; returns ``epoch()``: one shuffled pass, its mean loss."""
-    if isinstance(optimizer, str):
-        if optimizer.lower() not in OPTIMIZERS:
-            raise ValueError(f"`optimizer` must be one of {sorted(OPTIMIZERS)} or a Keras optimizer; "
-                             f"got {optimizer!r}.")
-        lr = check_float(lr, "lr")
-        if lr == 0:
-            raise ValueError("`lr` must be > 0; got 0.")
-        opt = OPTIMIZERS[optimizer.lower()](learning_rate=lr)
-    elif isinstance(optimizer, keras.optimizers.Optimizer):
-        opt = _unused_or_ours(optimizer, [model.w0, model.w, model.V])
-    else:
-        raise TypeError(f"`optimizer` must be a name or a keras.optimizers.Optimizer; "
-                        f"got {type(optimizer).__name__}.")
-
-    variables = [model.w0, model.w, model.V]
-    opt.build(variables)
+    step, lr = _compiled_step(model, optimizer, lr, task, sp.issparse(Xh))
     loss_fn = l2_loss if task == "regression" else logistic_loss
-    x_spec = (tf.SparseTensorSpec([None, model.n_features], model.dtype) if sp.issparse(Xh)
-              else tf.TensorSpec([None, model.n_features], model.dtype))
-
-    @tf.function(input_signature=[x_spec, tf.TensorSpec([None], model.dtype)])
-    def step(Xb, yb):
-        with tf.GradientTape() as tape:
-            data_loss = loss_fn(yb, model._call_checked(Xb))
-            objective = data_loss + l2_penalty(model, lambda_w, lambda_v)
-        opt.apply_gradients(zip(tape.gradient(objective, variables), variables))
-        return data_loss
-
+    lambdas = (tf.constant(lambda_w, model.dtype), tf.constant(lambda_v, model.dtype))
     rng = np.random.default_rng(seed)
     y_typed = yh.astype(model.dtype.as_numpy_dtype)
     n = Xh.shape[0]
@@ -302,7 +288,7 @@ def _gradient_epochs(model, Xh, yh, task, batch_size, optimizer, lr, lambda_w, l
         bar = keras.utils.Progbar(n_batches, unit_name="batch") if verbose else None
         losses = []
         for i, (s, e, Xb) in enumerate(iter_batches(Xe, batch_size), start=1):
-            batch_loss = step(Xb, tf.constant(ye[s:e]))
+            batch_loss = step(Xb, tf.constant(ye[s:e]), *lambdas)
             losses.append(batch_loss * (e - s))
             if bar is not None:
                 bar.update(i, values=[("loss", float(batch_loss))])
@@ -311,6 +297,79 @@ def _gradient_epochs(model, Xh, yh, task, batch_size, optimizer, lr, lambda_w, l
         return float(tf.add_n(losses)) / n
 
     return epoch
+
+
+def _compiled_step(model: FactorizationMachine, optimizer, lr, task: str,
+                   sparse: bool) -> tuple[Callable, Any]:
+    """``(step, lr)``: the model's compiled step for this optimizer, task and kind of ``X``.
+
+    ``step(Xb, yb, lambda_w, lambda_v)`` applies one update and returns the batch's loss. It is
+    traced once per (optimizer, task, sparse or dense) and model, and kept in
+    ``model._compiled_steps``: a new ``tf.function`` per ``fit`` call would be traced again
+    every time (and TensorFlow warns about frequent retracing). Batch size and L2 strengths
+    are arguments, so they retrace nothing. A named optimizer is reused with its state reset to
+    the freshly built one and ``lr`` set, so every ``fit`` starts as with a new optimizer; an
+    optimizer instance keeps its state across calls, as it always did.
+    """
+    variables = [model.w0, model.w, model.V]
+    if isinstance(optimizer, str):
+        if optimizer.lower() not in OPTIMIZERS:
+            raise ValueError(f"`optimizer` must be one of {sorted(OPTIMIZERS)} or a Keras optimizer; "
+                             f"got {optimizer!r}.")
+        lr = check_float(lr, "lr")
+        if lr == 0:
+            raise ValueError("`lr` must be > 0; got 0.")
+        key = (optimizer.lower(), task, sparse)
+    elif isinstance(optimizer, keras.optimizers.Optimizer):
+        key = (id(optimizer), task, sparse)   # the cache holds the instance: its id stays unique
+        _unused_or_ours(optimizer, variables)
+    else:
+        raise TypeError(f"`optimizer` must be a name or a keras.optimizers.Optimizer; "
+                        f"got {type(optimizer).__name__}.")
+    if key not in model._compiled_steps:
+        opt = OPTIMIZERS[key[0]](learning_rate=lr) if isinstance(optimizer, str) else optimizer
+        opt.build(variables)
+        fresh = [v.numpy() for v in opt.variables] if isinstance(optimizer, str) else None
+        model._compiled_steps[key] = (_make_step(model, opt, task, sparse), opt, fresh)
+    step, opt, fresh = model._compiled_steps[key]
+    if fresh is not None:
+        for var, value in zip(opt.variables, fresh):
+            var.assign(value)
+        opt.learning_rate = lr
+    return step, lr
+
+
+class _Update:
+    """One model's training update: the mean loss of the batch plus the L2 penalty, one optimizer
+    step; returns the loss. :func:`_compiled_step` compiles it with ``tf.function``.
+
+    An object rather than a closure: TensorFlow counts traces per Python function code to warn
+    about retracing, and a closure's code is shared by every model's step, so training a sixth
+    small model in a loop would be reported as retracing although each step is traced once. An
+    object is counted on its own.
+    """
+
+    def __init__(self, model: FactorizationMachine, opt: keras.optimizers.Optimizer, task: str):
+        self.model, self.opt = model, opt
+        self.loss_fn = l2_loss if task == "regression" else logistic_loss
+
+    def __call__(self, Xb, yb, lambda_w, lambda_v) -> tf.Tensor:
+        variables = [self.model.w0, self.model.w, self.model.V]
+        with tf.GradientTape() as tape:
+            data_loss = self.loss_fn(yb, self.model._call_checked(Xb))
+            objective = data_loss + l2_penalty_unchecked(self.model, lambda_w, lambda_v)
+        self.opt.apply_gradients(zip(tape.gradient(objective, variables), variables))
+        return data_loss
+
+
+def _make_step(model: FactorizationMachine, opt: keras.optimizers.Optimizer, task: str,
+               sparse: bool) -> Callable:
+    """:class:`_Update` compiled for dense or sparse batches of the model's width and dtype."""
+    x_spec = (tf.SparseTensorSpec([None, model.n_features], model.dtype) if sparse
+              else tf.TensorSpec([None, model.n_features], model.dtype))
+    scalar = tf.TensorSpec([], model.dtype)
+    return tf.function(_Update(model, opt, task),
+                       input_signature=[x_spec, tf.TensorSpec([None], model.dtype), scalar, scalar])
 
 
 def _epochs(model: FactorizationMachine, run_epoch: Callable[[], float], num_epochs: int,

@@ -4,6 +4,7 @@ import pytest
 import scipy.sparse as sp
 
 import fmlib
+from reference import fm_loop
 
 
 def frame():
@@ -128,3 +129,64 @@ def test_implicit_items_is_the_users_who_rated_the_item():
     assert not unseen.any()                                      # unseen user and item: no columns
     with pytest.raises(ValueError, match=r"`implicit_items` must be a pair \(item_column, user_column\)"):
         fmlib.FeatureEncoder(implicit_items=("item",))
+
+
+def _train_and_test():
+    train = pd.DataFrame({"user": [1, 1, 2], "item": ["a", "b", "a"]})
+    test = pd.DataFrame({"user": [3, 1, None], "item": ["a", "z", "b"]})
+    return train, test
+
+
+def test_repr_shows_the_settings_and_the_fitted_blocks():
+    enc = fmlib.FeatureEncoder(categorical=["user", "item"], implicit=("user", "item"))
+    assert repr(enc) == "FeatureEncoder(categorical=['user', 'item'], implicit=('user', 'item'))"
+    enc.fit(_train_and_test()[0])
+    assert repr(enc) == ("FeatureEncoder(categorical=['user', 'item'], implicit=('user', 'item')) "
+                         "fitted: 6 columns (user: 2, item: 2, rated: 2)")
+
+
+def test_unknown_bucket_takes_unseen_and_missing_values():
+    train, test = _train_and_test()
+    enc = fmlib.FeatureEncoder(categorical=["user", "item"], handle_unknown="bucket")
+    enc.fit(train)
+    assert enc.feature_names_ == ["user=1", "user=2", "user=<unknown>", "item=a", "item=b", "item=<unknown>"]
+    expected = [[0, 0, 1, 1, 0, 0],        # user 3 unseen, item a
+                [1, 0, 0, 0, 0, 1],        # user 1, item z unseen
+                [0, 0, 1, 0, 1, 0]]        # user missing, item b
+    np.testing.assert_array_equal(enc.transform(test).toarray(), expected)
+    assert enc.unseen_ == {"user": 2, "item": 1}
+    with_missing = pd.DataFrame({"user": [1, None], "item": ["a", None]})   # missing values train the bucket
+    np.testing.assert_array_equal(enc.fit_transform(with_missing).toarray(),
+                                  [[1, 0, 1, 0], [0, 1, 0, 1]])
+
+
+def test_unseen_values_are_counted_and_can_be_warned_about():
+    train = pd.DataFrame({"user": [1, 1, 2], "item": ["a", "b", "a"], "tags": [["x"], ["y"], ["x", "y"]]})
+    test = pd.DataFrame({"user": [3, 1, 4], "item": ["a", "z", "b"], "tags": [["x", "q"], ["y"], ["r"]]})
+    quiet = fmlib.FeatureEncoder(categorical=["user", "item"], multi_hot=["tags"], implicit=("user", "item"))
+    X = quiet.fit(train).transform(test)
+    assert quiet.unseen_ == {"user": 2, "item": 1, "tags": 2, "rated": 2}
+    assert X[:, quiet.groups_["user"]].sum() == 1                      # unseen: all-zero blocks
+    loud = fmlib.FeatureEncoder(categorical=["user", "item"], handle_unknown="warn").fit(train)
+    with pytest.warns(UserWarning, match=r"unseen at fit .* \{'user': 2, 'item': 1\}"):
+        loud.transform(test)
+    with pytest.raises(ValueError, match=r"`handle_unknown` must be one of .*got 'drop'"):
+        fmlib.FeatureEncoder(categorical=["user"], handle_unknown="drop")
+
+
+def test_field_ids_give_the_fm_on_the_categorical_blocks():
+    train, test = _train_and_test()
+    enc = fmlib.FeatureEncoder(categorical=["user", "item"], handle_unknown="bucket").fit(train)
+    ids, vocab_sizes = enc.field_ids(test)
+    assert ids.tolist() == [[2, 0], [0, 2], [2, 1]] and vocab_sizes == [3, 3]
+    rng = np.random.default_rng(0)
+    w0, w, V = 0.5, rng.normal(size=6), rng.normal(size=(6, 2))
+    model = fmlib.build_fm_model(vocab_sizes=vocab_sizes, k=2)
+    model.get_layer("field_fm_layer").set_weights([np.float32(w0), w, V])
+    np.testing.assert_allclose(model.predict(ids, verbose=0)[:, 0],
+                               fm_loop(enc.transform(test).toarray(), w0, w, V), rtol=1e-5)
+    plain = fmlib.FeatureEncoder(categorical=["user", "item"], numeric=["age"]).fit(train.assign(age=1.0))
+    assert plain.field_ids(train)[0].tolist() == [[0, 0], [0, 1], [1, 0]]   # only the needed columns
+    with pytest.raises(ValueError, match=r"unseen at fit \(rows per column: \{'user': 1, 'item': 1\}\).*"
+                                         r"handle_unknown='bucket'"):
+        plain.field_ids(test.iloc[:2])

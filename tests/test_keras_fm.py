@@ -59,6 +59,8 @@ def test_keras_file_round_trip_and_config(tmp_path):
         model.save(path)
         loaded = keras.saving.load_model(path)
         assert isinstance(loaded, fmlib.FMModel)
+        # recompiled on loading (FMModel overrides compile), with the optimizer's state
+        assert int(loaded.optimizer.iterations) == int(model.optimizer.iterations) > 0
         np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
         assert loaded.layers[-1].get_config() == model.layers[-1].get_config()
         # a layer rebuilt from its config has the same settings and trains
@@ -161,3 +163,65 @@ def test_bad_input_is_a_clear_value_error():
         fmlib.FieldFMLayer([3, 0])
     with pytest.raises(ValueError, match=r"give exactly one of"):
         fmlib.build_fm_model(5, vocab_sizes=[2])
+
+
+def _field_ids_and_weights():
+    ids = np.array([[0, 1], [2, 3], [1, 0], [2, 2]])
+    w0, w, V = weights(7, 2, seed=4)
+    one_hot = np.zeros((4, 7))
+    one_hot[np.arange(4), ids[:, 0]] = 1
+    one_hot[np.arange(4), 3 + ids[:, 1]] = 1
+    return ids, (w0, w, V), fm_loop(one_hot, w0, w, V)
+
+
+def test_a_classifier_can_output_probabilities():
+    ids, (w0, w, V), logits = _field_ids_and_weights()
+    model = fmlib.build_fm_model(vocab_sizes=[3, 4], k=2, task="classification", from_logits=False)
+    model.get_layer("field_fm_layer").set_weights([np.float32(w0), w, V])
+    np.testing.assert_allclose(model.predict(ids, verbose=0)[:, 0], 1 / (1 + np.exp(-logits)), rtol=1e-5)
+    assert (model.task, model.from_logits) == ("classification", False)
+    with pytest.raises(ValueError, match=r"`from_logits=False` \(a sigmoid output\) is for task='classification'"):
+        fmlib.build_fm_model(vocab_sizes=[3, 4], from_logits=False)
+    with pytest.raises(ValueError, match=r"`task` must be one of \('regression', 'classification'\); got 'rank'"):
+        fmlib.build_fm_model(vocab_sizes=[3, 4], task="rank")
+
+
+@pytest.mark.parametrize("from_logits", [True, False])
+def test_compile_without_a_loss_uses_the_task_defaults(from_logits):
+    ids, (w0, w, V), logits = _field_ids_and_weights()
+    y = np.array([1.0, 0.0, 0.0, 1.0])
+    model = fmlib.build_fm_model(vocab_sizes=[3, 4], k=2, task="classification", from_logits=from_logits)
+    model.get_layer("field_fm_layer").set_weights([np.float32(w0), w, V])
+    model.compile(optimizer="adam")
+    got = model.evaluate(ids, y, verbose=0, return_dict=True)
+    p = 1 / (1 + np.exp(-logits))
+    assert set(got) == {"loss", "auc", "accuracy"}
+    assert got["loss"] == pytest.approx(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)), rel=1e-4)
+    assert got["accuracy"] == pytest.approx(np.mean((logits > 0) == (y > 0.5)))
+    regression = fmlib.build_fm_model(vocab_sizes=[3, 4], k=2)
+    regression.get_layer("field_fm_layer").set_weights([np.float32(w0), w, V])
+    regression.compile(optimizer="adam")
+    got = regression.evaluate(ids, y, verbose=0, return_dict=True)
+    mse = np.mean((logits - y) ** 2)
+    assert got == pytest.approx({"loss": mse, "rmse": np.sqrt(mse)}, rel=1e-4)
+    regression = fmlib.build_fm_model(vocab_sizes=[3, 4], k=2)
+    regression.get_layer("field_fm_layer").set_weights([np.float32(w0), w, V])
+    regression.compile(optimizer="adam", loss="mae")       # a loss given: Keras as usual, no metrics
+    assert regression.evaluate(ids, y, verbose=0) == pytest.approx(np.mean(np.abs(logits - y)), rel=1e-4)
+
+
+def test_w0_init_starts_the_bias_at_the_mean_and_survives_saving(tmp_path):
+    dense = fmlib.build_fm_model(5, k=2, sparse=False, w0_init=3.5)
+    np.testing.assert_allclose(dense.predict(np.zeros((3, 5)), verbose=0)[:, 0], [3.5] * 3)
+    field = fmlib.build_fm_model(vocab_sizes=[3, 4], k=2, w0_init=-1.25, task="classification",
+                                 from_logits=False, seed=0)
+    assert float(field.get_layer("field_fm_layer").w0.numpy()) == -1.25
+    path = str(tmp_path / "classifier.keras")
+    field.save(path)
+    restored = keras.saving.load_model(path)
+    assert (type(restored).__name__, restored.task, restored.from_logits) == ("FMModel", "classification", False)
+    ids = np.array([[0, 1], [2, 3]])
+    np.testing.assert_array_equal(restored.predict(ids, verbose=0), field.predict(ids, verbose=0))
+    assert restored.get_layer("field_fm_layer").get_config()["w0_initializer"]["config"]["value"] == -1.25
+    with pytest.raises(TypeError, match=r"`w0_init` must be a number; got str"):
+        fmlib.build_fm_model(5, w0_init="mean")

@@ -155,3 +155,109 @@ def test_fit_rejects_bad_input(kwargs, error, pattern):
     fm = fmlib.FactorizationMachine(4, k=2)
     with pytest.raises(error, match=pattern):
         fmlib.fit(fm, args.pop("X"), args.pop("y"), num_epochs=args.pop("num_epochs", 1), **args)
+
+
+def _hand_model(task=None) -> fmlib.FactorizationMachine:
+    """w0 = 0.5, w = (1, -1), v_1 = (1, 0), v_2 = (2, 0): ŷ(x) = 0.5 + x1 - x2 + 2 x1 x2."""
+    fm = fmlib.FactorizationMachine(2, k=2, dtype=tf.float64, task=task)
+    fm.set_weights(w0=0.5, w=[1.0, -1.0], V=[[1.0, 0.0], [2.0, 0.0]])
+    return fm
+
+
+def test_evaluate_follows_the_task_of_the_model():
+    X = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])       # ŷ = 1.5, -0.5, 2.5
+    y = np.array([1.0, 0.0, 0.0])
+    classifier = _hand_model("classification")
+    logistic = np.mean(np.log1p(np.exp([-1.5, -0.5, 2.5])))  # log(1 + exp(-(2y-1) ŷ))
+    got = fmlib.evaluate(classifier, X, y)                    # task not repeated
+    assert got == pytest.approx({"loss": logistic, "accuracy": 2 / 3})
+    assert fmlib.evaluate(classifier, X, y, task="classification") == got
+    with pytest.raises(ValueError, match=r"`task`='regression' conflicts with the model's task "
+                                         r"'classification'"):
+        fmlib.evaluate(classifier, X, y, task="regression")
+    mse = np.mean((np.array([1.5, -0.5, 2.5]) - y) ** 2)
+    for untrained in (_hand_model(None), _hand_model("regression")):  # None: regression, as before
+        assert fmlib.evaluate(untrained, X, y) == pytest.approx({"loss": mse, "rmse": np.sqrt(mse)})
+
+
+def test_fit_sets_the_task_and_refuses_to_change_it():
+    X, y, _ = planted_fm(n_rows=64, seed=3, classification=True)
+    fm = fmlib.FactorizationMachine(40, k=2, seed=0)
+    assert fm.task is None
+    fmlib.fit(fm, X, y, task="classification", num_epochs=1)
+    assert fm.task == "classification" and "task='classification'" in repr(fm)
+    fmlib.fit(fm, X, y, num_epochs=1)                         # task follows the model
+    assert fm.task == "classification"
+    with pytest.raises(ValueError, match=r"`task`='regression' conflicts"):
+        fmlib.fit(fm, X, y, task="regression", num_epochs=1)
+    regressor = fmlib.FactorizationMachine(40, k=2, seed=0)
+    fmlib.fit(regressor, X, y, num_epochs=1)
+    assert regressor.task == "regression"
+    with pytest.raises(AttributeError, match=r"predict_proba is for task='classification'"):
+        regressor.predict_proba(X)
+    als = fmlib.FactorizationMachine(40, k=2, seed=0)
+    fmlib.fit(als, X, y, solver="als", num_epochs=1)
+    assert als.task == "regression"
+    bad = fmlib.FactorizationMachine(40, k=2, seed=0)
+    with pytest.raises(ValueError, match=r"`optimizer` must be one of"):
+        fmlib.fit(bad, X, y, optimizer="rmsprop", task="classification")
+    assert bad.task is None                                   # failed arguments: no task yet
+
+
+def test_predict_proba_of_a_classifier_is_the_sigmoid_of_the_logits():
+    X = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    np.testing.assert_allclose(_hand_model("classification").predict_proba(X),
+                               1 / (1 + np.exp(-np.array([1.5, -0.5, 2.5]))), rtol=1e-12)
+
+
+@pytest.mark.parametrize("task", ["ranking", 1, "Regression"])
+def test_a_bad_task_is_named(task):
+    with pytest.raises(ValueError, match=r"`task` must be one of \('regression', 'classification', None\)"):
+        fmlib.FactorizationMachine(2, task=task)
+
+
+class _Warnings(list):
+    """TensorFlow's Python log (where retracing warnings go), collected."""
+
+    def __enter__(self):
+        import logging
+        self.handler = logging.Handler()
+        self.handler.emit = lambda record: self.append(record.getMessage())
+        tf.get_logger().addHandler(self.handler)
+        return self
+
+    def __exit__(self, *exc):
+        tf.get_logger().removeHandler(self.handler)
+
+
+def test_repeated_fits_trace_the_step_once():
+    X, y, _ = planted_fm(n_rows=24, n=6, seed=4)                # X is scipy.sparse
+    fm = fmlib.FactorizationMachine(6, k=2, seed=0)
+    with _Warnings() as logged:
+        for i in range(6):      # one batch per epoch: every call would be a trace without the cache
+            fmlib.fit(fm, X, y, num_epochs=1, batch_size=24 - i, lr=0.01 * (i + 1), lambda_w=0.1 * i,
+                      lambda_v=0.01 * i)
+        for i in range(6):      # new models: one trace each, not counted as retracing
+            fmlib.fit(fmlib.FactorizationMachine(6, k=2, seed=i), X, y, num_epochs=1, batch_size=24)
+    assert [m for m in logged if "retracing" in m] == []
+    steps = [entry[0] for entry in fm._compiled_steps.values()]
+    assert [s.experimental_get_tracing_count() for s in steps] == [1]
+    fmlib.fit(fm, X.toarray(), y, num_epochs=1)                # dense input: its own step
+    assert len(fm._compiled_steps) == 2
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adagrad"])
+def test_a_reused_named_optimizer_starts_fresh_every_fit(optimizer):
+    X, y, _ = planted_fm(n_rows=64, n=6, seed=5)
+    fm = fmlib.FactorizationMachine(6, k=2, seed=0, dtype=tf.float64)
+    start = fm.get_weights()
+    runs = []
+    for lr in (0.05, 0.05, 0.02):
+        fm.set_weights(**start)
+        fmlib.fit(fm, X, y, num_epochs=3, batch_size=16, optimizer=optimizer, lr=lr, shuffle=False)
+        runs.append(fm.get_weights()["V"])
+    fresh = fmlib.FactorizationMachine(6, k=2, seed=0, dtype=tf.float64)
+    fmlib.fit(fresh, X, y, num_epochs=3, batch_size=16, optimizer=optimizer, lr=0.02, shuffle=False)
+    np.testing.assert_array_equal(runs[0], runs[1])            # no moments carried over
+    np.testing.assert_allclose(runs[2], fresh.get_weights()["V"], rtol=1e-12)   # new lr used
+    assert not np.allclose(runs[1], runs[2])
