@@ -74,7 +74,7 @@ class IndexMap:
     "no column"), or, with ``reserve_unknown=True``, a reserved last index ``n``
     (the original TF2 project's convention).
 
-    All ids are of one kind (all strings, all numbers, ...), and :meth:`index` refuses
+    All ids are of one kind (all strings, all numbers, ...), and ``index`` refuses
     values of another kind: ``"1"`` and ``1`` are different ids, and a table whose ids
     were read as text at ``fit`` and as numbers later would otherwise map to nothing.
 

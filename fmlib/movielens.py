@@ -384,7 +384,7 @@ def load_movielens(name: str = "ml-100k", data_home: str | os.PathLike | None = 
         zip_sha256: the expected sha256 of the zip (64 hex digits, either case); the
             official value by default.
         timeout: seconds to wait for the name lookup, the connection and each read of the
-            download before giving up with :class:`MovieLensTimeout`.
+            download before giving up with :class:`~fmlib.MovieLensTimeout`.
 
     Returns:
         A :class:`MovieLens` with ``ratings``, ``users`` and ``items`` tables.
@@ -392,7 +392,7 @@ def load_movielens(name: str = "ml-100k", data_home: str | os.PathLike | None = 
     Raises:
         MovieLensError: the data is missing and cannot be downloaded, or a file does
             not match its checksum. The message says where to put the files.
-        MovieLensTimeout: (a MovieLensError) the server did not answer within ``timeout``.
+        fmlib.MovieLensTimeout: (a MovieLensError) the server did not answer within ``timeout``.
         ValueError, TypeError: a bad argument, or a data home that is not a folder.
 
     Example:

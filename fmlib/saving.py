@@ -2,11 +2,11 @@ r"""Saving a :class:`~fmlib.FactorizationMachine`: an ``.npz`` file for Python, 
 
 Two formats, for two uses (chapter "The Keras interface" compares them with Keras' ``.keras``):
 
-* :func:`save` / :func:`load` (``fm.save(path)``, ``FactorizationMachine.load(path)``): the
+* ``save`` / ``load`` (``fm.save(path)``, ``FactorizationMachine.load(path)``): the
   parameters :math:`w_0, \mathbf w, \mathbf V` as arrays in one ``.npz`` file, with a JSON
   header (``n_features``, ``k``, ``dtype``, ``pairwise``, ``task``, the format and fmlib
   versions). Nothing is pickled, so loading a file runs no code; any numpy reads it.
-* :func:`export` (``fm.export(path)``): a TensorFlow SavedModel directory whose
+* ``export`` (``fm.export(path)``): a TensorFlow SavedModel directory whose
   ``serving_default`` signature maps a dense batch ``x`` of shape ``(batch, n)`` to
   ``{"y_hat": ŷ}`` (and ``"probability"``: σ(ŷ) for a classifier), and ``serving_sparse``
   takes the COO triple ``(indices, values, dense_shape)``. TF Serving, TensorFlow's C++ and
