@@ -249,15 +249,7 @@ def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: st
     yh = _labels(as_targets(y, Xh.shape[0], name="y", dtype=model.dtype), task, "y")
     if Xh.shape[0] == 0:
         raise ValueError("`X` has no rows; there is nothing to train on.")
-    validation = None
-    if validation_data is not None:
-        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
-            raise ValueError("`validation_data` must be a pair (X_val, y_val); "
-                             f"got {type(validation_data).__name__}.")
-        Xv = as_host_matrix(validation_data[0], model.n_features, model.dtype, name="validation_data[0]",
-                            min_rows=1)
-        validation = (Xv, _labels(as_targets(validation_data[1], Xv.shape[0],
-                                             name="validation_data[1]"), task, "validation_data[1]"))
+    validation = _validation_pair(validation_data, model, task)
 
     if solver == "als":
         run_epoch, lr = als_sweeps(model, Xh, yh, lambda_w, lambda_v, groups), None
@@ -266,6 +258,19 @@ def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: st
                                      lambda_v, shuffle, seed, verbose)
     model.task = task   # the arguments are valid: from now on the model is this task's
     return _epochs(model, run_epoch, num_epochs, task, validation, patience, verbose, lr)
+
+
+def _validation_pair(validation_data, model: FactorizationMachine, task: str) -> tuple | None:
+    """``(X_val, y_val)`` checked and on the host, or None."""
+    if validation_data is None:
+        return None
+    if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+        raise ValueError("`validation_data` must be a pair (X_val, y_val); "
+                         f"got {type(validation_data).__name__}.")
+    Xv = as_host_matrix(validation_data[0], model.n_features, model.dtype, name="validation_data[0]",
+                        min_rows=1)
+    yv = as_targets(validation_data[1], Xv.shape[0], name="validation_data[1]")
+    return Xv, _labels(yv, task, "validation_data[1]")
 
 
 def _gradient_epochs(model, Xh, yh, task, batch_size, optimizer, lr, lambda_w, lambda_v,
