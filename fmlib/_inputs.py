@@ -366,3 +366,16 @@ def iter_batches(X: np.ndarray | sp.csr_matrix, batch_size: int):
         for s in range(0, n, batch_size):
             e = min(s + batch_size, n)
             yield s, e, tf.constant(X[s:e])
+
+
+def as_labels(y: np.ndarray, task: str, name: str) -> np.ndarray:
+    """Checked targets of ``task``: classification labels in {0, 1} or {-1, +1} become {0, 1}."""
+    if task == "regression":
+        return y
+    values = set(np.unique(y).tolist())
+    if values <= {0.0, 1.0}:
+        return y
+    if values <= {-1.0, 1.0}:
+        return (y > 0).astype(np.float64)  # {-1, +1} -> {0, 1}; the loss is the same
+    raise ValueError(f"`{name}` for task='classification' must be labels in {{0, 1}} or {{-1, +1}}; "
+                     f"got values {sorted(values)[:6]}{' ...' if len(values) > 6 else ''}.")

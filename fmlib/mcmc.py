@@ -40,9 +40,10 @@ import scipy.sparse as sp
 import tensorflow as tf
 from scipy.special import ndtr, ndtri
 
-from ._inputs import TASKS, as_host_matrix, as_targets, check_float, check_int, iter_batches
+from ._inputs import (as_host_matrix, as_labels, as_targets, check_float, check_int,
+                      check_seed, check_task)
 from .coordinate import CoordinateSweeper, block_schedule, column_groups
-from .model import fm_score_unchecked
+from .model import FactorizationMachine
 
 # libFM's hyperprior constants: alpha ~ Gamma(A0/2, B0/2); lambda ~ Gamma(A_LAMBDA/2,
 # B_LAMBDA/2); mu | lambda ~ N(MU0, 1/(GAMMA0 lambda)).
@@ -141,10 +142,8 @@ class BayesianFM:
         check_int(self.k, "k")
         check_int(self.num_sweeps, "num_sweeps")
         check_float(self.init_std, "init_std")
-        if self.task not in TASKS:
-            raise ValueError(f"`task` must be one of {TASKS}; got {self.task!r}.")
-        if self.seed is not None:
-            check_int(self.seed, "seed", minimum=0)
+        check_task(self.task)
+        check_seed(self.seed)
         burn_in = self.num_sweeps // 10 if self.burn_in is None else \
             check_int(self.burn_in, "burn_in", minimum=0)
         if burn_in >= self.num_sweeps:
@@ -153,14 +152,7 @@ class BayesianFM:
         return burn_in
 
     def _targets(self, y, n_rows: int, name: str) -> np.ndarray:
-        y = as_targets(y, n_rows, name=name)
-        if self.task == "regression":
-            return y
-        values = set(np.unique(y).tolist())
-        if not (values <= {0.0, 1.0} or values <= {-1.0, 1.0}):
-            raise ValueError(f"`{name}` for task='classification' must be labels in {{0, 1}} "
-                             f"or {{-1, +1}}; got values {sorted(values)[:6]}.")
-        return (y > 0).astype(np.float64)
+        return as_labels(as_targets(y, n_rows, name=name), self.task, name)
 
     def _matrix(self, X, name: str) -> sp.csr_matrix:
         n = getattr(self, "n_features_in_", None)
@@ -248,12 +240,11 @@ class BayesianFM:
         return float(np.sqrt(np.mean((y - y_hat) ** 2)))
 
     # --- prediction ---------------------------------------------------------------------
-    @staticmethod
-    def _scores(X: sp.csr_matrix, weights: dict, batch_size: int = 8192) -> np.ndarray:
+    def _scores(self, X: sp.csr_matrix, weights: dict) -> np.ndarray:
         """ŷ of one sample of the parameters for every row of a checked matrix."""
-        w0, w, V = (tf.constant(weights[key], tf.float64) for key in ("w0", "w", "V"))
-        outs = [fm_score_unchecked(w0, w, V, Xb).numpy() for _, _, Xb in iter_batches(X, batch_size)]
-        return np.concatenate(outs) if outs else np.zeros(0)
+        model = FactorizationMachine(self.n_features_in_, self.k, dtype=tf.float64)
+        model.set_weights(**weights)
+        return model._predict_host(X, 8192)
 
     def _posterior_mean(self, X, link) -> np.ndarray:
         if not hasattr(self, "samples_"):

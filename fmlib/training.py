@@ -25,7 +25,7 @@ import pandas as pd
 import scipy.sparse as sp
 import tensorflow as tf
 
-from ._inputs import (as_batch, as_host_matrix, as_targets, check_bool, check_float, check_int,
+from ._inputs import (as_batch, as_host_matrix, as_labels, as_targets, check_bool, check_float, check_int,
                       check_seed, iter_batches, resolve_task)
 from .als import als_sweeps
 from .losses import l2_loss, l2_penalty_unchecked, logistic_loss
@@ -119,18 +119,6 @@ def _unused_or_ours(opt: keras.optimizers.Optimizer, variables: list) -> keras.o
     return opt
 
 
-def _labels(y: np.ndarray, task: str, name: str) -> np.ndarray:
-    if task == "regression":
-        return y
-    values = set(np.unique(y).tolist())
-    if values <= {0.0, 1.0}:
-        return y
-    if values <= {-1.0, 1.0}:
-        return (y > 0).astype(np.float64)  # {-1, +1} -> {0, 1}; the loss is the same
-    raise ValueError(f"`{name}` for task='classification' must be labels in {{0, 1}} or {{-1, +1}}; "
-                     f"got values {sorted(values)[:6]}{' ...' if len(values) > 6 else ''}.")
-
-
 def _metrics(task: str, y: np.ndarray, y_hat: np.ndarray) -> dict[str, float]:
     if task == "regression":
         mse = float(np.mean((y - y_hat) ** 2))
@@ -156,7 +144,7 @@ def evaluate(model: FactorizationMachine, X, y, task: str | None = None,
         raise TypeError(f"`model` must be a fmlib.FactorizationMachine; got {type(model).__name__}.")
     task = resolve_task(model.task, task, "evaluate")
     Xh = as_host_matrix(X, model.n_features, model.dtype, name="X", min_rows=1)
-    yh = _labels(as_targets(y, Xh.shape[0], name="y"), task, "y")
+    yh = as_labels(as_targets(y, Xh.shape[0], name="y"), task, "y")
     return _metrics(task, yh, model._predict_host(Xh, check_int(batch_size, "batch_size")))
 
 
@@ -246,7 +234,7 @@ def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: st
 
     dtype = tf.float64 if solver == "als" else model.dtype
     Xh = as_host_matrix(X, model.n_features, dtype, name="X")
-    yh = _labels(as_targets(y, Xh.shape[0], name="y", dtype=model.dtype), task, "y")
+    yh = as_labels(as_targets(y, Xh.shape[0], name="y", dtype=model.dtype), task, "y")
     if Xh.shape[0] == 0:
         raise ValueError("`X` has no rows; there is nothing to train on.")
     validation = _validation_pair(validation_data, model, task)
@@ -270,7 +258,7 @@ def _validation_pair(validation_data, model: FactorizationMachine, task: str) ->
     Xv = as_host_matrix(validation_data[0], model.n_features, model.dtype, name="validation_data[0]",
                         min_rows=1)
     yv = as_targets(validation_data[1], Xv.shape[0], name="validation_data[1]")
-    return Xv, _labels(yv, task, "validation_data[1]")
+    return Xv, as_labels(yv, task, "validation_data[1]")
 
 
 def _gradient_epochs(model, Xh, yh, task, batch_size, optimizer, lr, lambda_w, lambda_v,
