@@ -1,0 +1,246 @@
+r"""Training whose cost follows the non-zeros: ``fit(..., updates="sparse")`` (chapter
+"Performance").
+
+Three things make a step cost O(k · nnz of the batch) instead of O(k n):
+
+1. **Row-sparse gradients.** A batch is its list of non-zeros: for each, the row ``r`` (within the
+   batch), the feature ``c`` and the value ``x``. The distinct features :math:`U` of the batch are
+   found once (``tf.unique``), their rows :math:`\mathbf w_U, \mathbf V_U` gathered, and eq. (1)
+   with Lemma 3.1 evaluated on those rows:
+
+   .. math::
+
+       \hat y_r = w_0 + \sum_{(r, c, x)} w_c x
+           + \tfrac12 \sum_{f=1}^{k} \Big[\big(\textstyle\sum_{(r, c, x)} v_{c,f} x\big)^2
+           - \textstyle\sum_{(r, c, x)} v_{c,f}^2 x^2\Big]
+
+   (sums over the non-zeros of row ``r``, by segment sums). The gradient with respect to the
+   gathered rows is the gradient of :math:`\mathbf w` and :math:`\mathbf V`, restricted to
+   :math:`U`; it is applied as ``tf.IndexedSlices`` by the optimizers of
+   :mod:`fmlib.lazy_optimizers`, which touch only those rows.
+2. **Regularisation that follows the data** (``regularization="occurrence"``, the default of
+   this path, as in libFM's SGD): each row's loss carries the penalty of the parameters it uses,
+
+   .. math::
+
+       \frac{1}{|B|} \sum_{(\mathbf x, y) \in B} \Big[\ell\big(\hat y(\mathbf x), y\big)
+           + \sum_{i:\, x_i \neq 0} \big(\lambda_w w_i^2 + \lambda_v \lVert \mathbf v_i \rVert^2\big)\Big],
+
+   so a feature is shrunk in proportion to how often it occurs, and never when absent. The
+   ``"global"`` penalty :math:`\lambda_w \lVert \mathbf w \rVert^2 + \lambda_v \lVert \mathbf V
+   \rVert_F^2` per batch (``updates="dense"``'s) has a gradient in every row; with plain SGD it
+   is applied exactly as a decay of all rows, :math:`\theta \leftarrow (1 - 2\eta\lambda)\theta`,
+   before the sparse data step (O(k n) per step again, so only for comparison); lazy Adam and
+   Adagrad cannot apply it lazily and refuse it.
+3. **Epochs inside the graph.** The shuffled epoch is handed to one compiled ``tf.function`` as
+   the CSR arrays (``indptr``, ``indices``, ``data``, the row of every non-zero, ``y``); a
+   ``tf.range`` loop slices each batch in O(nnz of the batch) and applies the step, so no Python
+   runs between batches. A ``tf.data.Dataset`` of ``(X batch, y batch)`` is looped over inside
+   the graph the same way, for data read from files or generated on the fly.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import scipy.sparse as sp
+import tensorflow as tf
+
+from .lazy_optimizers import LAZY_OPTIMIZERS
+from .losses import l2_loss, logistic_loss
+
+REGULARIZATIONS = ("occurrence", "global")
+ROWS_PER_CALL = 1 << 20   # rows handed to one compiled call: bounds the copies of a huge epoch
+
+
+def batch_scores(w0, w_U, V_U, rows, pos, vals, n_rows) -> tf.Tensor:
+    """ŷ of a batch given by its non-zeros: row ``rows`` (within the batch), feature
+    ``U[pos]``, value ``vals``; ``w_U``, ``V_U`` are the rows of the distinct features ``U``."""
+    xv = vals[:, None] * tf.gather(V_U, pos)                          # x_c v_c, per non-zero
+    sum_xv = tf.math.unsorted_segment_sum(xv, rows, n_rows)           # Σ_c v_c x_c, per row
+    sum_x2v2 = tf.math.unsorted_segment_sum(xv * xv, rows, n_rows)    # Σ_c v_c² x_c²
+    linear = tf.math.unsorted_segment_sum(vals * tf.gather(w_U, pos), rows, n_rows)
+    return w0 + linear + 0.5 * tf.reduce_sum(sum_xv * sum_xv - sum_x2v2, axis=1)
+
+
+class SparseStep:
+    """One row-sparse update of ``model`` on a batch of non-zeros; returns the batch's mean loss
+    (without the penalty). Plain Python: it is inlined in the compiled epoch loops below."""
+
+    def __init__(self, model, opt, task: str, regularization: str):
+        self.model, self.opt, self.regularization = model, opt, regularization
+        self.loss_fn = l2_loss if task == "regression" else logistic_loss
+
+    def __call__(self, rows, cols, vals, yb, lambda_w, lambda_v) -> tf.Tensor:
+        model = self.model
+        n_rows = tf.shape(yb)[0]
+        U, pos = tf.unique(cols)                       # the batch's distinct features
+        w_U, V_U = tf.gather(model.w, U), tf.gather(model.V, U)
+        V_nz = tf.gather(V_U, pos)                     # v_c of every non-zero
+        xv = vals[:, None] * V_nz
+        sum_xv = tf.math.unsorted_segment_sum(xv, rows, n_rows)
+        sum_x2v2 = tf.math.unsorted_segment_sum(xv * xv, rows, n_rows)
+        linear = tf.math.unsorted_segment_sum(vals * tf.gather(w_U, pos), rows, n_rows)
+        with tf.GradientTape() as tape:                # only dℓ/dŷ: the loss is pluggable
+            y_hat = model.w0 + linear + 0.5 * tf.reduce_sum(sum_xv * sum_xv - sum_x2v2, 1)
+            tape.watch(y_hat)
+            data_loss = self.loss_fn(yb, y_hat)
+        d = tape.gradient(data_loss, y_hat)            # (batch,)
+        d_nz = tf.gather(d, rows)                      # dℓ/dŷ of each non-zero's row
+        # ∂ŷ/∂w_c = x, ∂ŷ/∂v_c = x Σ_c' v_c' x_c' - v_c x²  (Lemma 3.1), summed per feature
+        g_w = tf.math.unsorted_segment_sum(d_nz * vals, pos, tf.size(U))
+        g_V = tf.math.unsorted_segment_sum(
+            d_nz[:, None] * vals[:, None] * (tf.gather(sum_xv, rows) - xv), pos, tf.size(U))
+        if self.regularization == "occurrence":
+            # occurrences of each distinct feature in the batch, over the batch size
+            share = tf.math.unsorted_segment_sum(tf.ones_like(vals), pos, tf.size(U))
+            share = 2 * share / tf.cast(n_rows, vals.dtype)
+            g_w += share * lambda_w * w_U
+            g_V += share[:, None] * lambda_v * V_U
+        else:                                          # exact decay of every row (plain SGD)
+            lr = self.opt.learning_rate
+            model.w.assign(model.w * (1 - 2 * lr * lambda_w))
+            model.V.assign(model.V * (1 - 2 * lr * lambda_v))
+        self.opt.apply([(tf.reduce_sum(d), model.w0), (tf.IndexedSlices(g_w, U), model.w),
+                        (tf.IndexedSlices(g_V, U), model.V)])
+        return data_loss
+
+
+class CSREpoch:
+    """Compiled: the step over consecutive batches of CSR arrays; returns the summed loss."""
+
+    def __init__(self, step: SparseStep):
+        self.step = step
+
+    def __call__(self, indptr, indices, data, row_of, y, batch_size, lambda_w, lambda_v):
+        n = tf.shape(y, out_type=tf.int64)[0]
+        total = tf.zeros([], y.dtype)
+        for b in tf.range((n + batch_size - 1) // batch_size):
+            s = b * batch_size
+            e = tf.minimum(s + batch_size, n)
+            a, z = indptr[s], indptr[e]
+            loss = self.step(row_of[a:z] - s, indices[a:z], data[a:z], y[s:e], lambda_w, lambda_v)
+            total += loss * tf.cast(e - s, y.dtype)
+        return total
+
+
+def nonzeros(Xb, dtype) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """``(rows, cols, values)`` of a dense or sparse batch, in the graph."""
+    if isinstance(Xb, tf.SparseTensor):
+        Xb = tf.sparse.reorder(Xb)
+        return Xb.indices[:, 0], Xb.indices[:, 1], tf.cast(Xb.values, dtype)
+    where = tf.where(tf.not_equal(Xb, 0))
+    return where[:, 0], where[:, 1], tf.cast(tf.gather_nd(Xb, where), dtype)
+
+
+class DatasetEpoch:
+    """Compiled: the step over every ``(X batch, y batch)`` of a ``tf.data.Dataset``; returns
+    ``(summed loss, rows seen)``. Batches are checked in the graph (finite values, labels)."""
+
+    def __init__(self, step: SparseStep, task: str, dtype: tf.DType):
+        self.step, self.task, self.dtype = step, task, dtype
+
+    def __call__(self, dataset, lambda_w, lambda_v):
+        total, count = tf.zeros([], self.dtype), tf.zeros([], tf.int64)
+        for Xb, yb in dataset:
+            rows, cols, vals = nonzeros(Xb, self.dtype)
+            yb = tf.reshape(tf.cast(yb, self.dtype), [-1])
+            tf.debugging.assert_all_finite(vals, "X: a batch of the dataset holds NaN or inf")
+            tf.debugging.assert_all_finite(yb, "y: a batch of the dataset holds NaN or inf")
+            if self.task == "classification":
+                tf.debugging.Assert(tf.reduce_all((yb == 0) | (yb == 1) | (yb == -1)),
+                                    ["y: classification labels must be in {0, 1} or {-1, +1}"])
+                yb = tf.cast(yb > 0, self.dtype)
+            tf.debugging.Assert(tf.shape(yb, out_type=tf.int64)[0] == tf.shape(Xb, out_type=tf.int64)[0],
+                                ["X and y batches of the dataset differ in rows"])
+            loss = self.step(rows, tf.cast(cols, tf.int64), vals, yb, lambda_w, lambda_v)
+            n_b = tf.shape(yb, out_type=tf.int64)[0]
+            total += loss * tf.cast(n_b, self.dtype)
+            count += n_b
+        return total, count
+
+
+def sparse_optimizer(model, optimizer, lr: float, regularization: str):
+    """The model's lazy optimizer for ``optimizer`` (a name), reset to a fresh state."""
+    if not isinstance(optimizer, str) or optimizer.lower() not in LAZY_OPTIMIZERS:
+        raise ValueError(f"`optimizer` must be one of {sorted(LAZY_OPTIMIZERS)} with "
+                         f"updates='sparse' (its lazy, row-sparse form); got {optimizer!r}.")
+    if regularization not in REGULARIZATIONS:
+        raise ValueError(f"`regularization` must be one of {REGULARIZATIONS}; got {regularization!r}.")
+    name = optimizer.lower()
+    if regularization == "global" and name != "sgd":
+        raise ValueError("regularization='global' with updates='sparse' needs optimizer='sgd': the "
+                         "global penalty has a gradient in every row, which lazy "
+                         f"{name} cannot apply; got optimizer={optimizer!r}. Use "
+                         "regularization='occurrence' or updates='dense'.")
+    key = ("sparse-opt", name)
+    if key not in model._compiled_steps:
+        model._compiled_steps[key] = LAZY_OPTIMIZERS[name]([model.w0, model.w, model.V], lr)
+    opt = model._compiled_steps[key]
+    opt.reset(lr)
+    return opt
+
+
+def _compiled(model, kind: str, optimizer: str, task: str, regularization: str, make: Callable):
+    """One compiled epoch function per (kind, optimizer, task, regularization) and model."""
+    key = ("sparse", kind, optimizer, task, regularization)
+    if key not in model._compiled_steps:
+        model._compiled_steps[key] = make()
+    return model._compiled_steps[key]
+
+
+def sparse_epochs(model, Xh, yh, task, batch_size, optimizer, lr, lambda_w, lambda_v,
+                  regularization, shuffle, seed) -> Callable[[], float]:
+    """Prepare in-graph row-sparse training on host data; returns ``epoch()`` (its mean loss)."""
+    opt = sparse_optimizer(model, optimizer, lr, regularization)
+    name = optimizer.lower()
+    X = Xh if sp.issparse(Xh) else sp.csr_matrix(Xh)   # dense rows: their non-zeros only
+    dtype = model.dtype.as_numpy_dtype
+    y = yh.astype(dtype)
+    lambdas = (tf.constant(lambda_w, model.dtype), tf.constant(lambda_v, model.dtype))
+    run = _compiled(model, "csr", name, task, regularization, lambda: tf.function(
+        CSREpoch(SparseStep(model, opt, task, regularization)), input_signature=[
+            tf.TensorSpec([None], tf.int64), tf.TensorSpec([None], tf.int64),
+            tf.TensorSpec([None], model.dtype), tf.TensorSpec([None], tf.int64),
+            tf.TensorSpec([None], model.dtype), tf.TensorSpec([], tf.int64),
+            tf.TensorSpec([], model.dtype), tf.TensorSpec([], model.dtype)]))
+    rng = np.random.default_rng(seed)
+    n = X.shape[0]
+    # whole batches per compiled call, at least one
+    rows_per_call = max(batch_size, ROWS_PER_CALL // batch_size * batch_size)
+
+    def epoch() -> float:
+        order = rng.permutation(n) if shuffle else None
+        Xe = X[order] if shuffle else X
+        ye = y[order] if shuffle else y
+        total = 0.0
+        for s in range(0, n, rows_per_call):
+            e = min(s + rows_per_call, n)
+            indptr = Xe.indptr[s:e + 1].astype(np.int64)
+            a, z = indptr[0], indptr[-1]
+            row_of = np.repeat(np.arange(e - s, dtype=np.int64), np.diff(indptr))
+            total += float(run(indptr - a, Xe.indices[a:z].astype(np.int64), Xe.data[a:z],
+                               row_of, ye[s:e], np.int64(batch_size), *lambdas))
+        return total / n
+
+    return epoch
+
+
+def dataset_epochs(model, dataset, task, optimizer, lr, lambda_w, lambda_v,
+                   regularization) -> Callable[[], float]:
+    """Prepare in-graph row-sparse training on a ``tf.data.Dataset``; returns ``epoch()``."""
+    opt = sparse_optimizer(model, optimizer, lr, regularization)
+    run = _compiled(model, "dataset", optimizer.lower(), task, regularization, lambda: tf.function(
+        DatasetEpoch(SparseStep(model, opt, task, regularization), task, model.dtype)))
+    lambdas = (tf.constant(lambda_w, model.dtype), tf.constant(lambda_v, model.dtype))
+
+    def epoch() -> float:
+        try:
+            total, count = run(dataset, *lambdas)
+        except tf.errors.InvalidArgumentError as err:
+            raise ValueError(f"`X` (a tf.data.Dataset) has a bad batch: {err.message}") from None
+        if int(count) == 0:
+            raise ValueError("`X` (a tf.data.Dataset) produced no rows; there is nothing to train on.")
+        return float(total) / int(count)
+
+    return epoch
