@@ -19,6 +19,7 @@ from .model import FactorizationMachine
 from .movielens import MovieLens, MovieLensError, MovieLensTimeout, load_movielens
 from .pairwise import pairwise_fast, pairwise_naive
 from .synthetic import PlantedFM, SyntheticRatings, make_ratings
+from .synthetic_stream import RatingStream, stream_ratings
 from .toy import rendle_figure1, rendle_figure1_frame
 from .training import TrainingDivergedError, evaluate, fit, train_step
 
@@ -36,6 +37,7 @@ __all__ = [
     "MovieLensError",
     "MovieLensTimeout",
     "PlantedFM",
+    "RatingStream",
     "SyntheticRatings",
     "TrainingDivergedError",
     "build_fm_model",
@@ -50,6 +52,7 @@ __all__ = [
     "pairwise_naive",
     "rendle_figure1",
     "rendle_figure1_frame",
+    "stream_ratings",
     "to_sparse_tensor",
     "train_step",
 ]

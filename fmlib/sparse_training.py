@@ -50,7 +50,8 @@ from .lazy_optimizers import LAZY_OPTIMIZERS
 from .losses import l2_loss, logistic_loss
 
 REGULARIZATIONS = ("occurrence", "global")
-ROWS_PER_CALL = 1 << 20   # rows handed to one compiled call: bounds the copies of a huge epoch
+ROWS_PER_CALL = 1 << 20   # rows per compiled call: bounds the copies of a huge epoch, and
+                          # keeps the non-zeros of a call within int32
 
 
 def batch_scores(w0, w_U, V_U, rows, pos, vals, n_rows) -> tf.Tensor:
@@ -113,7 +114,7 @@ class CSREpoch:
         self.step = step
 
     def __call__(self, indptr, indices, data, row_of, y, batch_size, lambda_w, lambda_v):
-        n = tf.shape(y, out_type=tf.int64)[0]
+        n = tf.shape(y)[0]
         total = tf.zeros([], y.dtype)
         for b in tf.range((n + batch_size - 1) // batch_size):
             s = b * batch_size
@@ -153,7 +154,8 @@ class DatasetEpoch:
                 yb = tf.cast(yb > 0, self.dtype)
             tf.debugging.Assert(tf.shape(yb, out_type=tf.int64)[0] == tf.shape(Xb, out_type=tf.int64)[0],
                                 ["X and y batches of the dataset differ in rows"])
-            loss = self.step(rows, tf.cast(cols, tf.int64), vals, yb, lambda_w, lambda_v)
+            loss = self.step(tf.cast(rows, tf.int32), tf.cast(cols, tf.int32), vals, yb, lambda_w,
+                             lambda_v)
             n_b = tf.shape(yb, out_type=tf.int64)[0]
             total += loss * tf.cast(n_b, self.dtype)
             count += n_b
@@ -200,9 +202,9 @@ def sparse_epochs(model, Xh, yh, task, batch_size, optimizer, lr, lambda_w, lamb
     lambdas = (tf.constant(lambda_w, model.dtype), tf.constant(lambda_v, model.dtype))
     run = _compiled(model, "csr", name, task, regularization, lambda: tf.function(
         CSREpoch(SparseStep(model, opt, task, regularization)), input_signature=[
-            tf.TensorSpec([None], tf.int64), tf.TensorSpec([None], tf.int64),
-            tf.TensorSpec([None], model.dtype), tf.TensorSpec([None], tf.int64),
-            tf.TensorSpec([None], model.dtype), tf.TensorSpec([], tf.int64),
+            tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.int32),
+            tf.TensorSpec([None], model.dtype), tf.TensorSpec([None], tf.int32),
+            tf.TensorSpec([None], model.dtype), tf.TensorSpec([], tf.int32),
             tf.TensorSpec([], model.dtype), tf.TensorSpec([], model.dtype)]))
     rng = np.random.default_rng(seed)
     n = X.shape[0]
@@ -214,13 +216,13 @@ def sparse_epochs(model, Xh, yh, task, batch_size, optimizer, lr, lambda_w, lamb
         Xe = X[order] if shuffle else X
         ye = y[order] if shuffle else y
         total = 0.0
-        for s in range(0, n, rows_per_call):
+        for s in range(0, n, rows_per_call):   # int32 within a call: fewer bytes to move
             e = min(s + rows_per_call, n)
-            indptr = Xe.indptr[s:e + 1].astype(np.int64)
-            a, z = indptr[0], indptr[-1]
-            row_of = np.repeat(np.arange(e - s, dtype=np.int64), np.diff(indptr))
-            total += float(run(indptr - a, Xe.indices[a:z].astype(np.int64), Xe.data[a:z],
-                               row_of, ye[s:e], np.int64(batch_size), *lambdas))
+            a, z = Xe.indptr[s], Xe.indptr[e]
+            indptr = (Xe.indptr[s:e + 1] - a).astype(np.int32)
+            row_of = np.repeat(np.arange(e - s, dtype=np.int32), np.diff(indptr))
+            total += float(run(indptr, Xe.indices[a:z].astype(np.int32, copy=False),
+                               Xe.data[a:z], row_of, ye[s:e], np.int32(batch_size), *lambdas))
         return total / n
 
     return epoch
