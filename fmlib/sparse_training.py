@@ -3,21 +3,15 @@ r"""Training whose cost follows the non-zeros: ``fit(..., updates="sparse")`` (c
 
 Three things make a step cost O(k · nnz of the batch) instead of O(k n):
 
-1. **Row-sparse gradients.** A batch is its list of non-zeros: for each, the row ``r`` (within the
-   batch), the feature ``c`` and the value ``x``. The distinct features :math:`U` of the batch are
-   found once (``tf.unique``), their rows :math:`\mathbf w_U, \mathbf V_U` gathered, and eq. (1)
-   with Lemma 3.1 evaluated on those rows:
-
-   .. math::
-
-       \hat y_r = w_0 + \sum_{(r, c, x)} w_c x
-           + \tfrac12 \sum_{f=1}^{k} \Big[\big(\textstyle\sum_{(r, c, x)} v_{c,f} x\big)^2
-           - \textstyle\sum_{(r, c, x)} v_{c,f}^2 x^2\Big]
-
-   (sums over the non-zeros of row ``r``, by segment sums). The gradient with respect to the
-   gathered rows is the gradient of :math:`\mathbf w` and :math:`\mathbf V`, restricted to
-   :math:`U`; it is applied as ``tf.IndexedSlices`` by the optimizers of
-   :mod:`fmlib.lazy_optimizers`, which touch only those rows.
+1. **Row-sparse gradients.** A batch is its list of non-zeros: for each, the row (within the
+   batch), the feature and the value. The distinct features :math:`U` of the batch are found
+   once (``tf.unique``), the batch is re-indexed as a sparse matrix :math:`\mathbf X_U` over
+   those columns only, and eq. (1) with Lemma 3.1 is evaluated on it with the gathered rows
+   :math:`\mathbf w_U, \mathbf V_U` (the model's own function: the features absent from the
+   batch contribute nothing to :math:`\mathbf X [\mathbf V \mid \mathbf w]`). The gradient
+   with respect to the gathered rows is the gradient of :math:`\mathbf w` and
+   :math:`\mathbf V` restricted to :math:`U`; it is applied as ``tf.IndexedSlices`` by the
+   optimizers of :mod:`fmlib.lazy_optimizers`, which touch only those rows.
 2. **Regularisation that follows the data** (``regularization="occurrence"``, the default of
    this path, as in libFM's SGD): each row's loss carries the penalty of the parameters it uses,
 
@@ -48,25 +42,31 @@ import tensorflow as tf
 
 from .lazy_optimizers import LAZY_OPTIMIZERS
 from .losses import l2_loss, logistic_loss
+from .model import fm_score_unchecked
 
 REGULARIZATIONS = ("occurrence", "global")
 ROWS_PER_CALL = 1 << 20   # rows per compiled call: bounds the copies of a huge epoch, and
                           # keeps the non-zeros of a call within int32
 
 
-def batch_scores(w0, w_U, V_U, rows, pos, vals, n_rows) -> tf.Tensor:
-    """ŷ of a batch given by its non-zeros: row ``rows`` (within the batch), feature
-    ``U[pos]``, value ``vals``; ``w_U``, ``V_U`` are the rows of the distinct features ``U``."""
-    xv = vals[:, None] * tf.gather(V_U, pos)                          # x_c v_c, per non-zero
-    sum_xv = tf.math.unsorted_segment_sum(xv, rows, n_rows)           # Σ_c v_c x_c, per row
-    sum_x2v2 = tf.math.unsorted_segment_sum(xv * xv, rows, n_rows)    # Σ_c v_c² x_c²
-    linear = tf.math.unsorted_segment_sum(vals * tf.gather(w_U, pos), rows, n_rows)
-    return w0 + linear + 0.5 * tf.reduce_sum(sum_xv * sum_xv - sum_x2v2, axis=1)
+def batch_on_its_features(rows, cols, vals, n_rows) -> tuple[tf.Tensor, tf.SparseTensor]:
+    """``(U, X_U)``: the distinct features ``U`` of a batch given by its non-zeros (row within
+    the batch, column, value), and the batch as a sparse ``(n_rows, |U|)`` matrix whose column
+    ``j`` is feature ``U[j]``: ``X_U [V_U | w_U]`` is ``X [V | w]`` without the absent rows."""
+    U, pos = tf.unique(cols)
+    indices = tf.cast(tf.stack([rows, pos], axis=1), tf.int64)
+    shape = tf.cast(tf.stack([n_rows, tf.size(U)]), tf.int64)
+    return U, tf.SparseTensor(indices, vals, shape)
 
 
 class SparseStep:
     """One row-sparse update of ``model`` on a batch of non-zeros; returns the batch's mean loss
-    (without the penalty). Plain Python: it is inlined in the compiled epoch loops below."""
+    (without the penalty). Plain Python: it is inlined in the compiled epoch loops below.
+
+    The batch becomes ``X_U`` over its distinct features ``U``; eq. (1) is evaluated by the
+    model's own function (:func:`fmlib.model.fm_score_unchecked`, Lemma 3.1) on ``X_U`` and the
+    gathered rows ``w_U``, ``V_U``, so the gradient comes out for those rows only.
+    """
 
     def __init__(self, model, opt, task: str, regularization: str):
         self.model, self.opt, self.regularization = model, opt, regularization
@@ -75,34 +75,24 @@ class SparseStep:
     def __call__(self, rows, cols, vals, yb, lambda_w, lambda_v) -> tf.Tensor:
         model = self.model
         n_rows = tf.shape(yb)[0]
-        U, pos = tf.unique(cols)                       # the batch's distinct features
+        U, X_U = batch_on_its_features(rows, cols, vals, n_rows)
         w_U, V_U = tf.gather(model.w, U), tf.gather(model.V, U)
-        V_nz = tf.gather(V_U, pos)                     # v_c of every non-zero
-        xv = vals[:, None] * V_nz
-        sum_xv = tf.math.unsorted_segment_sum(xv, rows, n_rows)
-        sum_x2v2 = tf.math.unsorted_segment_sum(xv * xv, rows, n_rows)
-        linear = tf.math.unsorted_segment_sum(vals * tf.gather(w_U, pos), rows, n_rows)
-        with tf.GradientTape() as tape:                # only dℓ/dŷ: the loss is pluggable
-            y_hat = model.w0 + linear + 0.5 * tf.reduce_sum(sum_xv * sum_xv - sum_x2v2, 1)
-            tape.watch(y_hat)
-            data_loss = self.loss_fn(yb, y_hat)
-        d = tape.gradient(data_loss, y_hat)            # (batch,)
-        d_nz = tf.gather(d, rows)                      # dℓ/dŷ of each non-zero's row
-        # ∂ŷ/∂w_c = x, ∂ŷ/∂v_c = x Σ_c' v_c' x_c' - v_c x²  (Lemma 3.1), summed per feature
-        g_w = tf.math.unsorted_segment_sum(d_nz * vals, pos, tf.size(U))
-        g_V = tf.math.unsorted_segment_sum(
-            d_nz[:, None] * vals[:, None] * (tf.gather(sum_xv, rows) - xv), pos, tf.size(U))
-        if self.regularization == "occurrence":
-            # occurrences of each distinct feature in the batch, over the batch size
-            share = tf.math.unsorted_segment_sum(tf.ones_like(vals), pos, tf.size(U))
-            share = 2 * share / tf.cast(n_rows, vals.dtype)
-            g_w += share * lambda_w * w_U
-            g_V += share[:, None] * lambda_v * V_U
-        else:                                          # exact decay of every row (plain SGD)
+        with tf.GradientTape() as tape:
+            tape.watch([w_U, V_U])
+            data_loss = self.loss_fn(yb, fm_score_unchecked(model.w0, w_U, V_U, X_U))
+            objective = data_loss
+            if self.regularization == "occurrence":
+                # occurrences of each feature of U in the batch, over the batch size
+                share = tf.sparse.reduce_sum(tf.sparse.map_values(tf.ones_like, X_U), axis=0)
+                share = share / tf.cast(n_rows, vals.dtype)
+                objective += tf.reduce_sum(share * (lambda_w * tf.square(w_U) + lambda_v
+                                                    * tf.reduce_sum(tf.square(V_U), axis=1)))
+        g_w0, g_w, g_V = tape.gradient(objective, [model.w0, w_U, V_U])
+        if self.regularization == "global":   # exact decay of every row (plain SGD only)
             lr = self.opt.learning_rate
             model.w.assign(model.w * (1 - 2 * lr * lambda_w))
             model.V.assign(model.V * (1 - 2 * lr * lambda_v))
-        self.opt.apply([(tf.reduce_sum(d), model.w0), (tf.IndexedSlices(g_w, U), model.w),
+        self.opt.apply([(g_w0, model.w0), (tf.IndexedSlices(g_w, U), model.w),
                         (tf.IndexedSlices(g_V, U), model.V)])
         return data_loss
 
