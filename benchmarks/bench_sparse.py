@@ -50,7 +50,7 @@ DESIGNS = {
 SCALE_CASES = [(100_000, 10_000, 2_000), (1_000_000, 50_000, 10_000),
                (10_000_000, 200_000, 40_000)]
 STREAM_CASE = (100_000_000, 1_000_000, 100_000)
-ACCURACY_GRID = {"lambda_v": [0.01, 0.03, 0.1], "lr": [0.01, 0.03]}
+ACCURACY_GRID = {"lambda_v": [0.03, 0.1, 0.3], "lr": [0.01, 0.03]}
 ACCURACY_SETS = ("user + item", "+ implicit")
 
 
@@ -188,8 +188,7 @@ def accuracy() -> dict:
             print(f"{name:<12} lambda_v={lambda_v:<5g} lr={lr:<5g} val {grid[-1]['mean_val_rmse']:.4f} "
                   f"test {grid[-1]['mean_test_rmse']:.4f}", flush=True)
         chosen = min(grid, key=lambda g: g["mean_val_rmse"])
-        dense_runs = dense["runs"][name]
-        dense_mean = float(np.mean([dense_runs[f]["rmse"] for f in folds]))
+        dense_mean = float(np.mean([dense["runs"][f"{name}|{f}"]["rmse"] for f in folds]))
         report[name] = {"grid": grid, "chosen": {"lambda_v": chosen["lambda_v"], "lr": chosen["lr"]},
                         "sparse_test_rmse": chosen["mean_test_rmse"], "dense_test_rmse": dense_mean,
                         "dense_hyper": dense["hyper"][name]}

@@ -49,14 +49,15 @@ ROWS_PER_CALL = 1 << 20   # rows per compiled call: bounds the copies of a huge 
                           # keeps the non-zeros of a call within int32
 
 
-def batch_on_its_features(rows, cols, vals, n_rows) -> tuple[tf.Tensor, tf.SparseTensor]:
-    """``(U, X_U)``: the distinct features ``U`` of a batch given by its non-zeros (row within
-    the batch, column, value), and the batch as a sparse ``(n_rows, |U|)`` matrix whose column
-    ``j`` is feature ``U[j]``: ``X_U [V_U | w_U]`` is ``X [V | w]`` without the absent rows."""
+def batch_on_its_features(rows, cols, vals, n_rows):
+    """``(U, pos, X_U)``: the distinct features ``U`` of a batch given by its non-zeros (row
+    within the batch, column, value), each non-zero's position ``pos`` in ``U``, and the batch
+    as a sparse ``(n_rows, |U|)`` matrix whose column ``j`` is feature ``U[j]``:
+    ``X_U [V_U | w_U]`` is ``X [V | w]`` without the absent rows."""
     U, pos = tf.unique(cols)
     indices = tf.cast(tf.stack([rows, pos], axis=1), tf.int64)
     shape = tf.cast(tf.stack([n_rows, tf.size(U)]), tf.int64)
-    return U, tf.SparseTensor(indices, vals, shape)
+    return U, pos, tf.SparseTensor(indices, vals, shape)
 
 
 class SparseStep:
@@ -75,16 +76,16 @@ class SparseStep:
     def __call__(self, rows, cols, vals, yb, lambda_w, lambda_v) -> tf.Tensor:
         model = self.model
         n_rows = tf.shape(yb)[0]
-        U, X_U = batch_on_its_features(rows, cols, vals, n_rows)
+        U, pos, X_U = batch_on_its_features(rows, cols, vals, n_rows)
         w_U, V_U = tf.gather(model.w, U), tf.gather(model.V, U)
+        # occurrences of each feature of U in the batch, over the batch size
+        share = tf.math.unsorted_segment_sum(tf.ones_like(vals), pos, tf.size(U))
+        share = share / tf.cast(n_rows, vals.dtype)
         with tf.GradientTape() as tape:
             tape.watch([w_U, V_U])
             data_loss = self.loss_fn(yb, fm_score_unchecked(model.w0, w_U, V_U, X_U))
             objective = data_loss
             if self.regularization == "occurrence":
-                # occurrences of each feature of U in the batch, over the batch size
-                share = tf.sparse.reduce_sum(tf.sparse.map_values(tf.ones_like, X_U), axis=0)
-                share = share / tf.cast(n_rows, vals.dtype)
                 objective += tf.reduce_sum(share * (lambda_w * tf.square(w_U) + lambda_v
                                                     * tf.reduce_sum(tf.square(V_U), axis=1)))
         g_w0, g_w, g_V = tape.gradient(objective, [model.w0, w_U, V_U])
