@@ -196,12 +196,44 @@ def accuracy() -> dict:
     return report
 
 
+def markdown() -> str:
+    """The tables of benchmarks/README.md, from the committed JSON."""
+    r = json.loads(OUT.read_text())
+    lines = ["| design | non-zeros/row | dense 1,024 | dense 4,096 | sparse 1,024 | sparse 4,096 "
+             "| sparse 16,384 | myFM sweep | sparse 1,024 / myFM | best sparse ≤ 4,096 / myFM |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for design, row in r["throughput"].items():
+        cells = [f"{row[k]:,.0f}" for k in ("dense_1024", "dense_4096", "sparse_1024",
+                                             "sparse_4096", "sparse_16384", "myfm")]
+        best = max(row["sparse_1024"], row["sparse_4096"]) / row["myfm"]
+        lines.append(f"| {design} | {row['nnz_per_row']:.1f} | " + " | ".join(cells)
+                     + f" | {row['sparse_1024'] / row['myfm']:.2f} | {best:.2f} |")
+    lines += ["", "| ratings | non-zeros | features | generate s | s/epoch | rows/s | peak RSS MiB |",
+              "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for row in r["scale"]["rows"]:
+        nnz = "streamed" if row["streamed"] else f"{row['nnz']:,}"
+        gen = "in the epoch" if row["generate_s"] is None else f"{row['generate_s']:.1f}"
+        lines.append(f"| {row['n_ratings']:,} | {nnz} | {row['n_features']:,} | {gen} | "
+                     f"{row['epoch_s']:.2f} | {row['rows_per_second']:,.0f} | {row['peak_rss_mib']:,.0f} |")
+    lines += ["", f"Fitted slope of s/epoch against non-zeros (in memory): {r['scale']['slope']:.2f}",
+              "", "| feature set | dense (chapter's tuning) | sparse, occurrence penalty | chosen λ_v, lr |",
+              "| --- | ---: | ---: | --- |"]
+    for name, a in r["accuracy"].items():
+        lines.append(f"| {name} | {a['dense_test_rmse']:.4f} | {a['sparse_test_rmse']:.4f} | "
+                     f"{a['chosen']['lambda_v']:g}, {a['chosen']['lr']:g} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parts", default="throughput,scale,accuracy")
+    parser.add_argument("--table", action="store_true", help="print the README tables and stop")
     parser.add_argument("--max", type=float, default=1e8)
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.table:
+        print(markdown())
+        return
     if args.one:
         n, users, items, streamed = (int(v) for v in args.one.split(","))
         print(json.dumps(one_size(n, users, items, bool(streamed))))
