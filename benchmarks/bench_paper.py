@@ -32,7 +32,7 @@ Lambda (and C) are chosen on the first seed of every setting by RMSE on 10% of i
 rows held out, then used for every seed; the test rows are never read for it. Fit seconds
 are recorded too (the machine is shared: compare them as ratios within one run).
 
-Run from the repository root (about 10 min on 2 shared vCPUs):
+Run from the repository root (899 s for the committed run, on 2 vCPUs shared with other jobs):
 
     python benchmarks/bench_paper.py [--seeds 0,1,2] [--quick]
 
