@@ -23,6 +23,13 @@ from .synthetic_stream import RatingStream, stream_ratings
 from .toy import rendle_figure1, rendle_figure1_frame
 from .training import TrainingDivergedError, evaluate, fit, train_step
 
+# Chapter "The paper's claims, reproduced": other factorization models as FMs, and the
+# degree-2 polynomial (SVM) model.
+from .mimic import (fm_from_fpmc, fm_from_mf, fm_from_pitf, fm_from_svdpp, fpmc_extra_terms,
+                    fpmc_features, mf_features, mf_from_fm, pitf_features, svdpp_extra_terms,
+                    svdpp_features)
+from .poly2 import Poly2Regression, poly2_expand
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -55,4 +62,18 @@ __all__ = [
     "stream_ratings",
     "to_sparse_tensor",
     "train_step",
+    # The paper's claims, reproduced
+    "Poly2Regression",
+    "fm_from_fpmc",
+    "fm_from_mf",
+    "fm_from_pitf",
+    "fm_from_svdpp",
+    "fpmc_extra_terms",
+    "fpmc_features",
+    "mf_features",
+    "mf_from_fm",
+    "pitf_features",
+    "poly2_expand",
+    "svdpp_extra_terms",
+    "svdpp_features",
 ]
