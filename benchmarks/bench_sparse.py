@@ -94,6 +94,24 @@ def throughput() -> dict:
 
 
 # --- scale ----------------------------------------------------------------------------------
+def in_memory(stream):
+    """The whole stream as one CSR matrix, filled chunk by chunk (no second copy)."""
+    import scipy.sparse as sp
+
+    indptr = np.zeros(stream.n_ratings + 1, np.int64)
+    indices, data, y = [], [], np.empty(stream.n_ratings, np.float32)
+    row, nnz = 0, 0
+    for Xc, yc in stream.chunks():
+        indptr[row + 1:row + 1 + Xc.shape[0]] = Xc.indptr[1:] + nnz
+        indices.append(Xc.indices)
+        data.append(Xc.data)
+        y[row:row + Xc.shape[0]] = yc
+        row, nnz = row + Xc.shape[0], nnz + Xc.nnz
+    X = sp.csr_matrix((np.concatenate(data), np.concatenate(indices), indptr),
+                      shape=(stream.n_ratings, stream.n_features))
+    return X, y
+
+
 def one_size(n_ratings: int, n_users: int, n_items: int, streamed: bool) -> dict:
     """One size in this process: generate, train, measure."""
     import scipy.sparse as sp
@@ -109,10 +127,7 @@ def one_size(n_ratings: int, n_users: int, n_items: int, streamed: bool) -> dict
         history = fmlib.fit(fm, stream.dataset(4096), None, num_epochs=1, lr=0.01, lambda_v=0.03)
         epoch, generate, nnz = history.attrs["epoch_seconds"][0], None, None
     else:
-        parts = list(stream.chunks())
-        X = sp.vstack([p[0] for p in parts], format="csr")
-        y = np.concatenate([p[1] for p in parts])
-        del parts
+        X, y = in_memory(stream)
         generate = time.perf_counter() - start
         history = fmlib.fit(fm, X, y, num_epochs=3, batch_size=4096, updates="sparse", lr=0.01,
                             lambda_v=0.03, seed=0)

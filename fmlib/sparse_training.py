@@ -204,16 +204,14 @@ def sparse_epochs(model, Xh, yh, task, batch_size, optimizer, lr, lambda_w, lamb
 
     def epoch() -> float:
         order = rng.permutation(n) if shuffle else None
-        Xe = X[order] if shuffle else X
-        ye = y[order] if shuffle else y
         total = 0.0
-        for s in range(0, n, rows_per_call):   # int32 within a call: fewer bytes to move
+        for s in range(0, n, rows_per_call):
             e = min(s + rows_per_call, n)
-            a, z = Xe.indptr[s], Xe.indptr[e]
-            indptr = (Xe.indptr[s:e + 1] - a).astype(np.int32)
-            row_of = np.repeat(np.arange(e - s, dtype=np.int32), np.diff(indptr))
-            total += float(run(indptr, Xe.indices[a:z].astype(np.int32, copy=False),
-                               Xe.data[a:z], row_of, ye[s:e], np.int32(batch_size), *lambdas))
+            # this call's rows only: a shuffled copy of the whole matrix would double its memory
+            Xc, yc = (X[order[s:e]], y[order[s:e]]) if shuffle else (X[s:e], y[s:e])
+            row_of = np.repeat(np.arange(e - s, dtype=np.int32), np.diff(Xc.indptr))
+            total += float(run(Xc.indptr.astype(np.int32), Xc.indices.astype(np.int32, copy=False),
+                               Xc.data, row_of, yc, np.int32(batch_size), *lambdas))
         return total / n
 
     return epoch
