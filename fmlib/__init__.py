@@ -22,6 +22,11 @@ from .synthetic import PlantedFM, SyntheticRatings, make_ratings
 from .toy import rendle_figure1, rendle_figure1_frame
 from .training import TrainingDivergedError, evaluate, fit, train_step
 
+# Ranking from implicit feedback (chapter "Ranking: learning from implicit feedback")
+from . import ranking  # noqa: E402
+from .ranking import (catalogue_scores, fit_bpr, leave_last_out, ranking_metrics,  # noqa: E402
+                      recommend)
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -52,4 +57,11 @@ __all__ = [
     "rendle_figure1_frame",
     "to_sparse_tensor",
     "train_step",
+    # ranking
+    "catalogue_scores",
+    "fit_bpr",
+    "leave_last_out",
+    "ranking",
+    "ranking_metrics",
+    "recommend",
 ]
