@@ -149,7 +149,8 @@ def blocks(rng, n_contexts=5, n_items=7, n_ctx_side=3, n_item_side=4):
     n_c, n_i = n_contexts + n_ctx_side, n_items + n_item_side
     C = np.zeros((n_contexts, n_c + n_i))
     C[np.arange(n_contexts), np.arange(n_contexts)] = 1.0
-    C[:, n_contexts:n_c] = rng.normal(size=(n_contexts, n_ctx_side)) * (rng.random((n_contexts, n_ctx_side)) < 0.7)
+    present = rng.random((n_contexts, n_ctx_side)) < 0.7
+    C[:, n_contexts:n_c] = rng.normal(size=(n_contexts, n_ctx_side)) * present
     I = np.zeros((n_items, n_c + n_i))
     I[np.arange(n_items), n_c + np.arange(n_items)] = 1.0
     I[:, n_c + n_items:] = rng.random((n_items, n_item_side)) * (rng.random((n_items, n_item_side)) < 0.6)

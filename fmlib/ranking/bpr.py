@@ -27,7 +27,13 @@ is
 :math:`w_0`, the linear weights of context features and the context's own pairwise term get
 no gradient: the trainer never computes them and never updates them. The penalty is LearnBPR's
 per-example L2 on the parameters a triple touches,
-:math:`\Omega = \lambda_w \sum_{j \in i^+ \cup i^-} w_j^2 + \lambda_v \sum_{j \in c \cup i^+ \cup i^-} \lVert \mathbf v_j\rVert^2`
+
+
+.. math::
+
+    \Omega = \lambda_w \sum_{j \in i^+ \cup i^-} w_j^2
+        + \lambda_v \sum_{j \in c \cup i^+ \cup i^-} \lVert \mathbf v_j\rVert^2
+
 (sums over the features present in the rows).
 
 Negatives are drawn in the compiled step: ``"uniform"`` draws exactly uniformly from the

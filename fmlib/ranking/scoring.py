@@ -117,10 +117,13 @@ def recommend(model, context, items, k: int = 10, exclude: Any = None
         ``(item_indices, scores)``, each ``(k,)`` for one context or ``(m, k)`` for several.
 
     Example:
-        >>> top, s = recommend(model, user_row, item_rows, k=5, exclude=seen_items)
+        >>> top, scores = recommend(fm, contexts[0], items, k=5, exclude=[3, 17])
+        >>> top.shape
+        (5,)
     """
     k = check_int(k, "k")
-    single = np.ndim(context) == 1 if not (sp.issparse(context) or isinstance(context, tf.SparseTensor)) else False
+    sparse = sp.issparse(context) or isinstance(context, tf.SparseTensor)
+    single = not sparse and np.ndim(context) == 1
     S = catalogue_scores(model, context, items)
     if single and exclude is not None:
         exclude = [exclude]
