@@ -195,7 +195,7 @@ def bpr_loss(model, contexts, items, context_ids, positive_ids, negative_ids,
 
     Args:
         model: a :class:`fmlib.FactorizationMachine`.
-        contexts, items: context and item rows (see :func:`fmlib.ranking.catalogue_scores`).
+        contexts, items: context and item rows (see :func:`fmlib.ranking.scoring.catalogue_scores`).
         context_ids, positive_ids, negative_ids: ``(B,)`` row indices of the triples.
         lambda_w, lambda_v: L2 strengths of the per-triple penalty.
 
@@ -279,9 +279,10 @@ def fit_bpr(model, contexts, items, context_ids, item_ids, *, num_epochs: int = 
         verbose: print one line per epoch.
 
     Returns:
-        A DataFrame indexed by epoch: ``loss`` (mean BPR data term, before the updates of the
-        epoch's steps), ``seconds``, and with ``validation`` ``val_hr@k`` and ``val_ndcg@k``.
-        ``history.attrs["best_epoch"]`` is set when ``patience`` is.
+        The history, a DataFrame indexed by epoch with the columns ``loss`` (mean BPR data
+        term of the epoch's batches, each measured before its update), ``seconds``, and with
+        ``validation`` ``val_hr@k`` and ``val_ndcg@k``. ``history.attrs["best_epoch"]`` is set
+        when ``patience`` is.
 
     Raises:
         BPRDivergedError: the loss or the weights became NaN or infinite.

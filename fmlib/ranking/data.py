@@ -13,7 +13,7 @@ from .split import leave_last_out
 
 @dataclass
 class ImplicitData:
-    """Implicit feedback in the layout of :func:`fmlib.ranking.fit_bpr`.
+    """Implicit feedback in the layout of :func:`fmlib.ranking.bpr.fit_bpr`.
 
     Attributes:
         contexts: ``(n_users, n)`` CSR rows of context features (left block of columns).
