@@ -14,6 +14,7 @@ import matplotlib.font_manager  # noqa: E402,F401
 
 # Chapters that load MovieLens 100k (through fmlib.load_movielens).
 MOVIELENS_NOTEBOOKS = {"movielens.ipynb", "performance.ipynb", "keras_interface.ipynb"}
+MOVIELENS_NOTEBOOKS |= {"ranking.ipynb"}  # chapter "Ranking: learning from implicit feedback"
 
 
 def _data_required() -> bool:

@@ -29,6 +29,10 @@ from .mimic import (fm_from_fpmc, fm_from_mf, fm_from_pitf, fm_from_svdpp, fpmc_
                     fpmc_features, mf_features, mf_from_fm, pitf_features, svdpp_extra_terms,
                     svdpp_features)
 from .poly2 import Poly2Regression, poly2_expand
+# Ranking from implicit feedback (chapter "Ranking: learning from implicit feedback")
+from . import ranking  # noqa: E402
+from .ranking import (catalogue_scores, fit_bpr, leave_last_out, ranking_metrics,  # noqa: E402
+                      recommend)
 
 __version__ = "0.1.0"
 
@@ -76,4 +80,11 @@ __all__ = [
     "poly2_expand",
     "svdpp_extra_terms",
     "svdpp_features",
+    # ranking
+    "catalogue_scores",
+    "fit_bpr",
+    "leave_last_out",
+    "ranking",
+    "ranking_metrics",
+    "recommend",
 ]
