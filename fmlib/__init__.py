@@ -21,6 +21,8 @@ from .pairwise import pairwise_fast, pairwise_naive
 from .synthetic import PlantedFM, SyntheticRatings, make_ratings
 from .toy import rendle_figure1, rendle_figure1_frame
 from .training import TrainingDivergedError, evaluate, fit, train_step
+# scikit-learn estimators and libFM files (chapter "Using fmlib with scikit-learn and libFM files")
+from .interop import FMClassifier, FMRegressor, LibFMFormatError, load_libfm, save_libfm
 
 __version__ = "0.1.0"
 
@@ -52,4 +54,10 @@ __all__ = [
     "rendle_figure1_frame",
     "to_sparse_tensor",
     "train_step",
+    # fmlib.interop
+    "FMClassifier",
+    "FMRegressor",
+    "LibFMFormatError",
+    "load_libfm",
+    "save_libfm",
 ]
