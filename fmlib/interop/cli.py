@@ -157,8 +157,10 @@ def _line(iteration: int, train: float, test: float | None) -> str:
     return text + (f"\tTest={test:.6f}" if test is not None else "")
 
 
-def run(args: argparse.Namespace, out=sys.stdout) -> np.ndarray | None:
-    """Train as the flags say, print one line per iteration; returns the test predictions."""
+def run(args: argparse.Namespace, out=None) -> np.ndarray | None:
+    """Train as the flags say, print one line per iteration (to ``out``, by default
+    ``sys.stdout``); returns the test predictions."""
+    out = sys.stdout if out is None else out
     task = "classification" if args.task == "c" else "regression"
     metric = "accuracy" if task == "classification" else "rmse"
     X, y, Xt, yt, groups = read_data(args)

@@ -201,9 +201,12 @@ class FMRegressor(RegressorMixin, _FMEstimator):
         n_features_in_, feature_names_in_: as in scikit-learn (the latter for DataFrames
             with string column names).
 
-    Checks of ``sklearn.utils.estimator_checks`` that are skipped (in ``tests/test_interop.py``):
-    none for ``solver="als"`` and ``"adam"``; ``check_sample_weight*`` do not run since
-    ``fit`` takes no ``sample_weight``.
+    ``sklearn.utils.estimator_checks``: all pass. Deliberately not run in
+    ``tests/test_interop.py``: ``check_array_api_input`` (fmlib computes with NumPy and
+    TensorFlow, not through the array API). ``check_sample_weight*`` do not apply (``fit``
+    takes no ``sample_weight``). The test suite runs every check with ``solver="als"``
+    (regressor) and ``"mcmc"`` (classifier), and the training and prediction checks with
+    the gradient solvers, whose full run is slow (a compiled step per fitted model).
 
     Example:
         >>> from sklearn.model_selection import cross_val_score
@@ -234,7 +237,7 @@ class FMClassifier(ClassifierMixin, _FMEstimator):
     Labels may be any two values; ``classes_`` holds them sorted, and the second is the
     positive class. The arguments and attributes are :class:`FMRegressor`'s, plus ``classes_``.
 
-    Checks of ``sklearn.utils.estimator_checks`` that are skipped: none; the classifier is
+    ``sklearn.utils.estimator_checks``: as for :class:`FMRegressor`. The classifier is
     tagged binary-only (``multi_class=False``), so the checks use two classes, and more than
     two is a ``ValueError``.
     """
