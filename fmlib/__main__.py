@@ -1,4 +1,5 @@
 """``python -m fmlib``: the libFM-style command line (:mod:`fmlib.interop.cli`)."""
+
 import sys
 
 from fmlib.interop.cli import main

@@ -2,7 +2,14 @@
 
 Chapter "Using fmlib with scikit-learn and libFM files".
 """
+
 from .libfm_files import LibFMFormatError, load_libfm, save_libfm
 from .sklearn import FMClassifier, FMRegressor
 
-__all__ = ["FMClassifier", "FMRegressor", "LibFMFormatError", "load_libfm", "save_libfm"]
+__all__ = [
+    "FMClassifier",
+    "FMRegressor",
+    "LibFMFormatError",
+    "load_libfm",
+    "save_libfm",
+]

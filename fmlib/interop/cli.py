@@ -13,6 +13,7 @@ what differs from libFM. Exit codes: 0 success, 1 a file could not be read or is
 malformed, 2 bad flags, 3 training diverged. Chapter "Using fmlib with scikit-learn and
 libFM files".
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,8 +53,15 @@ differences from libFM:
 exit codes: 0 success, 1 unreadable or malformed file, 2 bad flags, 3 training diverged.
 """
 
-UNSUPPORTED = ("relation", "cache_size", "validation", "rlog", "load_model", "save_model",
-               "verbosity")
+UNSUPPORTED = (
+    "relation",
+    "cache_size",
+    "validation",
+    "rlog",
+    "load_model",
+    "save_model",
+    "verbosity",
+)
 
 
 class CommandLineError(Exception):
@@ -63,29 +71,63 @@ class CommandLineError(Exception):
 def build_parser() -> argparse.ArgumentParser:
     """libFM's flags (one dash, as libFM spells them) plus ``-batch_size``."""
     parser = argparse.ArgumentParser(
-        prog="python -m fmlib", formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="python -m fmlib",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Train a Factorization Machine on libFM files, like libFM's command line.",
-        epilog=DIFFERENCES)
-    parser.add_argument("-task", required=True, choices=("r", "c"),
-                        help="r: regression, c: binary classification (labels 0/1 or -1/+1)")
-    parser.add_argument("-train", required=True, metavar="FILE", help="training data (libFM format)")
+        epilog=DIFFERENCES,
+    )
+    parser.add_argument(
+        "-task",
+        required=True,
+        choices=("r", "c"),
+        help="r: regression, c: binary classification (labels 0/1 or -1/+1)",
+    )
+    parser.add_argument(
+        "-train", required=True, metavar="FILE", help="training data (libFM format)"
+    )
     parser.add_argument("-test", metavar="FILE", help="test data (libFM format)")
-    parser.add_argument("-dim", default="1,1,8", help="'1,1,k': bias, linear term, k factors "
-                        "(default '1,1,8')")
+    parser.add_argument(
+        "-dim",
+        default="1,1,8",
+        help="'1,1,k': bias, linear term, k factors " "(default '1,1,8')",
+    )
     parser.add_argument("-iter", type=int, default=100, help="iterations (default 100)")
-    parser.add_argument("-method", default="mcmc", choices=("sgd", "adam", "adagrad", "als",
-                                                            "mcmc"), help="default mcmc")
-    parser.add_argument("-learn_rate", type=float, default=0.1,
-                        help="learning rate of sgd/adam/adagrad (default 0.1)")
-    parser.add_argument("-regular", default="0", help="'r0,r1,r2' or 'r' for sgd/adam/adagrad/als "
-                        "(default '0')")
-    parser.add_argument("-init_stdev", type=float, default=0.1,
-                        help="standard deviation of the initial V (default 0.1)")
-    parser.add_argument("-batch_size", type=int, default=256,
-                        help="fmlib only: rows per step of sgd/adam/adagrad (default 256)")
-    parser.add_argument("-meta", metavar="FILE", help="group id of every feature, one per line")
+    parser.add_argument(
+        "-method",
+        default="mcmc",
+        choices=("sgd", "adam", "adagrad", "als", "mcmc"),
+        help="default mcmc",
+    )
+    parser.add_argument(
+        "-learn_rate",
+        type=float,
+        default=0.1,
+        help="learning rate of sgd/adam/adagrad (default 0.1)",
+    )
+    parser.add_argument(
+        "-regular",
+        default="0",
+        help="'r0,r1,r2' or 'r' for sgd/adam/adagrad/als " "(default '0')",
+    )
+    parser.add_argument(
+        "-init_stdev",
+        type=float,
+        default=0.1,
+        help="standard deviation of the initial V (default 0.1)",
+    )
+    parser.add_argument(
+        "-batch_size",
+        type=int,
+        default=256,
+        help="fmlib only: rows per step of sgd/adam/adagrad (default 256)",
+    )
+    parser.add_argument(
+        "-meta", metavar="FILE", help="group id of every feature, one per line"
+    )
     parser.add_argument("-out", metavar="FILE", help="write the test predictions here")
-    parser.add_argument("-seed", type=int, default=None, help="seed of all random draws")
+    parser.add_argument(
+        "-seed", type=int, default=None, help="seed of all random draws"
+    )
     for name in UNSUPPORTED:
         parser.add_argument(f"-{name}", help=argparse.SUPPRESS)
     return parser
@@ -97,20 +139,35 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     given = [name for name in UNSUPPORTED if getattr(args, name) is not None]
     if given:
-        parser.error(f"-{given[0]} is a libFM flag that fmlib does not support (see --help).")
+        parser.error(
+            f"-{given[0]} is a libFM flag that fmlib does not support (see --help)."
+        )
     dim = args.dim.split(",")
-    if len(dim) != 3 or dim[:2] != ["1", "1"] or not dim[2].strip().isdigit() or int(dim[2]) < 1:
-        parser.error(f"-dim must be '1,1,k' with k >= 1 (fmlib always learns w0 and w); "
-                     f"got {args.dim!r}.")
+    if (
+        len(dim) != 3
+        or dim[:2] != ["1", "1"]
+        or not dim[2].strip().isdigit()
+        or int(dim[2]) < 1
+    ):
+        parser.error(
+            f"-dim must be '1,1,k' with k >= 1 (fmlib always learns w0 and w); "
+            f"got {args.dim!r}."
+        )
     args.k = int(dim[2])
     try:
         regular = [float(r) for r in args.regular.split(",")]
     except ValueError:
-        parser.error(f"-regular must be numbers 'r0,r1,r2' or 'r'; got {args.regular!r}.")
+        parser.error(
+            f"-regular must be numbers 'r0,r1,r2' or 'r'; got {args.regular!r}."
+        )
     if len(regular) not in (1, 3) or min(regular) < 0 or not all(np.isfinite(regular)):
-        parser.error(f"-regular must be 'r0,r1,r2' or 'r', each >= 0; got {args.regular!r}.")
+        parser.error(
+            f"-regular must be 'r0,r1,r2' or 'r', each >= 0; got {args.regular!r}."
+        )
     if len(regular) == 3 and regular[0] != 0:
-        parser.error(f"-regular: fmlib does not regularise w0, so r0 must be 0; got {args.regular!r}.")
+        parser.error(
+            f"-regular: fmlib does not regularise w0, so r0 must be 0; got {args.regular!r}."
+        )
     args.lambda_w, args.lambda_v = regular[-2:] if len(regular) == 3 else regular * 2
     for name, minimum in (("iter", 1), ("batch_size", 1)):
         if getattr(args, name) < minimum:
@@ -122,7 +179,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.seed is not None and args.seed < 0:
         parser.error(f"-seed must be >= 0; got {args.seed}.")
     if args.method == "als" and args.task == "c":
-        parser.error("-method als trains regression (-task r); for -task c use mcmc or sgd.")
+        parser.error(
+            "-method als trains regression (-task r); for -task c use mcmc or sgd."
+        )
     if args.out is not None and args.test is None:
         parser.error("-out writes the test predictions: it needs -test.")
     return args
@@ -139,8 +198,10 @@ def read_data(args: argparse.Namespace):
         if args.meta:
             groups = np.loadtxt(args.meta, dtype=np.int64, ndmin=1)
             if groups.size < width:
-                raise ValueError(f"{args.meta}: {groups.size} group ids, but the data has "
-                                 f"{width} features; give one id per line for each.")
+                raise ValueError(
+                    f"{args.meta}: {groups.size} group ids, but the data has "
+                    f"{width} features; give one id per line for each."
+                )
             width = groups.size
         X.resize((X.shape[0], width))
         y = as_labels(y, task, f"the targets of {args.train}")
@@ -164,31 +225,61 @@ def run(args: argparse.Namespace, out=None) -> np.ndarray | None:
     task = "classification" if args.task == "c" else "regression"
     metric = "accuracy" if task == "classification" else "rmse"
     X, y, Xt, yt, groups = read_data(args)
-    print(f"fmlib: {X.shape[0]} training rows, {X.shape[1]} features, task {task}, "
-          f"method {args.method}, k={args.k}", file=out)
+    print(
+        f"fmlib: {X.shape[0]} training rows, {X.shape[1]} features, task {task}, "
+        f"method {args.method}, k={args.k}",
+        file=out,
+    )
     if args.method == "mcmc":
-        bfm = BayesianFM(args.k, num_sweeps=args.iter, task=task, groups=groups,
-                         init_std=args.init_stdev, seed=args.seed)
+        bfm = BayesianFM(
+            args.k,
+            num_sweeps=args.iter,
+            task=task,
+            groups=groups,
+            init_std=args.init_stdev,
+            seed=args.seed,
+        )
         bfm.fit(X, y, *((Xt, yt) if Xt is not None else ()))
         for sweep, row in bfm.trace_.iterrows():
             test = row.get(f"test_{metric}_mean")
-            print(_line(sweep - 1, row[f"train_{metric}"],
-                        None if Xt is None else float(np.nan_to_num(test, nan=row[f"test_{metric}"]))),
-                  file=out)
+            print(
+                _line(
+                    sweep - 1,
+                    row[f"train_{metric}"],
+                    (
+                        None
+                        if Xt is None
+                        else float(np.nan_to_num(test, nan=row[f"test_{metric}"]))
+                    ),
+                ),
+                file=out,
+            )
         if Xt is None:
             return None
         return bfm.predict_proba(Xt) if task == "classification" else bfm.predict(Xt)
     from tqdm.auto import tqdm
 
     dtype = tf.float64 if args.method == "als" else tf.float32
-    model = FactorizationMachine(X.shape[1], args.k, init_std=args.init_stdev, seed=args.seed,
-                                 dtype=dtype)
-    epochs = train_epochs(model, X, y, solver=args.method, task=task, num_epochs=args.iter,
-                          batch_size=args.batch_size, lr=args.learn_rate,
-                          lambda_w=args.lambda_w, lambda_v=args.lambda_v, groups=groups,
-                          seed=args.seed)
-    for iteration, _ in enumerate(tqdm(epochs, total=args.iter, file=sys.stderr,
-                                       desc=args.method, leave=False)):
+    model = FactorizationMachine(
+        X.shape[1], args.k, init_std=args.init_stdev, seed=args.seed, dtype=dtype
+    )
+    epochs = train_epochs(
+        model,
+        X,
+        y,
+        solver=args.method,
+        task=task,
+        num_epochs=args.iter,
+        batch_size=args.batch_size,
+        lr=args.learn_rate,
+        lambda_w=args.lambda_w,
+        lambda_v=args.lambda_v,
+        groups=groups,
+        seed=args.seed,
+    )
+    for iteration, _ in enumerate(
+        tqdm(epochs, total=args.iter, file=sys.stderr, desc=args.method, leave=False)
+    ):
         train = evaluate(model, X, y)[metric]
         test = evaluate(model, Xt, yt)[metric] if Xt is not None else None
         print(_line(iteration, train, test), file=out)

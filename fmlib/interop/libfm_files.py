@@ -15,6 +15,7 @@ elsewhere. libFM numbers the columns from 0 (libSVM files usually from 1: pass
 parses the file itself, so that a malformed line is reported with its number and what was
 expected there (scikit-learn's reader stops at the first problem without saying where).
 """
+
 from __future__ import annotations
 
 import math
@@ -37,15 +38,20 @@ def _parse_line(text: str, line_no: int, path: str, offset: int):
     where = f"{path}, line {line_no}"
     tokens = text.split("#", 1)[0].split()
     if not tokens:
-        raise LibFMFormatError(f"{where}: expected a target value followed by index:value "
-                               "pairs; got an empty line.")
+        raise LibFMFormatError(
+            f"{where}: expected a target value followed by index:value "
+            "pairs; got an empty line."
+        )
     try:
         target = float(tokens[0])
     except ValueError:
-        raise LibFMFormatError(f"{where}: expected the target (a number) first; got "
-                               f"{tokens[0]!r}.") from None
+        raise LibFMFormatError(
+            f"{where}: expected the target (a number) first; got " f"{tokens[0]!r}."
+        ) from None
     if not math.isfinite(target):
-        raise LibFMFormatError(f"{where}: the target must be finite; got {tokens[0]!r}.")
+        raise LibFMFormatError(
+            f"{where}: the target must be finite; got {tokens[0]!r}."
+        )
     cols, vals = [], []
     for token in tokens[1:]:
         index, colon, value = token.partition(":")
@@ -55,19 +61,23 @@ def _parse_line(text: str, line_no: int, path: str, offset: int):
             col, val = -1, math.nan
         if not colon or col < 0 or not math.isfinite(val):
             lowest = "0" if offset == 0 else "1"
-            raise LibFMFormatError(f"{where}: expected index:value with an integer index >= "
-                                   f"{lowest} and a finite value; got {token!r}.")
+            raise LibFMFormatError(
+                f"{where}: expected index:value with an integer index >= "
+                f"{lowest} and a finite value; got {token!r}."
+            )
         cols.append(col)
         vals.append(val)
     if len(set(cols)) != len(cols):
         repeated = sorted({c + offset for c in cols if cols.count(c) > 1})
-        raise LibFMFormatError(f"{where}: each index may appear once per line; repeated: "
-                               f"{repeated}.")
+        raise LibFMFormatError(
+            f"{where}: each index may appear once per line; repeated: " f"{repeated}."
+        )
     return target, cols, vals
 
 
-def load_libfm(path: str | os.PathLike, n_features: int | None = None,
-               zero_based: bool = True) -> tuple[sp.csr_matrix, np.ndarray]:
+def load_libfm(
+    path: str | os.PathLike, n_features: int | None = None, zero_based: bool = True
+) -> tuple[sp.csr_matrix, np.ndarray]:
     """Read a libFM / libSVM text file into ``(X, y)``.
 
     Args:
@@ -106,7 +116,8 @@ def load_libfm(path: str | os.PathLike, n_features: int | None = None,
                 raise LibFMFormatError(
                     f"{path}, line {line_no}: index {max(cols) + offset} is beyond "
                     f"n_features={n_features} (the largest allowed index is "
-                    f"{n_features - 1 + offset}).")
+                    f"{n_features - 1 + offset})."
+                )
             targets.append(target)
             indices.extend(cols)
             data.extend(vals)
@@ -114,8 +125,14 @@ def load_libfm(path: str | os.PathLike, n_features: int | None = None,
     if not targets:
         raise LibFMFormatError(f"{path}: the file has no rows.")
     width = (max(indices) + 1 if indices else 0) if n_features is None else n_features
-    X = sp.csr_matrix((np.asarray(data, np.float64), np.asarray(indices, np.int64),
-                       np.asarray(indptr, np.int64)), shape=(len(targets), width))
+    X = sp.csr_matrix(
+        (
+            np.asarray(data, np.float64),
+            np.asarray(indices, np.int64),
+            np.asarray(indptr, np.int64),
+        ),
+        shape=(len(targets), width),
+    )
     X.sort_indices()
     return X, np.asarray(targets, np.float64)
 

@@ -15,6 +15,7 @@ gradient descent, :func:`fmlib.fit`), ``"als"`` (coordinate descent, regression 
 :func:`fmlib.fit` with ``solver="als"``) or ``"mcmc"`` (Gibbs sampling,
 :class:`fmlib.BayesianFM`). Chapter "Using fmlib with scikit-learn and libFM files".
 """
+
 from __future__ import annotations
 
 from typing import Any, Iterator
@@ -35,8 +36,11 @@ from ..model import FactorizationMachine
 from ..training import fit
 
 SOLVERS = ("adam", "sgd", "adagrad", "als", "mcmc")
-_OPTIMIZERS = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD,
-               "adagrad": keras.optimizers.Adagrad}
+_OPTIMIZERS = {
+    "adam": keras.optimizers.Adam,
+    "sgd": keras.optimizers.SGD,
+    "adagrad": keras.optimizers.Adagrad,
+}
 
 
 def check_solver(solver: Any, task: str) -> str:
@@ -44,15 +48,28 @@ def check_solver(solver: Any, task: str) -> str:
     if not (isinstance(solver, str) and solver in SOLVERS):
         raise ValueError(f"`solver` must be one of {SOLVERS}; got {solver!r}.")
     if solver == "als" and task == "classification":
-        raise ValueError("`solver='als'` trains regression models (squared loss); for a "
-                         "classifier use 'adam', 'sgd', 'adagrad' or 'mcmc'.")
+        raise ValueError(
+            "`solver='als'` trains regression models (squared loss); for a "
+            "classifier use 'adam', 'sgd', 'adagrad' or 'mcmc'."
+        )
     return solver
 
 
-def train_epochs(model: FactorizationMachine, X, y: np.ndarray, *, solver: str, task: str,
-                 num_epochs: int, batch_size: int = 256, lr: float = 0.01,
-                 lambda_w: float = 0.0, lambda_v: float = 0.0, groups: Any = None,
-                 seed: int | None = None) -> Iterator[pd.DataFrame]:
+def train_epochs(
+    model: FactorizationMachine,
+    X,
+    y: np.ndarray,
+    *,
+    solver: str,
+    task: str,
+    num_epochs: int,
+    batch_size: int = 256,
+    lr: float = 0.01,
+    lambda_w: float = 0.0,
+    lambda_v: float = 0.0,
+    groups: Any = None,
+    seed: int | None = None,
+) -> Iterator[pd.DataFrame]:
     """Train ``model`` with :func:`fmlib.fit`, one epoch per step of the iteration.
 
     Yields each epoch's one-row history, so that a caller (the command line) can evaluate
@@ -63,15 +80,34 @@ def train_epochs(model: FactorizationMachine, X, y: np.ndarray, *, solver: str, 
     """
     if solver == "als":
         for _ in range(num_epochs):
-            yield fit(model, X, y, solver="als", task=task, num_epochs=1, lambda_w=lambda_w,
-                      lambda_v=lambda_v, groups=groups)
+            yield fit(
+                model,
+                X,
+                y,
+                solver="als",
+                task=task,
+                num_epochs=1,
+                lambda_w=lambda_w,
+                lambda_v=lambda_v,
+                groups=groups,
+            )
         return
     optimizer = _OPTIMIZERS[solver](learning_rate=lr)
     rng = np.random.default_rng(seed)
     for _ in range(num_epochs):
         order = rng.permutation(X.shape[0])
-        yield fit(model, X[order], y[order], task=task, num_epochs=1, batch_size=batch_size,
-                  optimizer=optimizer, lambda_w=lambda_w, lambda_v=lambda_v, shuffle=False)
+        yield fit(
+            model,
+            X[order],
+            y[order],
+            task=task,
+            num_epochs=1,
+            batch_size=batch_size,
+            optimizer=optimizer,
+            lambda_w=lambda_w,
+            lambda_v=lambda_v,
+            shuffle=False,
+        )
 
 
 class _FMEstimator(BaseEstimator):
@@ -79,10 +115,21 @@ class _FMEstimator(BaseEstimator):
 
     _task = "regression"
 
-    def __init__(self, k: int = 8, solver: str = "adam", num_epochs: int = 10,
-                 batch_size: int = 256, lr: float = 0.01, lambda_w: float = 0.0,
-                 lambda_v: float = 0.0, init_std: float = 0.1, burn_in: int | None = None,
-                 groups: Any = None, random_state: Any = None, warm_start: bool = False):
+    def __init__(
+        self,
+        k: int = 8,
+        solver: str = "adam",
+        num_epochs: int = 10,
+        batch_size: int = 256,
+        lr: float = 0.01,
+        lambda_w: float = 0.0,
+        lambda_v: float = 0.0,
+        init_std: float = 0.1,
+        burn_in: int | None = None,
+        groups: Any = None,
+        random_state: Any = None,
+        warm_start: bool = False,
+    ):
         self.k = k
         self.solver = solver
         self.num_epochs = num_epochs
@@ -114,24 +161,45 @@ class _FMEstimator(BaseEstimator):
         num_epochs = check_int(self.num_epochs, "num_epochs")
         seed = self._seed()
         if solver == "mcmc":
-            self.fm_ = BayesianFM(self.k, num_sweeps=num_epochs, burn_in=self.burn_in,
-                                  task=self._task, groups=self.groups, init_std=self.init_std,
-                                  seed=seed).fit(X, y)
+            self.fm_ = BayesianFM(
+                self.k,
+                num_sweeps=num_epochs,
+                burn_in=self.burn_in,
+                task=self._task,
+                groups=self.groups,
+                init_std=self.init_std,
+                seed=seed,
+            ).fit(X, y)
             self.history_ = self.fm_.trace_
             return
         dtype = tf.float64 if solver == "als" else tf.float32
         previous = getattr(self, "fm_", None)
-        if (self.warm_start and isinstance(previous, FactorizationMachine)
-                and previous.dtype == dtype and previous.k == self.k):
+        if (
+            self.warm_start
+            and isinstance(previous, FactorizationMachine)
+            and previous.dtype == dtype
+            and previous.k == self.k
+        ):
             model, history = previous, [self.history_]
         else:
-            model = FactorizationMachine(X.shape[1], self.k, init_std=self.init_std, seed=seed,
-                                         dtype=dtype)
+            model = FactorizationMachine(
+                X.shape[1], self.k, init_std=self.init_std, seed=seed, dtype=dtype
+            )
             history = []
-        history += train_epochs(model, X, y, solver=solver, task=self._task,
-                                num_epochs=num_epochs, batch_size=self.batch_size, lr=self.lr,
-                                lambda_w=self.lambda_w, lambda_v=self.lambda_v,
-                                groups=self.groups, seed=seed)
+        history += train_epochs(
+            model,
+            X,
+            y,
+            solver=solver,
+            task=self._task,
+            num_epochs=num_epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            lambda_w=self.lambda_w,
+            lambda_v=self.lambda_v,
+            groups=self.groups,
+            seed=seed,
+        )
         self.fm_ = model
         self.history_ = pd.concat(history, ignore_index=True).rename_axis("epoch")
         self.history_.index += 1
@@ -151,18 +219,26 @@ class _FMEstimator(BaseEstimator):
 
     # --- pickling: a FactorizationMachine holds tf.Variables and compiled steps ----------
     def __getstate__(self) -> dict:
-        state = dict(super().__getstate__())   # a copy: the default is self.__dict__ itself
+        state = dict(
+            super().__getstate__()
+        )  # a copy: the default is self.__dict__ itself
         fm = state.get("fm_")
         if isinstance(fm, FactorizationMachine):
-            state["fm_"] = {"n_features": fm.n_features, "k": fm.k, "dtype": fm.dtype.name,
-                            "task": fm.task, "weights": fm.get_weights()}
+            state["fm_"] = {
+                "n_features": fm.n_features,
+                "k": fm.k,
+                "dtype": fm.dtype.name,
+                "task": fm.task,
+                "weights": fm.get_weights(),
+            }
         return state
 
     def __setstate__(self, state: dict) -> None:
         fm = state.get("fm_")
         if isinstance(fm, dict):
-            model = FactorizationMachine(fm["n_features"], fm["k"], dtype=fm["dtype"],
-                                         task=fm["task"])
+            model = FactorizationMachine(
+                fm["n_features"], fm["k"], dtype=fm["dtype"], task=fm["task"]
+            )
             model.set_weights(**fm["weights"])
             state = {**state, "fm_": model}
         super().__setstate__(state)
@@ -254,17 +330,26 @@ class FMClassifier(ClassifierMixin, _FMEstimator):
         X, y = self._validate_fit(X, y)
         check_classification_targets(y)
         if type_of_target(y, input_name="y") != "binary":
-            raise ValueError("Only binary classification is supported: FMClassifier's `y` must "
-                             "hold two classes; got the target type "
-                             f"{type_of_target(y, input_name='y')!r}.")
+            raise ValueError(
+                "Only binary classification is supported: FMClassifier's `y` must "
+                "hold two classes; got the target type "
+                f"{type_of_target(y, input_name='y')!r}."
+            )
         classes, y01 = np.unique(y, return_inverse=True)
         if classes.size != 2:
-            raise ValueError("FMClassifier is a binary classifier: `y` must hold exactly two "
-                             f"classes; got {classes.size} class(es): {classes[:5].tolist()}.")
-        if self.warm_start and hasattr(self, "classes_") and \
-                not np.array_equal(classes, self.classes_):
-            raise ValueError(f"warm_start: `y` has classes {classes.tolist()}, but the model "
-                             f"was fitted with {self.classes_.tolist()}.")
+            raise ValueError(
+                "FMClassifier is a binary classifier: `y` must hold exactly two "
+                f"classes; got {classes.size} class(es): {classes[:5].tolist()}."
+            )
+        if (
+            self.warm_start
+            and hasattr(self, "classes_")
+            and not np.array_equal(classes, self.classes_)
+        ):
+            raise ValueError(
+                f"warm_start: `y` has classes {classes.tolist()}, but the model "
+                f"was fitted with {self.classes_.tolist()}."
+            )
         self.classes_ = classes
         self._fit(X, y01.astype(np.float64))
         return self
@@ -280,7 +365,11 @@ class FMClassifier(ClassifierMixin, _FMEstimator):
     def predict_proba(self, X) -> np.ndarray:
         """``(N, 2)``: the probabilities of ``classes_[0]`` and ``classes_[1]``."""
         scores = self._scores(X)
-        p = scores if isinstance(self.fm_, BayesianFM) else 1.0 / (1.0 + np.exp(-scores))
+        p = (
+            scores
+            if isinstance(self.fm_, BayesianFM)
+            else 1.0 / (1.0 + np.exp(-scores))
+        )
         return np.stack([1.0 - p, p], axis=1)
 
     def predict(self, X) -> np.ndarray:
