@@ -5,7 +5,7 @@
     python -m fmlib -task r -train train.libfm -test test.libfm -dim '1,1,8' \\
         -iter 100 -method mcmc -out pred.txt -seed 1
 
-reads libFM files (:func:`fmlib.interop.load_libfm`), trains with the chosen method, prints
+reads libFM files (:func:`fmlib.load_libfm`), trains with the chosen method, prints
 the train and test RMSE (regression) or accuracy (classification) after every iteration, as
 ``#Iter=  0  Train=...  Test=...``, and writes one test prediction per line to ``-out``
 (classification: the probability of the positive class, as libFM does). ``--help`` lists
