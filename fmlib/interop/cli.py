@@ -43,8 +43,8 @@ differences from libFM:
   -meta        one group id per feature (a line each), as in libFM: priors per group
                (mcmc) and block updates (als).
   -test        optional (libFM requires it); without it there is no Test column and no -out.
-  progress     a progress bar on stderr for sgd/adam/adagrad/als; mcmc prints its
-               per-sweep lines when the sampler has finished.
+  progress     the #Iter lines; when stdout is redirected, a progress bar on stderr
+               (sgd/adam/adagrad/als). mcmc prints its lines when the sampler is done.
   Train=       RMSE or accuracy of the current model on the training file after each
                iteration; for mcmc the current sample's, and Test= is the running mean
                of the posterior predictions, as in libFM.
@@ -213,6 +213,21 @@ def read_data(args: argparse.Namespace):
     return X, y, Xt, yt, groups
 
 
+def _progress(method: str, done: int, total: int, width: int = 30) -> None:
+    """A progress bar on stderr, redrawn in place, when stdout (the #Iter lines) goes to a
+    file and stderr to a terminal."""
+    if sys.stdout.isatty() or not sys.stderr.isatty():
+        return
+    bar = "#" * (width * done // total)
+    end = "\n" if done == total else ""
+    print(
+        f"\r{method} [{bar:<{width}}] {done}/{total}",
+        end=end,
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def _line(iteration: int, train: float, test: float | None) -> str:
     text = f"#Iter={iteration:3d}\tTrain={train:.6f}"
     return text + (f"\tTest={test:.6f}" if test is not None else "")
@@ -257,8 +272,6 @@ def run(args: argparse.Namespace, out=None) -> np.ndarray | None:
         if Xt is None:
             return None
         return bfm.predict_proba(Xt) if task == "classification" else bfm.predict(Xt)
-    from tqdm.auto import tqdm
-
     dtype = tf.float64 if args.method == "als" else tf.float32
     model = FactorizationMachine(
         X.shape[1], args.k, init_std=args.init_stdev, seed=args.seed, dtype=dtype
@@ -277,9 +290,8 @@ def run(args: argparse.Namespace, out=None) -> np.ndarray | None:
         groups=groups,
         seed=args.seed,
     )
-    for iteration, _ in enumerate(
-        tqdm(epochs, total=args.iter, file=sys.stderr, desc=args.method, leave=False)
-    ):
+    for iteration, _ in enumerate(epochs):
+        _progress(args.method, iteration + 1, args.iter)
         train = evaluate(model, X, y)[metric]
         test = evaluate(model, Xt, yt)[metric] if Xt is not None else None
         print(_line(iteration, train, test), file=out)
