@@ -285,9 +285,9 @@ class FMRegressor(RegressorMixin, _FMEstimator):
     the gradient solvers, whose full run is slow (a compiled step per fitted model).
 
     Example:
-        >>> from sklearn.model_selection import cross_val_score
         >>> X, y, _ = fmlib.rendle_figure1()
-        >>> FMRegressor(k=2, solver="als", num_epochs=5, random_state=0).fit(X, y).predict(X).shape
+        >>> est = FMRegressor(k=2, solver="als", num_epochs=5, random_state=0)
+        >>> est.fit(X, y).predict(X).shape
         (7,)
     """
 
