@@ -403,27 +403,14 @@ def test_cli_als_equals_the_python_api(tmp_path):
     )
 
 
-def test_cli_mcmc_classification_equals_bayesian_fm(tmp_path):
+def test_cli_mcmc_classification_equals_bayesian_fm(tmp_path, monkeypatch):
+    """In-process (the subprocess path is tested above): -method mcmc is the default."""
     X, y = write_files(tmp_path, "c")
-    done = run_cli(
-        "-task",
-        "c",
-        "-train",
-        "train.libfm",
-        "-test",
-        "test.libfm",
-        "-iter",
-        "6",
-        "-out",
-        "p.txt",
-        "-seed",
-        "5",
-        cwd=tmp_path,
-    )  # -method mcmc by default
-    assert done.returncode == 0, done.stderr
-    bfm = fmlib.BayesianFM(
-        8, num_sweeps=6, task="classification", init_std=0.1, seed=5
-    ).fit(X[:60], y[:60])
+    monkeypatch.chdir(tmp_path)
+    flags = ["-task", "c", "-train", "train.libfm", "-test", "test.libfm", "-iter", "6"]
+    assert main(flags + ["-out", "p.txt", "-seed", "5"]) == 0
+    bfm = fmlib.BayesianFM(8, num_sweeps=6, task="classification", init_std=0.1, seed=5)
+    bfm.fit(X[:60], y[:60])
     np.testing.assert_allclose(
         np.loadtxt(tmp_path / "p.txt"), bfm.predict_proba(X[60:]), rtol=1e-8
     )
@@ -463,7 +450,7 @@ def test_cli_adam_in_process_equals_one_fit_call(tmp_path, capsys, monkeypatch):
     assert capsys.readouterr().out.count("#Iter=") == 3
 
 
-def test_cli_errors_are_one_line_with_exit_codes(tmp_path):
+def test_cli_malformed_file_is_one_line_with_exit_code_1(tmp_path):
     write_files(tmp_path)
     (tmp_path / "bad.libfm").write_text("1 0:1\n2 0:1 x\n")
     bad_file = run_cli("-task", "r", "-train", "bad.libfm", "-iter", "2", cwd=tmp_path)
@@ -472,21 +459,13 @@ def test_cli_errors_are_one_line_with_exit_codes(tmp_path):
         "python -m fmlib: error: bad.libfm, line 2: expected index:value with an integer "
         "index >= 0 and a finite value; got 'x'."
     )
-    bad_flag = run_cli(
-        "-task", "r", "-train", "train.libfm", "-dim", "0,1,8", cwd=tmp_path
-    )
-    assert bad_flag.returncode == 2
-    assert (
-        bad_flag.stderr.strip()
-        .splitlines()[-1]
-        .startswith("python -m fmlib: error: -dim must be '1,1,k'")
-    )
 
 
 @pytest.mark.parametrize(
     "flags, message",
     [
         (["-task", "r", "-train", "t", "-relation", "r"], "-relation is a libFM flag"),
+        (["-task", "r", "-train", "t", "-dim", "0,1,8"], "-dim must be '1,1,k'"),
         (
             ["-task", "c", "-train", "t", "-method", "als"],
             "-method als trains regression",
@@ -502,7 +481,10 @@ def test_cli_errors_are_one_line_with_exit_codes(tmp_path):
 def test_bad_flags_exit_2(flags, message, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(flags)
-    assert exit_.value.code == 2 and message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert (
+        exit_.value.code == 2 and message in err and len(err.strip().splitlines()) == 1
+    )
 
 
 def test_help_lists_the_differences(capsys):

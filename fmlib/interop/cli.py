@@ -68,9 +68,16 @@ class CommandLineError(Exception):
     """A data or file problem: printed as one line, exit code 1."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line (no usage block): ``prog: error: ...``."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """libFM's flags (one dash, as libFM spells them) plus ``-batch_size``."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m fmlib",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Train a Factorization Machine on libFM files, like libFM's command line.",
