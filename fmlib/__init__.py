@@ -22,6 +22,8 @@ from .synthetic import PlantedFM, SyntheticRatings, make_ratings
 from .synthetic_stream import RatingStream, stream_ratings
 from .toy import rendle_figure1, rendle_figure1_frame
 from .training import TrainingDivergedError, evaluate, fit, train_step
+# scikit-learn estimators and libFM files (chapter "Using fmlib with scikit-learn and libFM files")
+from .interop import FMClassifier, FMRegressor, LibFMFormatError, load_libfm, save_libfm
 
 # Chapter "The paper's claims, reproduced": other factorization models as FMs, and the
 # degree-2 polynomial (SVM) model.
@@ -87,4 +89,10 @@ __all__ = [
     "ranking",
     "ranking_metrics",
     "recommend",
+    # fmlib.interop
+    "FMClassifier",
+    "FMRegressor",
+    "LibFMFormatError",
+    "load_libfm",
+    "save_libfm",
 ]

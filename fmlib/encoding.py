@@ -33,6 +33,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from sklearn.base import BaseEstimator, TransformerMixin
 
 
 IMPLICIT_NORMS = ("sum", "sqrt")
@@ -159,8 +160,14 @@ def _column_list(columns, name: str) -> list:
     return list(columns)
 
 
-class FeatureEncoder:
+class FeatureEncoder(TransformerMixin, BaseEstimator):
     """Encode a DataFrame as an FM design matrix (``scipy.sparse.csr_matrix``).
+
+    A scikit-learn transformer: ``fit``/``transform``/``fit_transform`` take an optional
+    ``y`` (ignored), :meth:`get_feature_names_out` names the columns, ``get_params`` /
+    ``set_params`` / ``clone`` work, so it runs inside a ``Pipeline`` (e.g.
+    ``make_pipeline(FeatureEncoder(...), fmlib.FMRegressor())``) or a ``ColumnTransformer``
+    (chapter "Using fmlib with scikit-learn and libFM files").
 
     Args:
         categorical: columns to one-hot encode.
@@ -184,8 +191,9 @@ class FeatureEncoder:
             values in every mode.
 
     After :meth:`fit`: ``feature_names_`` (one name per column, ``"<column>=<value>"``
-    for encoded blocks), ``groups_`` (block name → ``slice`` of columns) and
-    ``n_features_``. After :meth:`transform`: ``unseen_``, the number of rows per column
+    for encoded blocks), ``groups_`` (block name → ``slice`` of columns),
+    ``n_features_`` (output columns), and scikit-learn's ``n_features_in_`` and
+    ``feature_names_in_`` (the input frame's columns). After :meth:`transform`: ``unseen_``, the number of rows per column
     whose value (or a set member, or the implicit block's key) was not seen at ``fit``.
 
     Example:
@@ -199,24 +207,38 @@ class FeatureEncoder:
                  implicit: tuple[str, str] | None = None, numeric: Sequence[str] = (),
                  implicit_norm: str = "sum", implicit_items: tuple[str, str] | None = None,
                  handle_unknown: str = "ignore"):
+        # scikit-learn's contract: the arguments are stored as given (``clone`` and
+        # ``get_params`` rely on it). They are checked here, so that a bad configuration
+        # fails where it is written, and again in ``fit`` (after ``set_params``).
+        self.categorical = categorical
+        self.multi_hot = multi_hot
+        self.implicit = implicit
+        self.numeric = numeric
+        self.implicit_norm = implicit_norm
+        self.implicit_items = implicit_items
+        self.handle_unknown = handle_unknown
+        self._configure()
+
+    def _configure(self) -> None:
+        """Check the arguments and keep them as lists and pairs (``_categorical``, ...)."""
+        implicit_norm, handle_unknown = self.implicit_norm, self.handle_unknown
+        implicit, implicit_items = self.implicit, self.implicit_items
         if implicit_norm not in IMPLICIT_NORMS:
             raise ValueError(f"`implicit_norm` must be one of {IMPLICIT_NORMS}; got {implicit_norm!r}.")
         if not (isinstance(handle_unknown, str) and handle_unknown in HANDLE_UNKNOWN):
             raise ValueError(f"`handle_unknown` must be one of {HANDLE_UNKNOWN}; got {handle_unknown!r}.")
-        self.implicit_norm = implicit_norm
-        self.handle_unknown = handle_unknown
-        self.categorical = _column_list(categorical, "categorical")
-        self.multi_hot = _column_list(multi_hot, "multi_hot")
-        self.implicit = tuple(_column_list(implicit, "implicit")) if implicit is not None else None
-        self.numeric = _column_list(numeric, "numeric")
-        if self.implicit is not None and len(self.implicit) != 2:
+        self._categorical = _column_list(self.categorical, "categorical")
+        self._multi_hot = _column_list(self.multi_hot, "multi_hot")
+        self._implicit = tuple(_column_list(implicit, "implicit")) if implicit is not None else None
+        self._numeric = _column_list(self.numeric, "numeric")
+        if self._implicit is not None and len(self._implicit) != 2:
             raise ValueError(f"`implicit` must be a pair (user_column, item_column); got {implicit!r}.")
-        self.implicit_items = (tuple(_column_list(implicit_items, "implicit_items"))
-                               if implicit_items is not None else None)
-        if self.implicit_items is not None and len(self.implicit_items) != 2:
+        self._implicit_items = (tuple(_column_list(implicit_items, "implicit_items"))
+                                if implicit_items is not None else None)
+        if self._implicit_items is not None and len(self._implicit_items) != 2:
             raise ValueError("`implicit_items` must be a pair (item_column, user_column); "
                              f"got {implicit_items!r}.")
-        names = self.categorical + self.multi_hot + self.numeric
+        names = self._categorical + self._multi_hot + self._numeric
         duplicated = sorted({c for c in names if names.count(c) > 1})
         if duplicated:
             raise ValueError(f"each column may appear in one block only; repeated: {duplicated}.")
@@ -226,15 +248,15 @@ class FeatureEncoder:
     def _implicit_blocks(self) -> list[tuple[str, str, str]]:
         """``(group name, key column, member column)`` of every implicit block."""
         blocks = []
-        if self.implicit is not None:
-            blocks.append(("rated", *self.implicit))
-        if self.implicit_items is not None:
-            blocks.append(("rated_by", *self.implicit_items))
+        if self._implicit is not None:
+            blocks.append(("rated", *self._implicit))
+        if self._implicit_items is not None:
+            blocks.append(("rated_by", *self._implicit_items))
         return blocks
 
     # --- checks ------------------------------------------------------------------------
     def _needed_columns(self) -> list[str]:
-        cols = self.categorical + self.multi_hot + self.numeric
+        cols = self._categorical + self._multi_hot + self._numeric
         for _, key, member in self._implicit_blocks():
             cols += [c for c in (key, member) if c not in cols]
         return cols
@@ -247,35 +269,38 @@ class FeatureEncoder:
         missing = [c for c in columns if c not in df.columns]
         if missing:
             raise ValueError(f"`{name}` lacks the column(s) {missing}; it has {list(df.columns)}.")
-        bucketed = self.categorical if self.handle_unknown == "bucket" else []
+        bucketed = self._categorical if self.handle_unknown == "bucket" else []
         keys = [c for b in self._implicit_blocks() for c in b[1:]]
-        for c in [c for c in self.categorical + keys if c in columns and c not in bucketed]:
+        for c in [c for c in self._categorical + keys if c in columns and c not in bucketed]:
             n_missing = int(df[c].isna().sum())
             if n_missing:
                 raise ValueError(f"column {c!r} of `{name}` has {n_missing} missing value(s); "
                                  "fill or drop them first.")
-        for c in [c for c in self.numeric if c in columns]:
+        for c in [c for c in self._numeric if c in columns]:
             values = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=float)
             bad = int(np.sum(~np.isfinite(values)))
             if bad:
                 raise ValueError(f"numeric column {c!r} of `{name}` has {bad} missing, non-numeric or "
                                  "infinite value(s).")
-        for c in [c for c in self.multi_hot if c in columns]:   # every row: a string in row 5,000 would be split into letters
+        for c in [c for c in self._multi_hot if c in columns]:   # every row: a string in row 5,000 would be split into letters
             bad = [v for v in df[c] if isinstance(v, (str, bytes)) or not hasattr(v, "__iter__")]
             if bad:
                 raise ValueError(f"multi-hot column {c!r} must hold collections (list, tuple, set) "
                                  f"of values per row; got e.g. {bad[0]!r}.")
 
     # --- fit / transform ---------------------------------------------------------------
-    def fit(self, df: pd.DataFrame) -> "FeatureEncoder":
-        """Learn the columns (categories, set members, users' rated items) from ``df``."""
+    def fit(self, df: pd.DataFrame, y=None) -> "FeatureEncoder":
+        """Learn the columns (categories, set members, users' rated items) from ``df``.
+
+        ``y`` is ignored (it is there for ``Pipeline``)."""
+        self._configure()
         self._check_frame(df, "df")
         if len(df) == 0:
             raise ValueError("`df` has no rows: fit learns the columns from them; got an empty frame.")
         bucket = self.handle_unknown == "bucket"
         self.maps_ = {c: IndexMap(df[c].dropna() if bucket else df[c], reserve_unknown=bucket,
-                                  name=f"df[{c!r}]") for c in self.categorical}
-        for c in self.multi_hot:
+                                  name=f"df[{c!r}]") for c in self._categorical}
+        for c in self._multi_hot:
             self.maps_[c] = IndexMap(chain.from_iterable(df[c]), name=f"df[{c!r}] (set members)")
         names, groups, start = [], {}, 0
 
@@ -285,18 +310,38 @@ class FeatureEncoder:
             groups[group] = slice(start, start + len(block_names))
             start += len(block_names)
 
-        for c in self.categorical + self.multi_hot:
+        for c in self._categorical + self._multi_hot:
             add(c, [f"{c}={v}" for v in self.maps_[c].ids] + [f"{c}={UNKNOWN}"] * (
-                c in self.categorical and bucket))
+                c in self._categorical and bucket))
         self.implicit_ = {}
         for group, key_col, member_col in self._implicit_blocks():
             keys, members, matrix = self._fit_implicit(df, key_col, member_col)
             self.implicit_[group] = (keys, matrix)
             add(group, [f"{group}={v}" for v in members.ids])
-        for c in self.numeric:
+        for c in self._numeric:
             add(c, [c])
         self.feature_names_, self.groups_, self.n_features_ = names, groups, start
+        self.n_features_in_ = df.shape[1]
+        if all(isinstance(c, str) for c in df.columns):
+            self.feature_names_in_ = np.asarray(df.columns, dtype=object)
+        else:
+            self.__dict__.pop("feature_names_in_", None)
         return self
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        """The output column names, ``feature_names_`` as an object array (scikit-learn's API).
+
+        ``input_features`` is accepted for ``ColumnTransformer``; if given, it must be the
+        columns seen at ``fit``.
+        """
+        if not hasattr(self, "feature_names_"):
+            raise RuntimeError("call fit (or fit_transform) before get_feature_names_out.")
+        seen = getattr(self, "feature_names_in_", None)
+        if input_features is not None and seen is not None and \
+                list(input_features) != list(seen):
+            raise ValueError(f"`input_features` must be the columns seen at fit, {list(seen)}; "
+                             f"got {list(input_features)}.")
+        return np.asarray(self.feature_names_, dtype=object)
 
     def _fit_implicit(self, df: pd.DataFrame, key_col: str, member_col: str):
         """The normalised "members seen with this key" matrix, one extra all-zero row for
@@ -319,11 +364,11 @@ class FeatureEncoder:
         self._check_frame(df, "df")
         n = len(df)
         blocks, unseen = [], {}
-        for c in self.categorical:
+        for c in self._categorical:
             idx = self.maps_[c].index(df[c], f"df[{c!r}]")
             unseen[c] = int(np.sum(idx == self.maps_[c].unknown))   # -1, or the bucket
             blocks.append(_one_hot(idx, len(self.maps_[c])))
-        for c in self.multi_hot:
+        for c in self._multi_hot:
             cells = [list(v) for v in df[c].to_numpy(dtype=object)]
             lengths = np.fromiter((len(v) for v in cells), dtype=np.int64, count=n)
             idx = self.maps_[c].index(chain.from_iterable(cells), f"df[{c!r}] (set members)")
@@ -340,7 +385,7 @@ class FeatureEncoder:
             unseen[group] = int(np.sum(idx < 0))
             idx[idx < 0] = matrix.shape[0] - 1                       # the all-zero row
             blocks.append(matrix[idx])
-        for c in self.numeric:
+        for c in self._numeric:
             values = pd.to_numeric(df[c]).to_numpy(dtype=float)
             blocks.append(sp.csr_matrix(values[:, None]))
         self.unseen_ = unseen
@@ -349,8 +394,8 @@ class FeatureEncoder:
                           f"{ {c: k for c, k in unseen.items() if k} }", UserWarning, stacklevel=2)
         return _hstack_csr(blocks, n)
 
-    def fit_transform(self, df: pd.DataFrame) -> sp.csr_matrix:
-        """``fit(df)`` then ``transform(df)``."""
+    def fit_transform(self, df: pd.DataFrame, y=None) -> sp.csr_matrix:
+        """``fit(df)`` then ``transform(df)`` (``y`` is ignored)."""
         return self.fit(df).transform(df)
 
     def field_ids(self, df: pd.DataFrame) -> tuple[np.ndarray, list[int]]:
@@ -369,22 +414,23 @@ class FeatureEncoder:
         """
         if not hasattr(self, "feature_names_"):
             raise RuntimeError("call fit (or fit_transform) before field_ids.")
-        if not self.categorical:
+        if not self._categorical:
             raise ValueError("field_ids needs categorical columns; this encoder has none.")
-        self._check_frame(df, "df", columns=self.categorical)
-        ids = np.stack([self.maps_[c].index(df[c], f"df[{c!r}]") for c in self.categorical], axis=1)
-        unseen = {c: int(n) for c, n in zip(self.categorical, np.sum(ids < 0, axis=0)) if n}
+        self._check_frame(df, "df", columns=self._categorical)
+        ids = np.stack([self.maps_[c].index(df[c], f"df[{c!r}]") for c in self._categorical], axis=1)
+        unseen = {c: int(n) for c, n in zip(self._categorical, np.sum(ids < 0, axis=0)) if n}
         if unseen:
             raise ValueError(f"`df` has values unseen at fit (rows per column: {unseen}), which have "
                              "no id; make the encoder with handle_unknown='bucket' to give them one.")
-        return ids.astype(np.int64), [len(self.maps_[c]) for c in self.categorical]
+        return ids.astype(np.int64), [len(self.maps_[c]) for c in self._categorical]
 
     def __repr__(self) -> str:
         defaults = {"multi_hot": [], "implicit": None, "numeric": [], "implicit_norm": "sum",
                     "implicit_items": None, "handle_unknown": "ignore"}
-        args = [f"categorical={self.categorical!r}"] if self.categorical else []
-        args += [f"{name}={getattr(self, name)!r}" for name, default in defaults.items()
-                 if getattr(self, name) != default]
+        args = [f"categorical={self._categorical!r}"] if self._categorical else []
+        current = {name: getattr(self, "_" + name, getattr(self, name)) for name in defaults}
+        args += [f"{name}={current[name]!r}" for name, default in defaults.items()
+                 if current[name] != default]
         text = f"FeatureEncoder({', '.join(args)})"
         if hasattr(self, "groups_"):
             blocks = ", ".join(f"{g}: {b.stop - b.start:,}" for g, b in self.groups_.items())

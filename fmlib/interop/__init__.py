@@ -1,0 +1,15 @@
+"""fmlib where users already are: scikit-learn estimators, libFM files, a command line.
+
+Chapter "Using fmlib with scikit-learn and libFM files".
+"""
+
+from .libfm_files import LibFMFormatError, load_libfm, save_libfm
+from .sklearn import FMClassifier, FMRegressor
+
+__all__ = [
+    "FMClassifier",
+    "FMRegressor",
+    "LibFMFormatError",
+    "load_libfm",
+    "save_libfm",
+]

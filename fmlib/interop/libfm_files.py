@@ -1,0 +1,161 @@
+r"""Reading and writing the libFM / libSVM text format.
+
+One line per row: the target, then the row's non-zero entries as ``index:value``,
+
+.. code-block:: text
+
+    4 0:1 943:1 2625:0.333 2631:0.333
+    3 1:1 944:1
+
+so that row :math:`i` holds :math:`x_{i,j} = ` value for each ``j:value`` and zero
+elsewhere. libFM numbers the columns from 0 (libSVM files usually from 1: pass
+``zero_based=False``). Chapter "Using fmlib with scikit-learn and libFM files".
+
+:func:`save_libfm` writes through ``sklearn.datasets.dump_svmlight_file``. :func:`load_libfm`
+parses the file itself, so that a malformed line is reported with its number and what was
+expected there (scikit-learn's reader stops at the first problem without saying where).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import tensorflow as tf
+
+from .._inputs import as_host_matrix, as_targets, check_bool, check_int
+
+
+class LibFMFormatError(ValueError):
+    """A line of a libFM file is malformed; the message names the file and the line."""
+
+
+def _parse_line(text: str, line_no: int, path: str, offset: int):
+    """The target and the ``(columns, values)`` of one line, or a :class:`LibFMFormatError`."""
+    where = f"{path}, line {line_no}"
+    tokens = text.split("#", 1)[0].split()
+    if not tokens:
+        raise LibFMFormatError(
+            f"{where}: expected a target value followed by index:value "
+            "pairs; got an empty line."
+        )
+    try:
+        target = float(tokens[0])
+    except ValueError:
+        raise LibFMFormatError(
+            f"{where}: expected the target (a number) first; got " f"{tokens[0]!r}."
+        ) from None
+    if not math.isfinite(target):
+        raise LibFMFormatError(
+            f"{where}: the target must be finite; got {tokens[0]!r}."
+        )
+    cols, vals = [], []
+    for token in tokens[1:]:
+        index, colon, value = token.partition(":")
+        try:
+            col, val = int(index) - offset, float(value)
+        except ValueError:
+            col, val = -1, math.nan
+        if not colon or col < 0 or not math.isfinite(val):
+            lowest = "0" if offset == 0 else "1"
+            raise LibFMFormatError(
+                f"{where}: expected index:value with an integer index >= "
+                f"{lowest} and a finite value; got {token!r}."
+            )
+        cols.append(col)
+        vals.append(val)
+    if len(set(cols)) != len(cols):
+        repeated = sorted({c + offset for c in cols if cols.count(c) > 1})
+        raise LibFMFormatError(
+            f"{where}: each index may appear once per line; repeated: " f"{repeated}."
+        )
+    return target, cols, vals
+
+
+def load_libfm(
+    path: str | os.PathLike, n_features: int | None = None, zero_based: bool = True
+) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Read a libFM / libSVM text file into ``(X, y)``.
+
+    Args:
+        path: the file. Text after ``#`` on a line is a comment.
+        n_features: the number of columns of ``X``; None (default) takes the largest index
+            + 1. Give it to keep trailing all-zero columns (a test file must have the
+            training file's width).
+        zero_based: True (default, libFM) if the first column is ``0``; False for libSVM
+            files that start at ``1``.
+
+    Returns:
+        ``X``, a ``scipy.sparse.csr_matrix`` of float64 with sorted indices, and ``y``, a
+        float64 array with one target per line.
+
+    Raises:
+        FileNotFoundError: there is no file at ``path``.
+        LibFMFormatError: (a ``ValueError``) a malformed line, e.g.
+            ``train.libfm, line 3: expected index:value ... got '5'``; or an index beyond
+            ``n_features``.
+
+    Example:
+        >>> X, y = load_libfm("train.libfm")   # doctest: +SKIP
+    """
+    zero_based = check_bool(zero_based, "zero_based")
+    if n_features is not None:
+        n_features = check_int(n_features, "n_features", 0)
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"`path`: no libFM file at {path!r}.")
+    offset = 0 if zero_based else 1
+    targets, indptr, indices, data = [], [0], [], []
+    with open(path, encoding="utf-8") as handle:
+        for line_no, text in enumerate(handle, start=1):
+            target, cols, vals = _parse_line(text, line_no, path, offset)
+            if n_features is not None and cols and max(cols) >= n_features:
+                raise LibFMFormatError(
+                    f"{path}, line {line_no}: index {max(cols) + offset} is beyond "
+                    f"n_features={n_features} (the largest allowed index is "
+                    f"{n_features - 1 + offset})."
+                )
+            targets.append(target)
+            indices.extend(cols)
+            data.extend(vals)
+            indptr.append(len(indices))
+    if not targets:
+        raise LibFMFormatError(f"{path}: the file has no rows.")
+    width = (max(indices) + 1 if indices else 0) if n_features is None else n_features
+    X = sp.csr_matrix(
+        (
+            np.asarray(data, np.float64),
+            np.asarray(indices, np.int64),
+            np.asarray(indptr, np.int64),
+        ),
+        shape=(len(targets), width),
+    )
+    X.sort_indices()
+    return X, np.asarray(targets, np.float64)
+
+
+def save_libfm(path: str | os.PathLike, X: Any, y: Any, zero_based: bool = True) -> str:
+    """Write ``(X, y)`` as a libFM text file (``sklearn.datasets.dump_svmlight_file``).
+
+    Only non-zero entries are written, with 16 significant digits, so :func:`load_libfm`
+    (with ``n_features=X.shape[1]``) gives back the same CSR matrix and targets.
+
+    Args:
+        path: the file to write (overwritten).
+        X: ``(N, n)`` dense array, ``scipy.sparse`` matrix or ``tf.SparseTensor``; finite.
+        y: ``(N,)`` targets; finite.
+        zero_based: True (default, libFM) numbers columns from 0; False from 1 (libSVM).
+
+    Returns:
+        ``path``.
+    """
+    from sklearn.datasets import dump_svmlight_file
+
+    zero_based = check_bool(zero_based, "zero_based")
+    X = as_host_matrix(X, None, tf.float64, name="X")
+    y = as_targets(y, X.shape[0], name="y")
+    dump_svmlight_file(sp.csr_matrix(X), y, os.fspath(path), zero_based=zero_based)
+    return os.fspath(path)
