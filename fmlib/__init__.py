@@ -21,6 +21,8 @@ from .pairwise import pairwise_fast, pairwise_naive
 from .synthetic import PlantedFM, SyntheticRatings, make_ratings
 from .toy import rendle_figure1, rendle_figure1_frame
 from .training import TrainingDivergedError, evaluate, fit, train_step
+from .family import (FieldAwareFMLayer, HigherOrderFMLayer, anova_fast, anova_naive,
+                     build_deepfm_model, build_ffm_model, build_higher_order_fm_model)
 
 __version__ = "0.1.0"
 
@@ -52,4 +54,12 @@ __all__ = [
     "rendle_figure1_frame",
     "to_sparse_tensor",
     "train_step",
+    # the FM family (chapter "The FM family")
+    "FieldAwareFMLayer",
+    "HigherOrderFMLayer",
+    "anova_fast",
+    "anova_naive",
+    "build_deepfm_model",
+    "build_ffm_model",
+    "build_higher_order_fm_model",
 ]
