@@ -13,7 +13,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import matplotlib.font_manager  # noqa: E402,F401
 
 # Chapters that load MovieLens 100k (through fmlib.load_movielens).
-MOVIELENS_NOTEBOOKS = {"movielens.ipynb", "performance.ipynb", "keras_interface.ipynb"}
+MOVIELENS_NOTEBOOKS = {"movielens.ipynb", "performance.ipynb", "keras_interface.ipynb",
+                       "fm_family.ipynb"}
 
 
 def _data_required() -> bool:
