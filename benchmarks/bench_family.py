@@ -36,6 +36,7 @@ count.
 
 About 12-15 minutes on a 2 vCPU machine for five folds. Writes benchmarks/results/family.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,15 +57,27 @@ FIELDS = ["user", "item", "age_bucket", "gender", "occupation"]
 MODELS = ("FM", "FM d=3", "FFM", "DeepFM")
 TASKS = ("regression", "ctr")
 GRID = [3e-5, 1e-4, 3e-4]
-SETTINGS = dict(lr=0.01, batch_size=4096, max_epochs=30, patience=2, val_fraction=0.1,
-                seed=0, k=8, k_ffm=4, hidden_units=[64, 32])
+SETTINGS = dict(
+    lr=0.01,
+    batch_size=4096,
+    max_epochs=30,
+    patience=2,
+    val_fraction=0.1,
+    seed=0,
+    k=8,
+    k_ffm=4,
+    hidden_units=[64, 32],
+)
 OUT = Path(__file__).parent / "results" / "family.json"
 
 
 def prepare(ml, fold: str) -> dict:
     """Design matrices, field ids and both targets for the fit / validation / test parts."""
     train, test = (ml.with_side_features(df) for df in ml.split(fold))
-    val = np.random.default_rng(SETTINGS["seed"]).random(len(train)) < SETTINGS["val_fraction"]
+    val = (
+        np.random.default_rng(SETTINGS["seed"]).random(len(train))
+        < SETTINGS["val_fraction"]
+    )
     encoder = fmlib.FeatureEncoder(categorical=FIELDS, handle_unknown="bucket")
     encoder.fit(train[~val])
     parts = {"fit": train[~val], "val": train[val], "test": test}
@@ -72,8 +85,12 @@ def prepare(ml, fold: str) -> dict:
     for name, df in parts.items():
         ids, vocab = encoder.field_ids(df)
         rating = df["rating"].to_numpy(np.float32)
-        data[name] = dict(X=encoder.transform(df).astype(np.float32), ids=ids, rating=rating,
-                          click=(rating >= 4).astype(np.float32))
+        data[name] = dict(
+            X=encoder.transform(df).astype(np.float32),
+            ids=ids,
+            rating=rating,
+            click=(rating >= 4).astype(np.float32),
+        )
     data["vocab_sizes"] = vocab
     return data
 
@@ -81,19 +98,43 @@ def prepare(ml, fold: str) -> dict:
 def build(model_name: str, task: str, l2: float, data: dict):
     """An uncompiled model, and the name of its input ("X" or "ids")."""
     y = data["fit"]["rating" if task == "regression" else "click"]
-    w0 = float(y.mean()) if task == "regression" else float(np.log(y.mean() / (1 - y.mean())))
-    common = dict(task="regression" if task == "regression" else "classification",
-                  w0_init=w0, l2_w=l2, l2_v=l2, seed=SETTINGS["seed"])
+    w0 = (
+        float(y.mean())
+        if task == "regression"
+        else float(np.log(y.mean() / (1 - y.mean())))
+    )
+    common = dict(
+        task="regression" if task == "regression" else "classification",
+        w0_init=w0,
+        l2_w=l2,
+        l2_v=l2,
+        seed=SETTINGS["seed"],
+    )
     k = SETTINGS["k"]
     if model_name == "FM":
         return fmlib.build_fm_model(data["n_features"], k=k, **common), "X"
     if model_name == "FM d=3":
-        return fmlib.build_higher_order_fm_model(data["n_features"], order=3, k=k,
-                                                 **common), "X"
+        return (
+            fmlib.build_higher_order_fm_model(
+                data["n_features"], order=3, k=k, **common
+            ),
+            "X",
+        )
     if model_name == "FFM":
-        return fmlib.build_ffm_model(data["vocab_sizes"], k=SETTINGS["k_ffm"], **common), "ids"
-    return fmlib.build_deepfm_model(data["vocab_sizes"], k=k, l2_deep=l2,
-                                    hidden_units=SETTINGS["hidden_units"], **common), "ids"
+        return (
+            fmlib.build_ffm_model(data["vocab_sizes"], k=SETTINGS["k_ffm"], **common),
+            "ids",
+        )
+    return (
+        fmlib.build_deepfm_model(
+            data["vocab_sizes"],
+            k=k,
+            l2_deep=l2,
+            hidden_units=SETTINGS["hidden_units"],
+            **common,
+        ),
+        "ids",
+    )
 
 
 def auc(y: np.ndarray, score: np.ndarray) -> float:
@@ -118,16 +159,25 @@ def train_and_score(model_name: str, task: str, l2: float, data: dict, parts) ->
     model, key = build(model_name, task, l2, data)
     model.compile(optimizer=keras.optimizers.Adam(SETTINGS["lr"]))
     target = "rating" if task == "regression" else "click"
-    stop = keras.callbacks.EarlyStopping(patience=SETTINGS["patience"],
-                                         restore_best_weights=True)
+    stop = keras.callbacks.EarlyStopping(
+        patience=SETTINGS["patience"], restore_best_weights=True
+    )
     start = time.perf_counter()
-    history = model.fit(data["fit"][key], data["fit"][target],
-                        validation_data=(data["val"][key], data["val"][target]),
-                        epochs=SETTINGS["max_epochs"], batch_size=SETTINGS["batch_size"],
-                        callbacks=[stop], verbose=0)
+    history = model.fit(
+        data["fit"][key],
+        data["fit"][target],
+        validation_data=(data["val"][key], data["val"][target]),
+        epochs=SETTINGS["max_epochs"],
+        batch_size=SETTINGS["batch_size"],
+        callbacks=[stop],
+        verbose=0,
+    )
     seconds = time.perf_counter() - start
-    result = {"seconds": seconds, "epochs": len(history.history["loss"]),
-              "params": int(model.count_params())}
+    result = {
+        "seconds": seconds,
+        "epochs": len(history.history["loss"]),
+        "params": int(model.count_params()),
+    }
     for part in parts:
         out = model.predict(data[part][key], batch_size=8192, verbose=0)[:, 0]
         result[part] = scores(task, data[part][target], out)
@@ -145,8 +195,11 @@ def tune(data: dict) -> dict:
                 r = train_and_score(model_name, task, l2, data, ["val"])
                 vals[l2] = r["val"][metric]
                 runs.append({"model": model_name, "task": task, "l2": l2, **r})
-                print(f"  tune {task:10s} {model_name:7s} l2={l2:g}: val {metric} "
-                      f"{vals[l2]:.4f} ({r['epochs']} epochs, {r['seconds']:.0f} s)", flush=True)
+                print(
+                    f"  tune {task:10s} {model_name:7s} l2={l2:g}: val {metric} "
+                    f"{vals[l2]:.4f} ({r['epochs']} epochs, {r['seconds']:.0f} s)",
+                    flush=True,
+                )
             chosen[f"{model_name}|{task}"] = min(vals, key=vals.get)
     return {"chosen": chosen, "runs": runs}
 
@@ -155,11 +208,18 @@ def summary(results: list[dict]) -> list[dict]:
     rows = []
     for task in TASKS:
         for model_name in MODELS:
-            runs = [r for r in results if r["model"] == model_name and r["task"] == task]
+            runs = [
+                r for r in results if r["model"] == model_name and r["task"] == task
+            ]
             if not runs:
                 continue
-            row = {"task": task, "model": model_name, "folds": len(runs),
-                   "l2": runs[0]["l2"], "params": runs[0]["params"]}
+            row = {
+                "task": task,
+                "model": model_name,
+                "folds": len(runs),
+                "l2": runs[0]["l2"],
+                "params": runs[0]["params"],
+            }
             for m in runs[0]["test"]:
                 v = np.array([r["test"][m] for r in runs])
                 row[m] = [float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0]
@@ -170,15 +230,21 @@ def summary(results: list[dict]) -> list[dict]:
 
 
 def print_table(rows: list[dict]) -> None:
-    print("| task | model | params | L2 | test RMSE | test log loss | test AUC | "
-          "s / fit | epochs |")
+    print(
+        "| task | model | params | L2 | test RMSE | test log loss | test AUC | "
+        "s / fit | epochs |"
+    )
     print("|---|---|---:|---:|---|---|---|---:|---:|")
     for r in rows:
+
         def cell(m):
             return f"{r[m][0]:.4f} ± {r[m][1]:.4f}" if m in r else ""
-        print(f"| {r['task']} | {r['model']} | {r['params']:,} | {r['l2']:g} | "
-              f"{cell('rmse')} | {cell('logloss')} | {cell('auc')} | "
-              f"{r['seconds']:.1f} | {r['epochs']:.1f} |")
+
+        print(
+            f"| {r['task']} | {r['model']} | {r['params']:,} | {r['l2']:g} | "
+            f"{cell('rmse')} | {cell('logloss')} | {cell('auc')} | "
+            f"{r['seconds']:.1f} | {r['epochs']:.1f} |"
+        )
 
 
 def main() -> None:
@@ -199,17 +265,25 @@ def main() -> None:
             for model_name in MODELS:
                 l2 = tuned["chosen"][f"{model_name}|{task}"]
                 r = train_and_score(model_name, task, l2, data, ["val", "test"])
-                results.append({"fold": fold, "model": model_name, "task": task, "l2": l2,
-                                **r})
-                print(f"{fold} {task:10s} {model_name:7s} test {r['test']} "
-                      f"({r['epochs']} epochs, {r['seconds']:.0f} s)", flush=True)
+                results.append(
+                    {"fold": fold, "model": model_name, "task": task, "l2": l2, **r}
+                )
+                print(
+                    f"{fold} {task:10s} {model_name:7s} test {r['test']} "
+                    f"({r['epochs']} epochs, {r['seconds']:.0f} s)",
+                    flush=True,
+                )
     rows = summary(results)
     print_table(rows)
-    payload = {"settings": {**SETTINGS, "fields": FIELDS, "grid_l2": GRID, "folds": folds},
-               "tuning": tuned, "results": results, "summary": rows,
-               "total_seconds": time.perf_counter() - t0,
-               "versions": {"fmlib": fmlib.__version__, "keras": keras.__version__},
-               "machine": "2 vCPU, shared with other jobs (times are rough)"}
+    payload = {
+        "settings": {**SETTINGS, "fields": FIELDS, "grid_l2": GRID, "folds": folds},
+        "tuning": tuned,
+        "results": results,
+        "summary": rows,
+        "total_seconds": time.perf_counter() - t0,
+        "versions": {"fmlib": fmlib.__version__, "keras": keras.__version__},
+        "machine": "2 vCPU, shared with other jobs (times are rough)",
+    }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(payload, indent=1))
     print(f"wrote {args.out} in {payload['total_seconds']:.0f} s")

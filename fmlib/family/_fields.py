@@ -5,6 +5,7 @@ ids, optionally with ``(batch, F)`` values) and the same checks; :class:`FamilyM
 :class:`fmlib.FMModel` taught to find them, so ``fit``, ``evaluate`` and ``predict`` check
 array inputs before any graph runs (chapter "The FM family").
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -19,22 +20,32 @@ from ..keras_fm import FieldFMLayer, FMLayer, FMModel
 def check_vocab_sizes(vocab_sizes: Sequence[int]) -> list[int]:
     """``vocab_sizes`` as a non-empty list of ints >= 1 (the check of FieldFMLayer)."""
     if isinstance(vocab_sizes, (str, bytes)) or not hasattr(vocab_sizes, "__iter__"):
-        raise TypeError("`vocab_sizes` must be a list of integers, one per field (e.g. "
-                        f"[943, 1682]); got {type(vocab_sizes).__name__} {vocab_sizes!r}.")
+        raise TypeError(
+            "`vocab_sizes` must be a list of integers, one per field (e.g. "
+            f"[943, 1682]); got {type(vocab_sizes).__name__} {vocab_sizes!r}."
+        )
     sizes = list(vocab_sizes)
-    if not sizes or any(isinstance(v, (bool, np.bool_))
-                        or not isinstance(v, (int, np.integer)) or v < 1 for v in sizes):
-        raise ValueError("`vocab_sizes` must be a non-empty list of integers >= 1; "
-                         f"got {vocab_sizes!r}.")
+    if not sizes or any(
+        isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 1
+        for v in sizes
+    ):
+        raise ValueError(
+            "`vocab_sizes` must be a non-empty list of integers >= 1; "
+            f"got {vocab_sizes!r}."
+        )
     return [int(v) for v in sizes]
 
 
 def check_ids_shape(input_shape, vocab_sizes: list[int]) -> None:
     """Raise ValueError unless the ids input is ``(batch, F)`` for ``F`` fields."""
-    ids_shape = input_shape[0] if isinstance(input_shape[0], (list, tuple)) else input_shape
+    ids_shape = (
+        input_shape[0] if isinstance(input_shape[0], (list, tuple)) else input_shape
+    )
     if len(ids_shape) != 2 or ids_shape[-1] != len(vocab_sizes):
-        raise ValueError(f"`ids` must have shape (batch, {len(vocab_sizes)}) for "
-                         f"{len(vocab_sizes)} fields; got {tuple(ids_shape)}.")
+        raise ValueError(
+            f"`ids` must have shape (batch, {len(vocab_sizes)}) for "
+            f"{len(vocab_sizes)} fields; got {tuple(ids_shape)}."
+        )
 
 
 def checked_field_inputs(layer: keras.layers.Layer, inputs):
@@ -63,12 +74,16 @@ class FamilyModel(FMModel):
     def _fm_layer(self):
         from .deepfm import FieldEmbedding
         from .field_aware import FieldAwareFMLayer
+
         kinds = (FMLayer, FieldFMLayer, FieldAwareFMLayer, FieldEmbedding)
         return next((l for l in self.layers if isinstance(l, kinds)), None)
 
     def _prepare(self, x, name: str = "x"):
         layer = self._fm_layer()
-        if (hasattr(layer, "vocab_sizes") and x is not None
-                and not isinstance(x, tf.data.Dataset)):
+        if (
+            hasattr(layer, "vocab_sizes")
+            and x is not None
+            and not isinstance(x, tf.data.Dataset)
+        ):
             return self._prepare_fields(layer, x, name)
         return super()._prepare(x, name)

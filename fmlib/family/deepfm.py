@@ -15,6 +15,7 @@ feature :math:`i_f` each (value :math:`x_f`), the embedding of field :math:`f` i
 the deep part learn interactions the inner products miss, while the FM part keeps the
 low-order ones cheap; with the deep part's output layer at zero, DeepFM *is* the FM.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -25,8 +26,13 @@ import tensorflow as tf
 from .._inputs import check_float, check_int, check_seed
 from ..keras_fm import _FMWeights
 from ._build import check_output, field_inputs, layer_options, output_head
-from ._fields import (FamilyModel, check_ids_shape, check_vocab_sizes,
-                      checked_field_inputs, feature_rows)
+from ._fields import (
+    FamilyModel,
+    check_ids_shape,
+    check_vocab_sizes,
+    checked_field_inputs,
+    feature_rows,
+)
 
 
 @keras.saving.register_keras_serializable(package="fmlib")
@@ -55,13 +61,15 @@ class FieldEmbedding(_FMWeights):
     def call(self, inputs):
         ids, values = checked_field_inputs(self, inputs)
         rows = feature_rows(ids, self.vocab_sizes)
-        w_f, e = tf.gather(self.w, rows), tf.gather(self.V, rows)   # (b, F), (b, F, k)
+        w_f, e = tf.gather(self.w, rows), tf.gather(self.V, rows)  # (b, F), (b, F, k)
         if values is not None:
             w_f, e = w_f * values, e * values[:, :, None]
         return [(self.w0 + tf.reduce_sum(w_f, axis=1))[:, None], e]
 
     def compute_output_shape(self, input_shape):
-        shape = input_shape[0] if isinstance(input_shape[0], (list, tuple)) else input_shape
+        shape = (
+            input_shape[0] if isinstance(input_shape[0], (list, tuple)) else input_shape
+        )
         return [(shape[0], 1), (shape[0], len(self.vocab_sizes), self.k)]
 
     def get_config(self):
@@ -91,18 +99,30 @@ class PairwiseInteraction(keras.layers.Layer):
 
 def _check_hidden(hidden_units) -> list[int]:
     if isinstance(hidden_units, (str, bytes)) or not hasattr(hidden_units, "__iter__"):
-        raise TypeError("`hidden_units` must be a list of layer widths, e.g. [64, 32]; "
-                        f"got {type(hidden_units).__name__} {hidden_units!r}.")
+        raise TypeError(
+            "`hidden_units` must be a list of layer widths, e.g. [64, 32]; "
+            f"got {type(hidden_units).__name__} {hidden_units!r}."
+        )
     return [check_int(h, "hidden_units[i]") for h in hidden_units]
 
 
-def build_deepfm_model(vocab_sizes: Sequence[int], *, k: int = 8,
-                       hidden_units: Sequence[int] = (64, 32), dropout: float = 0.0,
-                       l2_deep: float = 0.0, with_values: bool = False,
-                       task: str = "regression", from_logits: bool = True,
-                       w0_init: float = 0.0, l2_w: float = 0.0, l2_v: float = 0.0,
-                       v_init_std: float = 0.01, seed: int | None = None,
-                       name: str = "deepfm") -> FamilyModel:
+def build_deepfm_model(
+    vocab_sizes: Sequence[int],
+    *,
+    k: int = 8,
+    hidden_units: Sequence[int] = (64, 32),
+    dropout: float = 0.0,
+    l2_deep: float = 0.0,
+    with_values: bool = False,
+    task: str = "regression",
+    from_logits: bool = True,
+    w0_init: float = 0.0,
+    l2_w: float = 0.0,
+    l2_v: float = 0.0,
+    v_init_std: float = 0.01,
+    seed: int | None = None,
+    name: str = "deepfm",
+) -> FamilyModel:
     r"""Build an uncompiled DeepFM (Guo et al. 2017) over field ids.
 
     Layers: ``"embedding"`` (:class:`FieldEmbedding`: the FM's ``w0``, ``w``, ``V``),
@@ -138,15 +158,29 @@ def build_deepfm_model(vocab_sizes: Sequence[int], *, k: int = 8,
     h = keras.layers.Flatten(name="concat_embeddings")(e)
     reg = keras.regularizers.L2(l2_deep) if l2_deep else None
     for i, width in enumerate(hidden):
-        h = keras.layers.Dense(width, activation="relu", kernel_regularizer=reg,
-                               kernel_initializer=_glorot(seed, i), name=f"deep_{i}")(h)
+        h = keras.layers.Dense(
+            width,
+            activation="relu",
+            kernel_regularizer=reg,
+            kernel_initializer=_glorot(seed, i),
+            name=f"deep_{i}",
+        )(h)
         if dropout:
             h = keras.layers.Dropout(dropout, seed=seed, name=f"dropout_{i}")(h)
-    deep = keras.layers.Dense(1, kernel_regularizer=reg, name="deep_output",
-                              kernel_initializer=_glorot(seed, len(hidden)))(h)
+    deep = keras.layers.Dense(
+        1,
+        kernel_regularizer=reg,
+        name="deep_output",
+        kernel_initializer=_glorot(seed, len(hidden)),
+    )(h)
     output = keras.layers.Add(name="y_hat")([first_order, pairwise, deep])
-    return FamilyModel(inputs, output_head(output, from_logits), name=name, task=task,
-                       from_logits=from_logits)
+    return FamilyModel(
+        inputs,
+        output_head(output, from_logits),
+        name=name,
+        task=task,
+        from_logits=from_logits,
+    )
 
 
 def _glorot(seed: int | None, i: int):

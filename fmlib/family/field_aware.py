@@ -13,6 +13,7 @@ The FM uses :math:`\langle \mathbf v_{i_f}, \mathbf v_{i_g}\rangle` for the same
 FFM has ``F`` times the parameters and no Lemma 3.1 (the vectors of a pair depend on the
 pair), so the sum costs O(k F²) per row, O(k F · nnz) in general.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -23,8 +24,13 @@ import tensorflow as tf
 
 from ..keras_fm import _check_k
 from ._build import check_output, field_inputs, layer_options, output_head
-from ._fields import (FamilyModel, check_ids_shape, check_vocab_sizes,
-                      checked_field_inputs, feature_rows)
+from ._fields import (
+    FamilyModel,
+    check_ids_shape,
+    check_vocab_sizes,
+    checked_field_inputs,
+    feature_rows,
+)
 
 
 def ffm_pairwise_unchecked(V_rows: tf.Tensor) -> tf.Tensor:
@@ -35,7 +41,9 @@ def ffm_pairwise_unchecked(V_rows: tf.Tensor) -> tf.Tensor:
     one product of ``V_rows`` with its transpose over the two field axes; the strict upper
     triangle keeps :math:`f < g`.
     """
-    dots = tf.reduce_sum(V_rows * tf.transpose(V_rows, [0, 2, 1, 3]), axis=-1)  # (b, F, F)
+    dots = tf.reduce_sum(
+        V_rows * tf.transpose(V_rows, [0, 2, 1, 3]), axis=-1
+    )  # (b, F, F)
     F = V_rows.shape[1]
     upper = tf.constant(np.triu(np.ones((F, F)), k=1), dtype=dots.dtype)
     return tf.reduce_sum(dots * upper[None], axis=[1, 2])
@@ -67,17 +75,27 @@ class FieldAwareFMLayer(keras.layers.Layer):
     Output shape: ``(batch, 1)``.
     """
 
-    def __init__(self, vocab_sizes: Sequence[int], k: int = 4, w0_initializer="zeros",
-                 w_initializer="zeros", v_initializer=None, w_regularizer=None,
-                 v_regularizer=None, **kwargs):
+    def __init__(
+        self,
+        vocab_sizes: Sequence[int],
+        k: int = 4,
+        w0_initializer="zeros",
+        w_initializer="zeros",
+        v_initializer=None,
+        w_regularizer=None,
+        v_regularizer=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.vocab_sizes = check_vocab_sizes(vocab_sizes)
         self.k = _check_k(k)
         self.w0_initializer = keras.initializers.get(w0_initializer)
         self.w_initializer = keras.initializers.get(w_initializer)
         self.v_initializer = keras.initializers.get(
-            v_initializer if v_initializer is not None
-            else keras.initializers.RandomNormal(stddev=0.01))
+            v_initializer
+            if v_initializer is not None
+            else keras.initializers.RandomNormal(stddev=0.01)
+        )
         self.w_regularizer = keras.regularizers.get(w_regularizer)
         self.v_regularizer = keras.regularizers.get(v_regularizer)
 
@@ -85,16 +103,24 @@ class FieldAwareFMLayer(keras.layers.Layer):
         check_ids_shape(input_shape, self.vocab_sizes)
         n, F = int(sum(self.vocab_sizes)), len(self.vocab_sizes)
         self.w0 = self.add_weight(shape=(), initializer=self.w0_initializer, name="w0")
-        self.w = self.add_weight(shape=(n,), initializer=self.w_initializer,
-                                 regularizer=self.w_regularizer, name="w")
-        self.V = self.add_weight(shape=(n, F, self.k), initializer=self.v_initializer,
-                                 regularizer=self.v_regularizer, name="V")
+        self.w = self.add_weight(
+            shape=(n,),
+            initializer=self.w_initializer,
+            regularizer=self.w_regularizer,
+            name="w",
+        )
+        self.V = self.add_weight(
+            shape=(n, F, self.k),
+            initializer=self.v_initializer,
+            regularizer=self.v_regularizer,
+            name="V",
+        )
 
     def call(self, inputs):
         ids, values = checked_field_inputs(self, inputs)
-        rows = feature_rows(ids, self.vocab_sizes)              # (batch, F)
-        w_f = tf.gather(self.w, rows)                            # (batch, F)
-        V_rows = tf.gather(self.V, rows)                         # (batch, F, F, k)
+        rows = feature_rows(ids, self.vocab_sizes)  # (batch, F)
+        w_f = tf.gather(self.w, rows)  # (batch, F)
+        V_rows = tf.gather(self.V, rows)  # (batch, F, F, k)
         if values is not None:
             w_f = w_f * values
             V_rows = V_rows * values[:, :, None, None]
@@ -102,28 +128,41 @@ class FieldAwareFMLayer(keras.layers.Layer):
         return y_hat[:, None]
 
     def compute_output_shape(self, input_shape):
-        shape = input_shape[0] if isinstance(input_shape[0], (list, tuple)) else input_shape
+        shape = (
+            input_shape[0] if isinstance(input_shape[0], (list, tuple)) else input_shape
+        )
         return (shape[0], 1)
 
     def get_config(self):
         config = super().get_config()
-        config.update({
-            "vocab_sizes": list(self.vocab_sizes),
-            "k": self.k,
-            "w0_initializer": keras.initializers.serialize(self.w0_initializer),
-            "w_initializer": keras.initializers.serialize(self.w_initializer),
-            "v_initializer": keras.initializers.serialize(self.v_initializer),
-            "w_regularizer": keras.regularizers.serialize(self.w_regularizer),
-            "v_regularizer": keras.regularizers.serialize(self.v_regularizer),
-        })
+        config.update(
+            {
+                "vocab_sizes": list(self.vocab_sizes),
+                "k": self.k,
+                "w0_initializer": keras.initializers.serialize(self.w0_initializer),
+                "w_initializer": keras.initializers.serialize(self.w_initializer),
+                "v_initializer": keras.initializers.serialize(self.v_initializer),
+                "w_regularizer": keras.regularizers.serialize(self.w_regularizer),
+                "v_regularizer": keras.regularizers.serialize(self.v_regularizer),
+            }
+        )
         return config
 
 
-def build_ffm_model(vocab_sizes: Sequence[int], *, k: int = 4, with_values: bool = False,
-                    task: str = "regression", from_logits: bool = True,
-                    w0_init: float = 0.0, l2_w: float = 0.0, l2_v: float = 0.0,
-                    v_init_std: float = 0.01, seed: int | None = None,
-                    name: str = "ffm") -> FamilyModel:
+def build_ffm_model(
+    vocab_sizes: Sequence[int],
+    *,
+    k: int = 4,
+    with_values: bool = False,
+    task: str = "regression",
+    from_logits: bool = True,
+    w0_init: float = 0.0,
+    l2_w: float = 0.0,
+    l2_v: float = 0.0,
+    v_init_std: float = 0.01,
+    seed: int | None = None,
+    name: str = "ffm",
+) -> FamilyModel:
     """Build an uncompiled field-aware FM over field ids (layer ``"ffm_layer"``).
 
     Arguments as in :func:`fmlib.build_fm_model` (field layout). The model is a
@@ -138,5 +177,10 @@ def build_ffm_model(vocab_sizes: Sequence[int], *, k: int = 4, with_values: bool
     inputs = field_inputs(vocab_sizes, with_values)
     options = layer_options(k, w0_init, l2_w, l2_v, v_init_std, seed)
     output = FieldAwareFMLayer(vocab_sizes, name="ffm_layer", **options)(inputs)
-    return FamilyModel(inputs, output_head(output, from_logits), name=name, task=task,
-                       from_logits=from_logits)
+    return FamilyModel(
+        inputs,
+        output_head(output, from_logits),
+        name=name,
+        task=task,
+        from_logits=from_logits,
+    )

@@ -32,6 +32,7 @@ Three evaluations of :math:`\sum_f A^t(\mathbf p_f, \mathbf x)` live here:
   :math:`D^s = \sum_j (p_j x_j)^s`; every :math:`D^s` is one (sparse) matrix product,
   so the whole is O(t k nnz) and vectorised. :class:`HigherOrderFMLayer` uses it.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -40,7 +41,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .._inputs import _check_finite_np, _check_numeric_np, as_batch, check_bool, check_int
+from .._inputs import (
+    _check_finite_np,
+    _check_numeric_np,
+    as_batch,
+    check_bool,
+    check_int,
+)
 from ..keras_fm import GRAPH_CHECK, FMLayer, FMModel, _graph_finite, _in_graph
 from ._build import check_output, layer_options, output_head
 
@@ -85,7 +92,7 @@ def anova_naive(X, P, order: int) -> np.ndarray:
     X, P = _host_pair(X, P, order)
     out = np.zeros(X.shape[0])
     for subset in itertools.combinations(range(X.shape[1]), order):
-        terms = X[:, subset, None] * P[None, subset, :]            # (batch, t, k)
+        terms = X[:, subset, None] * P[None, subset, :]  # (batch, t, k)
         out += np.prod(terms, axis=1).sum(axis=1)
     return out
 
@@ -112,7 +119,7 @@ def anova_dp(X, P, order: int) -> np.ndarray:
     a = [np.ones((X.shape[0], P.shape[1]))]
     a += [np.zeros((X.shape[0], P.shape[1])) for _ in range(order)]
     for j in np.flatnonzero(np.any(X != 0, axis=0)):
-        z = X[:, j, None] * P[j]                                   # p_j x_j: (batch, k)
+        z = X[:, j, None] * P[j]  # p_j x_j: (batch, k)
         for s in range(order, 0, -1):
             a[s] = a[s] + z * a[s - 1]
     return a[order].sum(axis=1)
@@ -139,7 +146,8 @@ def _anova_unchecked(X, P: tf.Tensor, order: int) -> tf.Tensor:
 def anova_fast(X, P, order: int) -> tf.Tensor:
     r""":math:`\sum_f A^t(\mathbf p_f, \mathbf x)` by power sums, O(t k nnz).
 
-    The ANOVA kernel satisfies the Newton–Girard identity (Blondel et al. 2016, sec. 3)
+    The ANOVA kernel satisfies the Newton–Girard identity between elementary symmetric
+    polynomials and power sums (recalled by Blondel et al. 2016)
 
     .. math::
 
@@ -163,8 +171,10 @@ def anova_fast(X, P, order: int) -> tf.Tensor:
     order = check_order(order)
     P = tf.convert_to_tensor(P)
     if P.shape.rank != 2 or not P.dtype.is_floating:
-        raise ValueError(f"`P` must be a 2-D float (n, k) matrix; got shape "
-                         f"{tuple(P.shape)} and dtype {P.dtype.name}.")
+        raise ValueError(
+            f"`P` must be a 2-D float (n, k) matrix; got shape "
+            f"{tuple(P.shape)} and dtype {P.dtype.name}."
+        )
     X = as_batch(X, n_features=P.shape[0], dtype=P.dtype, name="X")
     return tf.reduce_sum(_anova_unchecked(X, P, order), axis=1)
 
@@ -205,15 +215,22 @@ class HigherOrderFMLayer(FMLayer):
     def build(self, input_shape):
         super().build(input_shape)
         self.P = [self.V] + [
-            self.add_weight(shape=(self.n_features, self.k), initializer=self.v_initializer,
-                            regularizer=self.v_regularizer, name=f"P{t}")
-            for t in range(3, self.order + 1)]
+            self.add_weight(
+                shape=(self.n_features, self.k),
+                initializer=self.v_initializer,
+                regularizer=self.v_regularizer,
+                name=f"P{t}",
+            )
+            for t in range(3, self.order + 1)
+        ]
 
     def call(self, inputs):
         X = self._checked(inputs)
         linear = tf.reshape(self.w0, (1,)) + _matvec(X, self.w)
-        higher = [tf.reduce_sum(_anova_unchecked(X, P, t), axis=1)
-                  for t, P in enumerate(self.P, start=2)]
+        higher = [
+            tf.reduce_sum(_anova_unchecked(X, P, t), axis=1)
+            for t, P in enumerate(self.P, start=2)
+        ]
         return (linear + tf.add_n(higher))[:, None]
 
     def _checked(self, inputs):
@@ -222,12 +239,19 @@ class HigherOrderFMLayer(FMLayer):
             return as_batch(inputs, self.n_features, self.V.dtype, name="x")
         if isinstance(inputs, tf.SparseTensor):
             cols = inputs.indices[:, 1]
-            indices = _in_graph(inputs.indices, [
-                tf.debugging.assert_non_negative(
-                    inputs.indices, f"{GRAPH_CHECK}`x` has negative indices"),
-                tf.debugging.assert_less(
-                    cols, tf.constant(self.n_features, cols.dtype),
-                    f"{GRAPH_CHECK}`x` has column indices >= n={self.n_features}")])
+            indices = _in_graph(
+                inputs.indices,
+                [
+                    tf.debugging.assert_non_negative(
+                        inputs.indices, f"{GRAPH_CHECK}`x` has negative indices"
+                    ),
+                    tf.debugging.assert_less(
+                        cols,
+                        tf.constant(self.n_features, cols.dtype),
+                        f"{GRAPH_CHECK}`x` has column indices >= n={self.n_features}",
+                    ),
+                ],
+            )
             values = _graph_finite(tf.cast(inputs.values, self.V.dtype), "x")
             return tf.SparseTensor(indices, values, inputs.dense_shape)
         return _graph_finite(tf.cast(inputs, self.V.dtype), "x")
@@ -242,12 +266,21 @@ def _matvec(X, w: tf.Tensor) -> tf.Tensor:
     return tf.linalg.matvec(X, w)
 
 
-def build_higher_order_fm_model(n_features: int, *, order: int = 3, k: int = 8,
-                                sparse: bool = True, task: str = "regression",
-                                from_logits: bool = True, w0_init: float = 0.0,
-                                l2_w: float = 0.0, l2_v: float = 0.0,
-                                v_init_std: float = 0.01, seed: int | None = None,
-                                name: str = "hofm") -> FMModel:
+def build_higher_order_fm_model(
+    n_features: int,
+    *,
+    order: int = 3,
+    k: int = 8,
+    sparse: bool = True,
+    task: str = "regression",
+    from_logits: bool = True,
+    w0_init: float = 0.0,
+    l2_w: float = 0.0,
+    l2_v: float = 0.0,
+    v_init_std: float = 0.01,
+    seed: int | None = None,
+    name: str = "hofm",
+) -> FMModel:
     r"""Build an uncompiled Keras higher-order FM of order ``order`` over ``n_features`` columns.
 
     The model is an :class:`fmlib.FMModel` around one :class:`HigherOrderFMLayer` named
@@ -263,7 +296,14 @@ def build_higher_order_fm_model(n_features: int, *, order: int = 3, k: int = 8,
     n_features = check_int(n_features, "n_features")
     order = check_order(order, minimum=2)
     options = layer_options(k, w0_init, l2_w, l2_v, v_init_std, seed)
-    inputs = keras.Input(shape=(n_features,), sparse=check_bool(sparse, "sparse"), name="x")
+    inputs = keras.Input(
+        shape=(n_features,), sparse=check_bool(sparse, "sparse"), name="x"
+    )
     output = HigherOrderFMLayer(order=order, name="hofm_layer", **options)(inputs)
-    return FMModel(inputs, output_head(output, from_logits), name=name, task=task,
-                   from_logits=from_logits)
+    return FMModel(
+        inputs,
+        output_head(output, from_logits),
+        name=name,
+        task=task,
+        from_logits=from_logits,
+    )
