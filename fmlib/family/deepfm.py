@@ -125,11 +125,12 @@ def build_deepfm_model(
 ) -> FamilyModel:
     r"""Build an uncompiled DeepFM (Guo et al. 2017) over field ids.
 
-    Layers: ``"embedding"`` (:class:`FieldEmbedding`: the FM's ``w0``, ``w``, ``V``),
-    ``"pairwise"`` (:class:`PairwiseInteraction`), the deep part ``"deep_0"``, ...
-    (``Dense`` with ReLU, optional ``Dropout``) ending in ``"deep_output"`` (``Dense(1)``),
-    and their sum :math:`\hat y = y_{FM} + y_{DNN}`. Setting ``"deep_output"``'s weights
-    to zero leaves exactly the FM of :class:`fmlib.FieldFMLayer`.
+    Layers: ``"embedding"`` (:class:`fmlib.family.FieldEmbedding`: the FM's ``w0``,
+    ``w``, ``V``), ``"pairwise"`` (:class:`fmlib.family.PairwiseInteraction`), the deep
+    part ``"deep_0"``, ... (``Dense`` with ReLU, optional ``Dropout``) ending in
+    ``"deep_output"`` (``Dense(1)``), and their sum :math:`\hat y = y_{FM} + y_{DNN}`.
+    Setting ``"deep_output"``'s weights to zero leaves exactly the FM of
+    :class:`fmlib.FieldFMLayer`.
 
     Args:
         vocab_sizes: ids per field.

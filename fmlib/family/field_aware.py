@@ -166,7 +166,7 @@ def build_ffm_model(
     """Build an uncompiled field-aware FM over field ids (layer ``"ffm_layer"``).
 
     Arguments as in :func:`fmlib.build_fm_model` (field layout). The model is a
-    :class:`FamilyModel`: ids and values are checked before training and prediction.
+    :class:`fmlib.family.FamilyModel`: ids and values are checked before training and prediction.
 
     Example:
         >>> model = build_ffm_model([943, 1682, 7], k=4)

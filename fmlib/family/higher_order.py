@@ -112,7 +112,7 @@ def anova_dp(X, P, order: int) -> np.ndarray:
     features change nothing and are skipped. Vectorised over rows and factors, looped
     over features: a readable reference, not the layer's path.
 
-    Args and returns as :func:`anova_naive`.
+    Args and returns as :func:`fmlib.anova_naive`.
     """
     order = check_order(order)
     X, P = _host_pair(X, P, order)
@@ -198,7 +198,7 @@ class HigherOrderFMLayer(FMLayer):
         k: factors per feature and order.
         v_initializer: initializer of every :math:`\mathbf P^{(t)}` (default
             ``RandomNormal(stddev=0.01)``); v_regularizer applies to all of them.
-        Other arguments: as in :class:`fmlib.FMLayer`.
+        kwargs: the other arguments of :class:`fmlib.FMLayer`.
 
     Input shape: ``(batch, n)``, dense or ``tf.SparseTensor``.
     Output shape: ``(batch, 1)``.
