@@ -34,7 +34,8 @@ count.
 
     FMLIB_DATA=... python benchmarks/bench_family.py [--folds u1,u2,...]
 
-About 12-15 minutes on a 2 vCPU machine for five folds. Writes benchmarks/results/family.json.
+64 fits (24 for the grid, 40 on the folds): 22 minutes on a 2 vCPU machine shared with other
+jobs for five folds. Writes benchmarks/results/family.json.
 """
 
 from __future__ import annotations
