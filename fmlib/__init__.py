@@ -19,10 +19,18 @@ from .model import FactorizationMachine
 from .movielens import MovieLens, MovieLensError, MovieLensTimeout, load_movielens
 from .pairwise import pairwise_fast, pairwise_naive
 from .synthetic import PlantedFM, SyntheticRatings, make_ratings
+from .synthetic_stream import RatingStream, stream_ratings
 from .toy import rendle_figure1, rendle_figure1_frame
 from .training import TrainingDivergedError, evaluate, fit, train_step
 from .family import (FieldAwareFMLayer, HigherOrderFMLayer, anova_fast, anova_naive,
                      build_deepfm_model, build_ffm_model, build_higher_order_fm_model)
+
+# Chapter "The paper's claims, reproduced": other factorization models as FMs, and the
+# degree-2 polynomial (SVM) model.
+from .mimic import (fm_from_fpmc, fm_from_mf, fm_from_pitf, fm_from_svdpp, fpmc_extra_terms,
+                    fpmc_features, mf_features, mf_from_fm, pitf_features, svdpp_extra_terms,
+                    svdpp_features)
+from .poly2 import Poly2Regression, poly2_expand
 
 __version__ = "0.1.0"
 
@@ -38,6 +46,7 @@ __all__ = [
     "MovieLensError",
     "MovieLensTimeout",
     "PlantedFM",
+    "RatingStream",
     "SyntheticRatings",
     "TrainingDivergedError",
     "build_fm_model",
@@ -52,6 +61,7 @@ __all__ = [
     "pairwise_naive",
     "rendle_figure1",
     "rendle_figure1_frame",
+    "stream_ratings",
     "to_sparse_tensor",
     "train_step",
     # the FM family (chapter "The FM family")
@@ -62,4 +72,18 @@ __all__ = [
     "build_deepfm_model",
     "build_ffm_model",
     "build_higher_order_fm_model",
+    # The paper's claims, reproduced
+    "Poly2Regression",
+    "fm_from_fpmc",
+    "fm_from_mf",
+    "fm_from_pitf",
+    "fm_from_svdpp",
+    "fpmc_extra_terms",
+    "fpmc_features",
+    "mf_features",
+    "mf_from_fm",
+    "pitf_features",
+    "poly2_expand",
+    "svdpp_extra_terms",
+    "svdpp_features",
 ]

@@ -30,6 +30,7 @@ from ._inputs import (as_batch, as_host_matrix, as_labels, as_targets, check_boo
 from .als import als_sweeps
 from .losses import l2_loss, l2_penalty_unchecked, logistic_loss
 from .model import FactorizationMachine
+from .sparse_training import REGULARIZATIONS, dataset_epochs, sparse_epochs
 
 SOLVERS = ("gradient", "als")
 LOSS_NAMES = {"loss": "training loss", "val_loss": "validation loss"}
@@ -151,7 +152,8 @@ def evaluate(model: FactorizationMachine, X, y, task: str | None = None,
 def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: str | None = None,
         num_epochs: int = 10, batch_size: int = 256,
         optimizer: str | keras.optimizers.Optimizer = "adam", lr: float = 0.01,
-        lambda_w: float = 0.0, lambda_v: float = 0.0, groups=None,
+        lambda_w: float = 0.0, lambda_v: float = 0.0, updates: str | None = None,
+        regularization: str | None = None, groups=None,
         validation_data: tuple | None = None, patience: int | None = None,
         shuffle: bool = True, seed: int | None = None, verbose: bool = False) -> pd.DataFrame:
     r"""Train ``model`` on ``(X, y)``; returns the per-epoch history.
@@ -172,11 +174,22 @@ def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: st
     convention; see :mod:`fmlib.als`); it needs no learning rate, and ``batch_size``,
     ``optimizer``, ``lr``, ``shuffle`` and ``seed`` play no part.
 
+    ``updates="sparse"`` makes a step cost O(k · nnz of the batch): row-sparse gradients,
+    the lazy optimizers of :mod:`fmlib.lazy_optimizers` and whole epochs inside one compiled
+    function (:mod:`fmlib.sparse_training`, chapter "Performance"). Its default penalty
+    follows the data (``regularization="occurrence"``, libFM's SGD): each row's loss carries
+    :math:`\lambda_w w_i^2 + \lambda_v \lVert \mathbf v_i \rVert^2` for every feature
+    :math:`i` of the row.
+
     Args:
         model: a :class:`~fmlib.FactorizationMachine`; trained in place.
         X: ``(N, n)`` dense array, ``scipy.sparse`` matrix or ``tf.SparseTensor``.
-            Sparse input stays sparse: batches are sliced from CSR in O(nnz).
-        y: ``(N,)`` or ``(N, 1)`` targets.
+            Sparse input stays sparse: batches are sliced from CSR in O(nnz). Or a
+            ``tf.data.Dataset`` of ``(X batch, y batch)`` pairs (dense or sparse batches of
+            width ``n``; then ``y`` is None, the batches are used as they come, in their
+            order, so ``batch_size``, ``shuffle`` and ``seed`` play no part, and training
+            uses ``updates="sparse"``): for data read from files or generated on the fly.
+        y: ``(N,)`` or ``(N, 1)`` targets (None for a dataset).
         solver: ``"gradient"`` (minibatches and ``optimizer``) or ``"als"``.
         task: ``"regression"`` or ``"classification"``; None (default) follows ``model.task``,
             and is regression for a model without one. ``fit`` sets ``model.task``, so that
@@ -188,6 +201,14 @@ def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: st
             or a Keras optimizer instance (then ``lr`` is not used).
         lr: learning rate for a named optimizer.
         lambda_w, lambda_v: L2 strengths for ``w`` and ``V`` (libFM's λ_w, λ_v).
+        updates: ``"dense"`` (the default for arrays: the compiled step of the chapter
+            "Learning", any Keras optimizer) or ``"sparse"`` (the default for a dataset:
+            row-sparse steps, epochs in the graph; ``optimizer`` a name: ``"sgd"``,
+            ``"adagrad"`` or ``"adam"``, the latter two in their lazy form).
+        regularization: ``"global"`` (:math:`\lambda_w \lVert \mathbf w \rVert^2 +
+            \lambda_v \lVert \mathbf V \rVert_F^2` per batch, the default and only choice
+            of ``updates="dense"``) or ``"occurrence"`` (the penalty of the features present,
+            per row; the default of ``updates="sparse"``).
         groups: ``solver="als"`` only: which columns form a block
             (``FeatureEncoder.groups_``), so that wide multi-hot blocks are split into
             exact joint updates quickly (:func:`fmlib.coordinate.block_schedule`).
@@ -215,6 +236,8 @@ def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: st
     """
     if not isinstance(model, FactorizationMachine):
         raise TypeError(f"`model` must be a fmlib.FactorizationMachine; got {type(model).__name__}.")
+    streamed = isinstance(X, tf.data.Dataset)
+    updates, regularization = _updates(updates, regularization, solver, streamed)
     if solver not in SOLVERS:
         raise ValueError(f"`solver` must be one of {SOLVERS}; got {solver!r}.")
     task = resolve_task(model.task, task, "fit")
@@ -232,6 +255,14 @@ def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: st
         if validation_data is None:
             raise ValueError("`patience` (early stopping) needs `validation_data`; got None.")
 
+    if streamed:
+        dataset = _checked_dataset(X, y, model)
+        validation = _validation_pair(validation_data, model, task)
+        run_epoch = dataset_epochs(model, dataset, task, optimizer, lr, lambda_w, lambda_v,
+                                   regularization)
+        model.task = task
+        return _epochs(model, run_epoch, num_epochs, task, validation, patience, verbose, lr)
+
     dtype = tf.float64 if solver == "als" else model.dtype
     Xh = as_host_matrix(X, model.n_features, dtype, name="X")
     yh = as_labels(as_targets(y, Xh.shape[0], name="y", dtype=model.dtype), task, "y")
@@ -241,11 +272,64 @@ def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: st
 
     if solver == "als":
         run_epoch, lr = als_sweeps(model, Xh, yh, lambda_w, lambda_v, groups), None
+    elif updates == "sparse":
+        run_epoch = sparse_epochs(model, Xh, yh, task, batch_size, optimizer, lr, lambda_w,
+                                  lambda_v, regularization, shuffle, seed)
     else:
         run_epoch = _gradient_epochs(model, Xh, yh, task, batch_size, optimizer, lr, lambda_w,
                                      lambda_v, shuffle, seed, verbose)
     model.task = task   # the arguments are valid: from now on the model is this task's
     return _epochs(model, run_epoch, num_epochs, task, validation, patience, verbose, lr)
+
+
+UPDATES = ("dense", "sparse")
+
+
+def _updates(updates, regularization, solver: str, streamed: bool) -> tuple[str, str]:
+    """``(updates, regularization)`` checked, with their defaults filled in."""
+    if updates is None:
+        updates = "sparse" if streamed else "dense"
+    if updates not in UPDATES:
+        raise ValueError(f"`updates` must be one of {UPDATES}; got {updates!r}.")
+    if streamed and (updates != "sparse" or solver != "gradient"):
+        raise ValueError("a tf.data.Dataset `X` trains with solver='gradient' and "
+                         f"updates='sparse'; got solver={solver!r}, updates={updates!r}.")
+    if updates == "sparse" and solver != "gradient":
+        raise ValueError(f"updates='sparse' is for solver='gradient'; got solver={solver!r}.")
+    if regularization is None:
+        regularization = "occurrence" if updates == "sparse" else "global"
+    if regularization not in REGULARIZATIONS:
+        raise ValueError(f"`regularization` must be one of {REGULARIZATIONS}; "
+                         f"got {regularization!r}.")
+    if updates == "dense" and regularization != "global":
+        raise ValueError("regularization='occurrence' needs updates='sparse' (the dense step "
+                         "penalises every row); got updates='dense'.")
+    return updates, regularization
+
+
+def _checked_dataset(dataset: tf.data.Dataset, y, model: FactorizationMachine) -> tf.data.Dataset:
+    """A dataset of ``(X batch, y batch)`` whose structure fits the model, or a clear error."""
+    if y is not None:
+        raise ValueError("`y` must be None when `X` is a tf.data.Dataset (its elements are "
+                         f"(X batch, y batch) pairs); got {type(y).__name__}.")
+    spec = dataset.element_spec
+    if not (isinstance(spec, tuple) and len(spec) == 2):
+        raise ValueError("`X` (a tf.data.Dataset) must yield (X batch, y batch) pairs; "
+                         f"its elements are {spec}.")
+    x_spec, y_spec = spec
+    if not isinstance(x_spec, (tf.TensorSpec, tf.SparseTensorSpec)) or x_spec.shape.rank != 2 \
+            or x_spec.shape[1] != model.n_features:
+        raise ValueError(f"`X` (a tf.data.Dataset) must yield X batches of shape (batch, "
+                         f"{model.n_features}), dense or sparse; got {x_spec}.")
+    if not isinstance(y_spec, tf.TensorSpec) or y_spec.shape.rank not in (1, 2) or (
+            y_spec.shape.rank == 2 and y_spec.shape[1] != 1):
+        raise ValueError("`X` (a tf.data.Dataset) must yield y batches of shape (batch,) or "
+                         f"(batch, 1); got {y_spec}.")
+    for name, s in (("X", x_spec), ("y", y_spec)):
+        if not (s.dtype.is_floating or s.dtype.is_integer or s.dtype.is_bool):
+            raise TypeError(f"`X` (a tf.data.Dataset) must yield numeric {name} batches; "
+                            f"got dtype {s.dtype.name}.")
+    return dataset
 
 
 def _validation_pair(validation_data, model: FactorizationMachine, task: str) -> tuple | None:

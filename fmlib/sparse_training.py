@@ -1,0 +1,239 @@
+r"""Training whose cost follows the non-zeros: ``fit(..., updates="sparse")`` (chapter
+"Performance").
+
+Three things make a step cost O(k · nnz of the batch) instead of O(k n):
+
+1. **Row-sparse gradients.** A batch is its list of non-zeros: for each, the row (within the
+   batch), the feature and the value. The distinct features :math:`U` of the batch are found
+   once (``tf.unique``), the batch is re-indexed as a sparse matrix :math:`\mathbf X_U` over
+   those columns only, and eq. (1) with Lemma 3.1 is evaluated on it with the gathered rows
+   :math:`\mathbf w_U, \mathbf V_U` (the model's own function: the features absent from the
+   batch contribute nothing to :math:`\mathbf X [\mathbf V \mid \mathbf w]`). The gradient
+   with respect to the gathered rows is the gradient of :math:`\mathbf w` and
+   :math:`\mathbf V` restricted to :math:`U`; it is applied as ``tf.IndexedSlices`` by the
+   optimizers of :mod:`fmlib.lazy_optimizers`, which touch only those rows.
+2. **Regularisation that follows the data** (``regularization="occurrence"``, the default of
+   this path, as in libFM's SGD): each row's loss carries the penalty of the parameters it uses,
+
+   .. math::
+
+       \frac{1}{|B|} \sum_{(\mathbf x, y) \in B} \Big[\ell\big(\hat y(\mathbf x), y\big)
+           + \sum_{i:\, x_i \neq 0} \big(\lambda_w w_i^2 + \lambda_v \lVert \mathbf v_i \rVert^2\big)\Big],
+
+   so a feature is shrunk in proportion to how often it occurs, and never when absent. The
+   ``"global"`` penalty :math:`\lambda_w \lVert \mathbf w \rVert^2 + \lambda_v \lVert \mathbf V
+   \rVert_F^2` per batch (``updates="dense"``'s) has a gradient in every row; with plain SGD it
+   is applied exactly as a decay of all rows, :math:`\theta \leftarrow (1 - 2\eta\lambda)\theta`,
+   before the sparse data step (O(k n) per step again, so only for comparison); lazy Adam and
+   Adagrad cannot apply it lazily and refuse it.
+3. **Epochs inside the graph.** The shuffled epoch is handed to one compiled ``tf.function`` as
+   the CSR arrays (``indptr``, ``indices``, ``data``, the row of every non-zero, ``y``); a
+   ``tf.range`` loop slices each batch in O(nnz of the batch) and applies the step, so no Python
+   runs between batches. A ``tf.data.Dataset`` of ``(X batch, y batch)`` is looped over inside
+   the graph the same way, for data read from files or generated on the fly.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import scipy.sparse as sp
+import tensorflow as tf
+
+from .lazy_optimizers import LAZY_OPTIMIZERS
+from .losses import l2_loss, logistic_loss
+from .model import fm_score_unchecked
+
+REGULARIZATIONS = ("occurrence", "global")
+ROWS_PER_CALL = 1 << 20   # rows per compiled call: bounds the copies of a huge epoch, and
+                          # keeps the non-zeros of a call within int32
+
+
+def batch_on_its_features(rows, cols, vals, n_rows):
+    """``(U, pos, X_U)``: the distinct features ``U`` of a batch given by its non-zeros (row
+    within the batch, column, value), each non-zero's position ``pos`` in ``U``, and the batch
+    as a sparse ``(n_rows, |U|)`` matrix whose column ``j`` is feature ``U[j]``:
+    ``X_U [V_U | w_U]`` is ``X [V | w]`` without the absent rows."""
+    U, pos = tf.unique(cols)
+    indices = tf.cast(tf.stack([rows, pos], axis=1), tf.int64)
+    shape = tf.cast(tf.stack([n_rows, tf.size(U)]), tf.int64)
+    return U, pos, tf.SparseTensor(indices, vals, shape)
+
+
+class SparseStep:
+    """One row-sparse update of ``model`` on a batch of non-zeros; returns the batch's mean loss
+    (without the penalty). Plain Python: it is inlined in the compiled epoch loops below.
+
+    The batch becomes ``X_U`` over its distinct features ``U``; eq. (1) is evaluated by the
+    model's own function (:func:`fmlib.model.fm_score_unchecked`, Lemma 3.1) on ``X_U`` and the
+    gathered rows ``w_U``, ``V_U``, so the gradient comes out for those rows only.
+    """
+
+    def __init__(self, model, opt, task: str, regularization: str):
+        self.model, self.opt, self.regularization = model, opt, regularization
+        self.loss_fn = l2_loss if task == "regression" else logistic_loss
+
+    def __call__(self, rows, cols, vals, yb, lambda_w, lambda_v) -> tf.Tensor:
+        model = self.model
+        n_rows = tf.shape(yb)[0]
+        U, pos, X_U = batch_on_its_features(rows, cols, vals, n_rows)
+        w_U, V_U = tf.gather(model.w, U), tf.gather(model.V, U)
+        # occurrences of each feature of U in the batch, over the batch size
+        share = tf.math.unsorted_segment_sum(tf.ones_like(vals), pos, tf.size(U))
+        share = share / tf.cast(n_rows, vals.dtype)
+        with tf.GradientTape() as tape:
+            tape.watch([w_U, V_U])
+            data_loss = self.loss_fn(yb, fm_score_unchecked(model.w0, w_U, V_U, X_U))
+            objective = data_loss
+            if self.regularization == "occurrence":
+                objective += tf.reduce_sum(share * (lambda_w * tf.square(w_U) + lambda_v
+                                                    * tf.reduce_sum(tf.square(V_U), axis=1)))
+        g_w0, g_w, g_V = tape.gradient(objective, [model.w0, w_U, V_U])
+        if self.regularization == "global":   # exact decay of every row (plain SGD only)
+            lr = self.opt.learning_rate
+            model.w.assign(model.w * (1 - 2 * lr * lambda_w))
+            model.V.assign(model.V * (1 - 2 * lr * lambda_v))
+        self.opt.apply([(g_w0, model.w0), (tf.IndexedSlices(g_w, U), model.w),
+                        (tf.IndexedSlices(g_V, U), model.V)])
+        return data_loss
+
+
+class CSREpoch:
+    """Compiled: the step over consecutive batches of CSR arrays; returns the summed loss."""
+
+    def __init__(self, step: SparseStep):
+        self.step = step
+
+    def __call__(self, indptr, indices, data, row_of, y, batch_size, lambda_w, lambda_v):
+        n = tf.shape(y)[0]
+        total = tf.zeros([], y.dtype)
+        for b in tf.range((n + batch_size - 1) // batch_size):
+            s = b * batch_size
+            e = tf.minimum(s + batch_size, n)
+            a, z = indptr[s], indptr[e]
+            loss = self.step(row_of[a:z] - s, indices[a:z], data[a:z], y[s:e], lambda_w, lambda_v)
+            total += loss * tf.cast(e - s, y.dtype)
+        return total
+
+
+def nonzeros(Xb, dtype) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """``(rows, cols, values)`` of a dense or sparse batch, in the graph."""
+    if isinstance(Xb, tf.SparseTensor):
+        Xb = tf.sparse.reorder(Xb)
+        return Xb.indices[:, 0], Xb.indices[:, 1], tf.cast(Xb.values, dtype)
+    where = tf.where(tf.not_equal(Xb, 0))
+    return where[:, 0], where[:, 1], tf.cast(tf.gather_nd(Xb, where), dtype)
+
+
+class DatasetEpoch:
+    """Compiled: the step over every ``(X batch, y batch)`` of a ``tf.data.Dataset``; returns
+    ``(summed loss, rows seen)``. Batches are checked in the graph (finite values, labels)."""
+
+    def __init__(self, step: SparseStep, task: str, dtype: tf.DType):
+        self.step, self.task, self.dtype = step, task, dtype
+
+    def __call__(self, dataset, lambda_w, lambda_v):
+        total, count = tf.zeros([], self.dtype), tf.zeros([], tf.int64)
+        for Xb, yb in dataset:
+            rows, cols, vals = nonzeros(Xb, self.dtype)
+            yb = tf.reshape(tf.cast(yb, self.dtype), [-1])
+            tf.debugging.assert_all_finite(vals, "X: a batch of the dataset holds NaN or inf")
+            tf.debugging.assert_all_finite(yb, "y: a batch of the dataset holds NaN or inf")
+            if self.task == "classification":
+                tf.debugging.Assert(tf.reduce_all((yb == 0) | (yb == 1) | (yb == -1)),
+                                    ["y: classification labels must be in {0, 1} or {-1, +1}"])
+                yb = tf.cast(yb > 0, self.dtype)
+            tf.debugging.Assert(tf.shape(yb, out_type=tf.int64)[0] == tf.shape(Xb, out_type=tf.int64)[0],
+                                ["X and y batches of the dataset differ in rows"])
+            loss = self.step(tf.cast(rows, tf.int32), tf.cast(cols, tf.int32), vals, yb, lambda_w,
+                             lambda_v)
+            n_b = tf.shape(yb, out_type=tf.int64)[0]
+            total += loss * tf.cast(n_b, self.dtype)
+            count += n_b
+        return total, count
+
+
+def sparse_optimizer(model, optimizer, lr: float, regularization: str):
+    """The model's lazy optimizer for ``optimizer`` (a name), reset to a fresh state."""
+    if not isinstance(optimizer, str) or optimizer.lower() not in LAZY_OPTIMIZERS:
+        raise ValueError(f"`optimizer` must be one of {sorted(LAZY_OPTIMIZERS)} with "
+                         f"updates='sparse' (its lazy, row-sparse form); got {optimizer!r}.")
+    if regularization not in REGULARIZATIONS:
+        raise ValueError(f"`regularization` must be one of {REGULARIZATIONS}; got {regularization!r}.")
+    name = optimizer.lower()
+    if regularization == "global" and name != "sgd":
+        raise ValueError("regularization='global' with updates='sparse' needs optimizer='sgd': the "
+                         "global penalty has a gradient in every row, which lazy "
+                         f"{name} cannot apply; got optimizer={optimizer!r}. Use "
+                         "regularization='occurrence' or updates='dense'.")
+    key = ("sparse-opt", name)
+    if key not in model._compiled_steps:
+        model._compiled_steps[key] = LAZY_OPTIMIZERS[name]([model.w0, model.w, model.V], lr)
+    opt = model._compiled_steps[key]
+    opt.reset(lr)
+    return opt
+
+
+def _compiled(model, kind: str, optimizer: str, task: str, regularization: str, make: Callable):
+    """One compiled epoch function per (kind, optimizer, task, regularization) and model."""
+    key = ("sparse", kind, optimizer, task, regularization)
+    if key not in model._compiled_steps:
+        model._compiled_steps[key] = make()
+    return model._compiled_steps[key]
+
+
+def sparse_epochs(model, Xh, yh, task, batch_size, optimizer, lr, lambda_w, lambda_v,
+                  regularization, shuffle, seed) -> Callable[[], float]:
+    """Prepare in-graph row-sparse training on host data; returns ``epoch()`` (its mean loss)."""
+    opt = sparse_optimizer(model, optimizer, lr, regularization)
+    name = optimizer.lower()
+    X = Xh if sp.issparse(Xh) else sp.csr_matrix(Xh)   # dense rows: their non-zeros only
+    dtype = model.dtype.as_numpy_dtype
+    y = yh.astype(dtype)
+    lambdas = (tf.constant(lambda_w, model.dtype), tf.constant(lambda_v, model.dtype))
+    run = _compiled(model, "csr", name, task, regularization, lambda: tf.function(
+        CSREpoch(SparseStep(model, opt, task, regularization)), input_signature=[
+            tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.int32),
+            tf.TensorSpec([None], model.dtype), tf.TensorSpec([None], tf.int32),
+            tf.TensorSpec([None], model.dtype), tf.TensorSpec([], tf.int32),
+            tf.TensorSpec([], model.dtype), tf.TensorSpec([], model.dtype)]))
+    rng = np.random.default_rng(seed)
+    n = X.shape[0]
+    # whole batches per compiled call, at least one
+    rows_per_call = max(batch_size, ROWS_PER_CALL // batch_size * batch_size)
+
+    def epoch() -> float:
+        order = rng.permutation(n) if shuffle else None
+        Xe = X[order] if shuffle else X
+        ye = y[order] if shuffle else y
+        total = 0.0
+        for s in range(0, n, rows_per_call):   # int32 within a call: fewer bytes to move
+            e = min(s + rows_per_call, n)
+            a, z = Xe.indptr[s], Xe.indptr[e]
+            indptr = (Xe.indptr[s:e + 1] - a).astype(np.int32)
+            row_of = np.repeat(np.arange(e - s, dtype=np.int32), np.diff(indptr))
+            total += float(run(indptr, Xe.indices[a:z].astype(np.int32, copy=False),
+                               Xe.data[a:z], row_of, ye[s:e], np.int32(batch_size), *lambdas))
+        return total / n
+
+    return epoch
+
+
+def dataset_epochs(model, dataset, task, optimizer, lr, lambda_w, lambda_v,
+                   regularization) -> Callable[[], float]:
+    """Prepare in-graph row-sparse training on a ``tf.data.Dataset``; returns ``epoch()``."""
+    opt = sparse_optimizer(model, optimizer, lr, regularization)
+    run = _compiled(model, "dataset", optimizer.lower(), task, regularization, lambda: tf.function(
+        DatasetEpoch(SparseStep(model, opt, task, regularization), task, model.dtype)))
+    lambdas = (tf.constant(lambda_w, model.dtype), tf.constant(lambda_v, model.dtype))
+
+    def epoch() -> float:
+        try:
+            total, count = run(dataset, *lambdas)
+        except tf.errors.InvalidArgumentError as err:
+            raise ValueError(f"`X` (a tf.data.Dataset) has a bad batch: {err.message}") from None
+        if int(count) == 0:
+            raise ValueError("`X` (a tf.data.Dataset) produced no rows; there is nothing to train on.")
+        return float(total) / int(count)
+
+    return epoch
