@@ -13,8 +13,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import matplotlib.font_manager  # noqa: E402,F401
 
 # Chapters that load MovieLens 100k (through fmlib.load_movielens).
-MOVIELENS_NOTEBOOKS = {"movielens.ipynb", "performance.ipynb", "keras_interface.ipynb"}
-MOVIELENS_NOTEBOOKS |= {"ranking.ipynb"}  # chapter "Ranking: learning from implicit feedback"
+MOVIELENS_NOTEBOOKS = {"movielens.ipynb", "performance.ipynb", "keras_interface.ipynb",
+                       "solvers.ipynb", "ranking.ipynb", "ecosystem.ipynb",
+                       "fm_family.ipynb"}
 
 
 def _data_required() -> bool:

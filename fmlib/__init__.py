@@ -24,6 +24,8 @@ from .toy import rendle_figure1, rendle_figure1_frame
 from .training import TrainingDivergedError, evaluate, fit, train_step
 # scikit-learn estimators and libFM files (chapter "Using fmlib with scikit-learn and libFM files")
 from .interop import FMClassifier, FMRegressor, LibFMFormatError, load_libfm, save_libfm
+from .family import (FieldAwareFMLayer, HigherOrderFMLayer, anova_fast, anova_naive,
+                     build_deepfm_model, build_ffm_model, build_higher_order_fm_model)
 
 # Chapter "The paper's claims, reproduced": other factorization models as FMs, and the
 # degree-2 polynomial (SVM) model.
@@ -68,6 +70,14 @@ __all__ = [
     "stream_ratings",
     "to_sparse_tensor",
     "train_step",
+    # the FM family (chapter "The FM family")
+    "FieldAwareFMLayer",
+    "HigherOrderFMLayer",
+    "anova_fast",
+    "anova_naive",
+    "build_deepfm_model",
+    "build_ffm_model",
+    "build_higher_order_fm_model",
     # The paper's claims, reproduced
     "Poly2Regression",
     "fm_from_fpmc",
