@@ -65,7 +65,7 @@ class SparseStep:
     (without the penalty). Plain Python: it is inlined in the compiled epoch loops below.
 
     The batch becomes ``X_U`` over its distinct features ``U``; eq. (1) is evaluated by the
-    model's own function (:func:`fmlib.model.fm_score_unchecked`, Lemma 3.1) on ``X_U`` and the
+    model's own function (``fm_score_unchecked`` in ``fmlib.model``, Lemma 3.1) on ``X_U`` and the
     gathered rows ``w_U``, ``V_U``, so the gradient comes out for those rows only.
     """
 

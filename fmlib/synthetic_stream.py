@@ -131,9 +131,10 @@ def stream_ratings(n_users: int, n_items: int, n_ratings: int, *, chunk_size: in
     """``n_ratings`` synthetic ratings from the planted FM of :func:`make_ratings`, as a stream
     of encoded chunks (see the module docstring for how it differs).
 
+    ``n_users``, ``n_items``, ``k``, ``n_age_groups``, ``n_genres``, ``popularity_skew``,
+    ``activity_skew``, ``noise``, ``output`` and ``seed`` are as in :func:`make_ratings`.
+
     Args:
-        n_users, n_items, k, n_age_groups, n_genres, popularity_skew, activity_skew, noise,
-            output, seed: as in :func:`make_ratings`.
         n_ratings: ratings in one pass (any number: pairs may repeat).
         chunk_size: ratings generated and held at a time.
         planted: further arguments of :func:`make_ratings` that shape the planted FM
