@@ -22,6 +22,8 @@ from .synthetic import PlantedFM, SyntheticRatings, make_ratings
 from .toy import rendle_figure1, rendle_figure1_frame
 from .training import TrainingDivergedError, evaluate, fit, train_step
 
+from . import distributed  # noqa: E402  (fmlib.distributed: several processes / machines)
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -39,6 +41,7 @@ __all__ = [
     "SyntheticRatings",
     "TrainingDivergedError",
     "build_fm_model",
+    "distributed",
     "evaluate",
     "fit",
     "l2_loss",

@@ -202,3 +202,62 @@ def test_ctrl_c_stops_every_process(tmp_path):
     assert code == 130
     assert "interrupted: the cluster was stopped" in (tmp_path / "err.txt").read_text()
     assert not any(_alive(pid) for pid in pids)
+
+
+def test_shuffled_shards_of_the_workers_partition_every_epoch(tmp_path):
+    """With one seed, the workers' shards of each epoch are disjoint and cover N // B * B rows,
+    and the order changes from epoch to epoch."""
+    N, B = 50, 8
+    ids = np.arange(N, dtype=np.float32)          # y identifies the row
+    dist.write_examples(tmp_path / "d.tfrecord", sp.csr_matrix(np.ones((N, 1))), ids)
+    make = dist.sync.sharded_batches([str(tmp_path / "d.tfrecord")], N, B, True, 7)
+    datasets = [make(tf.distribute.InputContext(2, r, 2)) for r in range(2)]
+    epochs = []
+    for _ in range(2):
+        per_worker = [[b.y.numpy() for b in ds] for ds in datasets]
+        assert [len(p) for p in per_worker] == [N // B, N // B]
+        assert all(len(b) == B // 2 for p in per_worker for b in p)
+        rows = np.concatenate([np.concatenate(p) for p in per_worker])
+        assert len(np.unique(rows)) == N // B * B                  # no row twice
+        epochs.append(np.concatenate([np.r_[a, b] for a, b in zip(*per_worker)]))
+    assert not np.array_equal(epochs[0], epochs[1])
+
+
+def test_bad_arguments_are_named(tmp_path):
+    X, y, _, _ = dist.synthetic_split(10, 8, 60, seed=0)
+    dist.write_examples(tmp_path / "t.tfrecord", X, y)
+    files = [str(tmp_path / "t.tfrecord")]
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    outside = fmlib.FactorizationMachine(X.shape[1], k=2)
+    with pytest.raises(ValueError, match="not created under `strategy.scope"):
+        dist.train_multi_worker(strategy, outside, files)
+    with strategy.scope():
+        fm = fmlib.FactorizationMachine(X.shape[1], k=2)
+    with pytest.raises(ValueError, match="`train_files`: no such file"):
+        dist.train_multi_worker(strategy, fm, [str(tmp_path / "missing.tfrecord")])
+    with pytest.raises(ValueError, match="`batch_size`=100 is larger than the 54 examples"):
+        dist.train_multi_worker(strategy, fm, files, batch_size=100)
+    with pytest.raises(ValueError, match="`seed` must be set"):
+        dist.train_multi_worker(strategy, fm, files, seed=None)
+    with pytest.raises(TypeError, match="`model` must be a fmlib.FactorizationMachine"):
+        dist.train_multi_worker(strategy, object(), files)
+    with pytest.raises(ValueError, match="`workers` must be >= 1; got 0"):
+        dist.launch([], tmp_path, workers=0)
+    with pytest.raises(ValueError, match="`y` has 53 rows, but X has 54 rows"):
+        dist.write_examples(tmp_path / "bad.tfrecord", X, y[:-1])
+
+
+def test_one_replica_mirrored_strategy_equals_fit_in_process(tmp_path):
+    """The synchronous step with one replica, in this process, is fmlib.fit's plain SGD."""
+    X, y, _, _ = dist.synthetic_split(20, 15, 160, seed=2)     # 144 rows: 4 batches of 36
+    dist.write_examples(tmp_path / "t.tfrecord", X, y)
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    with strategy.scope():
+        fm = fmlib.FactorizationMachine(X.shape[1], k=3, init_std=0.2, seed=1)
+    history = dist.train_multi_worker(strategy, fm, [str(tmp_path / "t.tfrecord")],
+                                      num_epochs=3, batch_size=36, lr=0.2, shuffle=False)
+    ref = fmlib.FactorizationMachine(X.shape[1], k=3, init_std=0.2, seed=1)
+    ref_history = fmlib.fit(ref, X, y, optimizer="sgd", lr=0.2, batch_size=36, num_epochs=3,
+                            shuffle=False)
+    np.testing.assert_allclose(history["loss"], ref_history["loss"], rtol=1e-5)
+    np.testing.assert_allclose(fm.V.numpy(), ref.V.numpy(), rtol=1e-4, atol=1e-6)

@@ -11,7 +11,8 @@ from .records import check_files
 def check_training(model, train_files, validation_files, num_epochs, batch_size, lr, seed):
     """Checked ``(train_files, validation_files, num_epochs, batch_size, lr, seed)``."""
     if not isinstance(model, FactorizationMachine):
-        raise TypeError(f"`model` must be a fmlib.FactorizationMachine; got {type(model).__name__}.")
+        raise TypeError("`model` must be a fmlib.FactorizationMachine; "
+                        f"got {type(model).__name__}.")
     if model.dtype != tf.float32:
         raise ValueError(f"distributed training uses float32 records; got a {model.dtype.name} "
                          "model. Create it with dtype=tf.float32.")
