@@ -65,7 +65,7 @@ def main(argv=None) -> int:
             result = launch(_task_args(forwarded), args.run_dir or tempfile.mkdtemp(),
                             workers=args.workers, ps=args.ps, timeout=args.timeout,
                             say=lambda line: print(line, flush=True))
-            history = history_frame(result["history"])
+            history = history_frame(result["history"], result.get("epoch_seconds"))
     except ClusterError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

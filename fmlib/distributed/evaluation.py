@@ -41,6 +41,10 @@ def epoch_row(epoch: int, train_loss: float, model, validation_files) -> dict:
     return row
 
 
-def history_frame(rows: list[dict]) -> pd.DataFrame:
-    """The rows as :func:`fmlib.fit` returns them: a DataFrame indexed by epoch."""
-    return pd.DataFrame(rows).set_index("epoch")
+def history_frame(rows: list[dict], epoch_seconds: list[float] | None = None) -> pd.DataFrame:
+    """The rows as :func:`fmlib.fit` returns them: a DataFrame indexed by epoch, with the
+    seconds of each epoch's training steps in ``attrs["epoch_seconds"]`` (not a column, so
+    that printed histories stay reproducible)."""
+    history = pd.DataFrame(rows).set_index("epoch")
+    history.attrs["epoch_seconds"] = list(epoch_seconds or [])
+    return history

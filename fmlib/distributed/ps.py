@@ -17,6 +17,8 @@ equal to, one process's. Chapter "Training on several machines".
 """
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 import tensorflow as tf
 
@@ -71,7 +73,8 @@ def train_parameter_server(coordinator, model, train_files, *, validation_files=
         on_epoch: called with each history row (a dict).
 
     Returns:
-        The history table of :func:`fmlib.fit` (``loss``, ``val_loss``, ``val_rmse``).
+        The history table of :func:`fmlib.fit` (``loss``, ``val_loss``, ``val_rmse``);
+        ``history.attrs["epoch_seconds"]``: wall-clock seconds of each epoch's steps.
     """
     train_files, validation_files, num_epochs, batch_size, lr, _ = check_training(
         model, train_files, validation_files, num_epochs, batch_size, lr, None)
@@ -91,12 +94,14 @@ def train_parameter_server(coordinator, model, train_files, *, validation_files=
 
     iterator = iter(coordinator.create_per_worker_dataset(dataset_fn))
     step = make_ps_step(strategy, model, lr, batch_size)
-    rows = []
+    rows, seconds = [], []
     for epoch in range(1, num_epochs + 1):
+        started = time.perf_counter()
         losses = [coordinator.schedule(step, args=(iterator,)) for _ in range(steps)]
         coordinator.join()
+        seconds.append(time.perf_counter() - started)
         train_loss = sum(float(v.fetch()) for v in losses) / steps
         rows.append(epoch_row(epoch, train_loss, model, validation_files))
         if on_epoch is not None:
             on_epoch(rows[-1])
-    return history_frame(rows)
+    return history_frame(rows, seconds)

@@ -59,4 +59,4 @@ def run_local(X_train, y_train, X_test=None, y_test=None, *, workers: int = 2, p
     finally:
         if temporary:
             shutil.rmtree(run_dir, ignore_errors=True)
-    return history_frame(result["history"]), result
+    return history_frame(result["history"], result.get("epoch_seconds")), result

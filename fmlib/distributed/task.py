@@ -134,6 +134,7 @@ def _result(kind: str, model, history, args) -> dict:
     return {"strategy": kind, "workers": len(cluster.get("worker", [])),
             "ps": len(cluster.get("ps", [])),
             "history": history.reset_index().to_dict(orient="records"),
+            "epoch_seconds": history.attrs.get("epoch_seconds", []),
             "w_shards": sharded_shapes(model.w), "V_shards": sharded_shapes(model.V)}
 
 
