@@ -153,7 +153,7 @@ def launch(task_args: list[str], run_dir, *, workers: int = 2, ps: int = 0,
     """Run a training cluster of local processes; returns the chief's JSON result.
 
     Args:
-        task_args: options for :mod:`fmlib.distributed.task` (training files, sizes, ...);
+        task_args: options for ``python -m fmlib.distributed.task`` (training files, sizes, ...);
             ``--result`` is added here.
         run_dir: a folder for the processes' logs and the result.
         workers: number of worker processes (>= 1).

@@ -12,7 +12,7 @@ Rendle's Lemma 3.1 gives
 :func:`pull_rows` gathers the distinct rows of a batch (``tf.gather`` / embedding lookup,
 which on a ``ShardedVariable`` asks each parameter server only for its own rows),
 :func:`score_pulled` evaluates the equation above from them, and the training steps of
-:mod:`fmlib.distributed.sync` and :mod:`fmlib.distributed.ps` push back one gradient row per
+``fmlib.distributed.sync`` and ``fmlib.distributed.ps`` push back one gradient row per
 pulled row. Chapter "Training on several machines".
 """
 from __future__ import annotations
@@ -25,11 +25,9 @@ import tensorflow as tf
 class Batch(NamedTuple):
     """A minibatch of sparse examples in COO form (what ``tf.io.parse_example`` gives).
 
-    Attributes:
-        rows: ``(nnz,)`` int64, the example (row of the batch) of every non-zero.
-        ids: ``(nnz,)`` int64, the feature (column ``i``) of every non-zero.
-        x: ``(nnz,)`` float32, the value :math:`x_i` of every non-zero.
-        y: ``(batch,)`` float32 targets.
+    Fields: ``rows`` ``(nnz,)`` int64, the example (row of the batch) of every non-zero;
+    ``ids`` ``(nnz,)`` int64, the feature (column ``i``) of every non-zero; ``x`` ``(nnz,)``
+    float32, the value :math:`x_i` of every non-zero; ``y`` ``(batch,)`` float32 targets.
     """
 
     rows: tf.Tensor

@@ -76,7 +76,7 @@ def train_multi_worker(strategy: tf.distribute.Strategy, model, train_files, *,
         strategy: a ``tf.distribute.MultiWorkerMirroredStrategy`` (any synchronous strategy
             works, e.g. ``MirroredStrategy`` on one machine).
         model: a float32 :class:`~fmlib.FactorizationMachine` created under ``strategy.scope()``.
-        train_files: TFRecord file(s) of :func:`~fmlib.distributed.write_examples`, readable by
+        train_files: TFRecord file(s) of :func:`~fmlib.distributed.records.write_examples`, readable by
             every worker; each worker keeps its shard of every global batch.
         validation_files: evaluated after every epoch (each worker, its own copy of the model).
         num_epochs: passes over the data; each has ``N // batch_size`` steps (the last,

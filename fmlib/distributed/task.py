@@ -16,12 +16,15 @@ shards of ``w`` and ``V`` live. ``--save`` writes the trained model as a
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import os
+import signal
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("GRPC_FAIL_FAST", "use_caller")   # the TF guide's advice for PS clusters
+MIN_INTER_OP_THREADS = 4
 
 
 def training_parser() -> argparse.ArgumentParser:
@@ -43,6 +46,7 @@ def training_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    faulthandler.register(signal.SIGUSR1)   # `kill -USR1 <pid>`: Python stacks into the log
     parser = argparse.ArgumentParser(prog="python -m fmlib.distributed.task",
                                      parents=[training_parser()], description=__doc__)
     parser.add_argument("--result", default=None, help="JSON file the chief writes")
@@ -50,13 +54,20 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     import tensorflow as tf
 
+    # TensorFlow sizes its inter-op thread pool by the usable cores; with one core (taskset, a
+    # 1-CPU container) a parameter-server worker blocks its only thread and never runs a step.
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    tf.config.threading.set_inter_op_parallelism_threads(max(MIN_INTER_OP_THREADS, cores or 1))
     resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
     cluster = resolver.cluster_spec().as_dict()
     if not cluster:
         parser.error("TF_CONFIG is not set: this process needs to know its cluster and task.")
     if "ps" in cluster and resolver.task_type in ("worker", "ps"):
+        config = tf.compat.v1.ConfigProto(
+            inter_op_parallelism_threads=max(MIN_INTER_OP_THREADS, cores or 1))
         server = tf.distribute.Server(resolver.cluster_spec(), job_name=resolver.task_type,
-                                      task_index=resolver.task_id, protocol="grpc", start=True)
+                                      task_index=resolver.task_id, protocol="grpc",
+                                      config=config, start=True)
         server.join()    # serves until the launcher (or you) stops the process
         return 0
     if args.train is None or args.n_features is None:
