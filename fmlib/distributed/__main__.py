@@ -62,9 +62,10 @@ def main(argv=None) -> int:
             from .evaluation import history_frame
 
             forwarded = sys.argv[1:] if argv is None else list(argv)
-            result = launch(_task_args(forwarded), args.run_dir or tempfile.mkdtemp(),
-                            workers=args.workers, ps=args.ps, timeout=args.timeout,
-                            say=lambda line: print(line, flush=True))
+            with tempfile.TemporaryDirectory(prefix="fmlib-cluster-") as scratch:
+                result = launch(_task_args(forwarded), args.run_dir or scratch,
+                                workers=args.workers, ps=args.ps, timeout=args.timeout,
+                                say=lambda line: print(line, flush=True))
             history = history_frame(result["history"], result.get("epoch_seconds"))
     except ClusterError as err:
         print(f"error: {err}", file=sys.stderr)
