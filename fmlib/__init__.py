@@ -38,6 +38,8 @@ from . import ranking  # noqa: E402
 from .ranking import (catalogue_scores, fit_bpr, leave_last_out, ranking_metrics,  # noqa: E402
                       recommend)
 
+from . import distributed  # noqa: E402  (fmlib.distributed: several processes / machines)
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -56,6 +58,7 @@ __all__ = [
     "SyntheticRatings",
     "TrainingDivergedError",
     "build_fm_model",
+    "distributed",
     "evaluate",
     "fit",
     "l2_loss",

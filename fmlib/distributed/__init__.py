@@ -1,0 +1,38 @@
+"""Training an FM on several processes or machines with ``tf.distribute``.
+
+* :func:`train_multi_worker`: synchronous data parallelism (``MultiWorkerMirroredStrategy``,
+  all-reduced gradients; equal to one process on the full batches).
+* :func:`train_parameter_server`: ``w`` and ``V`` sharded over parameter servers
+  (``ParameterServerStrategy`` with a ``ClusterCoordinator``; asynchronous SGD on the rows a
+  batch needs).
+* :func:`run_local` and ``python -m fmlib.distributed``: a cluster of local processes.
+
+Both trainers train a :class:`fmlib.FactorizationMachine` created under
+``strategy.scope()``, with the forward pass of :mod:`fmlib.distributed.lookup` (pull the
+rows a batch touches, Lemma 3.1). Chapter "Training on several machines".
+"""
+from .evaluation import evaluate_files
+from .launcher import ClusterError, launch
+from .lookup import Batch, fm_score_rows, pull_rows, score_pulled
+from .ps import sharded_shapes, train_parameter_server
+from .records import parse_batch, read_batches, synthetic_split, write_examples
+from .run import run_local
+from .sync import train_multi_worker
+
+__all__ = [
+    "Batch",
+    "ClusterError",
+    "evaluate_files",
+    "fm_score_rows",
+    "launch",
+    "parse_batch",
+    "pull_rows",
+    "read_batches",
+    "run_local",
+    "score_pulled",
+    "sharded_shapes",
+    "synthetic_split",
+    "train_multi_worker",
+    "train_parameter_server",
+    "write_examples",
+]

@@ -1,0 +1,98 @@
+r"""The FM's forward pass on the rows a batch touches: pull rows, score, push row updates.
+
+A sparse example :math:`\mathbf x` with non-zeros :math:`x_i, i \in I(\mathbf x)` needs only
+the rows :math:`w_i, \mathbf v_i` of those features. With
+:math:`s_f = \sum_{i \in I} v_{i,f} x_i` and :math:`q_f = \sum_{i \in I} v_{i,f}^2 x_i^2`,
+Rendle's Lemma 3.1 gives
+
+.. math::
+
+    \hat y(\mathbf x) = w_0 + \sum_{i \in I} w_i x_i + \frac12 \sum_{f=1}^{k} (s_f^2 - q_f).
+
+:func:`pull_rows` gathers the distinct rows of a batch (``tf.gather`` / embedding lookup,
+which on a ``ShardedVariable`` asks each parameter server only for its own rows),
+:func:`score_pulled` evaluates the equation above from them, and the training steps of
+``fmlib.distributed.sync`` and ``fmlib.distributed.ps`` push back one gradient row per
+pulled row. Chapter "Training on several machines".
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import tensorflow as tf
+
+
+class Batch(NamedTuple):
+    """A minibatch of sparse examples in COO form (what ``tf.io.parse_example`` gives).
+
+    Fields: ``rows`` ``(nnz,)`` int64, the example (row of the batch) of every non-zero;
+    ``ids`` ``(nnz,)`` int64, the feature (column ``i``) of every non-zero; ``x`` ``(nnz,)``
+    float32, the value :math:`x_i` of every non-zero; ``y`` ``(batch,)`` float32 targets.
+    """
+
+    rows: tf.Tensor
+    ids: tf.Tensor
+    x: tf.Tensor
+    y: tf.Tensor
+
+
+class Pulled(NamedTuple):
+    """The parameters one batch needs: ``uid`` the distinct feature ids of the batch, ``pos``
+    the position in ``uid`` of every non-zero, ``w0``, ``w_rows = w[uid]``, ``V_rows = V[uid]``."""
+
+    uid: tf.Tensor
+    pos: tf.Tensor
+    w0: tf.Tensor
+    w_rows: tf.Tensor
+    V_rows: tf.Tensor
+
+
+def pull_rows(w0, w, V, ids: tf.Tensor) -> Pulled:
+    """Gather ``w0`` and the rows of ``w`` and ``V`` for the distinct feature ``ids`` of a batch.
+
+    ``w`` and ``V`` may be ``tf.Variable``, ``MirroredVariable`` or ``ShardedVariable``: the
+    lookup reads ``len(uid)`` rows, never the whole table.
+    """
+    uid, pos = tf.unique(ids)
+    return Pulled(uid, pos, tf.convert_to_tensor(w0),
+                  tf.nn.embedding_lookup(w, uid), tf.nn.embedding_lookup(V, uid))
+
+
+def score_pulled(w0, w_rows, V_rows, pos, batch: Batch) -> tf.Tensor:
+    r""":math:`\hat y` of every example of ``batch`` from its pulled rows; shape ``(batch,)``.
+
+    ``vx`` holds :math:`v_{i,f} x_i` for every non-zero; segment sums over the examples give
+    :math:`s_f` and :math:`q_f` of the module's equation (Lemma 3.1).
+    """
+    n_rows = tf.shape(batch.y)[0]
+    vx = tf.gather(V_rows, pos) * batch.x[:, None]                      # (nnz, k)
+    s = tf.math.unsorted_segment_sum(vx, batch.rows, n_rows)            # (batch, k)
+    q = tf.math.unsorted_segment_sum(tf.square(vx), batch.rows, n_rows)  # (batch, k)
+    linear = tf.math.unsorted_segment_sum(tf.gather(w_rows, pos) * batch.x, batch.rows, n_rows)
+    return w0 + linear + 0.5 * tf.reduce_sum(tf.square(s) - q, axis=1)
+
+
+def fm_score_rows(w0, w, V, batch: Batch) -> tf.Tensor:
+    """:math:`\\hat y` of a :class:`Batch` with row lookups: :func:`pull_rows` then
+    :func:`score_pulled`. Equal to ``FactorizationMachine`` on the same weights."""
+    pulled = pull_rows(w0, w, V, batch.ids)
+    return score_pulled(pulled.w0, pulled.w_rows, pulled.V_rows, pulled.pos, batch)
+
+
+def squared_error_sum(w0, w, V, batch: Batch) -> tuple[tf.Tensor, tf.Tensor]:
+    """``(sum of (y - y_hat)^2, number of rows)`` of a batch, for the evaluation of a model."""
+    err = batch.y - fm_score_rows(w0, w, V, batch)
+    return tf.reduce_sum(tf.square(err)), tf.cast(tf.size(err), tf.float32)
+
+
+def row_gradients(pulled: Pulled, batch: Batch, scale) -> tuple[tf.Tensor, ...]:
+    r"""``(sse, g0, g_w, g_V)``: the batch's sum of squared errors and the gradients of
+    ``scale * sse`` with respect to the pulled :math:`w_0`, rows of ``w`` and rows of ``V``
+    (dense, one row per id of ``pulled.uid``; untouched rows have zero gradient)."""
+    with tf.GradientTape() as tape:
+        tape.watch([pulled.w0, pulled.w_rows, pulled.V_rows])
+        y_hat = score_pulled(pulled.w0, pulled.w_rows, pulled.V_rows, pulled.pos, batch)
+        sse = tf.reduce_sum(tf.square(batch.y - y_hat))
+        objective = scale * sse
+    grads = tape.gradient(objective, [pulled.w0, pulled.w_rows, pulled.V_rows])
+    return (sse, *(tf.convert_to_tensor(g) for g in grads))

@@ -1,0 +1,107 @@
+r"""Parameter servers with ``tf.distribute.ParameterServerStrategy`` and a ``ClusterCoordinator``.
+
+The parameter servers hold :math:`\mathbf w` and :math:`\mathbf V` split by rows into shards
+(``variable_partitioner``); the coordinator (the chief) schedules steps on the workers. A
+step on a worker *pulls* :math:`w_0` and the rows :math:`\mathbf w_U, \mathbf V_U` of the
+distinct features :math:`U` of its batch, computes the gradient of the batch's mean squared
+error with respect to them, and *pushes* one SGD update per pulled row,
+
+.. math::
+
+    \mathbf v_i \leftarrow \mathbf v_i - \eta\, \frac{\partial}{\partial \mathbf v_i}
+    \frac{1}{|B|} \sum_{(\mathbf x, y) \in B} (y - \hat y(\mathbf x))^2, \qquad i \in U,
+
+with ``scatter_sub`` on the sharded variable (each server receives only its own rows).
+Workers do not wait for each other (asynchronous SGD): the result is close to, but not
+equal to, one process's. Chapter "Training on several machines".
+"""
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+import tensorflow as tf
+
+from ._checks import check_created_in, check_training
+from .evaluation import epoch_row, history_frame
+from .lookup import pull_rows, row_gradients
+from .records import count_examples, parse_batch
+
+
+def sharded_shapes(variable) -> list[tuple[tuple[int, ...], str]]:
+    """``[(shape, device), ...]`` of the shards of a ``ShardedVariable`` (one entry for an
+    unsharded variable): where each block of rows lives."""
+    parts = getattr(variable, "variables", [variable])
+    return [(tuple(v.shape), v.device) for v in parts]
+
+
+def make_ps_step(strategy: tf.distribute.Strategy, model, lr: float, batch_size: int):
+    """The compiled step a worker runs: pull rows, gradient, push row updates; returns the
+    batch's mean squared error (before the update)."""
+
+    def replica_step(batch):
+        p = pull_rows(model.w0, model.w, model.V, batch.ids)                        # pull
+        sse, g0, gw, gV = row_gradients(p, batch, 1.0 / batch_size)
+        model.w0.assign_sub(lr * g0)                                                # push
+        model.w.scatter_sub(tf.IndexedSlices(lr * gw, p.uid))
+        model.V.scatter_sub(tf.IndexedSlices(lr * gV, p.uid))
+        return sse / batch_size
+
+    @tf.function
+    def step(iterator):
+        return strategy.run(replica_step, args=(next(iterator),))
+
+    return step
+
+
+def train_parameter_server(coordinator, model, train_files, *, validation_files=None,
+                           num_epochs: int = 10, batch_size: int = 256, lr: float = 0.01,
+                           on_epoch=None) -> pd.DataFrame:
+    r"""Train ``model`` by asynchronous SGD on parameter servers; run it on the coordinator.
+
+    Args:
+        coordinator: a ``tf.distribute.coordinator.ClusterCoordinator`` of a
+            ``ParameterServerStrategy``.
+        model: a float32 :class:`~fmlib.FactorizationMachine` created under the strategy's
+            scope (with a ``variable_partitioner``, its ``w`` and ``V`` are sharded).
+        train_files: TFRecord file(s) readable by every worker. Each worker streams all of
+            them, shuffled in its own (unseeded) order and repeated, as the TensorFlow guide
+            advises for this strategy; an epoch is ``N // batch_size``
+            steps, whichever workers run them.
+        validation_files: evaluated on the coordinator after every epoch.
+        num_epochs, batch_size, lr: as in :func:`fmlib.fit` with ``optimizer="sgd"``.
+        on_epoch: called with each history row (a dict).
+
+    Returns:
+        The history table of :func:`fmlib.fit` (``loss``, ``val_loss``, ``val_rmse``);
+        ``history.attrs["epoch_seconds"]``: wall-clock seconds of each epoch's steps.
+    """
+    train_files, validation_files, num_epochs, batch_size, lr, _ = check_training(
+        model, train_files, validation_files, num_epochs, batch_size, lr, None)
+    if not isinstance(coordinator, tf.distribute.coordinator.ClusterCoordinator):
+        raise TypeError("`coordinator` must be a tf.distribute.coordinator.ClusterCoordinator; "
+                        f"got {type(coordinator).__name__}.")
+    strategy = coordinator.strategy
+    check_created_in(strategy, model)
+    n_examples = count_examples(train_files)
+    steps = n_examples // batch_size
+    if steps == 0:
+        raise ValueError(f"`batch_size`={batch_size} is larger than the {n_examples} examples.")
+
+    def dataset_fn():
+        ds = tf.data.TFRecordDataset(train_files).shuffle(min(n_examples, 1 << 20))
+        return ds.repeat().batch(batch_size, drop_remainder=True).map(parse_batch).prefetch(2)
+
+    iterator = iter(coordinator.create_per_worker_dataset(dataset_fn))
+    step = make_ps_step(strategy, model, lr, batch_size)
+    rows, seconds = [], []
+    for epoch in range(1, num_epochs + 1):
+        started = time.perf_counter()
+        losses = [coordinator.schedule(step, args=(iterator,)) for _ in range(steps)]
+        coordinator.join()
+        seconds.append(time.perf_counter() - started)
+        train_loss = sum(float(v.fetch()) for v in losses) / steps
+        rows.append(epoch_row(epoch, train_loss, model, validation_files))
+        if on_epoch is not None:
+            on_epoch(rows[-1])
+    return history_frame(rows, seconds)
