@@ -160,27 +160,9 @@ def scale(max_ratings: float) -> dict:
 
 
 # --- accuracy -------------------------------------------------------------------------------
-def fit_sparse(train, spec, lambda_v, lr):
-    """The chapter's protocol (tune_movielens.fit_with_validation) with updates='sparse'."""
-    import fmlib
-    from tune_movielens import FIXED, validation_mask
-
-    y = train["rating"].to_numpy(float)
-    val = validation_mask(train)
-    encoder = fmlib.FeatureEncoder(**spec)
-    X_fit, X_val = encoder.fit_transform(train[~val]), encoder.transform(train[val])
-    fm = fmlib.FactorizationMachine(encoder.n_features_, k=FIXED["k"], seed=FIXED["seed"])
-    fm.w0.assign(y[~val].mean())
-    history = fmlib.fit(fm, X_fit, y[~val], num_epochs=FIXED["max_epochs"],
-                        batch_size=FIXED["batch_size"], lr=lr, lambda_v=lambda_v,
-                        updates="sparse", validation_data=(X_val, y[val]),
-                        patience=FIXED["patience"], seed=FIXED["seed"])
-    return fm, encoder, history
-
-
 def accuracy(sets) -> dict:
     import fmlib
-    from tune_movielens import FEATURE_SETS
+    from tune_movielens import FEATURE_SETS, fit_with_validation
 
     dense = json.loads((ROOT / "book" / "tuning" / "movielens_folds.json").read_text())
     ml = fmlib.load_movielens("ml-100k")
@@ -193,7 +175,7 @@ def accuracy(sets) -> dict:
             runs = {}
             for fold in folds:
                 train, test = data[fold]
-                fm, encoder, history = fit_sparse(train, spec, lambda_v, lr)
+                fm, encoder, history = fit_with_validation(train, spec, lambda_v, lr, updates="sparse")
                 best = history.attrs["best_epoch"]
                 y_hat = fm.predict(encoder.transform(test))
                 runs[fold] = {"val_rmse": float(history.loc[best, "val_rmse"]), "best_epoch": int(best),

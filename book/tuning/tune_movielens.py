@@ -42,8 +42,11 @@ def validation_mask(train):
     return np.random.default_rng(FIXED["seed"]).random(len(train)) < FIXED["val_fraction"]
 
 
-def fit_with_validation(train, spec, lambda_v, lr):
-    """The chapter's protocol on one training fold: returns the FM, its encoder and its history."""
+def fit_with_validation(train, spec, lambda_v, lr, **options):
+    """The chapter's protocol on one training fold: returns the FM, its encoder and its history.
+
+    ``options`` go to ``fmlib.fit`` (benchmarks/bench_sparse.py passes ``updates="sparse"``).
+    """
     y = train["rating"].to_numpy(float)
     val = validation_mask(train)
     encoder = fmlib.FeatureEncoder(**spec)
@@ -53,7 +56,7 @@ def fit_with_validation(train, spec, lambda_v, lr):
     history = fmlib.fit(fm, X_fit, y[~val], num_epochs=FIXED["max_epochs"],
                         batch_size=FIXED["batch_size"], lr=lr, lambda_v=lambda_v,
                         validation_data=(X_val, y[val]), patience=FIXED["patience"],
-                        seed=FIXED["seed"])
+                        seed=FIXED["seed"], **options)
     return fm, encoder, history
 
 
