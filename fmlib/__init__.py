@@ -20,6 +20,7 @@ from .movielens import MovieLens, MovieLensError, MovieLensTimeout, load_moviele
 from .pairwise import pairwise_fast, pairwise_naive
 from .synthetic import PlantedFM, SyntheticRatings, make_ratings
 from .toy import rendle_figure1, rendle_figure1_frame
+from .relational import RelationalDesign, RelationBlock, movielens_design
 from .training import TrainingDivergedError, evaluate, fit, train_step
 
 __version__ = "0.1.0"
@@ -52,4 +53,8 @@ __all__ = [
     "rendle_figure1_frame",
     "to_sparse_tensor",
     "train_step",
+    # relation blocks
+    "RelationalDesign",
+    "RelationBlock",
+    "movielens_design",
 ]

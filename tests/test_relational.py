@@ -8,6 +8,7 @@ import scipy.sparse as sp
 import tensorflow as tf
 
 import fmlib
+from fmlib.coordinate import CoordinateSweeper, block_schedule
 from fmlib.relational import (
     RelationalDesign,
     RelationBlock,
@@ -15,7 +16,8 @@ from fmlib.relational import (
     predict,
     predict_tf,
 )
-from reference import fm_definition, fm_gradient
+from fmlib.relational.sweeper import RelationalSweeper, relational_schedule
+from reference import fm_definition, fm_gradient, reference_sweep
 
 K = 3
 
@@ -128,6 +130,12 @@ def test_bad_designs_are_clear_errors(make, error, message):
         make()
 
 
+def test_a_group_across_two_blocks_is_refused_by_the_schedule():
+    design, _ = small_design()
+    with pytest.raises(ValueError, match=r"'mixed' has columns in 2 blocks"):
+        relational_schedule(design, {"mixed": slice(0, 6), "rest": slice(6, 16)})
+
+
 def test_movielens_design_is_the_flat_encoders_matrix_with_columns_reordered(movielens):
     train, test = (
         movielens.with_side_features(d, dates=True) for d in movielens.split("u1")
@@ -196,4 +204,121 @@ def test_tf_gradients_equal_equation_4_summed_over_the_flat_rows():
     )
     np.testing.assert_allclose(
         tf.convert_to_tensor(g_V).numpy(), expected[2], rtol=1e-10, atol=1e-12
+    )
+
+
+def test_model_predict_accepts_a_relational_design():
+    design, flat = small_design()
+    fm = fmlib.FactorizationMachine(flat.shape[1], k=K, seed=0, dtype=tf.float64)
+    np.testing.assert_allclose(
+        fm.predict(design, batch_size=8), fm.predict(flat), rtol=1e-12
+    )
+
+
+# --- sweeps ---------------------------------------------------------------------------
+def test_schedule_is_block_schedule_of_the_flat_matrix():
+    design, flat = small_design()
+    flat_schedule = block_schedule(sp.csr_matrix(flat), design.groups)
+    ours = [cols for _, colours in relational_schedule(design) for cols in colours]
+    assert [c.tolist() for c in ours] == [c.tolist() for c in flat_schedule]
+
+
+@pytest.mark.parametrize("sample", [False, True], ids=["als", "gibbs"])
+@pytest.mark.parametrize("main", [True, False], ids=["main+blocks", "blocks-only"])
+def test_one_sweep_equals_one_parameter_at_a_time_on_the_flat_matrix(sample, main):
+    design, flat = small_design(main=main)
+    N, n = flat.shape
+    rng = np.random.default_rng(2)
+    y = rng.normal(size=N)
+    w0, w, V = params(n)
+    alpha = 1.6 if sample else 1.0
+    mu = {
+        "w0": np.zeros(()),
+        "w": rng.normal(size=n) * sample,
+        "V": rng.normal(size=(n, K)) * sample,
+    }
+    lam = {
+        "w0": np.zeros(()),
+        "w": rng.uniform(0.5, 2, n),
+        "V": rng.uniform(0.5, 2, (n, K)),
+    }
+    z = {
+        "w0": rng.normal(size=()),
+        "w": rng.normal(size=n),
+        "V": rng.normal(size=(n, K)),
+    }
+    sweeper = RelationalSweeper(design, y, w0, w, V, design.groups)
+    sweeper.update_w0(alpha, 0.0, 0.0, float(z["w0"]), sample)
+    sweeper.update_w(alpha, mu["w"], lam["w"], z["w"], sample)
+    sweeper.update_V(alpha, mu["V"], lam["V"], z["V"], sample)
+
+    ref_w0, ref_w, ref_V = reference_sweep(
+        flat, y, w0, w, V, sweeper.schedule, alpha, mu, lam, z, sample
+    )
+    np.testing.assert_allclose(sweeper.w0, ref_w0, rtol=1e-9)
+    np.testing.assert_allclose(sweeper.w, ref_w, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(sweeper.V, ref_V, rtol=1e-9, atol=1e-12)
+    # the caches were kept exact: residuals and q equal a fresh computation
+    np.testing.assert_allclose(
+        sweeper.e, y - fm_definition(flat, ref_w0, ref_w, ref_V), atol=1e-10
+    )
+    np.testing.assert_allclose(sweeper.qt, (flat @ ref_V).T, atol=1e-10)
+
+
+def test_fit_als_on_the_design_equals_fit_als_on_the_flat_matrix():
+    design, flat = small_design(n_rows=60, seed=3)
+    y = np.random.default_rng(6).normal(3, 1, flat.shape[0])
+    histories, weights = [], []
+    for X in (design, flat):
+        fm = fmlib.FactorizationMachine(
+            flat.shape[1], k=K, init_std=0.1, seed=0, dtype=tf.float64
+        )
+        histories.append(
+            fmlib.fit(
+                fm,
+                X,
+                y,
+                solver="als",
+                num_epochs=4,
+                lambda_w=0.5,
+                lambda_v=0.5,
+                groups=design.groups,
+                validation_data=(X[:10], y[:10]),
+            )
+        )
+        weights.append(fm.get_weights())
+    np.testing.assert_allclose(
+        histories[0].to_numpy(), histories[1].to_numpy(), rtol=1e-9
+    )
+    for key in ("w0", "w", "V"):
+        np.testing.assert_allclose(
+            weights[0][key], weights[1][key], rtol=1e-8, atol=1e-12
+        )
+
+
+@pytest.mark.parametrize("task", ["regression", "classification"])
+def test_bayesian_fm_on_the_design_equals_it_on_the_flat_matrix(task):
+    design, flat = small_design(n_rows=80, seed=4)
+    rng = np.random.default_rng(7)
+    y = (
+        rng.normal(3, 1, flat.shape[0])
+        if task == "regression"
+        else rng.integers(0, 2, 80)
+    )
+    test, flat_test = design[::3], flat[::3]
+    fits = [
+        fmlib.BayesianFM(
+            k=K, num_sweeps=6, burn_in=2, task=task, groups=design.groups, seed=0
+        ).fit(X, y, X_test, y[::3])
+        for X, X_test in ((design, test), (sp.csr_matrix(flat), flat_test))
+    ]
+    np.testing.assert_allclose(
+        fits[0].trace_.to_numpy(), fits[1].trace_.to_numpy(), rtol=1e-8
+    )
+    for key in ("w0", "w", "V"):
+        np.testing.assert_allclose(
+            fits[0].samples_[key], fits[1].samples_[key], rtol=1e-8, atol=1e-10
+        )
+    np.testing.assert_allclose(
+        fits[0].predict(test), fits[1].predict(flat_test), rtol=1e-9
     )

@@ -138,8 +138,8 @@ class RelationalDesign:
     Args:
         X: ``(N, n_0)`` main block, one row per rating (``scipy.sparse`` or dense), or
             ``None`` for no main block (then ``N`` comes from the blocks' indices).
-        blocks: the relation blocks (:class:`RelationBlock`); every ``index`` has ``N``
-            entries.
+        blocks: the relation blocks (:class:`fmlib.RelationBlock`); every ``index``
+            has ``N`` entries.
         groups: optional mapping name → columns (a ``slice`` or indices into the flat
             columns), e.g. one prior group per feature block for
             :class:`fmlib.BayesianFM`.

@@ -69,8 +69,8 @@ def movielens_design(
         implicit_norm: ``"sum"`` or ``"sqrt"`` (see :class:`fmlib.FeatureEncoder`).
 
     Returns:
-        ``(design_train, design_test)`` (:class:`RelationalDesign`; ``design_test`` is
-        ``None`` without ``test``); their ``groups`` are one group per encoded column of
+        ``(design_train, design_test)`` (:class:`fmlib.RelationalDesign`;
+        ``design_test`` is ``None`` without ``test``); their ``groups`` are one group per encoded column of
         the flat encoder (``"user"``, ``"rated"``, ``"genres"``, ...).
     """
     user_enc = FeatureEncoder(

@@ -4,7 +4,7 @@ Write the row of rating :math:`i` as the concatenation of its blocks, :math:`\ma
 (\mathbf x^{(0)}, \dots, \mathbf x^{(R)})`, where block :math:`r` holds the columns
 :math:`C_r` and :math:`\mathbf x^{(r)}` is row :math:`\phi_r(i)` of :math:`\mathbf
 B^{(r)}`
-(:mod:`fmlib.relational.design`). Lemma 3.1 of Rendle (2010) writes the pairwise term
+(``fmlib.relational.design``). Lemma 3.1 of Rendle (2010) writes the pairwise term
 with
 the per-factor sums; split each sum by block,
 
