@@ -278,11 +278,7 @@ class RelationalSweeper(CoordinateSweeper):
     def update_V(self, alpha: float, mu, lam, z, sample: bool) -> None:
         r"""Every :math:`v_{l,f}`: factor by factor, in the order of the schedule."""
         for f in range(self.k):
-            prior = (
-                np.ascontiguousarray(mu[:, f]),
-                np.ascontiguousarray(lam[:, f]),
-                np.ascontiguousarray(z[:, f]),
-            )
+            prior = np.stack([mu[:, f], lam[:, f], z[:, f]])  # (3, n): one gather
             for j, parts in self.segments:
                 if j == 0:
                     for b in parts:
@@ -293,52 +289,52 @@ class RelationalSweeper(CoordinateSweeper):
                     )
 
     def _update_v_relation(self, f, rel: _Relation, parts, alpha, prior, sample):
-        """One factor of one relation block (module docstring); ``prior = (mu, lam, z)``
-        of this factor, shape (n,) each."""
-        mu, lam, z = prior
-        v, q, n, index = self.Vt[f], self.qt[f], rel.n, rel.index
-        M = n.size
+        """One factor of one relation block (module docstring); ``prior`` holds the
+        rows ``mu, lam, z`` of this factor, shape (3, n)."""
+        v, q, index = self.Vt[f], self.qt[f], rel.index
+        M = rel.n.size
         o = q - rel.Qt[f][index]  # the other blocks' part of q
-        # per block row: O, O2, E, EO (sums over its ratings) and Q, read and
-        # written at once
+        # One row per cached sum, one column per block row, so that a colour reads and
+        # writes all of them with one gather and one scatter:
+        # n, O, O2, E, EO, Q, and a = the part of the change of e_i that is not
+        # proportional to o_i (e_i -= a_b + (Q_b - Q_start_b) o_i at the end).
         C = np.stack(
             [
+                rel.n,
                 np.bincount(index, o, M),
                 np.bincount(index, o * o, M),
                 np.bincount(index, self.e, M),
                 np.bincount(index, self.e * o, M),
                 rel.Qt[f],
+                np.zeros(M),
             ]
         )
         Q_start = rel.Qt[f].copy()
-        da = np.zeros(M)  # e_i -= da_b + (Q_b - Q_start_b) o_i
         for c in parts:
-            theta, rows = v[c.cols], c.rows
-            O_r, O2_r, E_r, EO_r, Q_r = C[:, rows]
-            n_r = n[rows]
-            rho = Q_r - theta[c.seg] * c.x
+            theta, A = v[c.cols], C[:, c.rows]
+            rho = A[5] - theta[c.seg] * c.x
+            P = A[1:3] + rho * A[0:2]  # (O + rho n, O2 + rho O)
+            mu, lam, z = prior[:, c.cols]
             new = self._draw_lean(
                 theta,
-                c.x * (EO_r + rho * E_r),
-                c.x_sq * (O2_r + rho * (2.0 * O_r + rho * n_r)),
+                c.x * (A[4] + rho * A[3]),  # h e = x (EO + rho E)
+                c.x_sq * (P[1] + rho * P[0]),  # h^2 = x^2 (O2 + 2 rho O + rho^2 n)
                 c,
                 alpha,
-                mu[c.cols],
-                lam[c.cols],
-                z[c.cols],
+                mu,
+                lam,
+                z,
                 sample,
             )
             dx = (new - theta)[c.seg] * c.x
-            C[2:, rows] = (
-                E_r - dx * (O_r + rho * n_r),
-                EO_r - dx * (O2_r + rho * O_r),
-                Q_r + dx,
-            )
-            da[rows] += dx * rho
+            A[3:5] -= dx * P  # E, EO
+            A[5] += dx  # Q
+            A[6] += dx * rho  # a
+            C[3:, c.rows] = A[3:]
             v[c.cols] = new
-        rel.Qt[f] = C[4]
-        dQ = (C[4] - Q_start)[index]
-        self.e -= da[index] + dQ * o
+        rel.Qt[f] = C[5]
+        dQ = (C[5] - Q_start)[index]
+        self.e -= C[6][index] + dQ * o
         q += dQ
 
 
