@@ -211,24 +211,35 @@ class RelationalSweeper(CoordinateSweeper):
         )
 
     # --- state -----------------------------------------------------------------------
-    def refresh(self) -> None:
+    def refresh(self, batch_size: int = 65536) -> None:
         r"""Recompute :math:`Q` of every block, :math:`q_{i,f}` and :math:`e_i` from the
-        parameters by the block split of :mod:`fmlib.relational.predict`."""
+        parameters by the block split of :mod:`fmlib.relational.predict`, ``batch_size``
+        ratings at a time (the ``(batch, k)`` temporaries stay small for any N)."""
         V = self.Vt.T
         n0 = self.X.shape[1]
-        lin, q, within = block_terms(self.X, self.w[:n0], V[:n0])
-        y_hat = self.w0 + lin + within
-        q_sum, q_norms = q, np.sum(q * q, axis=1)
+        terms = []
         for rel in self.relations.values():
             cols = slice(rel.start, rel.start + rel.data.shape[1])
             lin, q, within = block_terms(rel.data, self.w[cols], V[cols])
             rel.Qt[:] = q.T
-            q = q[rel.index]
-            y_hat += lin[rel.index] + within[rel.index]
-            q_sum = q_sum + q
-            q_norms += np.sum(q * q, axis=1)
-        self.qt = np.ascontiguousarray(q_sum.T)
-        self.e = self.y - (y_hat + 0.5 * (np.sum(q_sum * q_sum, axis=1) - q_norms))
+            terms.append((lin + within, q, rel.index))
+        self.qt = np.empty((self.k, self.N))
+        self.e = np.empty(self.N)
+        for start in range(0, self.N, batch_size):
+            rows = slice(start, min(start + batch_size, self.N))
+            lin, q_sum, within = block_terms(self.X[rows], self.w[:n0], V[:n0])
+            y_hat = self.w0 + lin + within
+            q_norms = np.sum(q_sum * q_sum, axis=1)
+            for lin_within, q, index in terms:
+                at = index[rows]
+                q = q[at]
+                y_hat += lin_within[at]
+                q_sum = q_sum + q
+                q_norms += np.sum(q * q, axis=1)
+            self.qt[:, rows] = q_sum.T
+            self.e[rows] = self.y[rows] - (
+                y_hat + 0.5 * (np.sum(q_sum * q_sum, axis=1) - q_norms)
+            )
 
     # --- updates ---------------------------------------------------------------------
     def _draw_lean(self, theta, h_e, h_sq, c: _Colour, alpha, mu, lam, z, sample):
