@@ -45,7 +45,7 @@ from ._inputs import (as_host_matrix, as_labels, as_targets, check_float, check_
 from .coordinate import column_groups
 from .model import FactorizationMachine
 from .relational.design import RelationalDesign
-from .relational.predict import predict as relational_predict
+from .relational.prediction import predict as relational_predict
 from .relational.sweeper import make_sweeper
 
 # libFM's hyperprior constants: alpha ~ Gamma(A0/2, B0/2); lambda ~ Gamma(A_LAMBDA/2,

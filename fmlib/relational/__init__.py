@@ -6,7 +6,7 @@ Chapter "Beyond SGD: coordinate descent and MCMC", section "Relation blocks".
 
 from .design import RelationalDesign, RelationBlock
 from .movielens import movielens_design
-from .predict import predict, predict_tf
+from .prediction import predict, predict_tf
 
 __all__ = [
     "RelationBlock",

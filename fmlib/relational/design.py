@@ -10,17 +10,14 @@ row of rating :math:`i` is the concatenation
         \mathbf B^{(1)}_{\phi_1(i)},\; \dots,\; \mathbf B^{(R)}_{\phi_R(i)}\big),
 
 of a main block :math:`\mathbf X^{(0)}` (one row per rating, for example the user and
-item
-one-hots) and, for every relation block :math:`r`, the row :math:`\phi_r(i)` of a matrix
-:math:`\mathbf B^{(r)}` with one row per *distinct* entity (a user's side features
-and the
-movies the user rated; a movie's genres). A user with 200 ratings stores the 100 or so
-non-zeros of the block once instead of 200 times. :meth:`RelationalDesign.to_csr`
-builds the
-flat matrix; the predictions (:mod:`fmlib.relational.predict`) and the ALS/MCMC sweeps
+item one-hots) and, for every relation block :math:`r`, the row :math:`\phi_r(i)` of a
+matrix :math:`\mathbf B^{(r)}` with one row per *distinct* entity (a user's side
+features and the movies the user rated; a movie's genres). A user with 200 ratings
+stores the 100 or so non-zeros of the block once instead of 200 times.
+:meth:`RelationalDesign.to_csr` builds the flat matrix; the predictions
+(:mod:`fmlib.relational.prediction`) and the ALS/MCMC sweeps
 (:mod:`fmlib.relational.sweeper`) never build it. The chapter "Beyond SGD: coordinate
-descent
-and MCMC" (section "Relation blocks") derives both.
+descent and MCMC" (section "Relation blocks") derives both.
 """
 
 from __future__ import annotations
@@ -138,8 +135,8 @@ class RelationalDesign:
     Args:
         X: ``(N, n_0)`` main block, one row per rating (``scipy.sparse`` or dense), or
             ``None`` for no main block (then ``N`` comes from the blocks' indices).
-        blocks: the relation blocks (:class:`fmlib.RelationBlock`); every ``index``
-            has ``N`` entries.
+        blocks: the relation blocks (:class:`fmlib.RelationBlock`); every ``index`` has
+            ``N`` entries.
         groups: optional mapping name → columns (a ``slice`` or indices into the flat
             columns), e.g. one prior group per feature block for
             :class:`fmlib.BayesianFM`.
@@ -147,8 +144,8 @@ class RelationalDesign:
 
     Raises:
         ValueError: blocks whose indices disagree on the number of ratings, a design
-            without
-            any column, or ``groups`` or ``feature_names`` that do not fit the columns.
+            without any column, or ``groups`` or ``feature_names`` that do not fit the
+            columns.
 
     Example:
         >>> user = RelationBlock(sp.eye(2, format="csr"), [0, 0, 1], "user")
@@ -273,8 +270,7 @@ class RelationalDesign:
 
     def __getitem__(self, rows: Any) -> "RelationalDesign":
         """The ratings ``rows`` (a slice, integer indices or a boolean mask); the
-        blocks'
-        distinct rows are shared, not copied."""
+        blocks' distinct rows are shared, not copied."""
         select = np.arange(self.n_rows)[rows]
         if select.ndim != 1:
             raise TypeError(

@@ -1,14 +1,11 @@
 """MovieLens as relation blocks: one block of user features, one of item features.
 
 Every feature of the book's richest MovieLens design depends on the user alone (the user
-one-hot, age bucket, gender, occupation, and the movies the user rated) or on the
-item alone
-(the item one-hot, release year, genres, and the users who rated it). So each rating
-needs
-no main block at all: it points to its user's row of the user block and its movie's
-row of
-the item block (chapter "Beyond SGD: coordinate descent and MCMC", section "Relation
-blocks").
+one-hot, age bucket, gender, occupation, and the movies the user rated) or on the item
+alone (the item one-hot, release year, genres, and the users who rated it). So each
+rating needs no main block at all: it points to its user's row of the user block and its
+movie's row of the item block (chapter "Beyond SGD: coordinate descent and MCMC",
+section "Relation blocks").
 """
 
 from __future__ import annotations
@@ -64,14 +61,14 @@ def movielens_design(
         user_columns, item_columns: categorical columns of the user and the item block.
         item_multi_hot: multi-hot columns of the item block.
         implicit, implicit_items: add "items this user rated" to the user block and
-            "users
-            who rated this item" to the item block.
+            "users who rated this item" to the item block.
         implicit_norm: ``"sum"`` or ``"sqrt"`` (see :class:`fmlib.FeatureEncoder`).
 
     Returns:
         ``(design_train, design_test)`` (:class:`fmlib.RelationalDesign`;
-        ``design_test`` is ``None`` without ``test``); their ``groups`` are one group per encoded column of
-        the flat encoder (``"user"``, ``"rated"``, ``"genres"``, ...).
+        ``design_test`` is ``None`` without ``test``); their ``groups`` are one group
+        per encoded column of the flat encoder (``"user"``, ``"rated"``, ``"genres"``,
+        ...).
     """
     user_enc = FeatureEncoder(
         categorical=list(user_columns),

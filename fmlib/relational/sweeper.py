@@ -1,11 +1,11 @@
 r"""ALS and Gibbs sweeps on relation blocks, with libFM's and myFM's per-block caches.
 
 The coordinate updates of :mod:`fmlib.coordinate` need, for one parameter
-:math:`\theta`,
-the sums :math:`\sum_i h_{\theta,i} e_i` and :math:`\sum_i h_{\theta,i}^2` over the
-ratings. For a feature :math:`l` of relation block :math:`r` (chapter "Beyond SGD:
-coordinate descent and MCMC", section "Relation blocks"), every rating :math:`i` with
-:math:`\phi_r(i) = b` has the same :math:`x_l = B_{b,l}`, and for :math:`v_{l,f}`
+:math:`\theta`, the sums :math:`\sum_i h_{\theta,i} e_i` and :math:`\sum_i
+h_{\theta,i}^2` over the ratings. For a feature :math:`l` of relation block :math:`r`
+(chapter "Beyond SGD: coordinate descent and MCMC", section "Relation blocks"), every
+rating :math:`i` with :math:`\phi_r(i) = b` has the same :math:`x_l = B_{b,l}`, and for
+:math:`v_{l,f}`
 
 .. math::
 
@@ -14,31 +14,27 @@ coordinate descent and MCMC", section "Relation blocks"), every rating :math:`i`
     o_i = q_{f,i} - Q_{b,f}, \quad \rho_b = Q_{b,f} - v_{l,f} B_{b,l},
 
 where :math:`Q = B^{(r)} V` is the block's own part of :math:`q` and :math:`o_i` the
-part of
-the *other* blocks, which does not change while block :math:`r` is updated. So the sums
-over the ratings of row :math:`b` need only five numbers per block row,
+part of the *other* blocks, which does not change while block :math:`r` is updated. So
+the sums over the ratings of row :math:`b` need only five numbers per block row,
 
 .. math::
 
-    n_b = |\{i: \phi(i) = b\}|,\; O_b = \sum_{\phi(i)=b} o_i,\; O^{(2)}_b = \sum
-    o_i^2,\;
-    E_b = \sum e_i,\; (EO)_b = \sum e_i o_i:
-    \qquad \sum_{\phi(i)=b} h_i e_i = B_{b,l}\big((EO)_b + \rho_b E_b\big),\quad
+    n_b = |\{i: \phi(i) = b\}|,\quad O_b = \sum_{\phi(i)=b} o_i,\quad
+    O^{(2)}_b = \sum_{\phi(i)=b} o_i^2,\quad E_b = \sum_{\phi(i)=b} e_i,\quad
+    (EO)_b = \sum_{\phi(i)=b} e_i o_i :
+
+    \sum_{\phi(i)=b} h_i e_i = B_{b,l}\big((EO)_b + \rho_b E_b\big), \qquad
     \sum_{\phi(i)=b} h_i^2 = B_{b,l}^2\big(O^{(2)}_b + 2\rho_b O_b + \rho_b^2 n_b\big).
 
-After the change :math:`\delta` of :math:`v_{l,f}`, every :math:`e_i` of those
-ratings moves
-by :math:`-\delta B_{b,l}(o_i + \rho_b)`, linear in :math:`o_i`, so the caches follow in
-O(1) per non-zero of the block: :math:`E_b \mathrel{-}= \delta B_{b,l}(O_b + \rho_b
-n_b)`,
-:math:`(EO)_b \mathrel{-}= \delta B_{b,l}(O^{(2)}_b + \rho_b O_b)`, :math:`Q_{b,f}
-\mathrel{+}= \delta B_{b,l}`. The residuals and :math:`q_f` of the ratings are
-brought up to
-date once per block and factor. For :math:`w_l`, :math:`h_i = B_{b,l}` and only
-:math:`n_b`
-and :math:`E_b` are needed. One sweep costs O(k (N R + nnz of the distinct rows))
-instead
-of O(k nnz of the flat matrix); this is what libFM's BS and myFM's relation blocks do.
+After the change :math:`\delta` of :math:`v_{l,f}`, every :math:`e_i` of those ratings
+moves by :math:`-\delta B_{b,l}(o_i + \rho_b)`, linear in :math:`o_i`, so the caches
+follow in O(1) per non-zero of the block: :math:`E_b \mathrel{-}= \delta B_{b,l}(O_b +
+\rho_b n_b)`, :math:`(EO)_b \mathrel{-}= \delta B_{b,l}(O^{(2)}_b + \rho_b O_b)`,
+:math:`Q_{b,f} \mathrel{+}= \delta B_{b,l}`. The residuals and :math:`q_f` of the
+ratings are brought up to date once per block and factor. For :math:`w_l`, :math:`h_i =
+B_{b,l}` and only :math:`n_b` and :math:`E_b` are needed. One sweep costs O(k (N R + nnz
+of the distinct rows)) instead of O(k nnz of the flat matrix); this is what libFM's BS
+and myFM's relation blocks do.
 
 Columns that never share a (used) block row are updated together, as in
 :func:`fmlib.coordinate.block_schedule`, whose colouring this module applies to each
@@ -56,7 +52,7 @@ import scipy.sparse as sp
 
 from ..coordinate import CoordinateSweeper, block_schedule, column_groups
 from .design import RelationalDesign
-from .predict import block_terms
+from .prediction import block_terms
 
 
 class _Colour(NamedTuple):
@@ -103,10 +99,8 @@ def relational_schedule(
     Group by group (``groups`` as in :func:`fmlib.coordinate.column_groups`; ``None``:
     :func:`default_groups`), the columns of a group are coloured by
     :func:`fmlib.coordinate.block_schedule` on its block's used rows; consecutive
-    colours
-    of one block form a segment. Flattened, the list is
-    ``block_schedule(design.to_csr(),
-    groups)``.
+    colours of one block form a segment. Flattened, the list is
+    ``block_schedule(design.to_csr(), groups)``.
 
     Raises:
         ValueError: a group with columns in two blocks.
@@ -140,9 +134,8 @@ def relational_schedule(
 class RelationalSweeper(CoordinateSweeper):
     r""":class:`fmlib.coordinate.CoordinateSweeper` on a relational design.
 
-    The same state (``w0``, ``w``, ``Vt``, residuals ``e`` and sums ``qt`` per
-    rating) and
-    the same update methods; the main block is updated as there, the relation blocks
+    The same state (``w0``, ``w``, ``Vt``, residuals ``e`` and sums ``qt`` per rating)
+    and the same update methods; the main block is updated as there, the relation blocks
     through their per-row caches (module docstring).
 
     Args:
@@ -213,8 +206,9 @@ class RelationalSweeper(CoordinateSweeper):
     # --- state -----------------------------------------------------------------------
     def refresh(self, batch_size: int = 65536) -> None:
         r"""Recompute :math:`Q` of every block, :math:`q_{i,f}` and :math:`e_i` from the
-        parameters by the block split of :mod:`fmlib.relational.predict`, ``batch_size``
-        ratings at a time (the ``(batch, k)`` temporaries stay small for any N)."""
+        parameters by the block split of :mod:`fmlib.relational.prediction`,
+        ``batch_size`` ratings at a time (the ``(batch, k)`` temporaries stay small for
+        any N)."""
         V = self.Vt.T
         n0 = self.X.shape[1]
         terms = []

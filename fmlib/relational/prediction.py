@@ -3,10 +3,8 @@ r"""The FM on a relational design, without building the flat matrix.
 Write the row of rating :math:`i` as the concatenation of its blocks, :math:`\mathbf x =
 (\mathbf x^{(0)}, \dots, \mathbf x^{(R)})`, where block :math:`r` holds the columns
 :math:`C_r` and :math:`\mathbf x^{(r)}` is row :math:`\phi_r(i)` of :math:`\mathbf
-B^{(r)}`
-(``fmlib.relational.design``). Lemma 3.1 of Rendle (2010) writes the pairwise term
-with
-the per-factor sums; split each sum by block,
+B^{(r)}` (``fmlib.relational.design``). Lemma 3.1 of Rendle (2010) writes the pairwise
+term with the per-factor sums; split each sum by block,
 
 .. math::
 
@@ -26,12 +24,10 @@ Then :math:`\sum_{l<l'} \langle \mathbf v_l, \mathbf v_{l'}\rangle x_l x_{l'} = 
         q_{r'}\rangle}_{\text{across blocks}},
     \qquad \ell_r = \sum_{l \in C_r} w_l x_l .
 
-The linear term :math:`\ell_r`, :math:`\mathbf q_r` and the within-block term depend
-on the
-block row :math:`\phi_r(i)` alone: they are computed once per distinct row (``B w``,
+The linear term :math:`\ell_r`, :math:`\mathbf q_r` and the within-block term depend on
+the block row :math:`\phi_r(i)` alone: they are computed once per distinct row (``B w``,
 ``B V`` and ``(B∘B)(V∘V)``) and gathered per rating. Only the across-block term needs
-the
-rating, and it is :math:`\tfrac12\big(\lVert\sum_r \mathbf q_r\rVert^2 - \sum_r
+the rating, and it is :math:`\tfrac12\big(\lVert\sum_r \mathbf q_r\rVert^2 - \sum_r
 \lVert\mathbf q_r\rVert^2\big)`, O(k R) per rating: the cost is O(k nnz of the distinct
 rows + k R N) instead of O(k nnz of the flat matrix). Chapter "Beyond SGD: coordinate
 descent and MCMC", section "Relation blocks".
@@ -72,9 +68,8 @@ def predict(
 
     Args:
         design: the ratings.
-        w0, w, V: the FM's parameters, ``w`` of shape ``(n,)`` and ``V`` ``(n, k)``
-            over the
-            flat columns.
+        w0, w, V: the FM's parameters, ``w`` of shape ``(n,)`` and ``V`` ``(n, k)`` over
+            the flat columns.
         batch_size: ratings gathered at a time (bounds the ``(batch, k)`` temporaries).
 
     Returns:
