@@ -123,14 +123,12 @@ class RelationalDesign:
     r"""A design matrix stored as a main block and relation blocks (libFM's BS format).
 
     The flat matrix it stands for has the columns of ``X`` first, then those of every
-    block
-    in order: ``to_csr()`` equals ``hstack([X, B1.data[B1.index], ...])``.
-        Predictions and
-    the ALS/MCMC sweeps work on the blocks directly: :func:`fmlib.fit` with
-    ``solver="als"`` and :class:`fmlib.BayesianFM` accept it where they accept ``X``,
-    and so
-    do ``FactorizationMachine.predict`` and the gradient solver (which flatten one batch
-    at a time).
+    block in order: ``to_csr()`` equals ``hstack([X, B1.data[B1.index], ...])``.
+    Predictions and the ALS/MCMC sweeps work on the blocks directly: :func:`fmlib.fit`
+    with ``solver="als"`` and :class:`fmlib.BayesianFM` accept it where they accept
+    ``X``, and ``FactorizationMachine.predict`` accepts it too (flattening one batch at
+    a time). The gradient solvers of :func:`fmlib.fit` do not take it yet: pass
+    ``design.to_csr()``.
 
     Args:
         X: ``(N, n_0)`` main block, one row per rating (``scipy.sparse`` or dense), or
@@ -236,7 +234,7 @@ class RelationalDesign:
 
     @property
     def nnz(self) -> int:
-        """Non-zeros stored: the main block's plus every block's distinct rows'."""
+        """The number of non-zeros stored, the main block's plus every block's."""
         return self.X.nnz + sum(b.data.nnz for b in self.blocks)
 
     @property

@@ -45,16 +45,12 @@ def movielens_design(
 
     The columns are those of ``FeatureEncoder(categorical=user_columns + item_columns,
     multi_hot=item_multi_hot, implicit=("user", "item"), implicit_items=("item",
-    "user"),
-    implicit_norm=implicit_norm)`` fitted on ``train`` (the benchmark's "+implicit"
-    design),
-    in another order: the user block (``user_columns`` one-hot, then
-        ``rated=<item>``), then
-    the item block (``item_columns``, ``item_multi_hot``, then ``rated_by=<user>``).
-    Both
-    encoders are fitted on ``train`` only, so the test design uses the training
-    vocabulary
-    and the training implicit sets, as the flat encoder would.
+    "user"), implicit_norm=implicit_norm)`` fitted on ``train`` (the benchmark's
+    "+implicit" design), in another order: the user block (``user_columns`` one-hot,
+    then ``rated=<item>``), then the item block (``item_columns``, ``item_multi_hot``,
+    then ``rated_by=<user>``). Both encoders are fitted on ``train`` only, so the test
+    design uses the training vocabulary and the training implicit sets, as the flat
+    encoder would.
 
     Args:
         train, test: ratings with side features (``MovieLens.with_side_features``).

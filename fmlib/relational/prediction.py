@@ -125,12 +125,10 @@ def predict_tf(
     """The same as :func:`predict` in TensorFlow, differentiable in ``w0``, ``w`` and
     ``V``.
 
-    Per block: ``B w``, ``B V`` and ``(B∘B)(V∘V)`` once per distinct row,
-        ``tf.gather`` per
-    rating, combined by the within/across split of the module docstring; the gradient of
-    ``V`` is then ``B^T`` times the per-row gradients, accumulated over the distinct
-    rows
-    (a rating's gradient is never formed over the flat row).
+    Per block: ``B w``, ``B V`` and ``(B∘B)(V∘V)`` once per distinct row, ``tf.gather``
+    per rating, combined by the within/across split of the module docstring; the
+    gradient of ``V`` is then ``B^T`` times the per-row gradients, accumulated over the
+    distinct rows (a rating's gradient is never formed over the flat row).
 
     Args:
         design: the ratings.
