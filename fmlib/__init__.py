@@ -21,6 +21,7 @@ from .pairwise import pairwise_fast, pairwise_naive
 from .synthetic import PlantedFM, SyntheticRatings, make_ratings
 from .synthetic_stream import RatingStream, stream_ratings
 from .toy import rendle_figure1, rendle_figure1_frame
+from .relational import RelationalDesign, RelationBlock, movielens_design
 from .training import TrainingDivergedError, evaluate, fit, train_step
 # scikit-learn estimators and libFM files (chapter "Using fmlib with scikit-learn and libFM files")
 from .interop import FMClassifier, FMRegressor, LibFMFormatError, load_libfm, save_libfm
@@ -108,4 +109,8 @@ __all__ = [
     "LibFMFormatError",
     "load_libfm",
     "save_libfm",
+    # relation blocks
+    "RelationalDesign",
+    "RelationBlock",
+    "movielens_design",
 ]

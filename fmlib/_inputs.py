@@ -288,6 +288,13 @@ def as_host_matrix(X: Any, n_features: int | None, dtype: tf.DType,
     data is never modified.
     """
     dtype = check_dtype(dtype)
+    if _is_relational(X):   # relation blocks stay blocks (values checked when built)
+        _check_width(X.n_features, n_features, name)
+        _check_rows(X.n_rows, min_rows, name)
+        for B, _ in X.block_matrices():
+            _check_fits(B.data, dtype, name)
+        numpy_dtype = dtype.as_numpy_dtype
+        return X if X.X.dtype == numpy_dtype else X.astype(numpy_dtype)
     if isinstance(X, tf.SparseTensor):
         X = _sparse_tensor_batch(X, n_features, dtype, name)  # checks; then back to host
         X = _sparse_tensor_to_scipy(X, name)
@@ -300,6 +307,13 @@ def as_host_matrix(X: Any, n_features: int | None, dtype: tf.DType,
         X = _host_dense(X, n_features, dtype, name)
     _check_rows(X.shape[0], min_rows, name)
     return X
+
+
+def _is_relational(X: Any) -> bool:
+    """Whether ``X`` is a :class:`fmlib.RelationalDesign` (imported lazily: the
+    relational package itself uses this module)."""
+    from .relational.design import RelationalDesign
+    return isinstance(X, RelationalDesign)
 
 
 def _host_dense(X: Any, n_features: int | None, dtype: tf.DType, name: str) -> np.ndarray:
@@ -345,9 +359,15 @@ def iter_batches(X: np.ndarray | sp.csr_matrix, batch_size: int):
     """Yield ``(start, end, batch)`` for consecutive row blocks of a host matrix.
 
     ``X`` comes from :func:`as_host_matrix`; sparse blocks are sliced from CSR in
-    O(nnz of the block) and stay sparse (``tf.SparseTensor``).
+    O(nnz of the block) and stay sparse (``tf.SparseTensor``); a relational design gives
+    the flat rows of each batch (``tf.SparseTensor``).
     """
     n = X.shape[0]
+    if _is_relational(X):   # flat rows, one batch at a time (never the whole matrix)
+        for s in range(0, n, batch_size):
+            e = min(s + batch_size, n)
+            yield s, e, scipy_to_sparse_tensor(X[s:e].to_csr(), tf.as_dtype(X.X.dtype))
+        return
     if sp.issparse(X):
         # COO indices of the whole matrix, built once: (row within its batch, column). Batches
         # start at multiples of batch_size, so the row within the batch is row % batch_size, and

@@ -24,22 +24,24 @@ from typing import Any, Callable
 import numpy as np
 import scipy.sparse as sp
 
-from .coordinate import CoordinateSweeper, block_schedule
 from .model import FactorizationMachine
+from .relational.design import RelationalDesign
+from .relational.sweeper import make_sweeper
 
 
-def als_sweeps(model: FactorizationMachine, X: sp.csr_matrix | np.ndarray, y: np.ndarray,
+def als_sweeps(model: FactorizationMachine,
+               X: sp.csr_matrix | np.ndarray | RelationalDesign, y: np.ndarray,
                lambda_w: float, lambda_v: float, groups: Any = None) -> Callable[[], float]:
     """Prepare ALS on checked data; returns ``sweep()``, which runs one sweep over all
     parameters, writes them into ``model`` and returns the training mean squared error.
 
     ``groups`` (column → block, e.g. ``FeatureEncoder.groups_``) only decides how columns
-    are batched into exact block updates (:func:`~fmlib.coordinate.block_schedule`).
+    are batched into exact block updates (:func:`~fmlib.coordinate.block_schedule`). A
+    :class:`~fmlib.RelationalDesign` is swept on its blocks
+    (:class:`~fmlib.relational.sweeper.RelationalSweeper`), with the same result.
     """
-    X = sp.csr_matrix(X, dtype=np.float64)
     start = model.get_weights()
-    sweeper = CoordinateSweeper(X, y, start["w0"], start["w"], start["V"],
-                                block_schedule(X, groups))
+    sweeper = make_sweeper(X, y, start["w0"], start["w"], start["V"], groups)
     n, k = model.n_features, model.k
     zero_w, zero_V = np.zeros(n), np.zeros((n, k))
     lam_w, lam_V = np.full(n, lambda_w), np.full((n, k), lambda_v)

@@ -261,13 +261,17 @@ class CoordinateSweeper:
     def update_w(self, alpha: float, mu, lam, z, sample: bool) -> None:
         """Every :math:`w_l`, block by block (:math:`h = x_l`); ``mu, lam, z`` of shape (n,)."""
         for b in self.blocks:
-            theta, e_rows = self.w[b.cols], self.e[b.rows]
-            h_e = e_rows if b.x is None else b.x * e_rows
-            new = self._draw(theta, h_e, b.x_sq, b, alpha, mu[b.cols], lam[b.cols],
-                             z[b.cols], sample)
-            delta = (new - theta)[b.seg]
-            self.e[b.rows] = e_rows - (delta if b.x is None else delta * b.x)
-            self.w[b.cols] = new
+            self._update_w_block(b, alpha, mu, lam, z, sample)
+
+    def _update_w_block(self, b: _Block, alpha: float, mu, lam, z,
+                        sample: bool) -> None:
+        theta, e_rows = self.w[b.cols], self.e[b.rows]
+        h_e = e_rows if b.x is None else b.x * e_rows
+        new = self._draw(theta, h_e, b.x_sq, b, alpha, mu[b.cols], lam[b.cols],
+                         z[b.cols], sample)
+        delta = (new - theta)[b.seg]
+        self.e[b.rows] = e_rows - (delta if b.x is None else delta * b.x)
+        self.w[b.cols] = new
 
     def update_V(self, alpha: float, mu, lam, z, sample: bool) -> None:
         r"""Every :math:`v_{l,f}`: factor by factor, block by block; ``mu, lam, z`` (n, k).
@@ -276,16 +280,20 @@ class CoordinateSweeper:
         caches are updated by plain (scatter) assignments.
         """
         for f in range(self.k):
-            v, q = self.Vt[f], self.qt[f]
             for b in self.blocks:
-                theta, q_rows, e_rows = v[b.cols], q[b.rows], self.e[b.rows]
-                if b.x is None:                               # x = 1: h = q - v
-                    h = q_rows - theta[b.seg]
-                else:
-                    h = b.x * q_rows - theta[b.seg] * b.x_sq
-                new = self._draw(theta, h * e_rows, h * h, b, alpha, mu[b.cols, f],
-                                 lam[b.cols, f], z[b.cols, f], sample)
-                delta = (new - theta)[b.seg]
-                self.e[b.rows] = e_rows - delta * h
-                q[b.rows] = q_rows + (delta if b.x is None else delta * b.x)
-                v[b.cols] = new
+                self._update_v_block(f, b, alpha, mu, lam, z, sample)
+
+    def _update_v_block(self, f: int, b: _Block, alpha: float, mu, lam, z,
+                        sample: bool) -> None:
+        v, q = self.Vt[f], self.qt[f]
+        theta, q_rows, e_rows = v[b.cols], q[b.rows], self.e[b.rows]
+        if b.x is None:                               # x = 1: h = q - v
+            h = q_rows - theta[b.seg]
+        else:
+            h = b.x * q_rows - theta[b.seg] * b.x_sq
+        new = self._draw(theta, h * e_rows, h * h, b, alpha, mu[b.cols, f],
+                         lam[b.cols, f], z[b.cols, f], sample)
+        delta = (new - theta)[b.seg]
+        self.e[b.rows] = e_rows - delta * h
+        q[b.rows] = q_rows + (delta if b.x is None else delta * b.x)
+        v[b.cols] = new

@@ -42,8 +42,11 @@ from scipy.special import ndtr, ndtri
 
 from ._inputs import (as_host_matrix, as_labels, as_targets, check_float, check_int,
                       check_seed, check_task)
-from .coordinate import CoordinateSweeper, block_schedule, column_groups
+from .coordinate import column_groups
 from .model import FactorizationMachine
+from .relational.design import RelationalDesign
+from .relational.prediction import predict as relational_predict
+from .relational.sweeper import make_sweeper
 
 # libFM's hyperprior constants: alpha ~ Gamma(A0/2, B0/2); lambda ~ Gamma(A_LAMBDA/2,
 # B_LAMBDA/2); mu | lambda ~ N(MU0, 1/(GAMMA0 lambda)).
@@ -154,14 +157,19 @@ class BayesianFM:
     def _targets(self, y, n_rows: int, name: str) -> np.ndarray:
         return as_labels(as_targets(y, n_rows, name=name), self.task, name)
 
-    def _matrix(self, X, name: str) -> sp.csr_matrix:
+    def _matrix(self, X, name: str) -> sp.csr_matrix | RelationalDesign:
         n = getattr(self, "n_features_in_", None)
-        return sp.csr_matrix(as_host_matrix(X, n, tf.float64, name=name))
+        X = as_host_matrix(X, n, tf.float64, name=name)
+        return X if isinstance(X, RelationalDesign) else sp.csr_matrix(X)
 
     # --- training -----------------------------------------------------------------------
     def fit(self, X, y, X_test=None, y_test=None) -> "BayesianFM":
         """Run the sampler on ``(X, y)``; with ``X_test, y_test`` the trace also records
-        the test metric of every sample and of the running posterior mean."""
+        the test metric of every sample and of the running posterior mean.
+
+        ``X`` (and ``X_test``, and later the argument of :meth:`predict`) may be a
+        :class:`~fmlib.RelationalDesign`: the sweeps then run on its relation
+        blocks (:mod:`fmlib.relational.sweeper`) and give the flat matrix's samples."""
         burn_in = self._check_params()
         for attr in ("n_features_in_", "samples_"):
             self.__dict__.pop(attr, None)
@@ -188,8 +196,8 @@ class BayesianFM:
         n, k, G = X.shape[1], self.k, len(self.groups_)
         classify = self.task == "classification"
         V0 = rng.normal(0.0, self.init_std, (n, k))
-        sweeper = CoordinateSweeper(X, np.where(y > 0, 1.0, -1.0) if classify else y,
-                                    0.0, np.zeros(n), V0, block_schedule(X, self.groups))
+        sweeper = make_sweeper(X, np.where(y > 0, 1.0, -1.0) if classify else y, 0.0,
+                               np.zeros(n), V0, self.groups)
         alpha, mu_w, lam_w = 1.0, np.zeros(G), np.ones(G)
         mu_v, lam_v = np.zeros((G, k)), np.ones((G, k))
         kept, rows = {"w0": [], "w": [], "V": []}, []
@@ -242,6 +250,8 @@ class BayesianFM:
     # --- prediction ---------------------------------------------------------------------
     def _scores(self, X: sp.csr_matrix, weights: dict) -> np.ndarray:
         """ŷ of one sample of the parameters for every row of a checked matrix."""
+        if isinstance(X, RelationalDesign):
+            return relational_predict(X, weights["w0"], weights["w"], weights["V"])
         model = FactorizationMachine(self.n_features_in_, self.k, dtype=tf.float64)
         model.set_weights(**weights)
         return model._predict_host(X, 8192)

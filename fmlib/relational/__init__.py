@@ -1,0 +1,17 @@
+"""Relation blocks (libFM's block structure, Rendle VLDB 2013): designs, predictions,
+sweeps.
+
+Chapter "Beyond SGD: coordinate descent and MCMC", section "Relation blocks".
+"""
+
+from .design import RelationalDesign, RelationBlock
+from .movielens import movielens_design
+from .prediction import predict, predict_tf
+
+__all__ = [
+    "RelationBlock",
+    "RelationalDesign",
+    "movielens_design",
+    "predict",
+    "predict_tf",
+]

@@ -1,0 +1,355 @@
+r"""ALS and Gibbs sweeps on relation blocks, with libFM's and myFM's per-block caches.
+
+The coordinate updates of :mod:`fmlib.coordinate` need, for one parameter
+:math:`\theta`, the sums :math:`\sum_i h_{\theta,i} e_i` and :math:`\sum_i
+h_{\theta,i}^2` over the ratings. For a feature :math:`l` of relation block :math:`r`
+(chapter "Beyond SGD: coordinate descent and MCMC", section "Relation blocks"), every
+rating :math:`i` with :math:`\phi_r(i) = b` has the same :math:`x_l = B_{b,l}`, and for
+:math:`v_{l,f}`
+
+.. math::
+
+    h_i = B_{b,l}\,\big(q_{f,i} - v_{l,f} B_{b,l}\big)
+        = B_{b,l}\,\big(o_i + \rho_b\big), \qquad
+    o_i = q_{f,i} - Q_{b,f}, \quad \rho_b = Q_{b,f} - v_{l,f} B_{b,l},
+
+where :math:`Q = B^{(r)} V` is the block's own part of :math:`q` and :math:`o_i` the
+part of the *other* blocks, which does not change while block :math:`r` is updated. So
+the sums over the ratings of row :math:`b` need only five numbers per block row,
+
+.. math::
+
+    n_b = |\{i: \phi(i) = b\}|,\quad O_b = \sum_{\phi(i)=b} o_i,\quad
+    O^{(2)}_b = \sum_{\phi(i)=b} o_i^2,\quad E_b = \sum_{\phi(i)=b} e_i,\quad
+    (EO)_b = \sum_{\phi(i)=b} e_i o_i :
+
+    \sum_{\phi(i)=b} h_i e_i = B_{b,l}\big((EO)_b + \rho_b E_b\big), \qquad
+    \sum_{\phi(i)=b} h_i^2 = B_{b,l}^2\big(O^{(2)}_b + 2\rho_b O_b + \rho_b^2 n_b\big).
+
+After the change :math:`\delta` of :math:`v_{l,f}`, every :math:`e_i` of those ratings
+moves by :math:`-\delta B_{b,l}(o_i + \rho_b)`, linear in :math:`o_i`, so the caches
+follow in O(1) per non-zero of the block: :math:`E_b \mathrel{-}= \delta B_{b,l}(O_b +
+\rho_b n_b)`, :math:`(EO)_b \mathrel{-}= \delta B_{b,l}(O^{(2)}_b + \rho_b O_b)`,
+:math:`Q_{b,f} \mathrel{+}= \delta B_{b,l}`. The residuals and :math:`q_f` of the
+ratings are brought up to date once per block and factor. For :math:`w_l`, :math:`h_i =
+B_{b,l}` and only :math:`n_b` and :math:`E_b` are needed. One sweep costs O(k (N R + nnz
+of the distinct rows)) instead of O(k nnz of the flat matrix); this is what libFM's BS
+and myFM's relation blocks do.
+
+Columns that never share a (used) block row are updated together, as in
+:func:`fmlib.coordinate.block_schedule`, whose colouring this module applies to each
+group's columns inside its block: the blocks of columns and their order are those
+``block_schedule`` gives for the flat matrix (each group lying in one block), so a sweep
+equals the flat sweep up to rounding.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..coordinate import CoordinateSweeper, block_schedule, column_groups
+from .design import RelationalDesign
+from .prediction import block_terms
+
+
+class _Colour(NamedTuple):
+    """The non-zeros of some columns of a relation block that share no block row."""
+
+    cols: np.ndarray  # flat column indices
+    rows: np.ndarray  # block row of every non-zero (distinct within the colour)
+    seg: np.ndarray  # position of the non-zero's column in ``cols``
+    x: np.ndarray
+    x_sq: np.ndarray
+    counts: np.ndarray  # non-zeros per column (unused: h^2 is always given)
+
+
+class _Relation(NamedTuple):
+    """A relation block restricted to the block rows some rating uses."""
+
+    start: int  # first flat column
+    data: sp.csr_matrix  # (M, n_B): the used rows
+    index: np.ndarray  # (N,) row of every rating in ``data``
+    n: np.ndarray  # (M,) ratings per row, float
+    Qt: np.ndarray  # (k, M): the block's own part of q
+
+
+def default_groups(design: RelationalDesign) -> dict[str, Any]:
+    """``design.groups``, or else one group per block (``"main"``, then the block
+    names)."""
+    if design.groups is not None:
+        return design.groups
+    off = design.offsets
+    names = ["main"] + [b.name for b in design.blocks]
+    return {
+        f"{name}#{j}": slice(int(off[j]), int(off[j + 1]))
+        for j, name in enumerate(names)
+        if off[j + 1] > off[j]
+    }
+
+
+def relational_schedule(
+    design: RelationalDesign, groups: Any = None
+) -> list[tuple[int, list[np.ndarray]]]:
+    """Blocks of flat columns that share no row, as segments ``(block, [columns,
+    ...])``.
+
+    Group by group (``groups`` as in :func:`fmlib.coordinate.column_groups`; ``None``:
+    :func:`default_groups`), the columns of a group are coloured by
+    :func:`fmlib.coordinate.block_schedule` on its block's used rows; consecutive
+    colours of one block form a segment. Flattened, the list is
+    ``block_schedule(design.to_csr(), groups)``.
+
+    Raises:
+        ValueError: a group with columns in two blocks.
+    """
+    groups = default_groups(design) if groups is None else groups
+    n, off = design.n_features, design.offsets
+    group_of = column_groups(groups, n)
+    names = list(groups) if hasattr(groups, "keys") else np.unique(np.asarray(groups))
+    mats = design.block_matrices()
+    segments: list[tuple[int, list[np.ndarray]]] = []
+    for g in range(int(group_of.max()) + 1):
+        cols = np.flatnonzero(group_of == g)
+        owners = np.unique(np.searchsorted(off, cols, side="right") - 1)
+        if owners.size > 1:
+            raise ValueError(
+                f"`groups` entry {names[g]!r} has columns in {owners.size} blocks "
+                f"of the relational design; every group must lie in one block."
+            )
+        j = int(owners[0])
+        B, index = mats[j]
+        if index is not None:
+            B = B[np.unique(index)]
+        colours = [cols[c] for c in block_schedule(B[:, cols - off[j]])]
+        if segments and segments[-1][0] == j:
+            segments[-1][1].extend(colours)
+        else:
+            segments.append((j, colours))
+    return segments
+
+
+class RelationalSweeper(CoordinateSweeper):
+    r""":class:`fmlib.coordinate.CoordinateSweeper` on a relational design.
+
+    The same state (``w0``, ``w``, ``Vt``, residuals ``e`` and sums ``qt`` per rating)
+    and the same update methods; the main block is updated as there, the relation blocks
+    through their per-row caches (module docstring).
+
+    Args:
+        design: the ratings (checked by the caller).
+        y: ``(N,)`` targets.
+        w0, w, V: starting parameters over the flat columns.
+        groups: how columns are grouped for the schedule (:func:`relational_schedule`).
+    """
+
+    def __init__(
+        self,
+        design: RelationalDesign,
+        y: np.ndarray,
+        w0: float,
+        w: np.ndarray,
+        V: np.ndarray,
+        groups: Any = None,
+    ):
+        self.N, self.n = design.shape
+        self.k = V.shape[1]
+        self.X = sp.csr_matrix(design.X, dtype=np.float64)
+        self._X_sq = self.X.multiply(self.X).tocsr()
+        self.y = np.array(y, np.float64)
+        self.w0 = float(w0)
+        self.w = np.array(w, np.float64)
+        self.Vt = np.array(np.asarray(V, np.float64).T)
+        off = design.offsets
+        self.relations: dict[int, _Relation] = {}
+        for j, (B, index) in enumerate(design.block_matrices()):
+            if index is None:
+                continue
+            used, inverse = np.unique(index, return_inverse=True)
+            data = sp.csr_matrix(B[used], dtype=np.float64)
+            self.relations[j] = _Relation(
+                int(off[j]),
+                data,
+                inverse.astype(np.int64),
+                np.bincount(inverse, minlength=used.size).astype(float),
+                np.zeros((self.k, used.size)),
+            )
+        Xc = sp.csc_matrix(self.X)
+        self.segments = []
+        for j, colours in relational_schedule(design, groups):
+            if j == 0:
+                self.segments.append((0, [self._block(Xc, cols) for cols in colours]))
+            else:
+                rel = self.relations[j]
+                self.segments.append((j, [self._colour(rel, cols) for cols in colours]))
+        self.blocks = [b for j, parts in self.segments if j == 0 for b in parts]
+        self.schedule = [c.cols for _, parts in self.segments for c in parts]
+        self.refresh()
+
+    @staticmethod
+    def _colour(rel: _Relation, cols: np.ndarray) -> _Colour:
+        sub = sp.csc_matrix(rel.data[:, cols - rel.start])
+        seg = np.repeat(np.arange(cols.size), np.diff(sub.indptr))
+        by_row = np.argsort(sub.indices, kind="stable")
+        x = sub.data[by_row]
+        return _Colour(
+            cols,
+            sub.indices[by_row].astype(np.int64),
+            seg[by_row],
+            x,
+            x * x,
+            np.bincount(seg, minlength=cols.size).astype(np.float64),
+        )
+
+    # --- state -----------------------------------------------------------------------
+    def refresh(self, batch_size: int = 65536) -> None:
+        r"""Recompute :math:`Q` of every block, :math:`q_{i,f}` and :math:`e_i` from the
+        parameters by the block split of :mod:`fmlib.relational.prediction`,
+        ``batch_size`` ratings at a time (the ``(batch, k)`` temporaries stay small for
+        any N)."""
+        V = self.Vt.T
+        n0 = self.X.shape[1]
+        terms = []
+        for rel in self.relations.values():
+            cols = slice(rel.start, rel.start + rel.data.shape[1])
+            lin, q, within = block_terms(rel.data, self.w[cols], V[cols])
+            rel.Qt[:] = q.T
+            terms.append((lin + within, q, rel.index))
+        self.qt = np.empty((self.k, self.N))
+        self.e = np.empty(self.N)
+        for start in range(0, self.N, batch_size):
+            rows = slice(start, min(start + batch_size, self.N))
+            lin, q_sum, within = block_terms(self.X[rows], self.w[:n0], V[:n0])
+            y_hat = self.w0 + lin + within
+            q_norms = np.sum(q_sum * q_sum, axis=1)
+            for lin_within, q, index in terms:
+                at = index[rows]
+                q = q[at]
+                y_hat += lin_within[at]
+                q_sum = q_sum + q
+                q_norms += np.sum(q * q, axis=1)
+            self.qt[:, rows] = q_sum.T
+            self.e[rows] = self.y[rows] - (
+                y_hat + 0.5 * (np.sum(q_sum * q_sum, axis=1) - q_norms)
+            )
+
+    # --- updates ---------------------------------------------------------------------
+    def _draw_lean(self, theta, h_e, h_sq, c: _Colour, alpha, mu, lam, z, sample):
+        """``CoordinateSweeper._draw`` with ``h_sq`` given, without its guard for empty
+        columns when every precision is positive (the loop runs thousands of times)."""
+        den = np.bincount(c.seg, h_sq, theta.size)
+        prec = alpha * den + lam
+        if not np.all(prec > 0):
+            return self._draw(theta, h_e, h_sq, c, alpha, mu, lam, z, sample)
+        new = (
+            alpha * (np.bincount(c.seg, h_e, theta.size) + theta * den) + lam * mu
+        ) / prec
+        if sample:
+            new += z / np.sqrt(prec)
+        return new
+
+    def update_w(self, alpha: float, mu, lam, z, sample: bool) -> None:
+        """Every :math:`w_l` in the order of the schedule; ``mu, lam, z`` of shape
+        (n,)."""
+        for j, parts in self.segments:
+            if j == 0:
+                for b in parts:
+                    self._update_w_block(b, alpha, mu, lam, z, sample)
+                continue
+            rel = self.relations[j]
+            E = np.bincount(rel.index, self.e, rel.n.size)
+            change = np.zeros(rel.n.size)  # of the linear term, per block row
+            for c in parts:
+                theta, rows = self.w[c.cols], c.rows
+                new = self._draw_lean(
+                    theta,
+                    c.x * E[rows],
+                    c.x_sq * rel.n[rows],
+                    c,
+                    alpha,
+                    mu[c.cols],
+                    lam[c.cols],
+                    z[c.cols],
+                    sample,
+                )
+                dx = (new - theta)[c.seg] * c.x
+                E[rows] -= dx * rel.n[rows]
+                change[rows] += dx
+                self.w[c.cols] = new
+            self.e -= change[rel.index]
+
+    def update_V(self, alpha: float, mu, lam, z, sample: bool) -> None:
+        r"""Every :math:`v_{l,f}`: factor by factor, in the order of the schedule."""
+        for f in range(self.k):
+            prior = np.stack([mu[:, f], lam[:, f], z[:, f]])  # (3, n): one gather
+            for j, parts in self.segments:
+                if j == 0:
+                    for b in parts:
+                        self._update_v_block(f, b, alpha, mu, lam, z, sample)
+                else:
+                    self._update_v_relation(
+                        f, self.relations[j], parts, alpha, prior, sample
+                    )
+
+    def _update_v_relation(self, f, rel: _Relation, parts, alpha, prior, sample):
+        """One factor of one relation block (module docstring); ``prior`` holds the
+        rows ``mu, lam, z`` of this factor, shape (3, n)."""
+        v, q, index = self.Vt[f], self.qt[f], rel.index
+        M = rel.n.size
+        o = q - rel.Qt[f][index]  # the other blocks' part of q
+        # One row per cached sum, one column per block row, so that a colour reads and
+        # writes all of them with one gather and one scatter:
+        # n, O, O2, E, EO, Q, and a = the part of the change of e_i that is not
+        # proportional to o_i (e_i -= a_b + (Q_b - Q_start_b) o_i at the end).
+        C = np.stack(
+            [
+                rel.n,
+                np.bincount(index, o, M),
+                np.bincount(index, o * o, M),
+                np.bincount(index, self.e, M),
+                np.bincount(index, self.e * o, M),
+                rel.Qt[f],
+                np.zeros(M),
+            ]
+        )
+        Q_start = rel.Qt[f].copy()
+        for c in parts:
+            theta, A = v[c.cols], C[:, c.rows]
+            rho = A[5] - theta[c.seg] * c.x
+            P = A[1:3] + rho * A[0:2]  # (O + rho n, O2 + rho O)
+            mu, lam, z = prior[:, c.cols]
+            new = self._draw_lean(
+                theta,
+                c.x * (A[4] + rho * A[3]),  # h e = x (EO + rho E)
+                c.x_sq * (P[1] + rho * P[0]),  # h^2 = x^2 (O2 + 2 rho O + rho^2 n)
+                c,
+                alpha,
+                mu,
+                lam,
+                z,
+                sample,
+            )
+            dx = (new - theta)[c.seg] * c.x
+            A[3:5] -= dx * P  # E, EO
+            A[5] += dx  # Q
+            A[6] += dx * rho  # a
+            C[3:, c.rows] = A[3:]
+            v[c.cols] = new
+        rel.Qt[f] = C[5]
+        dQ = (C[5] - Q_start)[index]
+        self.e -= C[6][index] + dQ * o
+        q += dQ
+
+
+def make_sweeper(
+    X, y: np.ndarray, w0: float, w: np.ndarray, V: np.ndarray, groups: Any = None
+) -> CoordinateSweeper:
+    """The sweeper for checked data: :class:`RelationalSweeper` for a relational design,
+    else :class:`fmlib.coordinate.CoordinateSweeper` on ``block_schedule(X, groups)``.
+    """
+    if isinstance(X, RelationalDesign):
+        return RelationalSweeper(X.astype(np.float64), y, w0, w, V, groups)
+    X = sp.csr_matrix(X, dtype=np.float64)
+    return CoordinateSweeper(X, y, w0, w, V, block_schedule(X, groups))
