@@ -25,7 +25,7 @@ import pandas as pd
 import scipy.sparse as sp
 import tensorflow as tf
 
-from ._inputs import (as_batch, as_host_matrix, as_labels, as_targets, check_bool, check_float, check_int,
+from ._inputs import (_is_relational, as_batch, as_host_matrix, as_labels, as_targets, check_bool, check_float, check_int,
                       check_seed, iter_batches, resolve_task)
 from .als import als_sweeps
 from .losses import l2_loss, l2_penalty_unchecked, logistic_loss
@@ -268,6 +268,10 @@ def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: st
     yh = as_labels(as_targets(y, Xh.shape[0], name="y", dtype=model.dtype), task, "y")
     if Xh.shape[0] == 0:
         raise ValueError("`X` has no rows; there is nothing to train on.")
+    if solver != "als" and _is_relational(Xh):
+        # the gradient solvers train on the same features laid out flat (relation blocks pay
+        # off in the coordinate sweeps, which cache per block row; see fmlib.relational)
+        Xh = sp.csr_matrix(Xh.to_csr(), dtype=model.dtype.as_numpy_dtype)
     validation = _validation_pair(validation_data, model, task)
 
     if solver == "als":

@@ -326,3 +326,15 @@ def test_bayesian_fm_on_the_design_equals_it_on_the_flat_matrix(task):
     np.testing.assert_allclose(
         fits[0].predict(test), fits[1].predict(flat_test), rtol=1e-9
     )
+
+
+def test_gradient_fit_on_a_design_trains_on_its_flat_matrix():
+    """fit(solver='gradient') on relation blocks equals fit on design.to_csr(), step for step."""
+    design, flat = small_design()
+    y = np.random.default_rng(3).normal(size=flat.shape[0])
+    weights = []
+    for X in (design, design.to_csr()):
+        fm = fmlib.FactorizationMachine(design.shape[1], k=2, seed=0, dtype=tf.float64)
+        fmlib.fit(fm, X, y, num_epochs=2, batch_size=5, updates="sparse", seed=0)
+        weights.append(fm.get_weights()["V"])
+    np.testing.assert_allclose(weights[0], weights[1], rtol=1e-12)
