@@ -96,6 +96,15 @@ def throughput() -> dict:
 
 
 # --- scale ----------------------------------------------------------------------------------
+def peak_rss_mib() -> float:
+    """This process's peak resident memory: VmHWM belongs to the process image (getrusage's
+    ru_maxrss would start from the parent's peak when the parent forked us while large)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def in_memory(stream):
     """The whole stream as one CSR matrix, filled chunk by chunk (no second copy)."""
     import scipy.sparse as sp
@@ -109,6 +118,8 @@ def in_memory(stream):
         data.append(Xc.data)
         y[row:row + Xc.shape[0]] = yc
         row, nnz = row + Xc.shape[0], nnz + Xc.nnz
+    if nnz < 2**31:                       # int32 index arrays: half the bytes of int64
+        indptr = indptr.astype(np.int32)
     X = sp.csr_matrix((np.concatenate(data), np.concatenate(indices), indptr),
                       shape=(stream.n_ratings, stream.n_features))
     return X, y
@@ -138,7 +149,8 @@ def one_size(n_ratings: int, n_users: int, n_items: int, streamed: bool) -> dict
             "n_features": stream.n_features, "nnz": nnz, "streamed": streamed,
             "generate_s": generate, "epoch_s": epoch, "rows_per_second": n_ratings / epoch,
             "final_train_rmse": float(np.sqrt(history["loss"].iloc[-1])),
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_rss_mib": peak_rss_mib(),
+            "index_dtype": None if streamed else str(X.indices.dtype)}
 
 
 def scale(max_ratings: float) -> dict:
@@ -151,6 +163,9 @@ def scale(max_ratings: float) -> dict:
                              capture_output=True, text=True, check=True)
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
         print({k: v for k, v in rows[-1].items()}, flush=True)
+    if STREAM_CASE[0] > max_ratings and OUT.exists():   # keep the last streamed run
+        rows += [r for r in json.loads(OUT.read_text()).get("scale", {}).get("rows", [])
+                 if r["streamed"]]
     fitted = [r for r in rows if not r["streamed"]]
     slope = (float(np.polyfit(np.log([r["nnz"] for r in fitted]),
                               np.log([r["epoch_s"] for r in fitted]), 1)[0])

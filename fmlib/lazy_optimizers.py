@@ -43,7 +43,9 @@ class LazyOptimizer(tf.Module):
     """Base class: ``apply(grads_and_vars)`` with dense tensors or ``tf.IndexedSlices``.
 
     The indices of an ``tf.IndexedSlices`` must be distinct (each touched row once, its
-    gradient summed): a scatter update with a repeated row would keep only one of them.
+    gradient summed): the update is not linear in the gradient (squares, ratios), and the slots
+    of a repeated row would be read once and written twice. ``apply`` does not check this;
+    :class:`fmlib.sparse_training.SparseStep` guarantees it by ``tf.unique``.
     Slots are created for the variables given to the constructor.
     """
 

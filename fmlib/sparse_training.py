@@ -40,13 +40,13 @@ import numpy as np
 import scipy.sparse as sp
 import tensorflow as tf
 
+from ._inputs import check_float
 from .lazy_optimizers import LAZY_OPTIMIZERS
 from .losses import l2_loss, logistic_loss
 from .model import fm_score_unchecked
 
 REGULARIZATIONS = ("occurrence", "global")
-ROWS_PER_CALL = 1 << 20   # rows per compiled call: bounds the copies of a huge epoch, and
-                          # keeps the non-zeros of a call within int32
+ROWS_PER_CALL = 1 << 20   # rows per compiled call (at most): bounds the copies of a huge epoch
 
 
 def batch_on_its_features(rows, cols, vals, n_rows):
@@ -119,10 +119,12 @@ class CSREpoch:
 def nonzeros(Xb, dtype) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """``(rows, cols, values)`` of a dense or sparse batch, in the graph."""
     if isinstance(Xb, tf.SparseTensor):
-        Xb = tf.sparse.reorder(Xb)
-        return Xb.indices[:, 0], Xb.indices[:, 1], tf.cast(Xb.values, dtype)
+        Xb = tf.sparse.reorder(tf.sparse.map_values(tf.cast, Xb, dtype))
+        Xb = tf.sparse.retain(Xb, tf.not_equal(Xb.values, 0))   # stored zeros are not features
+        return Xb.indices[:, 0], Xb.indices[:, 1], Xb.values
+    Xb = tf.cast(Xb, dtype)
     where = tf.where(tf.not_equal(Xb, 0))
-    return where[:, 0], where[:, 1], tf.cast(tf.gather_nd(Xb, where), dtype)
+    return where[:, 0], where[:, 1], tf.gather_nd(Xb, where)
 
 
 class DatasetEpoch:
@@ -161,6 +163,9 @@ def sparse_optimizer(model, optimizer, lr: float, regularization: str):
     if regularization not in REGULARIZATIONS:
         raise ValueError(f"`regularization` must be one of {REGULARIZATIONS}; got {regularization!r}.")
     name = optimizer.lower()
+    lr = check_float(lr, "lr")
+    if lr == 0:
+        raise ValueError("`lr` must be > 0; got 0.")
     if regularization == "global" and name != "sgd":
         raise ValueError("regularization='global' with updates='sparse' needs optimizer='sgd': the "
                          "global penalty has a gradient in every row, which lazy "
@@ -188,6 +193,7 @@ def sparse_epochs(model, Xh, yh, task, batch_size, optimizer, lr, lambda_w, lamb
     opt = sparse_optimizer(model, optimizer, lr, regularization)
     name = optimizer.lower()
     X = Xh if sp.issparse(Xh) else sp.csr_matrix(Xh)   # dense rows: their non-zeros only
+    X.eliminate_zeros()        # a stored zero is not a feature of the row (our own copy of X)
     dtype = model.dtype.as_numpy_dtype
     y = yh.astype(dtype)
     lambdas = (tf.constant(lambda_w, model.dtype), tf.constant(lambda_v, model.dtype))
@@ -199,8 +205,13 @@ def sparse_epochs(model, Xh, yh, task, batch_size, optimizer, lr, lambda_w, lamb
             tf.TensorSpec([], model.dtype), tf.TensorSpec([], model.dtype)]))
     rng = np.random.default_rng(seed)
     n = X.shape[0]
-    # whole batches per compiled call, at least one
-    rows_per_call = max(batch_size, ROWS_PER_CALL // batch_size * batch_size)
+    # whole batches per compiled call, at least one, and fewer than 2^31 non-zeros per call
+    widest = int(np.diff(X.indptr).max()) if n else 1
+    rows_per_call = max(batch_size, min(ROWS_PER_CALL, 2**31 // max(widest, 1) // 2)
+                        // batch_size * batch_size)
+    if rows_per_call * widest >= 2**31:
+        raise ValueError(f"`batch_size` ({batch_size}) times the widest row ({widest} "
+                         "non-zeros) must stay below 2^31 for updates='sparse'.")
 
     def epoch() -> float:
         order = rng.permutation(n) if shuffle else None

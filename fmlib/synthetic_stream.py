@@ -6,15 +6,17 @@ already encoded, so that :math:`10^8` ratings can be generated and trained on
 (``fmlib.fit(model, stream.dataset(batch_size), None)``) while only one chunk is in memory.
 
 The planted FM (biases, factors, age groups, genres) is :func:`make_ratings`' for the same
-arguments and seed. The ratings differ in one respect: :func:`make_ratings` draws *distinct*
-(user, item) pairs, which needs the set of pairs drawn so far; a stream draws each pair
-independently from the same activity and popularity laws, so a pair may repeat (as repeated
-interactions do in logs). Chunk ``c`` is drawn from its own generator seeded by ``(seed, c)``:
-iterating again gives the same data bit for bit, and chunks can be produced in any order.
+arguments and seed. The ratings differ: :func:`make_ratings` draws *distinct* (user, item)
+pairs, which needs the set of pairs drawn so far; a stream draws each pair independently from
+power laws with the same exponents (the ranking of users by activity and of items by
+popularity is drawn afresh), so a pair may repeat, as repeated interactions do in logs.
+Chunk ``c`` is drawn from its own generator seeded by ``(seed, c)``: iterating again gives the
+same data bit for bit, and chunks can be produced in any order.
 
-The columns of every chunk are laid out as :class:`fmlib.FeatureEncoder` lays out
-``categorical=["user", "item", "age_group"], multi_hot=["genres"]``: users, items, age groups,
-genres (multi-hot, normalised to sum to 1).
+The columns of every chunk are, in order: users, items, age groups, genres (multi-hot,
+normalised to sum to 1), the order of ``truth``'s feature names and of
+:class:`fmlib.FeatureEncoder`'s columns for ``categorical=["user", "item", "age_group"],
+multi_hot=["genres"]`` on a frame in which every id occurs.
 """
 from __future__ import annotations
 
@@ -42,7 +44,8 @@ class RatingStream:
                  activity_skew: float, popularity_skew: float, seed: int | None):
         self.truth: PlantedFM = base.truth
         self.n_ratings, self.chunk_size, self._output, self._noise = n_ratings, chunk_size, output, noise
-        self._seed = 0 if seed is None else seed
+        # seed None: fresh entropy, drawn once, so that every pass over the stream is the same
+        self._seed = np.random.SeedSequence().entropy if seed is None else seed
         self._w, self._V = base.truth.w.to_numpy(), base.truth.V.to_numpy()
         self.n_features = self._w.size
         users, items = base.users, base.items

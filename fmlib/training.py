@@ -11,7 +11,9 @@ Two entry points, both explained in the chapter "Learning":
   SGD/Adam/Adagrad, libFM-style L2 (:math:`\lambda_w, \lambda_v`), regression or
   classification, validation, early stopping, a compiled step, a history table.
   ``solver="als"`` runs coordinate descent instead (:mod:`fmlib.als`, chapter "Beyond SGD:
-  coordinate descent and MCMC") in the same epoch loop.
+  coordinate descent and MCMC") in the same epoch loop; ``updates="sparse"`` (and a
+  ``tf.data.Dataset`` as ``X``) runs row-sparse steps, epochs in the graph
+  (:mod:`fmlib.sparse_training`, chapter "Performance").
 """
 from __future__ import annotations
 
@@ -207,8 +209,9 @@ def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: st
             ``"adagrad"`` or ``"adam"``, the latter two in their lazy form).
         regularization: ``"global"`` (:math:`\lambda_w \lVert \mathbf w \rVert^2 +
             \lambda_v \lVert \mathbf V \rVert_F^2` per batch, the default and only choice
-            of ``updates="dense"``) or ``"occurrence"`` (the penalty of the features present,
-            per row; the default of ``updates="sparse"``).
+            of ``updates="dense"``; with ``updates="sparse"`` only for ``optimizer="sgd"``, as
+            an exact decay of every row, O(k n) per step) or ``"occurrence"`` (the penalty of
+            the features present, per row; the default of ``updates="sparse"``).
         groups: ``solver="als"`` only: which columns form a block
             (``FeatureEncoder.groups_``), so that wide multi-hot blocks are split into
             exact joint updates quickly (:func:`fmlib.coordinate.block_schedule`).
@@ -217,8 +220,9 @@ def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: st
             epochs, and restore the best weights (needs ``validation_data``).
         shuffle: reshuffle the rows every epoch.
         seed: seed of the shuffling, for reproducible runs.
-        verbose: show a Keras progress bar per epoch (off by default, so that
-            notebook outputs are stable).
+        verbose: show a Keras progress bar per epoch with ``updates="dense"`` and print a
+            line per epoch (off by default, so that notebook outputs are stable). The sparse
+            path runs an epoch inside one compiled call and prints the line only.
 
     Returns:
         A ``pandas.DataFrame`` indexed by epoch (from 1) with columns ``loss``
@@ -236,10 +240,10 @@ def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: st
     """
     if not isinstance(model, FactorizationMachine):
         raise TypeError(f"`model` must be a fmlib.FactorizationMachine; got {type(model).__name__}.")
-    streamed = isinstance(X, tf.data.Dataset)
-    updates, regularization = _updates(updates, regularization, solver, streamed)
     if solver not in SOLVERS:
         raise ValueError(f"`solver` must be one of {SOLVERS}; got {solver!r}.")
+    streamed = isinstance(X, tf.data.Dataset)
+    updates, regularization = _updates(updates, regularization, solver, streamed)
     task = resolve_task(model.task, task, "fit")
     if solver == "als" and task != "regression":
         raise ValueError("`solver='als'` trains regression models (squared loss); got "

@@ -213,3 +213,36 @@ def test_bad_datasets_get_clear_errors():
         fmlib.fit(fm, tf.data.Dataset.from_tensor_slices((bad, y)).batch(4), None)
     with pytest.raises(ValueError, match="labels must be in"):
         fmlib.fit(fmlib.FactorizationMachine(9, k=2), good, None, task="classification")
+
+
+def test_the_learning_rate_is_checked_on_every_call():
+    X, y = sparse_problem()
+    fm = fmlib.FactorizationMachine(9, k=2)
+    fmlib.fit(fm, X, y, updates="sparse", num_epochs=1)          # builds the optimizer
+    with pytest.raises(ValueError, match="`lr` must be"):
+        fmlib.fit(fm, X, y, updates="sparse", lr=-1.0)
+    with pytest.raises(ValueError, match="`lr` must be > 0"):
+        fmlib.fit(fm, X, y, updates="sparse", lr=0)
+
+
+def test_stored_zeros_and_boolean_batches():
+    """A stored zero is not a feature (no penalty); one-hot booleans train like floats."""
+    X, y = sparse_problem(n_rows=8)
+    stored = sp.csr_matrix(X)
+    stored.data[0] = 0.0                         # an explicit zero in row 0
+    weights = []
+    for data in (stored, stored.toarray()):
+        fm = fmlib.FactorizationMachine(9, k=2, seed=0, dtype=tf.float64)
+        fmlib.fit(fm, data, y, updates="sparse", lambda_w=0.5, lambda_v=0.5, batch_size=8,
+                  num_epochs=1, shuffle=False)
+        weights.append(fm.get_weights()["V"])
+    np.testing.assert_allclose(weights[0], weights[1], rtol=1e-12)
+    B = X != 0
+    ds_bool = tf.data.Dataset.from_tensor_slices((B, y)).batch(4)
+    ds_float = tf.data.Dataset.from_tensor_slices((B.astype(float), y)).batch(4)
+    out = []
+    for ds in (ds_bool, ds_float):
+        fm = fmlib.FactorizationMachine(9, k=2, seed=0, dtype=tf.float64)
+        fmlib.fit(fm, ds, None, num_epochs=1)
+        out.append(fm.get_weights()["V"])
+    np.testing.assert_allclose(out[0], out[1], rtol=1e-12)
