@@ -4,7 +4,7 @@ A minibatch of sparse rows uses few features: its gradient of :math:`\mathbf w` 
 :math:`\mathbf V` is zero outside the rows :math:`U` of the features present. These optimizers
 take that gradient as ``tf.IndexedSlices`` (the rows :math:`U`, listed once each, and their
 gradient :math:`\mathbf G_U`) and change the parameters, and their own state, in those rows only,
-by scatter updates: a step costs O(k |U|), not O(k n).
+by scatter updates: a step costs :math:`O(k\,|U|)`, not :math:`O(k n)`.
 
 With :math:`\eta` the learning rate and :math:`\mathbf g = \mathbf G_u` the gradient of row
 :math:`u \in U`:
