@@ -65,8 +65,8 @@ class SparseStep:
     (without the penalty). Plain Python: it is inlined in the compiled epoch loops below.
 
     The batch becomes ``X_U`` over its distinct features ``U``; eq. (1) is evaluated by the
-    model's own function (``fm_score_unchecked`` in ``fmlib.model``, Lemma 3.1) on ``X_U`` and the
-    gathered rows ``w_U``, ``V_U``, so the gradient comes out for those rows only.
+    model's own function (``fm_score_unchecked`` in ``fmlib.model``, Lemma 3.1) on ``X_U``
+    and the gathered rows ``w_U``, ``V_U``, so the gradient comes out for those rows only.
     """
 
     def __init__(self, model, opt, task: str, regularization: str):
@@ -78,14 +78,14 @@ class SparseStep:
         n_rows = tf.shape(yb)[0]
         U, pos, X_U = batch_on_its_features(rows, cols, vals, n_rows)
         w_U, V_U = tf.gather(model.w, U), tf.gather(model.V, U)
-        # occurrences of each feature of U in the batch, over the batch size
-        share = tf.math.unsorted_segment_sum(tf.ones_like(vals), pos, tf.size(U))
-        share = share / tf.cast(n_rows, vals.dtype)
         with tf.GradientTape() as tape:
             tape.watch([w_U, V_U])
             data_loss = self.loss_fn(yb, fm_score_unchecked(model.w0, w_U, V_U, X_U))
             objective = data_loss
             if self.regularization == "occurrence":
+                # occurrences of each feature of U in the batch, over the batch size
+                share = tf.math.unsorted_segment_sum(tf.ones_like(vals), pos, tf.size(U))
+                share = share / tf.cast(n_rows, vals.dtype)
                 objective += tf.reduce_sum(share * (lambda_w * tf.square(w_U) + lambda_v
                                                     * tf.reduce_sum(tf.square(V_U), axis=1)))
         g_w0, g_w, g_V = tape.gradient(objective, [model.w0, w_U, V_U])
