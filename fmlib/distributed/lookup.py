@@ -21,6 +21,8 @@ from typing import NamedTuple
 
 import tensorflow as tf
 
+from ..model import fm_score_unchecked
+
 
 class Batch(NamedTuple):
     """A minibatch of sparse examples in COO form (what ``tf.io.parse_example`` gives).
@@ -61,15 +63,16 @@ def pull_rows(w0, w, V, ids: tf.Tensor) -> Pulled:
 def score_pulled(w0, w_rows, V_rows, pos, batch: Batch) -> tf.Tensor:
     r""":math:`\hat y` of every example of ``batch`` from its pulled rows; shape ``(batch,)``.
 
-    ``vx`` holds :math:`v_{i,f} x_i` for every non-zero; segment sums over the examples give
-    :math:`s_f` and :math:`q_f` of the module's equation (Lemma 3.1).
+    The batch becomes a sparse matrix over its own features (column ``pos`` of each non-zero),
+    and the model's Lemma 3.1 function scores it with the pulled rows: the absent features
+    contribute nothing, so this is eq. (1) of the whole model (the same step as
+    :class:`fmlib.sparse_training.SparseStep`).
     """
-    n_rows = tf.shape(batch.y)[0]
-    vx = tf.gather(V_rows, pos) * batch.x[:, None]                      # (nnz, k)
-    s = tf.math.unsorted_segment_sum(vx, batch.rows, n_rows)            # (batch, k)
-    q = tf.math.unsorted_segment_sum(tf.square(vx), batch.rows, n_rows)  # (batch, k)
-    linear = tf.math.unsorted_segment_sum(tf.gather(w_rows, pos) * batch.x, batch.rows, n_rows)
-    return w0 + linear + 0.5 * tf.reduce_sum(tf.square(s) - q, axis=1)
+    n_rows = tf.shape(batch.y, out_type=tf.int64)[0]
+    indices = tf.stack([tf.cast(batch.rows, tf.int64), tf.cast(pos, tf.int64)], axis=1)
+    X_U = tf.SparseTensor(indices, batch.x,
+                          tf.stack([n_rows, tf.shape(w_rows, out_type=tf.int64)[0]]))
+    return fm_score_unchecked(w0, w_rows, V_rows, X_U)
 
 
 def fm_score_rows(w0, w, V, batch: Batch) -> tf.Tensor:

@@ -22,7 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ..keras_fm import _check_k
+from ..keras_fm import _FMWeights
 from ._build import check_output, field_inputs, layer_options, output_head
 from ._fields import (
     FamilyModel,
@@ -50,7 +50,7 @@ def ffm_pairwise_unchecked(V_rows: tf.Tensor) -> tf.Tensor:
 
 
 @keras.saving.register_keras_serializable(package="fmlib")
-class FieldAwareFMLayer(keras.layers.Layer):
+class FieldAwareFMLayer(_FMWeights):
     r"""A field-aware FM over categorical fields given as integer ids: ``(batch, F)`` → ``(batch, 1)``.
 
     .. math::
@@ -86,18 +86,11 @@ class FieldAwareFMLayer(keras.layers.Layer):
         v_regularizer=None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        # k, initializers and regularizers: checked, kept and serialised as in FMLayer
+        super().__init__(k=k, w0_initializer=w0_initializer, w_initializer=w_initializer,
+                         v_initializer=v_initializer, w_regularizer=w_regularizer,
+                         v_regularizer=v_regularizer, **kwargs)
         self.vocab_sizes = check_vocab_sizes(vocab_sizes)
-        self.k = _check_k(k)
-        self.w0_initializer = keras.initializers.get(w0_initializer)
-        self.w_initializer = keras.initializers.get(w_initializer)
-        self.v_initializer = keras.initializers.get(
-            v_initializer
-            if v_initializer is not None
-            else keras.initializers.RandomNormal(stddev=0.01)
-        )
-        self.w_regularizer = keras.regularizers.get(w_regularizer)
-        self.v_regularizer = keras.regularizers.get(v_regularizer)
 
     def build(self, input_shape):
         check_ids_shape(input_shape, self.vocab_sizes)
@@ -134,19 +127,7 @@ class FieldAwareFMLayer(keras.layers.Layer):
         return (shape[0], 1)
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "vocab_sizes": list(self.vocab_sizes),
-                "k": self.k,
-                "w0_initializer": keras.initializers.serialize(self.w0_initializer),
-                "w_initializer": keras.initializers.serialize(self.w_initializer),
-                "v_initializer": keras.initializers.serialize(self.v_initializer),
-                "w_regularizer": keras.regularizers.serialize(self.w_regularizer),
-                "v_regularizer": keras.regularizers.serialize(self.v_regularizer),
-            }
-        )
-        return config
+        return {**super().get_config(), "vocab_sizes": list(self.vocab_sizes)}
 
 
 def build_ffm_model(
