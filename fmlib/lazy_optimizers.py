@@ -2,8 +2,8 @@ r"""Optimizers that update only the rows a batch touched (chapter "Performance")
 
 A minibatch of sparse rows uses few features: its gradient of :math:`\mathbf w` and
 :math:`\mathbf V` is zero outside the rows :math:`U` of the features present. These optimizers
-take that gradient as ``tf.IndexedSlices`` (the rows :math:`U`, listed once each, and their
-gradient :math:`\mathbf G_U`) and change the parameters, and their own state, in those rows only,
+take that gradient as the rows :math:`U` (listed once each) and their gradient
+:math:`\mathbf G_U`, and change the parameters, and their own state, in those rows only,
 by scatter updates: a step costs :math:`O(k\,|U|)`, not :math:`O(k n)`.
 
 With :math:`\eta` the learning rate and :math:`\mathbf g = \mathbf G_u` the gradient of row
@@ -30,7 +30,14 @@ With :math:`\eta` the learning rate and :math:`\mathbf g = \mathbf G_u` the grad
   in batches that do not contain it. Lazy Adam moves a feature only when it is seen, as SGD
   does; its moments are those of the batches that contained the feature.
 
-Scalars (:math:`w_0`) and dense gradients get the same update for every entry.
+**Rows shared by several variables.** In an FM the row :math:`u` of :math:`\mathbf w` and the
+row :math:`u` of :math:`\mathbf V` belong to the same feature, so a batch touches the same rows
+of both. The optimizers keep the state of such *row variables* side by side, as one
+:math:`n \times (1 + k)` matrix per slot, and update :math:`[\,w_u \mid \mathbf v_u\,]` as one
+row: one gather and one scatter per slot serve both variables, and the arithmetic above runs
+once per step on the :math:`|U| \times (1 + k)` gradient (on a CPU each operation of a compiled
+step has a fixed cost of a few microseconds, and a step is a few dozen operations).
+Variables updated whole every step (:math:`w_0`) get the same rules on their full gradient.
 """
 from __future__ import annotations
 
@@ -40,65 +47,86 @@ from ._inputs import check_float
 
 
 class LazyOptimizer(tf.Module):
-    """Base class: ``apply(grads_and_vars)`` with dense tensors or ``tf.IndexedSlices``.
+    r"""Base class: ``apply(dense_grads, rows, row_grads)``.
 
-    The indices of an ``tf.IndexedSlices`` must be distinct (each touched row once, its
-    gradient summed): the update is not linear in the gradient (squares, ratios), and the slots
-    of a repeated row would be read once and written twice. ``apply`` does not check this;
+    Args:
+        dense: variables updated whole at every step (the FM's ``w0``).
+        rows: variables indexed by the same rows (``w`` of shape ``(n,)`` and ``V`` of shape
+            ``(n, k)``): only the rows a step names change, and their slots are stored side by
+            side (module docstring).
+        learning_rate: :math:`\eta > 0`.
+
+    ``rows`` given to :meth:`apply` must be distinct (each touched row once, its gradient
+    summed): the update is not linear in the gradient (squares, ratios), and the slots of a
+    repeated row would be read once and written twice. ``apply`` does not check this;
     :class:`fmlib.sparse_training.SparseStep` guarantees it by ``tf.unique``.
-    Slots are created for the variables given to the constructor.
     """
 
     slot_names: tuple[str, ...] = ()
     slot_init: float = 0.0
 
-    def __init__(self, variables, learning_rate: float):
+    def __init__(self, dense, rows, learning_rate: float):
         super().__init__()
-        self.learning_rate = tf.Variable(check_float(learning_rate, "lr"), dtype=variables[0].dtype,
+        dtype = rows[0].dtype
+        self.dense, self.rows = list(dense), list(rows)
+        self.widths = [1 if len(v.shape) == 1 else int(v.shape[1]) for v in self.rows]
+        self.learning_rate = tf.Variable(check_float(learning_rate, "lr"), dtype=dtype,
                                          trainable=False, name="learning_rate")
         self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False, name="iterations")
+        shapes = [v.shape for v in self.dense] + [(rows[0].shape[0], sum(self.widths))]
         # tf.constant in the variable's dtype: tf.cast(0.1, float64) would round 0.1 to float32
-        self._slots = {id(var): {name: tf.Variable(tf.fill(tf.shape(var), tf.constant(
-                                     self.slot_init, var.dtype)), trainable=False, name=name)
-                                 for name in self.slot_names}
-                       for var in variables}
+        self._slots = [{name: tf.Variable(tf.fill(shape, tf.constant(self.slot_init, dtype)),
+                                          trainable=False, name=name)
+                        for name in self.slot_names} for shape in shapes]
 
     def reset(self, learning_rate: float) -> None:
         """Back to the freshly built state (zero step, initial slots), with a new learning rate."""
         self.learning_rate.assign(learning_rate)
         self.iterations.assign(0)
-        for slots in self._slots.values():
+        for slots in self._slots:
             for slot in slots.values():
                 slot.assign(tf.fill(tf.shape(slot), tf.constant(self.slot_init, slot.dtype)))
 
-    def apply(self, grads_and_vars) -> None:
-        """One step: update every variable by its gradient (dense or row-sparse)."""
-        for grad, var in grads_and_vars:
-            slots = self._slots[id(var)]
-            if isinstance(grad, tf.IndexedSlices):
-                rows = grad.indices
-                old = {name: tf.gather(slot, rows) for name, slot in slots.items()}
-                step, new = self._update(grad.values, old)
-                var.scatter_sub(tf.IndexedSlices(step, rows))
-                for name, slot in slots.items():
-                    slot.scatter_update(tf.IndexedSlices(new[name], rows))
-            else:
-                step, new = self._update(grad, {name: slot.read_value() for name, slot in slots.items()})
-                var.assign_sub(step)
-                for name, slot in slots.items():
-                    slot.assign(new[name])
+    def apply(self, dense_grads, rows, row_grads) -> None:
+        """One step: every dense variable by its gradient, and the rows ``rows`` of the row
+        variables by ``row_grads`` (one per row variable: ``(|rows|,)`` for ``w``,
+        ``(|rows|, k)`` for ``V``)."""
+        coef = self._coefficients()
+        for grad, var, slots in zip(dense_grads, self.dense, self._slots):
+            step, new = self._update(grad, {name: s.read_value() for name, s in slots.items()},
+                                     coef)
+            var.assign_sub(step)
+            for name, slot in slots.items():
+                slot.assign(new[name])
+        # [w_u | v_u] as one row: (|rows|, 1 + k)
+        g = tf.concat([tf.reshape(gr, [-1, width]) for gr, width in zip(row_grads, self.widths)],
+                      axis=1)
+        slots = self._slots[-1]
+        step, new = self._update(g, {name: tf.gather(s, rows) for name, s in slots.items()}, coef)
+        for name, slot in slots.items():
+            slot.scatter_update(tf.IndexedSlices(new[name], rows))
+        for var, part in zip(self.rows, tf.split(step, self.widths, axis=1)):
+            part = part[:, 0] if len(var.shape) == 1 else part
+            # theta_u - step written back: with distinct rows this is scatter_sub, and on a CPU
+            # a gather and a scatter_update take about a third of scatter_sub's time
+            var.scatter_update(tf.IndexedSlices(tf.gather(var, rows) - part, rows))
         self.iterations.assign_add(1)
 
-    def _update(self, g, slots):
-        """``(step, new_slots)`` for gradient ``g`` and the current slot values of its rows."""
+    def _coefficients(self):
+        """What every update of this step shares (computed once per step)."""
+        return self.learning_rate
+
+    def _update(self, g, slots, coef):
+        """``(step, new_slots)`` for gradient ``g``, the current slot values of its rows and
+        this step's coefficients."""
         raise NotImplementedError
 
 
 class LazySGD(LazyOptimizer):
     r"""Plain SGD on the touched rows: :math:`\theta_u \leftarrow \theta_u - \eta\,\mathbf g`."""
 
-    def _update(self, g, slots):
-        return self.learning_rate * g, {}
+    def _update(self, g, slots, lr):
+        return lr * g, {}
 
 
 class LazyAdagrad(LazyOptimizer):
@@ -108,9 +136,9 @@ class LazyAdagrad(LazyOptimizer):
 
     slot_names, slot_init, epsilon = ("accumulator",), 0.1, 1e-7
 
-    def _update(self, g, slots):
+    def _update(self, g, slots, lr):
         acc = slots["accumulator"] + g * g
-        return self.learning_rate * g / tf.sqrt(acc + self.epsilon), {"accumulator": acc}
+        return lr * g / tf.sqrt(acc + self.epsilon), {"accumulator": acc}
 
 
 class LazyAdam(LazyOptimizer):
@@ -120,11 +148,15 @@ class LazyAdam(LazyOptimizer):
 
     slot_names, beta_1, beta_2, epsilon = ("m", "v"), 0.9, 0.999, 1e-7
 
-    def _update(self, g, slots):
-        t = tf.cast(self.iterations + 1, g.dtype)
+    def _coefficients(self):
+        r"""The step size with both bias corrections, :math:`\eta\sqrt{1 - \beta_2^t} /
+        (1 - \beta_1^t)`."""
+        t = tf.cast(self.iterations + 1, self.learning_rate.dtype)
+        return self.learning_rate * tf.sqrt(1 - self.beta_2 ** t) / (1 - self.beta_1 ** t)
+
+    def _update(self, g, slots, alpha):
         m = slots["m"] + (g - slots["m"]) * (1 - self.beta_1)
         v = slots["v"] + (g * g - slots["v"]) * (1 - self.beta_2)
-        alpha = self.learning_rate * tf.sqrt(1 - self.beta_2 ** t) / (1 - self.beta_1 ** t)
         return alpha * m / (tf.sqrt(v) + self.epsilon), {"m": m, "v": v}
 
 
