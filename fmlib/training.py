@@ -210,8 +210,9 @@ def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: st
         regularization: ``"global"`` (:math:`\lambda_w \lVert \mathbf w \rVert^2 +
             \lambda_v \lVert \mathbf V \rVert_F^2` per batch, the default and only choice
             of ``updates="dense"``; with ``updates="sparse"`` only for ``optimizer="sgd"``, as
-            an exact decay of every row, O(k n) per step) or ``"occurrence"`` (the penalty of
-            the features present, per row; the default of ``updates="sparse"``).
+            an exact decay of every row, O(k n) per step), ``"occurrence"`` (the penalty of
+            the features present, per row; the default of ``updates="sparse"``) or
+            ``"present"`` (the penalty of the features present, once per batch).
         groups: ``solver="als"`` only: which columns form a block
             (``FeatureEncoder.groups_``), so that wide multi-hot blocks are split into
             exact joint updates quickly (:func:`fmlib.coordinate.block_schedule`).
@@ -310,8 +311,8 @@ def _updates(updates, regularization, solver: str, streamed: bool) -> tuple[str,
         raise ValueError(f"`regularization` must be one of {REGULARIZATIONS}; "
                          f"got {regularization!r}.")
     if updates == "dense" and regularization != "global":
-        raise ValueError("regularization='occurrence' needs updates='sparse' (the dense step "
-                         "penalises every row); got updates='dense'.")
+        raise ValueError(f"regularization={regularization!r} needs updates='sparse' (the dense "
+                         "step penalises every row); got updates='dense'.")
     return updates, regularization
 
 

@@ -24,9 +24,11 @@ def sparse_problem(n_rows=12, n=9, seed=0, classification=False):
 
 
 def reference_training(X, y, params, optimizer, lr, batch_size, lambda_w, lambda_v,
-                       classification=False, steps=None):
-    """Minibatches in order; per-row objective ℓ + Σ_{x_i≠0} (λ_w w_i² + λ_v |v_i|²); the
-    optimizer's rule applied to w0 and to the rows of the features present (lazy)."""
+                       classification=False, steps=None, penalty="occurrence"):
+    """Minibatches in order; per-row objective ℓ + Σ_{x_i≠0} (λ_w w_i² + λ_v |v_i|²)
+    ("occurrence"), or the batch's mean ℓ + Σ_{i present in the batch} (λ_w w_i² + λ_v |v_i|²)
+    ("present"); the optimizer's rule applied to w0 and to the rows of the features present
+    (lazy)."""
     w0, w, V = params["w0"].copy(), params["w"].copy(), params["V"].copy()
     state = {"w0": [0.0, 0.0, 0.1], "w": [np.zeros_like(w), np.zeros_like(w), np.full_like(w, 0.1)],
              "V": [np.zeros_like(V), np.zeros_like(V), np.full_like(V, 0.1)]}   # m, v, Adagrad acc
@@ -41,9 +43,15 @@ def reference_training(X, y, params, optimizer, lr, batch_size, lambda_w, lambda
             d_w0, d_w, d_V = fm_gradient(x, V)
             present = x != 0
             g0 += d * d_w0 / B
-            gw += (d * d_w + 2 * lambda_w * w * present) / B
-            gV += (d * d_V + 2 * lambda_v * V * present[:, None]) / B
+            gw += d * d_w / B
+            gV += d * d_V / B
+            if penalty == "occurrence":
+                gw += 2 * lambda_w * w * present / B
+                gV += 2 * lambda_v * V * present[:, None] / B
         U = np.flatnonzero((Xb != 0).any(0))
+        if penalty == "present":
+            gw[U] += 2 * lambda_w * w[U]
+            gV[U] += 2 * lambda_v * V[U]
         t += 1
         for name, g, rows in (("w0", g0, None), ("w", gw, U), ("V", gV, U)):
             theta = {"w0": w0, "w": w, "V": V}[name]
@@ -91,6 +99,25 @@ def test_sparse_steps_equal_a_numpy_reference_of_the_lazy_optimizer(optimizer):
     # features 7 and 8 occur only in rows 6-11: the first batches left them untouched, and a
     # row never seen keeps its initial value exactly
     assert not np.allclose(got["V"][:7], start["V"][:7])
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_the_present_penalty_equals_a_numpy_reference(optimizer):
+    X, y = sparse_problem(seed=4)
+    fm = fmlib.FactorizationMachine(9, k=3, seed=2, init_std=0.3, dtype=tf.float64)
+    fm.set_weights(w=np.random.default_rng(5).normal(size=9))   # so that lambda_w acts
+    start = fm.get_weights()
+    fmlib.fit(fm, sp.csr_matrix(X), y, updates="sparse", optimizer=optimizer, lr=0.05,
+              batch_size=4, num_epochs=1, lambda_w=0.3, lambda_v=0.2, shuffle=False,
+              regularization="present")
+    w0, w, V = reference_training(X, y, start, optimizer, 0.05, 4, 0.3, 0.2, penalty="present")
+    got = fm.get_weights()
+    np.testing.assert_allclose(got["w0"], w0, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(got["w"], w, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(got["V"], V, rtol=1e-10, atol=1e-12)
+    # and it is not the occurrence penalty (the two differ for features in several rows)
+    w0_o, w_o, V_o = reference_training(X, y, start, optimizer, 0.05, 4, 0.3, 0.2)
+    assert not np.allclose(got["V"], V_o, rtol=1e-6)
 
 
 def test_absent_rows_are_unchanged_bit_for_bit_and_present_rows_move():
