@@ -40,6 +40,7 @@ Three things make a step cost O(k · nnz of the batch) instead of O(k n):
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import numpy as np
@@ -246,17 +247,28 @@ def sparse_epochs(model, Xh, yh, task, batch_size, optimizer, lr, lambda_w, lamb
         raise ValueError(f"`batch_size` ({batch_size}) times the widest row ({widest} "
                          "non-zeros) must stay below 2^31 for updates='sparse'.")
 
+    def call_arrays(order, s: int) -> list[tf.Tensor]:
+        """The inputs of one compiled call: rows ``s:s + rows_per_call`` of the epoch's order
+        (only these rows are copied: a shuffled copy of the whole matrix would double it)."""
+        rows = slice(s, min(s + rows_per_call, n))
+        Xc, yc = (X[order[rows]], y[order[rows]]) if shuffle else (X[rows], y[rows])
+        row_of = np.repeat(np.arange(Xc.shape[0], dtype=np.int32), np.diff(Xc.indptr))
+        return [tf.constant(a) for a in (Xc.indptr.astype(np.int32),
+                                         Xc.indices.astype(np.int32, copy=False), Xc.data,
+                                         row_of, yc)]
+
     def epoch() -> float:
         order = rng.permutation(n) if shuffle else None
         total = 0.0
-        for s in range(0, n, rows_per_call):
-            e = min(s + rows_per_call, n)
-            # this call's rows only: a shuffled copy of the whole matrix would double its memory
-            Xc, yc = (X[order[s:e]], y[order[s:e]]) if shuffle else (X[s:e], y[s:e])
-            row_of = np.repeat(np.arange(e - s, dtype=np.int32), np.diff(Xc.indptr))
-            arrays = (Xc.indptr.astype(np.int32), Xc.indices.astype(np.int32, copy=False),
-                      Xc.data, row_of, yc)
-            total += float(run(*map(tf.constant, arrays), batch, *lambdas))
+        # the next call's rows are gathered on another thread while this call trains (the
+        # compiled call releases the GIL), so on large data the host's copying overlaps training
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(call_arrays, order, 0)
+            for s in range(0, n, rows_per_call):
+                arrays = pending.result()
+                if s + rows_per_call < n:
+                    pending = pool.submit(call_arrays, order, s + rows_per_call)
+                total += float(run(*arrays, batch, *lambdas))
         return total / n
 
     return epoch
