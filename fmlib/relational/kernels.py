@@ -27,16 +27,15 @@ the draw :math:`v_{l,f} \leftarrow m + \text{sample}\cdot z/\sqrt{P}` of
 at the end.
 
 **Why compiled loops.** Columns that share no block row could be updated together with
-numpy (one colour at a time), but the implicit block of MovieLens ("movies this user
-rated") needs hundreds of colours, so every factor cost thousands of small numpy calls
-whose overhead, not arithmetic, was the sweep's time. Here the columns run one after
-another in the schedule's order (colour by colour). Within a colour no two columns share
-a block row, so the sequential loop gives exactly the colour-at-once result, and each
-column reads its own pre-drawn :math:`z`: a sweep still equals the flat sweep with the
-same draws. Sums over a column's non-zeros run in increasing block row, as numpy's
-segment sums did.
+numpy, one colour at a time, but the implicit block of MovieLens ("movies this user
+rated") needs hundreds of colours, so every factor would cost thousands of small numpy
+calls whose overhead, not arithmetic, makes the sweep's time. Here the columns run one
+after another in the schedule's order (colour by colour). Within a colour no two columns
+share a block row, so the sequential loop gives exactly the colour-at-once result, and
+each column reads its own pre-drawn :math:`z`: a sweep still equals the flat sweep with
+the same draws. Sums over a column's non-zeros run in increasing block row.
 
-The functions are compiled on first use (about a second; numba caches the machine code
+The functions are compiled on first use (about two seconds; numba caches the machine code
 next to this file, or in the user's cache directory, when one of them is writable).
 """
 

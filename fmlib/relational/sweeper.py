@@ -164,7 +164,7 @@ class RelationalSweeper(CoordinateSweeper):
         self.y = np.array(y, np.float64)
         self.w0 = float(w0)
         self.w = np.array(w, np.float64)
-        self.Vt = np.array(np.asarray(V, np.float64).T)
+        self.Vt = np.array(np.asarray(V, np.float64).T, order="C")  # rows: one factor
         off = design.offsets
         self.relations: dict[int, _Relation] = {}
         for j, (B, index) in enumerate(design.block_matrices()):
