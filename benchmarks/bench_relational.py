@@ -17,7 +17,7 @@ flat (``design.to_csr()``). On the same process and data:
   blocks (predictions clipped to [1, 5]);
 * memory: bytes of the design against the flat CSR (values, indices, index arrays).
 
-Run from the repository root (about 5 CPU minutes; 10-20 minutes on a busy machine):
+Run from the repository root (about 3 minutes; longer on a busy machine):
 
     python benchmarks/bench_relational.py [--out benchmarks/results/relational.json]
 

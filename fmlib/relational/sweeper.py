@@ -36,11 +36,13 @@ B_{b,l}` and only :math:`n_b` and :math:`E_b` are needed. One sweep costs O(k (N
 of the distinct rows)) instead of O(k nnz of the flat matrix); this is what libFM's BS
 and myFM's relation blocks do.
 
-Columns that never share a (used) block row are updated together, as in
+The columns of a relation block are visited in the order of
 :func:`fmlib.coordinate.block_schedule`, whose colouring this module applies to each
 group's columns inside its block: the blocks of columns and their order are those
 ``block_schedule`` gives for the flat matrix (each group lying in one block), so a sweep
-equals the flat sweep up to rounding.
+equals the flat sweep up to rounding. Within a block the columns run one after another in
+compiled loops (:mod:`fmlib.relational.kernels`): columns of one colour share no block
+row, so this is the colour-at-once update, without one round of numpy calls per colour.
 """
 
 from __future__ import annotations
@@ -51,19 +53,20 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..coordinate import CoordinateSweeper, block_schedule, column_groups
+from . import kernels
 from .design import RelationalDesign
 from .prediction import block_terms
 
 
-class _Colour(NamedTuple):
-    """The non-zeros of some columns of a relation block that share no block row."""
+class _Columns(NamedTuple):
+    """Some columns of a relation block, in update order, with their non-zeros in the
+    block's used rows column by column (CSC): column ``cols[c]`` has the values
+    ``x[indptr[c]:indptr[c + 1]]`` in the rows ``rows[indptr[c]:indptr[c + 1]]``."""
 
     cols: np.ndarray  # flat column indices
-    rows: np.ndarray  # block row of every non-zero (distinct within the colour)
-    seg: np.ndarray  # position of the non-zero's column in ``cols``
+    indptr: np.ndarray
+    rows: np.ndarray  # increasing within a column
     x: np.ndarray
-    x_sq: np.ndarray
-    counts: np.ndarray  # non-zeros per column (unused: h^2 is always given)
 
 
 class _Relation(NamedTuple):
@@ -161,7 +164,7 @@ class RelationalSweeper(CoordinateSweeper):
         self.y = np.array(y, np.float64)
         self.w0 = float(w0)
         self.w = np.array(w, np.float64)
-        self.Vt = np.array(np.asarray(V, np.float64).T)
+        self.Vt = np.array(np.asarray(V, np.float64).T, order="C")  # rows: one factor
         off = design.offsets
         self.relations: dict[int, _Relation] = {}
         for j, (B, index) in enumerate(design.block_matrices()):
@@ -177,170 +180,104 @@ class RelationalSweeper(CoordinateSweeper):
                 np.zeros((self.k, used.size)),
             )
         Xc = sp.csc_matrix(self.X)
-        self.segments = []
+        # (0, [_Block per colour]) for the main block, (j, _Columns) for relation j
+        self.segments: list[tuple[int, Any]] = []
+        self.schedule = []
         for j, colours in relational_schedule(design, groups):
+            self.schedule.extend(colours)
             if j == 0:
                 self.segments.append((0, [self._block(Xc, cols) for cols in colours]))
             else:
-                rel = self.relations[j]
-                self.segments.append((j, [self._colour(rel, cols) for cols in colours]))
+                cols = np.concatenate(colours)
+                self.segments.append((j, self._columns(self.relations[j], cols)))
         self.blocks = [b for j, parts in self.segments if j == 0 for b in parts]
-        self.schedule = [c.cols for _, parts in self.segments for c in parts]
         self.refresh()
 
     @staticmethod
-    def _colour(rel: _Relation, cols: np.ndarray) -> _Colour:
+    def _columns(rel: _Relation, cols: np.ndarray) -> _Columns:
         sub = sp.csc_matrix(rel.data[:, cols - rel.start])
-        seg = np.repeat(np.arange(cols.size), np.diff(sub.indptr))
-        by_row = np.argsort(sub.indices, kind="stable")
-        x = sub.data[by_row]
-        return _Colour(
-            cols,
-            sub.indices[by_row].astype(np.int64),
-            seg[by_row],
-            x,
-            x * x,
-            np.bincount(seg, minlength=cols.size).astype(np.float64),
+        sub.sort_indices()
+        return _Columns(
+            cols.astype(np.int64),
+            sub.indptr.astype(np.int64),
+            sub.indices.astype(np.int64),
+            np.ascontiguousarray(sub.data, np.float64),
         )
 
     # --- state -----------------------------------------------------------------------
     def refresh(self, batch_size: int = 65536) -> None:
         r"""Recompute :math:`Q` of every block, :math:`q_{i,f}` and :math:`e_i` from the
-        parameters by the block split of :mod:`fmlib.relational.prediction`,
-        ``batch_size`` ratings at a time (the ``(batch, k)`` temporaries stay small for
-        any N)."""
+        parameters by the block split of :mod:`fmlib.relational.prediction`: the main
+        block ``batch_size`` ratings at a time (the ``(batch, k)`` temporaries stay small
+        for any N), then every relation block's terms once per block row, gathered per
+        rating (:func:`fmlib.relational.kernels.gather_block`)."""
         V = self.Vt.T
         n0 = self.X.shape[1]
-        terms = []
+        self.qt = np.zeros((self.k, self.N))
+        y_hat = np.full(self.N, self.w0)
+        q_norms = np.zeros(self.N)  # sum over blocks of |q_block|^2
+        for start in range(0, self.N if n0 else 0, batch_size):
+            rows = slice(start, min(start + batch_size, self.N))
+            lin, q, within = block_terms(self.X[rows], self.w[:n0], V[:n0])
+            y_hat[rows] += lin + within
+            self.qt[:, rows] = q.T
+            q_norms[rows] = np.sum(q * q, axis=1)
         for rel in self.relations.values():
             cols = slice(rel.start, rel.start + rel.data.shape[1])
             lin, q, within = block_terms(rel.data, self.w[cols], V[cols])
             rel.Qt[:] = q.T
-            terms.append((lin + within, q, rel.index))
-        self.qt = np.empty((self.k, self.N))
-        self.e = np.empty(self.N)
-        for start in range(0, self.N, batch_size):
-            rows = slice(start, min(start + batch_size, self.N))
-            lin, q_sum, within = block_terms(self.X[rows], self.w[:n0], V[:n0])
-            y_hat = self.w0 + lin + within
-            q_norms = np.sum(q_sum * q_sum, axis=1)
-            for lin_within, q, index in terms:
-                at = index[rows]
-                q = q[at]
-                y_hat += lin_within[at]
-                q_sum = q_sum + q
-                q_norms += np.sum(q * q, axis=1)
-            self.qt[:, rows] = q_sum.T
-            self.e[rows] = self.y[rows] - (
-                y_hat + 0.5 * (np.sum(q_sum * q_sum, axis=1) - q_norms)
+            kernels.gather_block(
+                self.qt, y_hat, q_norms, rel.Qt, lin + within, rel.index
             )
+        self.e = np.empty(self.N)
+        kernels.residuals(self.e, self.y, y_hat, self.qt, q_norms)
 
     # --- updates ---------------------------------------------------------------------
-    def _draw_lean(self, theta, h_e, h_sq, c: _Colour, alpha, mu, lam, z, sample):
-        """``CoordinateSweeper._draw`` with ``h_sq`` given, without its guard for empty
-        columns when every precision is positive (the loop runs thousands of times)."""
-        den = np.bincount(c.seg, h_sq, theta.size)
-        prec = alpha * den + lam
-        if not np.all(prec > 0):
-            return self._draw(theta, h_e, h_sq, c, alpha, mu, lam, z, sample)
-        new = (
-            alpha * (np.bincount(c.seg, h_e, theta.size) + theta * den) + lam * mu
-        ) / prec
-        if sample:
-            new += z / np.sqrt(prec)
-        return new
-
     def update_w(self, alpha: float, mu, lam, z, sample: bool) -> None:
         """Every :math:`w_l` in the order of the schedule; ``mu, lam, z`` of shape
         (n,)."""
+        prior = [np.ascontiguousarray(a, np.float64) for a in (mu, lam, z)]
         for j, parts in self.segments:
             if j == 0:
                 for b in parts:
                     self._update_w_block(b, alpha, mu, lam, z, sample)
                 continue
             rel = self.relations[j]
-            E = np.bincount(rel.index, self.e, rel.n.size)
-            change = np.zeros(rel.n.size)  # of the linear term, per block row
-            for c in parts:
-                theta, rows = self.w[c.cols], c.rows
-                new = self._draw_lean(
-                    theta,
-                    c.x * E[rows],
-                    c.x_sq * rel.n[rows],
-                    c,
-                    alpha,
-                    mu[c.cols],
-                    lam[c.cols],
-                    z[c.cols],
-                    sample,
-                )
-                dx = (new - theta)[c.seg] * c.x
-                E[rows] -= dx * rel.n[rows]
-                change[rows] += dx
-                self.w[c.cols] = new
-            self.e -= change[rel.index]
+            kernels.sweep_w(
+                self.w,
+                self.e,
+                rel.index,
+                rel.n,
+                *parts,
+                float(alpha),
+                *prior,
+                bool(sample),
+            )
 
     def update_V(self, alpha: float, mu, lam, z, sample: bool) -> None:
         r"""Every :math:`v_{l,f}`: factor by factor, in the order of the schedule."""
+        prior = [
+            np.ascontiguousarray(np.transpose(a), np.float64) for a in (mu, lam, z)
+        ]
         for f in range(self.k):
-            prior = np.stack([mu[:, f], lam[:, f], z[:, f]])  # (3, n): one gather
             for j, parts in self.segments:
                 if j == 0:
                     for b in parts:
                         self._update_v_block(f, b, alpha, mu, lam, z, sample)
-                else:
-                    self._update_v_relation(
-                        f, self.relations[j], parts, alpha, prior, sample
-                    )
-
-    def _update_v_relation(self, f, rel: _Relation, parts, alpha, prior, sample):
-        """One factor of one relation block (module docstring); ``prior`` holds the
-        rows ``mu, lam, z`` of this factor, shape (3, n)."""
-        v, q, index = self.Vt[f], self.qt[f], rel.index
-        M = rel.n.size
-        o = q - rel.Qt[f][index]  # the other blocks' part of q
-        # One row per cached sum, one column per block row, so that a colour reads and
-        # writes all of them with one gather and one scatter:
-        # n, O, O2, E, EO, Q, and a = the part of the change of e_i that is not
-        # proportional to o_i (e_i -= a_b + (Q_b - Q_start_b) o_i at the end).
-        C = np.stack(
-            [
-                rel.n,
-                np.bincount(index, o, M),
-                np.bincount(index, o * o, M),
-                np.bincount(index, self.e, M),
-                np.bincount(index, self.e * o, M),
-                rel.Qt[f],
-                np.zeros(M),
-            ]
-        )
-        Q_start = rel.Qt[f].copy()
-        for c in parts:
-            theta, A = v[c.cols], C[:, c.rows]
-            rho = A[5] - theta[c.seg] * c.x
-            P = A[1:3] + rho * A[0:2]  # (O + rho n, O2 + rho O)
-            mu, lam, z = prior[:, c.cols]
-            new = self._draw_lean(
-                theta,
-                c.x * (A[4] + rho * A[3]),  # h e = x (EO + rho E)
-                c.x_sq * (P[1] + rho * P[0]),  # h^2 = x^2 (O2 + 2 rho O + rho^2 n)
-                c,
-                alpha,
-                mu,
-                lam,
-                z,
-                sample,
-            )
-            dx = (new - theta)[c.seg] * c.x
-            A[3:5] -= dx * P  # E, EO
-            A[5] += dx  # Q
-            A[6] += dx * rho  # a
-            C[3:, c.rows] = A[3:]
-            v[c.cols] = new
-        rel.Qt[f] = C[5]
-        dQ = (C[5] - Q_start)[index]
-        self.e -= C[6][index] + dQ * o
-        q += dQ
+                    continue
+                rel = self.relations[j]
+                kernels.sweep_v(
+                    self.Vt[f],
+                    self.qt[f],
+                    self.e,
+                    rel.Qt[f],
+                    rel.index,
+                    rel.n,
+                    *parts,
+                    float(alpha),
+                    *(a[f] for a in prior),
+                    bool(sample),
+                )
 
 
 def make_sweeper(
