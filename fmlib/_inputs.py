@@ -157,16 +157,18 @@ def _check_width(n_cols: int | None, n_features: int | None, name: str) -> None:
             f"n_features={n_features}.")
 
 
-def _check_scipy(X, n_features: int | None, name: str, dtype: tf.DType = tf.float32):
-    """Check a ``scipy.sparse`` matrix of any format (COO, CSR, CSC, DOK, LIL, ...); return it as COO."""
+def _check_scipy(X, n_features: int | None, name: str, dtype: tf.DType = tf.float32,
+                 as_coo: bool = True):
+    """Check a ``scipy.sparse`` matrix of any format (COO, CSR, CSC, DOK, LIL, ...); return it as
+    COO, or (``as_coo=False``) a CSR, CSC or COO matrix as it is (no copy of a large matrix)."""
     if X.ndim != 2:
         raise ValueError(f"`{name}` must be 2-D (batch, n); got {_describe(X)}.")
     _check_numeric_np(X.dtype, name)
     _check_width(X.shape[1], n_features, name)
-    coo = X.tocoo()
-    _check_finite_np(coo.data, name)
-    _check_fits(coo.data, dtype, name)
-    return coo
+    stored = X if X.format in ("csr", "csc", "coo") else X.tocoo()   # .data: every stored value
+    _check_finite_np(stored.data, name)
+    _check_fits(stored.data, dtype, name)
+    return stored.tocoo() if as_coo else stored
 
 
 def scipy_to_sparse_tensor(X: sp.spmatrix | sp.sparray, dtype: tf.DType) -> tf.SparseTensor:
@@ -299,8 +301,10 @@ def as_host_matrix(X: Any, n_features: int | None, dtype: tf.DType,
         X = _sparse_tensor_batch(X, n_features, dtype, name)  # checks; then back to host
         X = _sparse_tensor_to_scipy(X, name)
     if sp.issparse(X):
-        X = sp.csr_matrix(_check_scipy(X, n_features, name, dtype), dtype=dtype.as_numpy_dtype,
-                          copy=True)
+        # one CSR copy of our own (sum_duplicates, sort_indices and the training paths may
+        # change it in place); CSR input is checked as it is, without a COO copy on the way
+        X = sp.csr_matrix(_check_scipy(X, n_features, name, dtype, as_coo=False),
+                          dtype=dtype.as_numpy_dtype, copy=True)
         X.sum_duplicates()
         X.sort_indices()
     else:

@@ -52,7 +52,7 @@ from .lazy_optimizers import LAZY_OPTIMIZERS
 from .pairwise import _lemma31, _products
 
 REGULARIZATIONS = ("occurrence", "present", "global")
-ROWS_PER_CALL = 1 << 20   # rows per compiled call (at most): bounds the copies of a huge epoch
+ROWS_PER_CALL = 1 << 18   # rows per compiled call (at most): bounds the copies of a huge epoch
 
 
 def batch_on_its_features(rows, cols, vals, n_rows):

@@ -120,6 +120,33 @@ def test_the_present_penalty_equals_a_numpy_reference(optimizer):
     assert not np.allclose(got["V"], V_o, rtol=1e-6)
 
 
+def test_an_epoch_split_into_several_compiled_calls_is_the_same_epoch(monkeypatch):
+    """Large data is trained a few batches per compiled call, the next call's rows gathered on
+    a second thread: with 4 rows per call (3 calls of one batch) the steps still equal the
+    numpy reference, and a shuffled epoch equals the one-call epoch with the same seed."""
+    import fmlib.sparse_training as st
+
+    X, y = sparse_problem(seed=6)
+    fm = fmlib.FactorizationMachine(9, k=3, seed=1, init_std=0.3, dtype=tf.float64)
+    start = fm.get_weights()
+    monkeypatch.setattr(st, "ROWS_PER_CALL", 4)
+    fmlib.fit(fm, sp.csr_matrix(X), y, updates="sparse", optimizer="adam", lr=0.05,
+              batch_size=4, num_epochs=1, lambda_w=0.1, lambda_v=0.2, shuffle=False)
+    w0, w, V = reference_training(X, y, start, "adam", 0.05, 4, 0.1, 0.2)
+    np.testing.assert_allclose(fm.get_weights()["V"], V, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(fm.get_weights()["w"], w, rtol=1e-10, atol=1e-12)
+
+    runs = []
+    for rows_per_call in (4, 1 << 18):
+        monkeypatch.setattr(st, "ROWS_PER_CALL", rows_per_call)
+        fm = fmlib.FactorizationMachine(9, k=3, seed=1, init_std=0.3, dtype=tf.float64)
+        history = fmlib.fit(fm, sp.csr_matrix(X), y, updates="sparse", optimizer="adam",
+                            lr=0.05, batch_size=4, num_epochs=2, seed=3)
+        runs.append((history["loss"].to_numpy(), fm.get_weights()["V"]))
+    np.testing.assert_allclose(runs[0][0], runs[1][0], rtol=1e-12)
+    np.testing.assert_allclose(runs[0][1], runs[1][1], rtol=1e-12)
+
+
 def test_absent_rows_are_unchanged_bit_for_bit_and_present_rows_move():
     X, y = sparse_problem()
     X[:, 4] = 0.0                                      # feature 4 never occurs
