@@ -112,23 +112,32 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def in_memory(stream):
-    """The whole stream as one CSR matrix, filled chunk by chunk (no second copy)."""
+def in_memory(stream, max_nnz_per_row: int = 32):
+    """The whole stream as one CSR matrix, each chunk copied straight into its place.
+
+    The index and value arrays are allocated for ``max_nnz_per_row`` non-zeros per rating and
+    never written past the non-zeros there are: pages never written take no memory, so the
+    peak is the matrix itself plus one chunk (a list of chunks and their concatenation would
+    hold the matrix twice)."""
     import scipy.sparse as sp
 
-    indptr = np.zeros(stream.n_ratings + 1, np.int64)
-    indices, data, y = [], [], np.empty(stream.n_ratings, np.float32)
+    n = stream.n_ratings
+    indptr = np.zeros(n + 1, np.int64)
+    indices = np.empty(n * max_nnz_per_row, np.int32)
+    data = np.empty(n * max_nnz_per_row, np.float32)
+    y = np.empty(n, np.float32)
     row, nnz = 0, 0
     for Xc, yc in stream.chunks():
+        if nnz + Xc.nnz > indices.size:
+            raise ValueError(f"more than {max_nnz_per_row} non-zeros per rating; raise max_nnz_per_row")
         indptr[row + 1:row + 1 + Xc.shape[0]] = Xc.indptr[1:] + nnz
-        indices.append(Xc.indices)
-        data.append(Xc.data)
+        indices[nnz:nnz + Xc.nnz] = Xc.indices
+        data[nnz:nnz + Xc.nnz] = Xc.data
         y[row:row + Xc.shape[0]] = yc
         row, nnz = row + Xc.shape[0], nnz + Xc.nnz
     if nnz < 2**31:                       # int32 index arrays: half the bytes of int64
         indptr = indptr.astype(np.int32)
-    X = sp.csr_matrix((np.concatenate(data), np.concatenate(indices), indptr),
-                      shape=(stream.n_ratings, stream.n_features))
+    X = sp.csr_matrix((data[:nnz], indices[:nnz], indptr), shape=(n, stream.n_features))
     return X, y
 
 

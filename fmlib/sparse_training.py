@@ -225,7 +225,9 @@ def sparse_epochs(model, Xh, yh, task, batch_size, optimizer, lr, lambda_w, lamb
     opt = sparse_optimizer(model, optimizer, lr, regularization)
     name = optimizer.lower()
     X = Xh if sp.issparse(Xh) else sp.csr_matrix(Xh)   # dense rows: their non-zeros only
-    X.eliminate_zeros()        # a stored zero is not a feature of the row (our own copy of X)
+    if not X.data.all():       # a stored zero is not a feature of the row
+        X = X.copy()           # (X may be the caller's matrix: fit does not copy it here)
+        X.eliminate_zeros()
     dtype = model.dtype.as_numpy_dtype
     y = yh.astype(dtype)
     lambdas = (tf.constant(lambda_w, model.dtype), tf.constant(lambda_v, model.dtype))

@@ -269,7 +269,8 @@ def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: st
         return _epochs(model, run_epoch, num_epochs, task, validation, patience, verbose, lr)
 
     dtype = tf.float64 if solver == "als" else model.dtype
-    Xh = as_host_matrix(X, model.n_features, dtype, name="X")
+    # the sparse path only reads X: a canonical CSR matrix is used without a copy
+    Xh = as_host_matrix(X, model.n_features, dtype, name="X", copy=updates != "sparse")
     yh = as_labels(as_targets(y, Xh.shape[0], name="y", dtype=model.dtype), task, "y")
     if Xh.shape[0] == 0:
         raise ValueError("`X` has no rows; there is nothing to train on.")

@@ -279,6 +279,29 @@ def test_the_learning_rate_is_checked_on_every_call():
         fmlib.fit(fm, X, y, updates="sparse", lr=0)
 
 
+def test_the_callers_matrix_is_read_not_changed():
+    """fit(updates="sparse") trains on a canonical float CSR matrix without copying it, so it
+    must leave it (and one with stored zeros or unsorted indices) exactly as it was."""
+    X, y = sparse_problem(n_rows=10)
+    canonical = sp.csr_matrix(X)
+    zeros = canonical.copy()
+    zeros.data[[0, 3]] = 0.0
+    unsorted = canonical.copy()
+    for r in range(X.shape[0]):   # each row's entries in reverse column order
+        a, b = unsorted.indptr[r], unsorted.indptr[r + 1]
+        unsorted.indices[a:b] = unsorted.indices[a:b][::-1].copy()
+        unsorted.data[a:b] = unsorted.data[a:b][::-1].copy()
+    unsorted.has_sorted_indices = False
+    for M in (canonical, zeros, unsorted):
+        before = (M.data.copy(), M.indices.copy(), M.indptr.copy(), M.nnz)
+        fm = fmlib.FactorizationMachine(9, k=2, seed=0, dtype=tf.float64)
+        fmlib.fit(fm, M, y, updates="sparse", lambda_v=0.1, batch_size=4, num_epochs=2)
+        np.testing.assert_array_equal(M.data, before[0])
+        np.testing.assert_array_equal(M.indices, before[1])
+        np.testing.assert_array_equal(M.indptr, before[2])
+        assert M.nnz == before[3]
+
+
 def test_stored_zeros_and_boolean_batches():
     """A stored zero is not a feature (no penalty); one-hot booleans train like floats."""
     X, y = sparse_problem(n_rows=8)
