@@ -56,6 +56,7 @@ GRADIENT = {  # solver -> fit arguments (row-sparse steps, occurrence penalty)
     "adam": dict(optimizer="adam", lr=0.01, lambda_w=1e-4, lambda_v=1e-4),
 }
 ADDRESS_SPACE_CAP = 7 * 2**30  # per worker: TF maps ~1 GiB more than it uses
+SOLVERS = ("sgd", "adam", "mcmc")
 ML_BATCHES = (256, 1024, 4096, 16384)
 ML_EPOCHS = 3  # the first includes tracing: the median of the others is reported
 
@@ -159,10 +160,11 @@ def cap_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE_CAP, ADDRESS_SPACE_CAP))
 
 
-def run_scale(sizes) -> dict:
-    runs = []
+def run_scale(sizes, solvers, earlier: list) -> dict:
+    """Run the workers; the runs of ``earlier`` for other solvers or sizes are kept."""
+    runs = [r for r in earlier if r["solver"] not in solvers or r["size"] not in sizes]
     for size in sizes:
-        for solver in ("sgd", "adam", "mcmc"):
+        for solver in solvers:
             proc = subprocess.run(
                 [sys.executable, __file__, "--worker", solver, "--size", str(size)],
                 capture_output=True,
@@ -176,8 +178,9 @@ def run_scale(sizes) -> dict:
                 result = json.loads(proc.stdout.strip().splitlines()[-1])
             print(json.dumps(result), flush=True)
             runs.append(result)
+    runs.sort(key=lambda r: (r["size"], SOLVERS.index(r["solver"])))
     slopes, last = {}, {}
-    for solver in ("sgd", "adam", "mcmc"):
+    for solver in SOLVERS:
         ok = [r for r in runs if r["solver"] == solver and "seconds" in r]
         if len(ok) >= 2:
             a, b = ok[-2:]
@@ -318,6 +321,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", choices=("scale", "movielens"))
     parser.add_argument("--sizes", type=float, nargs="+", default=SIZES)
+    parser.add_argument(
+        "--solvers",
+        nargs="+",
+        choices=SOLVERS,
+        default=SOLVERS,
+        help="rerun these only (the other runs in the JSON are kept)",
+    )
     parser.add_argument("--worker", choices=("sgd", "adam", "mcmc"))
     parser.add_argument("--size", type=int)
     parser.add_argument("--out", type=Path, default=OUT)
@@ -329,7 +339,9 @@ def main() -> None:
         parser.error("give --part scale or --part movielens")
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
     if args.part == "scale":
-        results["scale"] = run_scale([int(s) for s in args.sizes])
+        earlier = results.get("scale", {}).get("runs", [])
+        sizes = [int(s) for s in args.sizes]
+        results["scale"] = run_scale(sizes, tuple(args.solvers), earlier)
         print_scale(results["scale"])
     else:
         results["movielens"] = run_movielens()

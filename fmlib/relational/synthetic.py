@@ -41,7 +41,8 @@ class RelationalRatings:
     Attributes:
         design: the :class:`~fmlib.RelationalDesign` (main block: user and item
             one-hot; relation block ``"user"``: the items each user rated, scaled by
-            :math:`1/\\sqrt{|N(u)|}`).
+            :math:`1/\\sqrt{|N(u)|}`), with ``groups`` ``"user"``, ``"item"`` and
+            ``"rated"``.
         y: ``(N,)`` float64 targets.
         truth: the planted parameters, indexed by the column names ``user=<u>``,
             ``item=<j>`` and ``rated=<j>``.
@@ -165,7 +166,12 @@ def make_relational_ratings(
         + [f"item={j}" for j in range(n_items)]
         + [f"rated={j}" for j in range(n_items)]
     )
-    design = RelationalDesign(main, [block], feature_names=names)
+    groups = {  # one prior group per kind of column, as movielens_design gives
+        "user": slice(0, n_users),
+        "item": slice(n_users, n_users + n_items),
+        "rated": slice(n_users + n_items, n_users + 2 * n_items),
+    }
+    design = RelationalDesign(main, [block], groups=groups, feature_names=names)
     n = design.n_features
     w, V = rng.normal(0, bias_std, n), rng.normal(0, factor_std, (n, k))
     y = predict(design, global_bias, w, V) + rng.normal(0, noise, n_ratings)
