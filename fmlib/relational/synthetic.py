@@ -16,7 +16,7 @@ on that row plus noise, :math:`y_i = \hat y(\mathbf x_i) + \varepsilon_i`,
 per user: :math:`N` ratings of :math:`N / \bar n` users take :math:`2N` non-zeros in
 the main block and :math:`N` in the user block, where the flat matrix would take
 :math:`N(2 + \bar n)`. The targets are computed on the blocks
-(:func:`fmlib.relational.predict`), so a design whose flat matrix would not fit in
+(:func:`fmlib.relational.prediction.predict`), so a design whose flat matrix would not fit in
 memory can still be generated.
 """
 
