@@ -1,4 +1,4 @@
-"""Benchmark: gradient training on relation blocks, at scale and against the flat matrix.
+"""Benchmark: gradient training on relation blocks, at scale and against flat.
 
 Two parts, each under about 10 minutes on the 2-core machine:
 
@@ -7,11 +7,11 @@ Two parts, each under about 10 minutes on the 2-core machine:
   one-hot, user block = the items the user rated scaled by 1/sqrt(|N(u)|), about 60
   items per user on average) at 10^5, 10^6 and 10^7 ratings. For each size and solver
   (SGD and Adam through ``fmlib.fit(updates="sparse")`` on the blocks, and one
-  ``fmlib.BayesianFM`` Gibbs sweep on the blocks) one fresh subprocess generates the data,
-  trains (3 epochs; 2 sweeps), and reports the epoch (sweep) time, the peak resident memory of the process
-  (VmHWM from /proc/self/status, so every size and solver has its own peak) and the RMSE
-  on 1% of the ratings held out. The fitted slope of log(epoch seconds) against
-  log(ratings) is 1 for linear growth.
+  ``fmlib.BayesianFM`` Gibbs sweep on the blocks) one fresh subprocess generates the
+  data, trains (3 epochs; 2 sweeps), and reports the epoch (sweep) time, the peak
+  resident memory of the process (VmHWM from /proc/self/status, so every size and solver
+  has its own peak) and the RMSE on 1% of the ratings held out. The fitted slope of
+  log(epoch seconds) against log(ratings) is 1 for linear growth.
 * ``--part movielens``: MovieLens 100k u1, the "+implicit" design of
   ``fmlib.movielens_design`` (user and item relation blocks) and the same features flat
   (``design.to_csr()``): seconds per SGD and Adam epoch at several batch sizes, for

@@ -1,4 +1,4 @@
-"""The synthetic relational generator against the flat rows built by hand and eq. (1)."""
+"""The synthetic relational generator against flat rows built by hand and eq. (1)."""
 
 import numpy as np
 import pytest

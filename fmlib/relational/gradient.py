@@ -1,9 +1,9 @@
-r"""Gradient training (SGD, Adam, Adagrad) on a relational design, without the flat matrix.
+r"""Gradient training (SGD, Adam, Adagrad) on a relational design, never flattened.
 
-A minibatch :math:`\mathcal B` of ratings reads, from every relation block :math:`r`, the
-rows :math:`\phi_r(i)` of its ratings; many ratings share a row (all the ratings of one
-user). Write :math:`U_r = \{\phi_r(i) : i \in \mathcal B\}` for the *distinct* rows. The
-split of :mod:`fmlib.relational.prediction` (Lemma 3.1 by block) gives
+A minibatch :math:`\mathcal B` of ratings reads, from every relation block :math:`r`,
+the rows :math:`\phi_r(i)` of its ratings; many ratings share a row (all the ratings of
+one user). Write :math:`U_r = \{\phi_r(i) : i \in \mathcal B\}` for the *distinct* rows.
+The split of :mod:`fmlib.relational.prediction` (Lemma 3.1 by block) gives
 
 .. math::
     :label: eq-block-batch
@@ -14,28 +14,28 @@ split of :mod:`fmlib.relational.prediction` (Lemma 3.1 by block) gives
 
     t_r(u) = \ell_r(u) + \tfrac12 \sum_f \big(q_{r,f}(u)^2 - s_{r,f}(u)\big),
 
-with :math:`\ell_r = \mathbf B^{(r)} \mathbf w`, :math:`\mathbf q_r = \mathbf B^{(r)} \mathbf
-V` and :math:`\mathbf s_r = (\mathbf B^{(r)} \circ \mathbf B^{(r)})(\mathbf V \circ \mathbf
-V)` over the block's columns (the main block is a relation block whose rows are the
-ratings themselves, :math:`\phi_0(i) = i`). A step therefore evaluates :math:`t_r` and
-:math:`\mathbf q_r` once per row of :math:`U_r` (a sparse product over the non-zeros of
-those rows), gathers them per rating, and combines them: :math:`O(k \cdot \mathrm{nnz}(U))
-+ O(k R |\mathcal B|)` instead of :math:`O(k \cdot \mathrm{nnz})` of the flat batch, and the
-gradient, which flows back through the gather and the product, costs the same. The
-last term is Lemma 3.1 again, with the blocks' :math:`\mathbf q_r` in the role of the
-features' :math:`v_f x`.
+with :math:`\ell_r = \mathbf B^{(r)} \mathbf w`, :math:`\mathbf q_r = \mathbf B^{(r)}
+\mathbf V` and :math:`\mathbf s_r = (\mathbf B^{(r)} \circ \mathbf B^{(r)})(\mathbf V
+\circ \mathbf V)` over the block's columns (the main block is a relation block whose
+rows are the ratings themselves, :math:`\phi_0(i) = i`). A step therefore evaluates
+:math:`t_r` and :math:`\mathbf q_r` once per row of :math:`U_r` (a sparse product over
+the non-zeros of those rows), gathers them per rating, and combines them: :math:`O(k
+\cdot \mathrm{nnz}(U)) + O(k R |\mathcal B|)` instead of :math:`O(k \cdot \mathrm{nnz})`
+of the flat batch, and the gradient, which flows back through the gather and the
+product, costs the same. The last term is Lemma 3.1 again, with the blocks'
+:math:`\mathbf q_r` in the role of the features' :math:`v_f x`.
 
 The saving is the number of ratings per distinct row *within a batch*: a batch of
 :math:`|\mathcal B|` ratings drawn at random from :math:`N` ratings of :math:`M` users
-holds about :math:`M(1 - e^{-|\mathcal B|/M})` distinct users, so blocks pay off once the
-batch is comparable to or larger than the number of block rows (chapter "Beyond SGD:
-coordinate descent and MCMC", section "Relation blocks"). The memory saving does not
-depend on the batch: the flat matrix is never built.
+holds about :math:`M(1 - e^{-|\mathcal B|/M})` distinct users (users equally active), so
+blocks pay off once the batch is comparable to or larger than the number of block rows
+(chapter "Beyond SGD: coordinate descent and MCMC", section "Relation blocks"). The
+memory saving does not depend on the batch: the flat matrix is never built.
 
 All the non-zeros of a batch, those of the main rows and those of the distinct block
 rows, form one sparse matrix :math:`\mathbf Z` over the batch's distinct features
-:math:`F` (``tf.unique``), exactly as :class:`fmlib.sparse_training.SparseStep` does for a
-flat batch; the gradient comes out for the rows :math:`F` of :math:`\mathbf w` and
+:math:`F` (``tf.unique``), exactly as :class:`fmlib.sparse_training.SparseStep` does
+for a flat batch; the gradient comes out for the rows :math:`F` of :math:`\mathbf w` and
 :math:`\mathbf V` and is applied
 
 * with ``updates="dense"`` by a Keras optimizer (SGD, Adam, Adagrad) together with the
@@ -76,7 +76,8 @@ def block_scores(w0, w_F, V_F, Z: tf.SparseTensor, gathers) -> tf.Tensor:
         w0, w_F, V_F: the bias and the rows of ``w`` and ``V`` of the batch's features.
         Z: ``(rows, |F|)`` sparse: the main block's rows of the batch, then the distinct
             rows of every relation block, over the columns ``F``.
-        gathers: one ``(batch,)`` int tensor per block: the row of ``Z`` of every rating.
+        gathers: one ``(batch,)`` int tensor per block: the row of ``Z`` of every
+            rating.
 
     Returns:
         ``(batch,)`` tensor of ŷ.

@@ -16,8 +16,8 @@ on that row plus noise, :math:`y_i = \hat y(\mathbf x_i) + \varepsilon_i`,
 per user: :math:`N` ratings of :math:`N / \bar n` users take :math:`2N` non-zeros in
 the main block and :math:`N` in the user block, where the flat matrix would take
 :math:`N(2 + \bar n)`. The targets are computed on the blocks
-(:func:`fmlib.relational.prediction.predict`), so a design whose flat matrix would not fit in
-memory can still be generated.
+(:func:`fmlib.relational.prediction.predict`), so a design whose flat matrix would not
+fit in memory can still be generated.
 """
 
 from __future__ import annotations
@@ -105,7 +105,8 @@ def make_relational_ratings(
         popularity_skew: power-law exponent of item popularity (0 = uniform).
         noise: standard deviation of the Gaussian noise.
         global_bias, bias_std: the planted ``w0`` and the standard deviation of ``w``.
-        factor_std: standard deviation of the planted factors; by default ``k ** -0.25``.
+        factor_std: standard deviation of the planted factors; by default
+            ``k ** -0.25``.
         seed: the same seed gives the same data.
 
     Returns:
