@@ -274,14 +274,14 @@ def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: st
     yh = as_labels(as_targets(y, Xh.shape[0], name="y", dtype=model.dtype), task, "y")
     if Xh.shape[0] == 0:
         raise ValueError("`X` has no rows; there is nothing to train on.")
-    if solver != "als" and _is_relational(Xh):
-        # the gradient solvers train on the same features laid out flat (relation blocks pay
-        # off in the coordinate sweeps, which cache per block row; see fmlib.relational)
-        Xh = sp.csr_matrix(Xh.to_csr(), dtype=model.dtype.as_numpy_dtype)
     validation = _validation_pair(validation_data, model, task)
 
     if solver == "als":
         run_epoch, lr = als_sweeps(model, Xh, yh, lambda_w, lambda_v, groups), None
+    elif _is_relational(Xh):   # per distinct block row, never flat (fmlib.relational.gradient)
+        from .relational.gradient import relational_epochs
+        run_epoch = relational_epochs(model, Xh, yh, task, batch_size, optimizer, lr, lambda_w,
+                                      lambda_v, updates, regularization, shuffle, seed)
     elif updates == "sparse":
         run_epoch = sparse_epochs(model, Xh, yh, task, batch_size, optimizer, lr, lambda_w,
                                   lambda_v, regularization, shuffle, seed)

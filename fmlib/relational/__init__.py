@@ -1,5 +1,5 @@
 """Relation blocks (libFM's block structure, Rendle VLDB 2013): designs, predictions,
-sweeps.
+sweeps, gradient training.
 
 Chapter "Beyond SGD: coordinate descent and MCMC", section "Relation blocks".
 """

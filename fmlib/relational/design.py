@@ -127,8 +127,8 @@ class RelationalDesign:
     Predictions and the ALS/MCMC sweeps work on the blocks directly: :func:`fmlib.fit`
     with ``solver="als"`` and :class:`fmlib.BayesianFM` accept it where they accept
     ``X``, and ``FactorizationMachine.predict`` accepts it too (flattening one batch at
-    a time). The gradient solvers of :func:`fmlib.fit` do not take it yet: pass
-    ``design.to_csr()``.
+    a time). The gradient solvers of :func:`fmlib.fit` train on the blocks too, per
+    distinct block row of each minibatch (:mod:`fmlib.relational.gradient`).
 
     Args:
         X: ``(N, n_0)`` main block, one row per rating (``scipy.sparse`` or dense), or

@@ -86,18 +86,22 @@ def predict(
             f"columns); got shapes {w.shape} and {V.shape}."
         )
     off = design.offsets
-    terms = [
-        (block_terms(B, w[off[j] : off[j + 1]], V[off[j] : off[j + 1]]), index)
-        for j, (B, index) in enumerate(design.block_matrices())
-    ]
+    terms = []  # per block: matrix, its w and V, index, terms per distinct row
+    for j, (B, index) in enumerate(design.block_matrices()):
+        wV = (w[off[j] : off[j + 1]], V[off[j] : off[j + 1]])
+        per_row = None if index is None else block_terms(B, *wV)  # main: per batch
+        terms.append((B, wV, index, per_row))
     out = np.empty(design.n_rows)
     for start in range(0, design.n_rows, batch_size):
         rows = slice(start, min(start + batch_size, design.n_rows))
         y_hat = np.full(rows.stop - rows.start, float(w0))
         q_sum = np.zeros((y_hat.size, V.shape[1]))
         q_norms = np.zeros(y_hat.size)
-        for (lin, q, within), index in terms:
-            at = rows if index is None else index[rows]
+        for B, wV, index, per_row in terms:
+            if index is None:  # main block: this batch's rows only
+                (lin, q, within), at = block_terms(B[rows], *wV), slice(None)
+            else:
+                (lin, q, within), at = per_row, index[rows]
             q_rows = q[at]
             y_hat += lin[at] + within[at]
             q_sum += q_rows
