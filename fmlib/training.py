@@ -191,6 +191,9 @@ def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: st
             width ``n``; then ``y`` is None, the batches are used as they come, in their
             order, so ``batch_size``, ``shuffle`` and ``seed`` play no part, and training
             uses ``updates="sparse"``): for data read from files or generated on the fly.
+            Or a :class:`fmlib.RelationalDesign` (relation blocks): both solvers train on
+            the blocks without building the flat matrix, each block row's terms computed
+            once per sweep (ALS) or per minibatch (:mod:`fmlib.relational.gradient`).
         y: ``(N,)`` or ``(N, 1)`` targets (None for a dataset).
         solver: ``"gradient"`` (minibatches and ``optimizer``) or ``"als"``.
         task: ``"regression"`` or ``"classification"``; None (default) follows ``model.task``,
