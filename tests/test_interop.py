@@ -188,6 +188,29 @@ def test_classifier_labels_logits_and_probabilities():
         FMRegressor(solver="lbfgs").fit(X, y)
 
 
+def test_sparse_updates_equal_one_sparse_fit_call():
+    """updates='sparse' trains with fmlib.fit's row-sparse path in one call (the lazy
+    optimizer keeps its state for the whole run)."""
+    X, y = sparse_data()
+    est = FMRegressor(k=3, solver="adam", num_epochs=3, batch_size=16, lr=0.05,
+                      lambda_v=1e-3, random_state=5, updates="sparse",
+                      regularization="present").fit(X, y)
+    model = fmlib.FactorizationMachine(12, 3, init_std=0.1, seed=5)
+    fmlib.fit(model, X, y, optimizer="adam", num_epochs=3, batch_size=16, lr=0.05,
+              lambda_v=1e-3, seed=5, updates="sparse", regularization="present")
+    np.testing.assert_allclose(est.predict(X), model.predict(X), rtol=1e-6)
+    labels = (y > np.median(y)).astype(int)
+    clf = FMClassifier(k=2, solver="sgd", num_epochs=2, lr=0.1, updates="sparse",
+                       random_state=0).fit(X, labels)
+    assert clf.predict_proba(X).shape == (len(y), 2)
+    with pytest.raises(ValueError, match=r"`updates` must be 'dense' or 'sparse'; got 'lazy'"):
+        FMRegressor(updates="lazy").fit(X, y)
+    with pytest.raises(ValueError, match=r"updates='sparse' is for the gradient solvers"):
+        FMRegressor(solver="als", updates="sparse").fit(X, y)
+    with pytest.raises(ValueError, match=r"regularization='present' needs updates='sparse'"):
+        FMRegressor(regularization="present").fit(X, y)
+
+
 def test_pickle_clone_warm_start_and_dataframes():
     X, y = sparse_data()
     est = FMRegressor(k=2, solver="adam", num_epochs=2, random_state=0).fit(X, y)

@@ -129,6 +129,8 @@ class _FMEstimator(BaseEstimator):
         groups: Any = None,
         random_state: Any = None,
         warm_start: bool = False,
+        updates: str = "dense",
+        regularization: str | None = None,
     ):
         self.k = k
         self.solver = solver
@@ -142,6 +144,8 @@ class _FMEstimator(BaseEstimator):
         self.groups = groups
         self.random_state = random_state
         self.warm_start = warm_start
+        self.updates = updates
+        self.regularization = regularization
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -186,6 +190,27 @@ class _FMEstimator(BaseEstimator):
                 X.shape[1], self.k, init_std=self.init_std, seed=seed, dtype=dtype
             )
             history = []
+        if self._updates(solver) == "sparse":
+            # one call: the lazy optimizer's state lives inside fit (chapter "Performance")
+            history.append(
+                fit(
+                    model,
+                    X,
+                    y,
+                    task=self._task,
+                    num_epochs=num_epochs,
+                    batch_size=self.batch_size,
+                    optimizer=solver,
+                    lr=self.lr,
+                    lambda_w=self.lambda_w,
+                    lambda_v=self.lambda_v,
+                    updates="sparse",
+                    regularization=self.regularization,
+                    seed=seed,
+                )
+            )
+            self._store(model, history)
+            return
         history += train_epochs(
             model,
             X,
@@ -200,6 +225,21 @@ class _FMEstimator(BaseEstimator):
             groups=self.groups,
             seed=seed,
         )
+        self._store(model, history)
+
+    def _updates(self, solver: str) -> str:
+        """``updates`` checked against ``solver`` (and ``regularization`` against it)."""
+        if self.updates not in ("dense", "sparse"):
+            raise ValueError(f"`updates` must be 'dense' or 'sparse'; got {self.updates!r}.")
+        if self.updates == "sparse" and solver not in _OPTIMIZERS:
+            raise ValueError("updates='sparse' is for the gradient solvers "
+                             f"{sorted(_OPTIMIZERS)}; got solver={solver!r}.")
+        if self.updates == "dense" and self.regularization not in (None, "global"):
+            raise ValueError(f"regularization={self.regularization!r} needs "
+                             "updates='sparse'; got updates='dense'.")
+        return self.updates
+
+    def _store(self, model: FactorizationMachine, history: list) -> None:
         self.fm_ = model
         self.history_ = pd.concat(history, ignore_index=True).rename_axis("epoch")
         self.history_.index += 1
@@ -269,6 +309,11 @@ class FMRegressor(RegressorMixin, _FMEstimator):
         warm_start: gradient solvers and ALS: a second ``fit`` continues from the fitted
             weights (same ``k``, same number of columns) instead of starting again. MCMC
             always starts a new chain.
+        updates: gradient solvers: ``"dense"`` (default) or ``"sparse"`` (row-sparse steps
+            whose cost follows the non-zeros, lazy Adam and Adagrad; see :func:`fmlib.fit`
+            and chapter "Performance").
+        regularization: with ``updates="sparse"``: ``"occurrence"`` (default), ``"present"``
+            or ``"global"`` (SGD only), as in :func:`fmlib.fit`.
 
     Attributes:
         fm_: the trained :class:`fmlib.FactorizationMachine`, or the :class:`fmlib.BayesianFM`
