@@ -33,7 +33,7 @@ Three things make a step cost O(k · nnz of the batch) instead of O(k n):
    step again, so only for comparison); lazy Adam and Adagrad cannot apply it lazily and refuse
    it.
 3. **Epochs inside the graph.** The shuffled epoch is handed to one compiled ``tf.function`` as
-   the CSR arrays (``indptr``, ``indices``, ``data``) and ``y``; a
+   the CSR arrays (``indptr``, ``indices``, ``data``, the row of every non-zero, ``y``); a
    ``tf.range`` loop slices each batch in O(nnz of the batch) and applies the step, so no Python
    runs between batches. A ``tf.data.Dataset`` of ``(X batch, y batch)`` is looped over inside
    the graph the same way, for data read from files or generated on the fly.
@@ -136,9 +136,8 @@ class CSREpoch:
     def __init__(self, step: SparseStep):
         self.step = step
 
-    def __call__(self, indptr, indices, data, y, batch_size, lambda_w, lambda_v):
+    def __call__(self, indptr, indices, data, row_of, y, batch_size, lambda_w, lambda_v):
         n = tf.shape(y)[0]
-        row_of = tf.ragged.row_splits_to_segment_ids(indptr)   # the row of every non-zero
         total = tf.zeros([], y.dtype)
         for b in tf.range((n + batch_size - 1) // batch_size):
             s = b * batch_size
@@ -235,7 +234,7 @@ def sparse_epochs(model, Xh, yh, task, batch_size, optimizer, lr, lambda_w, lamb
     run = _compiled(model, "csr", name, task, regularization, lambda: tf.function(
         CSREpoch(SparseStep(model, opt, task, regularization)), input_signature=[
             tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.int32),
-            tf.TensorSpec([None], model.dtype),
+            tf.TensorSpec([None], model.dtype), tf.TensorSpec([None], tf.int32),
             tf.TensorSpec([None], model.dtype), tf.TensorSpec([], tf.int32),
             tf.TensorSpec([], model.dtype), tf.TensorSpec([], model.dtype)]))
     run = run.get_concrete_function()   # called with tensors: no per-call signature matching
@@ -255,8 +254,10 @@ def sparse_epochs(model, Xh, yh, task, batch_size, optimizer, lr, lambda_w, lamb
         (only these rows are copied: a shuffled copy of the whole matrix would double it)."""
         rows = slice(s, min(s + rows_per_call, n))
         Xc, yc = (X[order[rows]], y[order[rows]]) if shuffle else (X[rows], y[rows])
+        row_of = np.repeat(np.arange(Xc.shape[0], dtype=np.int32), np.diff(Xc.indptr))
         return [tf.constant(a) for a in (Xc.indptr.astype(np.int32),
-                                         Xc.indices.astype(np.int32, copy=False), Xc.data, yc)]
+                                         Xc.indices.astype(np.int32, copy=False), Xc.data,
+                                         row_of, yc)]
 
     def epoch() -> float:
         order = rng.permutation(n) if shuffle else None
