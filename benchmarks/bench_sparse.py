@@ -67,9 +67,11 @@ def save(part: str, value) -> None:
     results = json.loads(OUT.read_text()) if OUT.exists() else {}
     results[part] = value
     results["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version()}
-    commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT,
-                            capture_output=True, text=True).stdout.strip()
-    results.setdefault("commits", {})[part] = commit or "unknown"   # the code each part ran
+    git = lambda *args: subprocess.run(["git", *args], cwd=ROOT, capture_output=True,
+                                       text=True).stdout.strip()
+    changed = git("status", "--porcelain", "--", "fmlib", "benchmarks/bench_sparse.py")
+    commit = git("rev-parse", "--short", "HEAD") + (" with uncommitted changes" if changed else "")
+    results.setdefault("commits", {})[part] = commit   # the code each part ran
     OUT.write_text(json.dumps(results, indent=1) + "\n")
 
 
