@@ -138,8 +138,14 @@ class RelationalSweeper(CoordinateSweeper):
     r""":class:`fmlib.coordinate.CoordinateSweeper` on a relational design.
 
     The same state (``w0``, ``w``, ``Vt``, residuals ``e`` and sums ``qt`` per rating)
-    and the same update methods; the main block is updated as there, the relation blocks
-    through their per-row caches (module docstring).
+    and the same updates; the main block's colours by compiled loops over their
+    non-zeros (:func:`fmlib.relational.kernels.sweep_v_colour`: the numpy update
+    without its temporaries of the size of the ratings), the relation blocks through
+    their per-row caches (module docstring).
+
+    Memory: the per-rating state is ``qt`` (k N float64) and ``e`` (N); the design's
+    matrices, its block indices and ``y`` are used in place, not copied (the sweeps never
+    write to them), and ``refresh`` rewrites ``qt`` and ``e`` in place.
 
     Args:
         design: the ratings (checked by the caller).
