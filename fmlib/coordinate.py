@@ -161,18 +161,18 @@ def _colour_in_order(order, row_ptr, row_cols, col_ptr, col_rows):
 
 
 def _greedy_colouring(pattern: sp.csr_matrix) -> np.ndarray:
-    """Colour the columns of ``pattern`` so that columns sharing a row differ: largest
+    r"""Colour the columns of ``pattern`` so that columns sharing a row differ: largest
     degree first (ties by column index), each the smallest colour its neighbours leave.
 
     These are the colours of the greedy algorithm on the co-occurrence graph
     :math:`G = D^\top D` of the pattern, without forming :math:`G` (at 10^7 ratings the
     implicit block's :math:`G` has hundreds of millions of entries): neighbours are
     found by walking column -> its rows -> their columns. Time O(sum over rows of
-    nnz(row)^2), memory O(n + nnz).
+    nnz(row)^2), memory O(n + nnz). Repeated rows give the same colours and only cost
+    time; ``block_schedule`` removes them where rows are long.
     """
     csc = pattern.tocsc()
-    walk = (pattern.indptr.astype(np.int64), pattern.indices.astype(np.int64),
-            csc.indptr.astype(np.int64), csc.indices.astype(np.int64))
+    walk = (pattern.indptr, pattern.indices, csc.indptr, csc.indices)
     order = np.argsort(-_degrees(*walk), kind="stable")
     return _colour_in_order(order, *walk)
 
@@ -181,10 +181,11 @@ def block_schedule(X: sp.spmatrix, groups: Any = None) -> list[np.ndarray]:
     """Split the columns of ``X`` into blocks of columns that never share a row.
 
     Within each group (see :func:`column_groups`), columns are coloured greedily on
-    their co-occurrence graph (``_greedy_colouring``, which walks the group's distinct
-    row patterns instead of forming the graph; the implicit block of a user repeats on
-    every rating of the user: it is walked once). Blocks come out group by group, so a
-    group's features are updated together.
+    their co-occurrence graph (``_greedy_colouring``, which walks the group's rows
+    instead of forming the graph; where rows are long, as the implicit block of a user
+    that repeats on every rating of the user, only the distinct row patterns are
+    walked). Blocks come out group by group, so a group's features are updated
+    together.
 
     Returns:
         A list of sorted int arrays of column indices; every column appears exactly once.
@@ -192,16 +193,23 @@ def block_schedule(X: sp.spmatrix, groups: Any = None) -> list[np.ndarray]:
     X = sp.csr_matrix(X)
     n = X.shape[1]
     group_of = column_groups(groups, n)
-    pattern = sp.csr_matrix((np.ones(X.nnz), X.indices, X.indptr), shape=X.shape)
+    # the structure only (one byte per entry); X's own index arrays unless sorting and
+    # merging duplicates would change them
+    canonical = X.has_canonical_format
+    pattern = sp.csr_matrix(
+        (np.ones(X.nnz, bool), X.indices if canonical else X.indices.copy(),
+         X.indptr if canonical else X.indptr.copy()), shape=X.shape)
     pattern.sum_duplicates()
     blocks = []
     for g in range(int(group_of.max()) + 1 if n else 0):
         cols = np.flatnonzero(group_of == g)
-        sub = pattern[:, cols]
+        sub = pattern if cols.size == n else pattern[:, cols]
         if sub.shape[0] == 0 or np.diff(sub.indptr).max() <= 1:   # one-hot: a single colour
             blocks.append(cols)
             continue
-        colour = _greedy_colouring(_distinct_rows(sub))
+        if np.sum(np.diff(sub.indptr) ** 2) > 16 * sub.nnz:  # long rows: walk each once
+            sub = _distinct_rows(sub)
+        colour = _greedy_colouring(sub)
         blocks.extend(cols[colour == c] for c in range(int(colour.max()) + 1))
     return blocks
 

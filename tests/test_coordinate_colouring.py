@@ -92,6 +92,8 @@ def test_colours_equal_the_graph_based_colouring(seed, duplicates):
     got = _greedy_colouring(_distinct_rows(pattern))
     want = reference_colours(pattern)
     np.testing.assert_array_equal(got, want)
+    # repeated rows only cost time: walking all the rows gives the same colours
+    np.testing.assert_array_equal(_greedy_colouring(pattern), want)
     # the colours are a proper colouring: no two columns of one colour share a row
     dense = pattern.toarray() > 0
     for c in range(got.max() + 1):
@@ -126,15 +128,17 @@ def test_distinct_rows_keep_one_row_per_pattern():
     assert len(set(map(tuple, got))) == got.shape[0]
 
 
+@pytest.mark.parametrize("density", [0.25, 0.8], ids=["short-rows", "long-rows"])
 @pytest.mark.parametrize("seed", range(3))
-def test_block_schedule_equals_the_graph_based_schedule(seed):
+def test_block_schedule_equals_the_graph_based_schedule(seed, density):
     """Groups of one-hot, multi-hot (with repeats, empty rows, duplicates) and numeric
-    columns: the whole schedule, colour by colour, equals the former one."""
+    columns: the whole schedule, colour by colour, equals the former one (with short
+    rows every row is walked, with long rows the distinct ones)."""
     rng = np.random.default_rng(10 + seed)
     N = 60
     user = sp.csr_matrix(np.eye(7)[rng.integers(0, 7, N)])
     item = sp.csr_matrix(np.eye(9)[rng.integers(0, 9, N)])
-    implicit = random_design(rng, 7, 25, 0.25, 1, 1, seed == 2)[
+    implicit = random_design(rng, 7, 25, density, 1, 1, seed == 2)[
         user.indices
     ]  # the rated items of each rating's user
     numeric = sp.csr_matrix(rng.normal(size=(N, 2)))

@@ -124,9 +124,11 @@ def relational_schedule(
             )
         j = int(owners[0])
         B, index = mats[j]
-        if index is not None:
-            B = B[np.unique(index)]
-        colours = [cols[c] for c in block_schedule(B[:, cols - off[j]])]
+        if index is not None and np.any(np.bincount(index, minlength=B.shape[0]) == 0):
+            B = B[np.unique(index)]  # the used rows (no copy when all are used)
+        if cols.size != B.shape[1]:  # (no copy for a group of the whole block)
+            B = B[:, cols - off[j]]
+        colours = [cols[c] for c in block_schedule(B)]
         if segments and segments[-1][0] == j:
             segments[-1][1].extend(colours)
         else:
