@@ -125,6 +125,11 @@ def test_sweeper_shares_the_designs_arrays_and_leaves_them_unchanged(unused_row)
             1.3, np.zeros((n, 2)), np.ones((n, 2)), rng.normal(size=(n, 2)), True
         )
     assert sweeper.qt is qt and sweeper.e is e  # refreshed in place
+    sweeper.refresh()
+    e_once, qt_once = e.copy(), qt.copy()
+    sweeper.refresh(batch_size=2)  # ratings and block rows in batches: the same values
+    np.testing.assert_array_equal(sweeper.e, e_once)
+    np.testing.assert_array_equal(sweeper.qt, qt_once)
     for old, new in zip(
         before, (design.X.data, design.blocks[0].data.data, design.blocks[0].index)
     ):

@@ -216,7 +216,7 @@ class RelationalSweeper(CoordinateSweeper):
         return _Columns(
             cols.astype(np.int64),
             sub.indptr.astype(np.int64),
-            sub.indices.astype(np.int64),
+            sub.indices,  # int32 for fewer than 2^31 block rows: half the memory
             np.ascontiguousarray(sub.data, np.float64),
         )
 
@@ -225,8 +225,9 @@ class RelationalSweeper(CoordinateSweeper):
         r"""Recompute :math:`Q` of every block, :math:`q_{i,f}` and :math:`e_i` from the
         parameters by the block split of :mod:`fmlib.relational.prediction`: the main
         block ``batch_size`` ratings at a time (the ``(batch, k)`` temporaries stay small
-        for any N), then every relation block's terms once per block row, gathered per
-        rating (:func:`fmlib.relational.kernels.gather_block`)."""
+        for any N), then every relation block's terms once per block row (``batch_size``
+        block rows at a time), gathered per rating
+        (:func:`fmlib.relational.kernels.gather_block`)."""
         V = self.Vt.T
         n0 = self.X.shape[1]
         if getattr(self, "qt", None) is None:
@@ -244,11 +245,14 @@ class RelationalSweeper(CoordinateSweeper):
             q_norms[rows] = np.sum(q * q, axis=1)
         for rel in self.relations.values():
             cols = slice(rel.start, rel.start + rel.data.shape[1])
-            lin, q, within = block_terms(rel.data, self.w[cols], V[cols])
-            rel.Qt[:] = q.T
-            kernels.gather_block(
-                self.qt, y_hat, q_norms, rel.Qt, lin + within, rel.index
-            )
+            M = rel.data.shape[0]
+            lin_within = np.empty(M)
+            for start in range(0, M, batch_size):  # (B o B) is formed batch by batch
+                at = slice(start, min(start + batch_size, M))
+                lin, q, within = block_terms(rel.data[at], self.w[cols], V[cols])
+                rel.Qt[:, at] = q.T
+                lin_within[at] = lin + within
+            kernels.gather_block(self.qt, y_hat, q_norms, rel.Qt, lin_within, rel.index)
         kernels.residuals(self.e, self.y, y_hat, self.qt, q_norms)
 
     # --- updates ---------------------------------------------------------------------
