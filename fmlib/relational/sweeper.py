@@ -225,8 +225,8 @@ class RelationalSweeper(CoordinateSweeper):
         r"""Recompute :math:`Q` of every block, :math:`q_{i,f}` and :math:`e_i` from the
         parameters by the block split of :mod:`fmlib.relational.prediction`: the main
         block ``batch_size`` ratings at a time (the ``(batch, k)`` temporaries stay small
-        for any N), then every relation block's terms once per block row (``batch_size``
-        block rows at a time), gathered per rating
+        for any N), then every relation block's terms once per block row (in batches of
+        about ``batch_size`` non-zeros), gathered per rating
         (:func:`fmlib.relational.kernels.gather_block`)."""
         V = self.Vt.T
         n0 = self.X.shape[1]
@@ -247,8 +247,9 @@ class RelationalSweeper(CoordinateSweeper):
             cols = slice(rel.start, rel.start + rel.data.shape[1])
             M = rel.data.shape[0]
             lin_within = np.empty(M)
-            for start in range(0, M, batch_size):  # (B o B) is formed batch by batch
-                at = slice(start, min(start + batch_size, M))
+            step = max(1, batch_size * M // max(rel.data.nnz, 1))  # ~batch_size nnz
+            for start in range(0, M, step):  # (B o B) is formed batch by batch
+                at = slice(start, min(start + step, M))
                 lin, q, within = block_terms(rel.data[at], self.w[cols], V[cols])
                 rel.Qt[:, at] = q.T
                 lin_within[at] = lin + within
