@@ -41,8 +41,9 @@ non-zeros of one block at a time, thousands of small steps per sweep. On the CPU
 TensorFlow's kernels for them cost about ten times numpy's per element (measured on
 80,000 values: a gather 0.65 ms against 0.07 ms, a scatter-add 1.9 ms against 0.26 ms,
 a segment sum 0.65 ms against 0.20 ms), so the solvers keep their state in numpy, as
-libFM and myFM keep theirs in C++. The model they train is the same
-:class:`~fmlib.FactorizationMachine`, and predictions go through TensorFlow as
+libFM and myFM keep theirs in C++. Only the colouring of the schedule, a loop over
+the neighbours of one column at a time, is compiled with numba. The model they train is
+the same :class:`~fmlib.FactorizationMachine`, and predictions go through TensorFlow as
 everywhere else.
 """
 from __future__ import annotations
@@ -50,6 +51,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple, Sequence
 
+import numba
 import numpy as np
 import scipy.sparse as sp
 
@@ -88,31 +90,102 @@ def column_groups(groups: Any, n_features: int, name: str = "groups") -> np.ndar
 
 
 def _distinct_rows(B: sp.csr_matrix) -> sp.csr_matrix:
-    """The distinct sparsity patterns among the rows of ``B`` (canonical CSR)."""
-    keys = (B.indices[a:b].tobytes() for a, b in zip(B.indptr[:-1], B.indptr[1:]))
-    one_row_per_key = dict(zip(keys, range(B.shape[0])))          # any row of each pattern
-    return B[np.sort(np.fromiter(one_row_per_key.values(), np.int64))]
+    """The distinct sparsity patterns among the rows of a canonical CSR ``B`` (sorted
+    indices, no duplicates).
+
+    Rows of one length ``L`` are compared as the rows of an ``(rows, L)`` array of
+    column indices (``numpy.unique`` along axis 0), so the work and the memory are O(nnz),
+    with no Python object per row.
+    """
+    length = np.diff(B.indptr)
+    keep = []
+    for L in np.unique(length):
+        rows = np.flatnonzero(length == L)
+        if L == 0:
+            keep.append(rows[:1])
+            continue
+        patterns = B.indices[B.indptr[rows][:, None] + np.arange(L)]
+        keep.append(rows[np.unique(patterns, axis=0, return_index=True)[1]])
+    return B[np.sort(np.concatenate(keep))] if keep else B
 
 
-def _greedy_colouring(G: sp.csr_matrix) -> np.ndarray:
-    """Colour the vertices of the graph ``G`` (largest degree first), neighbours differ."""
-    n = G.shape[0]
+def _jit(function):
+    """``numba.njit`` with the on-disk cache when a writable cache directory exists
+    (else compiled anew in every process), as in :mod:`fmlib.relational.kernels`."""
+    try:
+        return numba.njit(cache=True)(function)
+    except RuntimeError:
+        return numba.njit(function)
+
+
+@_jit
+def _degrees(row_ptr, row_cols, col_ptr, col_rows):
+    """Degree of every column in the co-occurrence graph: the number of *other* columns
+    that share a row with it. Column ``v``'s neighbours are found by walking its rows
+    and their columns; ``seen[u] == v`` marks ``u`` as already counted for ``v``."""
+    n = col_ptr.size - 1
+    seen = np.full(n, -1, np.int64)
+    degree = np.zeros(n, np.int64)
+    for v in range(n):
+        seen[v] = v  # not its own neighbour
+        for p in range(col_ptr[v], col_ptr[v + 1]):
+            r = col_rows[p]
+            for s in range(row_ptr[r], row_ptr[r + 1]):
+                u = row_cols[s]
+                if seen[u] != v:
+                    seen[u] = v
+                    degree[v] += 1
+    return degree
+
+
+@_jit
+def _colour_in_order(order, row_ptr, row_cols, col_ptr, col_rows):
+    """Greedy colouring: column after column in ``order``, the smallest colour that no
+    already coloured neighbour has. ``taken[c] == v`` marks colour ``c`` as used by a
+    neighbour of ``v``."""
+    n = col_ptr.size - 1
     colour = np.full(n, -1, np.int64)
-    for v in np.argsort(-np.diff(G.indptr), kind="stable"):
-        taken = colour[G.indices[G.indptr[v]:G.indptr[v + 1]]]
-        free = np.ones(taken.size + 1, bool)
-        free[taken[(taken >= 0) & (taken <= taken.size)]] = False
-        colour[v] = int(np.argmax(free))
+    taken = np.full(n + 1, -1, np.int64)  # a column has at most n - 1 neighbours
+    for v in order:
+        for p in range(col_ptr[v], col_ptr[v + 1]):
+            r = col_rows[p]
+            for s in range(row_ptr[r], row_ptr[r + 1]):
+                c = colour[row_cols[s]]  # -1 for v itself and uncoloured columns
+                if c >= 0:
+                    taken[c] = v
+        c = 0
+        while taken[c] == v:
+            c += 1
+        colour[v] = c
     return colour
+
+
+def _greedy_colouring(pattern: sp.csr_matrix) -> np.ndarray:
+    r"""Colour the columns of ``pattern`` so that columns sharing a row differ: largest
+    degree first (ties by column index), each the smallest colour its neighbours leave.
+
+    These are the colours of the greedy algorithm on the co-occurrence graph
+    :math:`G = D^\top D` of the pattern, without forming :math:`G` (at 10^7 ratings the
+    implicit block's :math:`G` has hundreds of millions of entries): neighbours are
+    found by walking column -> its rows -> their columns. Time O(sum over rows of
+    nnz(row)^2), memory O(n + nnz). Repeated rows give the same colours and only cost
+    time; ``block_schedule`` removes them where rows are long.
+    """
+    csc = pattern.tocsc()
+    walk = (pattern.indptr, pattern.indices, csc.indptr, csc.indices)
+    order = np.argsort(-_degrees(*walk), kind="stable")
+    return _colour_in_order(order, *walk)
 
 
 def block_schedule(X: sp.spmatrix, groups: Any = None) -> list[np.ndarray]:
     """Split the columns of ``X`` into blocks of columns that never share a row.
 
-    Within each group (see :func:`column_groups`), columns are coloured greedily on their
-    co-occurrence graph, built from the group's distinct row patterns (the implicit block
-    of a user repeats on every rating of the user: it is counted once). Blocks come out
-    group by group, so a group's features are updated together.
+    Within each group (see :func:`column_groups`), columns are coloured greedily on
+    their co-occurrence graph (``_greedy_colouring``, which walks the group's rows
+    instead of forming the graph; where rows are long, as the implicit block of a user
+    that repeats on every rating of the user, only the distinct row patterns are
+    walked). Blocks come out group by group, so a group's features are updated
+    together.
 
     Returns:
         A list of sorted int arrays of column indices; every column appears exactly once.
@@ -120,20 +193,23 @@ def block_schedule(X: sp.spmatrix, groups: Any = None) -> list[np.ndarray]:
     X = sp.csr_matrix(X)
     n = X.shape[1]
     group_of = column_groups(groups, n)
-    pattern = sp.csr_matrix((np.ones(X.nnz), X.indices, X.indptr), shape=X.shape)
+    # the structure only (one byte per entry); X's own index arrays unless sorting and
+    # merging duplicates would change them
+    canonical = X.has_canonical_format
+    pattern = sp.csr_matrix(
+        (np.ones(X.nnz, bool), X.indices if canonical else X.indices.copy(),
+         X.indptr if canonical else X.indptr.copy()), shape=X.shape)
     pattern.sum_duplicates()
     blocks = []
     for g in range(int(group_of.max()) + 1 if n else 0):
         cols = np.flatnonzero(group_of == g)
-        sub = pattern[:, cols]
+        sub = pattern if cols.size == n else pattern[:, cols]
         if sub.shape[0] == 0 or np.diff(sub.indptr).max() <= 1:   # one-hot: a single colour
             blocks.append(cols)
             continue
-        distinct = _distinct_rows(sub)
-        G = (distinct.T @ distinct).tocsr()
-        G.setdiag(0)
-        G.eliminate_zeros()
-        colour = _greedy_colouring(G)
+        if np.sum(np.diff(sub.indptr) ** 2) > 16 * sub.nnz:  # long rows: walk each once
+            sub = _distinct_rows(sub)
+        colour = _greedy_colouring(sub)
         blocks.extend(cols[colour == c] for c in range(int(colour.max()) + 1))
     return blocks
 
@@ -195,7 +271,9 @@ class CoordinateSweeper:
 
     def _block(self, Xc: sp.csc_matrix, cols: np.ndarray) -> _Block:
         sub = Xc[:, cols]
-        seg = np.repeat(np.arange(cols.size), np.diff(sub.indptr))
+        # int32 positions (half the memory of int64; numpy.bincount gives the same sums)
+        seg_type = np.int32 if cols.size < 2**31 else np.int64
+        seg = np.repeat(np.arange(cols.size, dtype=seg_type), np.diff(sub.indptr))
         by_row = np.argsort(sub.indices, kind="stable")
         rows, seg, x = sub.indices[by_row].astype(np.int64), seg[by_row], sub.data[by_row]
         if rows.size == self.N and np.array_equal(rows, np.arange(self.N)):

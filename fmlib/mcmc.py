@@ -231,8 +231,8 @@ class BayesianFM:
             row.update({f"mu_w[{name}]": mu_w[g], f"lambda_w[{name}]": lam_w[g],
                         f"mu_v[{name}]": mu_v[g].mean(), f"lambda_v[{name}]": lam_v[g].mean()})
         metric = "accuracy" if self.task == "classification" else "rmse"
-        y_hat = sweeper.y - sweeper.e
-        row[f"train_{metric}"] = self._metric(y, y_hat)
+        row[f"train_{metric}"] = self._metric(y, sweeper.predictions(),
+                                              overwrite=True)
         if test is not None:
             Xt, yt, total = test
             score = self._scores(Xt, sweeper.weights())
@@ -246,10 +246,14 @@ class BayesianFM:
                 row[f"test_{metric}_mean"] = np.nan
         return row
 
-    def _metric(self, y: np.ndarray, y_hat: np.ndarray) -> float:
+    def _metric(self, y: np.ndarray, y_hat: np.ndarray,
+                overwrite: bool = False) -> float:
+        """Accuracy or RMSE; ``overwrite``: ``y_hat`` is a scratch array (the errors are
+        formed in it, so that N training ratings cost no second array of N values)."""
         if self.task == "classification":
             return float(np.mean((y_hat > 0) == (y > 0)))
-        return float(np.sqrt(np.mean((y - y_hat) ** 2)))
+        err = np.subtract(y, y_hat, out=y_hat if overwrite else None)
+        return float(np.sqrt(np.mean(np.square(err, out=err))))
 
     # --- prediction ---------------------------------------------------------------------
     def _scores(self, X: sp.csr_matrix, weights: dict) -> np.ndarray:

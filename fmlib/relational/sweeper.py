@@ -124,9 +124,11 @@ def relational_schedule(
             )
         j = int(owners[0])
         B, index = mats[j]
-        if index is not None:
-            B = B[np.unique(index)]
-        colours = [cols[c] for c in block_schedule(B[:, cols - off[j]])]
+        if index is not None and np.any(np.bincount(index, minlength=B.shape[0]) == 0):
+            B = B[np.unique(index)]  # the used rows (no copy when all are used)
+        if cols.size != B.shape[1]:  # (no copy for a group of the whole block)
+            B = B[:, cols - off[j]]
+        colours = [cols[c] for c in block_schedule(B)]
         if segments and segments[-1][0] == j:
             segments[-1][1].extend(colours)
         else:
@@ -138,8 +140,14 @@ class RelationalSweeper(CoordinateSweeper):
     r""":class:`fmlib.coordinate.CoordinateSweeper` on a relational design.
 
     The same state (``w0``, ``w``, ``Vt``, residuals ``e`` and sums ``qt`` per rating)
-    and the same update methods; the main block is updated as there, the relation blocks
-    through their per-row caches (module docstring).
+    and the same updates; the main block's colours by compiled loops over their
+    non-zeros (:func:`fmlib.relational.kernels.sweep_v_colour`: the numpy update
+    without its temporaries of the size of the ratings), the relation blocks through
+    their per-row caches (module docstring).
+
+    Memory: the per-rating state is ``qt`` (k N float64) and ``e`` (N); the design's
+    matrices, its block indices and ``y`` are used in place, not copied (the sweeps never
+    write to them), and ``refresh`` rewrites ``qt`` and ``e`` in place.
 
     Args:
         design: the ratings (checked by the caller).
@@ -159,39 +167,47 @@ class RelationalSweeper(CoordinateSweeper):
     ):
         self.N, self.n = design.shape
         self.k = V.shape[1]
-        self.X = sp.csr_matrix(design.X, dtype=np.float64)
-        self._X_sq = self.X.multiply(self.X).tocsr()
-        self.y = np.array(y, np.float64)
+        # the schedule first: its temporaries are gone before the state is built
+        schedule = relational_schedule(design, groups)
+        # the design's arrays are shared, not copied (float64 already: make_sweeper);
+        # the sweeps never write to them, nor to y (set_targets replaces it)
+        self.X = _float64_csr(design.X)
+        self.y = np.asarray(y, np.float64)
         self.w0 = float(w0)
         self.w = np.array(w, np.float64)
         self.Vt = np.array(np.asarray(V, np.float64).T, order="C")  # rows: one factor
         off = design.offsets
         self.relations: dict[int, _Relation] = {}
         for j, (B, index) in enumerate(design.block_matrices()):
-            if index is None:
-                continue
-            used, inverse = np.unique(index, return_inverse=True)
-            data = sp.csr_matrix(B[used], dtype=np.float64)
-            self.relations[j] = _Relation(
-                int(off[j]),
-                data,
-                inverse.astype(np.int64),
-                np.bincount(inverse, minlength=used.size).astype(float),
-                np.zeros((self.k, used.size)),
-            )
+            if index is not None:
+                self.relations[j] = self._relation(int(off[j]), B, index)
         Xc = sp.csc_matrix(self.X)
         # (0, [_Block per colour]) for the main block, (j, _Columns) for relation j
         self.segments: list[tuple[int, Any]] = []
         self.schedule = []
-        for j, colours in relational_schedule(design, groups):
+        for j, colours in schedule:
             self.schedule.extend(colours)
             if j == 0:
                 self.segments.append((0, [self._block(Xc, cols) for cols in colours]))
             else:
                 cols = np.concatenate(colours)
                 self.segments.append((j, self._columns(self.relations[j], cols)))
+        del Xc
         self.blocks = [b for j, parts in self.segments if j == 0 for b in parts]
         self.refresh()
+
+    def _relation(self, start: int, B: sp.csr_matrix, index: np.ndarray) -> _Relation:
+        """The block's rows that some rating uses, renumbered; when every row is used
+        (the common case) the block and its index are the design's own arrays."""
+        n_b = np.bincount(index, minlength=B.shape[0]).astype(float)
+        if np.all(n_b > 0):
+            data, index = _float64_csr(B), np.asarray(index, np.int64)
+        else:
+            used = np.flatnonzero(n_b)
+            data = sp.csr_matrix(B[used], dtype=np.float64)
+            index = np.searchsorted(used, index)
+            n_b = n_b[used]
+        return _Relation(start, data, index, n_b, np.zeros((self.k, data.shape[0])))
 
     @staticmethod
     def _columns(rel: _Relation, cols: np.ndarray) -> _Columns:
@@ -200,7 +216,7 @@ class RelationalSweeper(CoordinateSweeper):
         return _Columns(
             cols.astype(np.int64),
             sub.indptr.astype(np.int64),
-            sub.indices.astype(np.int64),
+            sub.indices,  # int32 for fewer than 2^31 block rows: half the memory
             np.ascontiguousarray(sub.data, np.float64),
         )
 
@@ -209,12 +225,17 @@ class RelationalSweeper(CoordinateSweeper):
         r"""Recompute :math:`Q` of every block, :math:`q_{i,f}` and :math:`e_i` from the
         parameters by the block split of :mod:`fmlib.relational.prediction`: the main
         block ``batch_size`` ratings at a time (the ``(batch, k)`` temporaries stay small
-        for any N), then every relation block's terms once per block row, gathered per
-        rating (:func:`fmlib.relational.kernels.gather_block`)."""
+        for any N), then every relation block's terms once per block row (in batches of
+        about ``batch_size`` non-zeros), gathered per rating
+        (:func:`fmlib.relational.kernels.gather_block`)."""
         V = self.Vt.T
         n0 = self.X.shape[1]
-        self.qt = np.zeros((self.k, self.N))
-        y_hat = np.full(self.N, self.w0)
+        if getattr(self, "qt", None) is None:
+            self.qt, self.e = np.zeros((self.k, self.N)), np.zeros(self.N)
+        else:  # in place: a second (k, N) array would double the largest state
+            self.qt.fill(0.0)
+        y_hat = self.e  # e holds y_hat until kernels.residuals turns it into y - y_hat
+        y_hat.fill(self.w0)
         q_norms = np.zeros(self.N)  # sum over blocks of |q_block|^2
         for start in range(0, self.N if n0 else 0, batch_size):
             rows = slice(start, min(start + batch_size, self.N))
@@ -224,12 +245,15 @@ class RelationalSweeper(CoordinateSweeper):
             q_norms[rows] = np.sum(q * q, axis=1)
         for rel in self.relations.values():
             cols = slice(rel.start, rel.start + rel.data.shape[1])
-            lin, q, within = block_terms(rel.data, self.w[cols], V[cols])
-            rel.Qt[:] = q.T
-            kernels.gather_block(
-                self.qt, y_hat, q_norms, rel.Qt, lin + within, rel.index
-            )
-        self.e = np.empty(self.N)
+            M = rel.data.shape[0]
+            lin_within = np.empty(M)
+            step = max(1, batch_size * M // max(rel.data.nnz, 1))  # ~batch_size nnz
+            for start in range(0, M, step):  # (B o B) is formed batch by batch
+                at = slice(start, min(start + step, M))
+                lin, q, within = block_terms(rel.data[at], self.w[cols], V[cols])
+                rel.Qt[:, at] = q.T
+                lin_within[at] = lin + within
+            kernels.gather_block(self.qt, y_hat, q_norms, rel.Qt, lin_within, rel.index)
         kernels.residuals(self.e, self.y, y_hat, self.qt, q_norms)
 
     # --- updates ---------------------------------------------------------------------
@@ -240,7 +264,14 @@ class RelationalSweeper(CoordinateSweeper):
         for j, parts in self.segments:
             if j == 0:
                 for b in parts:
-                    self._update_w_block(b, alpha, mu, lam, z, sample)
+                    kernels.sweep_w_colour(
+                        self.w,
+                        self.e,
+                        *_loop_arrays(b),
+                        float(alpha),
+                        *prior,
+                        bool(sample),
+                    )
                 continue
             rel = self.relations[j]
             kernels.sweep_w(
@@ -263,7 +294,15 @@ class RelationalSweeper(CoordinateSweeper):
             for j, parts in self.segments:
                 if j == 0:
                     for b in parts:
-                        self._update_v_block(f, b, alpha, mu, lam, z, sample)
+                        kernels.sweep_v_colour(
+                            self.Vt[f],
+                            self.qt[f],
+                            self.e,
+                            *_loop_arrays(b),
+                            float(alpha),
+                            *(a[f] for a in prior),
+                            bool(sample),
+                        )
                     continue
                 rel = self.relations[j]
                 kernels.sweep_v(
@@ -280,6 +319,26 @@ class RelationalSweeper(CoordinateSweeper):
                 )
 
 
+_EMPTY_INT, _EMPTY_FLOAT = np.zeros(0, np.int64), np.zeros(0)
+
+
+def _loop_arrays(b: Any) -> tuple:
+    """A main-block colour (``CoordinateSweeper``'s ``_Block``) as the arrays of
+    :func:`fmlib.relational.kernels.sweep_w_colour`: ``rows`` empty for one non-zero
+    per row, ``x`` and ``x_sq`` empty for values all 1."""
+    rows = _EMPTY_INT if isinstance(b.rows, slice) else b.rows
+    x = _EMPTY_FLOAT if b.x is None else b.x
+    x_sq = _EMPTY_FLOAT if b.x_sq is None else b.x_sq
+    return b.cols, rows, b.seg, x, x_sq
+
+
+def _float64_csr(X: sp.spmatrix) -> sp.csr_matrix:
+    """``X`` itself when it is a float64 CSR matrix, else a float64 CSR copy."""
+    if isinstance(X, sp.csr_matrix) and X.dtype == np.float64:
+        return X
+    return sp.csr_matrix(X, dtype=np.float64)
+
+
 def make_sweeper(
     X, y: np.ndarray, w0: float, w: np.ndarray, V: np.ndarray, groups: Any = None
 ) -> CoordinateSweeper:
@@ -287,6 +346,8 @@ def make_sweeper(
     else :class:`fmlib.coordinate.CoordinateSweeper` on ``block_schedule(X, groups)``.
     """
     if isinstance(X, RelationalDesign):
-        return RelationalSweeper(X.astype(np.float64), y, w0, w, V, groups)
+        if X.X.dtype != np.float64:  # (astype copies every block, even as float64)
+            X = X.astype(np.float64)
+        return RelationalSweeper(X, y, w0, w, V, groups)
     X = sp.csr_matrix(X, dtype=np.float64)
     return CoordinateSweeper(X, y, w0, w, V, block_schedule(X, groups))
