@@ -249,15 +249,27 @@ def sparse_epochs(model, Xh, yh, task, batch_size, optimizer, lr, lambda_w, lamb
         raise ValueError(f"`batch_size` ({batch_size}) times the widest row ({widest} "
                          "non-zeros) must stay below 2^31 for updates='sparse'.")
 
+    lengths = np.diff(X.indptr)
+    # one-hot designs: every row holds the same number of non-zeros, and the rows of the
+    # shuffled epoch are then a take on (N, width) views of the CSR arrays
+    width = int(lengths[0]) if n and lengths[0] and (lengths == lengths[0]).all() else None
+
     def call_arrays(order, s: int) -> list[tf.Tensor]:
         """The inputs of one compiled call: rows ``s:s + rows_per_call`` of the epoch's order
         (only these rows are copied: a shuffled copy of the whole matrix would double it)."""
         rows = slice(s, min(s + rows_per_call, n))
-        Xc, yc = (X[order[rows]], y[order[rows]]) if shuffle else (X[rows], y[rows])
-        row_of = np.repeat(np.arange(Xc.shape[0], dtype=np.int32), np.diff(Xc.indptr))
-        return [tf.constant(a) for a in (Xc.indptr.astype(np.int32),
-                                         Xc.indices.astype(np.int32, copy=False), Xc.data,
-                                         row_of, yc)]
+        take = order[rows] if shuffle else np.arange(rows.start, rows.stop)
+        if width is not None:
+            indptr = np.arange(0, take.size * width + 1, width, dtype=np.int32)
+            # (np.take on axis 0: about ten times faster than fancy indexing of 2-D rows)
+            indices = np.take(X.indices.reshape(n, width), take, axis=0).ravel()
+            data = np.take(X.data.reshape(n, width), take, axis=0).ravel()
+        else:
+            Xc = X[take] if shuffle else X[rows]
+            indptr, indices, data = Xc.indptr.astype(np.int32), Xc.indices, Xc.data
+        row_of = np.repeat(np.arange(take.size, dtype=np.int32), np.diff(indptr))
+        return [tf.constant(a) for a in (indptr, indices.astype(np.int32, copy=False), data,
+                                         row_of, y[take])]
 
     def epoch() -> float:
         order = rng.permutation(n) if shuffle else None
@@ -265,12 +277,13 @@ def sparse_epochs(model, Xh, yh, task, batch_size, optimizer, lr, lambda_w, lamb
         # the next call's rows are gathered on another thread while this call trains (the
         # compiled call releases the GIL), so on large data the host's copying overlaps training
         with ThreadPoolExecutor(max_workers=1) as pool:
-            pending = pool.submit(call_arrays, order, 0)
+            arrays = call_arrays(order, 0)
             for s in range(0, n, rows_per_call):
-                arrays = pending.result()
-                if s + rows_per_call < n:
-                    pending = pool.submit(call_arrays, order, s + rows_per_call)
+                more = s + rows_per_call < n
+                pending = pool.submit(call_arrays, order, s + rows_per_call) if more else None
                 total += float(run(*arrays, batch, *lambdas))
+                if more:
+                    arrays = pending.result()
         return total / n
 
     return epoch

@@ -147,6 +147,35 @@ def test_an_epoch_split_into_several_compiled_calls_is_the_same_epoch(monkeypatc
     np.testing.assert_allclose(runs[0][1], runs[1][1], rtol=1e-12)
 
 
+def test_rows_of_equal_length_shuffle_like_the_reference():
+    """One-hot rows (two non-zeros each) take the fast shuffle; one shuffled epoch equals the
+    numpy reference run on the rows in the order numpy.random.default_rng(seed) permutes
+    them, with several compiled calls as well as one."""
+    import fmlib.sparse_training as st
+
+    rng = np.random.default_rng(8)
+    n_rows, n = 24, 10
+    X = np.zeros((n_rows, n))
+    X[np.arange(n_rows), rng.integers(0, 5, n_rows)] = 1.0           # a "user"
+    X[np.arange(n_rows), 5 + rng.integers(0, 5, n_rows)] = rng.normal(size=n_rows)
+    y = rng.normal(size=n_rows)
+    order = np.random.default_rng(11).permutation(n_rows)
+    start = fmlib.FactorizationMachine(n, k=3, seed=1, init_std=0.3, dtype=tf.float64)
+    w0, w, V = reference_training(X[order], y[order], start.get_weights(), "adam", 0.05, 4,
+                                  0.1, 0.2)
+    for rows_per_call in (8, 1 << 18):
+        st.ROWS_PER_CALL, saved = rows_per_call, st.ROWS_PER_CALL
+        try:
+            fm = fmlib.FactorizationMachine(n, k=3, seed=1, init_std=0.3, dtype=tf.float64)
+            fmlib.fit(fm, sp.csr_matrix(X), y, updates="sparse", optimizer="adam", lr=0.05,
+                      batch_size=4, num_epochs=1, lambda_w=0.1, lambda_v=0.2, seed=11)
+        finally:
+            st.ROWS_PER_CALL = saved
+        np.testing.assert_allclose(fm.get_weights()["V"], V, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(fm.get_weights()["w"], w, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(fm.get_weights()["w0"], w0, rtol=1e-10, atol=1e-12)
+
+
 def test_absent_rows_are_unchanged_bit_for_bit_and_present_rows_move():
     X, y = sparse_problem()
     X[:, 4] = 0.0                                      # feature 4 never occurs
