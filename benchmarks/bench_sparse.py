@@ -5,7 +5,8 @@ Three parts, each written to benchmarks/results/sparse.json (merged, so parts ca
 * ``throughput``: MovieLens u1.base, k = 10, the "user+item" and "all+implicit" designs;
   rows per second per epoch of ``fmlib.fit`` with ``updates="dense"`` (batches 1,024 and
   4,096) and ``updates="sparse"`` (1,024, 4,096, 16,384), median of epochs 2-4, and of one
-  myFM Gibbs sweep (rank 10), all in one process, so the ratios share the machine's state.
+  myFM Gibbs sweep (rank 10), all in one process, so the ratios share the machine's state;
+  three repeats in turn, the median of each reported.
 * ``scale``: synthetic ratings from ``fmlib.stream_ratings`` (k = 8, 7 age groups, 19 genres,
   stars; the shapes of ``bench_scale.py``) from 10^5 to 10^7, held in memory as one CSR matrix,
   trained with ``updates="sparse"`` (lazy Adam, batch 4,096) for 3 epochs (median of epochs 2-3),
@@ -76,7 +77,10 @@ def save(part: str, value) -> None:
 
 
 # --- throughput -----------------------------------------------------------------------------
-def throughput() -> dict:
+def throughput(repeats: int = 3) -> dict:
+    """Rows per second of every path and of myFM, measured ``repeats`` times in turn (the
+    machine's speed drifts by some 10% between runs); each entry is the median of the
+    repeats, and ``repeats`` keeps them all."""
     import myfm
 
     import fmlib
@@ -84,26 +88,33 @@ def throughput() -> dict:
     ml = fmlib.load_movielens("ml-100k")
     train = ml.with_side_features(ml.split("u1")[0])
     y = train["rating"].to_numpy(float)
+    matrices = {design: fmlib.FeatureEncoder(**spec).fit_transform(train)
+                for design, spec in DESIGNS.items()}
+    runs = {design: [] for design in DESIGNS}
+    for _ in range(repeats):
+        for design, X in matrices.items():
+            row = {}
+            for updates, batches in (("dense", (1024, 4096)), ("sparse", (1024, 4096, 16384))):
+                for batch in batches:
+                    fm = fmlib.FactorizationMachine(X.shape[1], k=10, seed=0)
+                    history = fmlib.fit(fm, X, y, num_epochs=4, batch_size=batch,
+                                        updates=updates,
+                                        lambda_v=1e-4 if updates == "dense" else 0.03, seed=0)
+                    row[f"{updates}_{batch}"] = X.shape[0] / statistics.median(
+                        history.attrs["epoch_seconds"][1:])
+            sweeps = 5 if design == "user+item" else 2
+            fm = myfm.MyFMRegressor(rank=10, random_seed=0)
+            fm.fit(X, y, n_iter=1, n_kept_samples=1)     # warm-up
+            start = time.perf_counter()
+            fm.fit(X, y, n_iter=sweeps, n_kept_samples=1)
+            row["myfm"] = X.shape[0] * sweeps / (time.perf_counter() - start)
+            runs[design].append(row)
+            print(design, {key: round(value) for key, value in row.items()}, flush=True)
     table = {}
-    for design, spec in DESIGNS.items():
-        X = fmlib.FeatureEncoder(**spec).fit_transform(train)
-        row = {"nnz_per_row": X.nnz / X.shape[0]}
-        for updates, batches in (("dense", (1024, 4096)), ("sparse", (1024, 4096, 16384))):
-            for batch in batches:
-                fm = fmlib.FactorizationMachine(X.shape[1], k=10, seed=0)
-                history = fmlib.fit(fm, X, y, num_epochs=4, batch_size=batch, updates=updates,
-                                    lambda_v=1e-4 if updates == "dense" else 0.03, seed=0)
-                row[f"{updates}_{batch}"] = X.shape[0] / statistics.median(
-                    history.attrs["epoch_seconds"][1:])
-        sweeps = 5 if design == "user+item" else 2
-        fm = myfm.MyFMRegressor(rank=10, random_seed=0)
-        fm.fit(X, y, n_iter=1, n_kept_samples=1)     # warm-up
-        start = time.perf_counter()
-        fm.fit(X, y, n_iter=sweeps, n_kept_samples=1)
-        row["myfm"] = X.shape[0] * sweeps / (time.perf_counter() - start)
-        table[design] = row
-        print(design, {key: round(value) if value > 100 else round(value, 1)
-                       for key, value in row.items()}, flush=True)
+    for design, rows in runs.items():
+        table[design] = {"nnz_per_row": matrices[design].nnz / matrices[design].shape[0]}
+        table[design].update({key: statistics.median(r[key] for r in rows) for key in rows[0]})
+        table[design]["repeats"] = rows
     return table
 
 
