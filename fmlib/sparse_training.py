@@ -49,6 +49,7 @@ import tensorflow as tf
 
 from ._inputs import check_float
 from .lazy_optimizers import LAZY_OPTIMIZERS
+from .losses import l2_loss, logistic_loss
 from .pairwise import _lemma31, _products
 
 REGULARIZATIONS = ("occurrence", "present", "global")
@@ -85,22 +86,24 @@ class SparseStep:
 
     two more sparse products, for the rows in ``U`` only. (Automatic differentiation gives the
     same numbers with about twice the operations, and on a CPU a compiled step's cost is
-    mostly a few microseconds per operation.) The occurrence penalty's gradient,
-    :math:`2\lambda\, c_u \theta_u / |B|` for a feature in :math:`c_u` rows of the batch, is
-    added to it: the reported loss leaves the penalty out.
+    mostly a few microseconds per operation.) The penalty's gradient is added to it, the
+    occurrence penalty's :math:`2\lambda\, c_u \theta_u / |B|` for a feature in :math:`c_u`
+    rows of the batch or the present penalty's :math:`2\lambda\theta_u`: the reported loss
+    leaves the penalty out.
     """
 
     def __init__(self, model, opt, task: str, regularization: str):
         self.model, self.opt, self.regularization = model, opt, regularization
         self.task = task
+        self.loss_fn = l2_loss if task == "regression" else logistic_loss
 
     def loss_and_slope(self, y, y_hat):
-        r"""The batch's mean loss and its derivative in each :math:`\hat y_i`."""
+        r"""The batch's mean loss (:mod:`fmlib.losses`) and its derivative in each
+        :math:`\hat y_i`: :math:`2(\hat y_i - y_i)/|B|` for the squared loss,
+        :math:`(\sigma(\hat y_i) - y_i)/|B|` for the logistic loss."""
         n = tf.cast(tf.size(y), y.dtype)
-        if self.task == "regression":   # mean of (y_hat - y)^2
-            return tf.reduce_mean(tf.square(y_hat - y)), 2 * (y_hat - y) / n
-        loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=y_hat))
-        return loss, (tf.sigmoid(y_hat) - y) / n
+        slope = 2 * (y_hat - y) if self.task == "regression" else tf.sigmoid(y_hat) - y
+        return self.loss_fn(y, y_hat), slope / n
 
     def __call__(self, rows, cols, vals, yb, lambda_w, lambda_v) -> tf.Tensor:
         model = self.model
