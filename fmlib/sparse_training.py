@@ -24,9 +24,10 @@ Three things make a step cost O(k · nnz of the batch) instead of O(k n):
    ``regularization="present"`` charges the batch :math:`\lambda_w w_i^2 + \lambda_v \lVert
    \mathbf v_i \rVert^2` once for every feature :math:`i` present in it, however many rows hold
    it: the global penalty restricted to the rows the step touches, which is what a lazy
-   optimizer can apply (on MovieLens with the implicit-feedback block it matches the dense
-   path's accuracy, where the occurrence penalty over-shrinks the ~170 implicit features of
-   every row; chapter "Performance"). The ``"global"`` penalty :math:`\lambda_w \lVert \mathbf w
+   optimizer can apply (on MovieLens with the implicit-feedback block it matched the dense
+   path's accuracy in ``benchmarks/bench_sparse.py``, where the occurrence penalty
+   over-shrinks the implicit features that repeat in every row of a user; chapter
+   "Performance"). The ``"global"`` penalty :math:`\lambda_w \lVert \mathbf w
    \rVert^2 + \lambda_v \lVert \mathbf V \rVert_F^2` per batch (``updates="dense"``'s) has a
    gradient in every row; with plain SGD it is applied exactly as a decay of all rows,
    :math:`\theta \leftarrow (1 - 2\eta\lambda)\theta`, before the sparse data step (O(k n) per
