@@ -99,7 +99,7 @@ class SparseStep:
         self.loss_fn = l2_loss if task == "regression" else logistic_loss
 
     def loss_and_slope(self, y, y_hat):
-        r"""The batch's mean loss (:mod:`fmlib.losses`) and its derivative in each
+        r"""The batch's mean loss (``fmlib.losses``) and its derivative in each
         :math:`\hat y_i`: :math:`2(\hat y_i - y_i)/|B|` for the squared loss,
         :math:`(\sigma(\hat y_i) - y_i)/|B|` for the logistic loss."""
         n = tf.cast(tf.size(y), y.dtype)
