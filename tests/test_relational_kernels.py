@@ -118,23 +118,24 @@ def test_draw_by_hand_and_its_precision_guard():
     assert kernels.draw(0.7, 0.0, np.nan, 2.0, 0.5, 1.0, 1.0, True) == 0.7  # P = nan
 
 
-def test_gather_block_and_residuals_are_the_block_split():
+def test_one_factor_q_and_the_half_squares_by_hand():
     rng = np.random.default_rng(3)
-    N, M, k = 50, 7, 4
+    N, M, n0 = 50, 7, 5
+    X = sp.random(N, n0, density=0.4, random_state=4, format="csr")
+    v, Q = rng.normal(size=n0), rng.normal(size=M)
     index = rng.integers(0, M, N)
-    Qt, lin_within = rng.normal(size=(k, M)), rng.normal(size=M)
-    qt0, y_hat0, q_norms0 = rng.normal(size=(k, N)), rng.normal(size=N), rng.random(N)
-    qt, y_hat, q_norms = qt0.copy(), y_hat0.copy(), q_norms0.copy()
-    kernels.gather_block(qt, y_hat, q_norms, Qt, lin_within, index)
-    np.testing.assert_allclose(qt, qt0 + Qt[:, index], rtol=1e-14)
-    np.testing.assert_allclose(y_hat, y_hat0 + lin_within[index], rtol=1e-14)
+    q = np.full(N, np.nan)  # overwritten, not added to
+    kernels.main_q(q, X.indptr, X.indices, X.data, v)
+    expected = [sum(X[i, l] * v[l] for l in range(n0)) for i in range(N)]
+    np.testing.assert_allclose(q, expected, rtol=1e-14, atol=1e-15)
+    kernels.add_gathered(q, Q, index)
     np.testing.assert_allclose(
-        q_norms, q_norms0 + np.sum(Qt[:, index] ** 2, axis=0), rtol=1e-14
+        q, [expected[i] + Q[index[i]] for i in range(N)], rtol=1e-14, atol=1e-15
     )
-    y, e = rng.normal(size=N), np.empty(N)
-    kernels.residuals(e, y, y_hat, qt, q_norms)
-    across = 0.5 * (np.sum(qt**2, axis=0) - q_norms)
-    np.testing.assert_allclose(e, y - (y_hat + across), rtol=1e-12, atol=1e-12)
+    y_hat0 = rng.normal(size=N)
+    y_hat = y_hat0.copy()
+    kernels.add_half_square(y_hat, q)
+    np.testing.assert_allclose(y_hat, y_hat0 + q * q / 2, rtol=1e-14)
 
 
 def test_gibbs_on_a_relation_block_samples_the_conjugate_posterior():

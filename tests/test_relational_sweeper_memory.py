@@ -117,19 +117,18 @@ def test_sweeper_shares_the_designs_arrays_and_leaves_them_unchanged(unused_row)
     rel = sweeper.relations[1]
     assert np.shares_memory(rel.data.data, design.blocks[0].data.data) != unused_row
     assert np.shares_memory(rel.index, design.blocks[0].index) != unused_row
-    qt, e = sweeper.qt, sweeper.e
+    q, e = sweeper.q, sweeper.e
     for _ in range(2):
         sweeper.refresh()
         sweeper.update_w(1.3, np.zeros(n), np.ones(n), rng.normal(size=n), True)
         sweeper.update_V(
             1.3, np.zeros((n, 2)), np.ones((n, 2)), rng.normal(size=(n, 2)), True
         )
-    assert sweeper.qt is qt and sweeper.e is e  # refreshed in place
+    assert sweeper.q is q and sweeper.e is e  # refreshed in place
     sweeper.refresh()
-    e_once, qt_once = e.copy(), qt.copy()
+    e_once = e.copy()
     sweeper.refresh(batch_size=2)  # ratings and block rows in batches: the same values
     np.testing.assert_array_equal(sweeper.e, e_once)
-    np.testing.assert_array_equal(sweeper.qt, qt_once)
     for old, new in zip(
         before, (design.X.data, design.blocks[0].data.data, design.blocks[0].index)
     ):
@@ -140,7 +139,9 @@ def test_sweeper_shares_the_designs_arrays_and_leaves_them_unchanged(unused_row)
     q = flat @ V
     y_hat = sweeper.w0 + flat @ w + 0.5 * ((q**2).sum(1) - (flat**2) @ (V**2).sum(1))
     np.testing.assert_allclose(sweeper.e, y - y_hat, atol=1e-10)
-    np.testing.assert_allclose(sweeper.qt, q.T, atol=1e-10)
+    for f in range(2):  # one factor at a time, in the one buffer
+        np.testing.assert_allclose(sweeper.factor_q(f), q[:, f], atol=1e-10)
+        assert sweeper.factor_q(f) is sweeper.q
 
 
 def test_bayesian_fm_on_the_design_equals_bayesian_fm_on_the_flat_matrix():

@@ -251,39 +251,29 @@ def sweep_v_colour(v, q, e, cols, rows, seg, x, x_sq, alpha, mu, lam, z, sample)
 
 
 @_jit
-def gather_block(qt, y_hat, q_norms, Qt, lin_within, index):
-    r"""Add one relation block's terms to every rating (chapter "Beyond SGD: coordinate
-    descent and MCMC", section "Relation blocks"): :math:`\hat y_i \mathrel{+}=
-    \ell_b + \text{within}_b`, :math:`q_{f,i} \mathrel{+}= Q_{b,f}` and
-    :math:`\lVert \mathbf q_r \rVert^2_i \mathrel{+}= \sum_f Q_{b,f}^2`, with
-    :math:`b = \phi(i)`.
-
-    Args:
-        qt: ``(k, N)`` :math:`q_{f,i}` (updated).
-        y_hat: ``(N,)`` (updated).
-        q_norms: ``(N,)`` the sum over the blocks so far of :math:`\lVert \mathbf q_r
-            \rVert^2` (updated).
-        Qt: ``(k, M)`` the block's :math:`B V`, transposed.
-        lin_within: ``(M,)`` the block's linear and within-block pairwise terms.
-        index: ``(N,)`` block row of every rating.
-    """
-    for i in range(index.size):
-        y_hat[i] += lin_within[index[i]]
-    for f in range(Qt.shape[0]):
-        for i in range(index.size):
-            Q = Qt[f, index[i]]
-            qt[f, i] += Q
-            q_norms[i] += Q * Q
+def main_q(q, indptr, indices, data, v):
+    r""":math:`q_{f,i} = \sum_l x_{i,l} v_{l,f}` over the main block (CSR ``indptr,
+    indices, data``) for one factor: ``q`` overwritten, ``v`` the factor's column of
+    ``V`` over the main block's columns."""
+    for i in range(q.size):
+        total = 0.0
+        for p in range(indptr[i], indptr[i + 1]):
+            total += data[p] * v[indices[p]]
+        q[i] = total
 
 
 @_jit
-def residuals(e, y, y_hat, qt, q_norms):
-    r""":math:`e_i = y_i - \big(\hat y_i + \tfrac12 (\sum_f q_{f,i}^2 -
-    q^{\text{norms}}_i)\big)`: the across-block term of the split added to ``y_hat``
-    (``e`` updated; it may be ``y_hat`` itself, which is then overwritten)."""
-    k = qt.shape[0]
-    for i in range(y.size):
-        across = 0.0
-        for f in range(k):
-            across += qt[f, i] * qt[f, i]
-        e[i] = y[i] - (y_hat[i] + 0.5 * (across - q_norms[i]))
+def add_gathered(target, values, index):
+    r""":math:`t_i \mathrel{+}= u_{\phi(i)}`: one relation block's per-row values
+    (its :math:`Q_{b,f}` of one factor, or its terms of :math:`\hat y`) added to every
+    rating through its block index."""
+    for i in range(index.size):
+        target[i] += values[index[i]]
+
+
+@_jit
+def add_half_square(y_hat, q):
+    r""":math:`\hat y_i \mathrel{+}= \tfrac12 q_{f,i}^2`: one factor's share of
+    :math:`\tfrac12 \sum_f (\sum_r q_{r,f})^2` in Lemma 3.1 by blocks."""
+    for i in range(q.size):
+        y_hat[i] += 0.5 * q[i] * q[i]

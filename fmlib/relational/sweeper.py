@@ -139,15 +139,16 @@ def relational_schedule(
 class RelationalSweeper(CoordinateSweeper):
     r""":class:`fmlib.coordinate.CoordinateSweeper` on a relational design.
 
-    The same state (``w0``, ``w``, ``Vt``, residuals ``e`` and sums ``qt`` per rating)
-    and the same updates; the main block's colours by compiled loops over their
+    The same parameters (``w0``, ``w``, ``Vt``), residuals ``e`` and updates, but
+    :math:`q_{f,i}` for one factor at a time (:meth:`factor_q`); the main block's colours by compiled loops over their
     non-zeros (:func:`fmlib.relational.kernels.sweep_v_colour`: the numpy update
     without its temporaries of the size of the ratings), the relation blocks through
     their per-row caches (module docstring).
 
-    Memory: the per-rating state is ``qt`` (k N float64) and ``e`` (N); the design's
-    matrices, its block indices and ``y`` are used in place, not copied (the sweeps never
-    write to them), and ``refresh`` rewrites ``qt`` and ``e`` in place.
+    Memory: the per-rating state is two ``(N,)`` float64 arrays, ``e`` and ``q`` (the
+    flat sweeper keeps ``q`` for all k factors); the design's matrices, its block indices
+    and ``y`` are used in place, not copied (the sweeps never write to them), and
+    ``refresh`` rewrites ``e`` in place.
 
     Args:
         design: the ratings (checked by the caller).
@@ -222,39 +223,57 @@ class RelationalSweeper(CoordinateSweeper):
 
     # --- state -----------------------------------------------------------------------
     def refresh(self, batch_size: int = 65536) -> None:
-        r"""Recompute :math:`Q` of every block, :math:`q_{i,f}` and :math:`e_i` from the
-        parameters by the block split of :mod:`fmlib.relational.prediction`: the main
-        block ``batch_size`` ratings at a time (the ``(batch, k)`` temporaries stay small
-        for any N), then every relation block's terms once per block row (in batches of
-        about ``batch_size`` non-zeros), gathered per rating
-        (:func:`fmlib.relational.kernels.gather_block`)."""
+        r"""Recompute :math:`Q` of every block and the residuals :math:`e_i` from the
+        parameters, by the block split of :mod:`fmlib.relational.prediction` written as
+
+        .. math::
+
+            \hat y_i = w_0 + \sum_r \big(\ell_r - \tfrac12 \textstyle\sum_f
+            s_{r,f}\big) + \tfrac12 \sum_f \big(\textstyle\sum_r q_{r,f}\big)^2 :
+
+        the first sum per block row (the main block ``batch_size`` ratings at a time,
+        each relation block in batches of about ``batch_size`` non-zeros, so the
+        ``(batch, k)`` temporaries stay small for any N), gathered per rating; the
+        second factor by factor through :meth:`factor_q`. No ``(k, N)`` array is formed.
+        """
         V = self.Vt.T
         n0 = self.X.shape[1]
-        if getattr(self, "qt", None) is None:
-            self.qt, self.e = np.zeros((self.k, self.N)), np.zeros(self.N)
-        else:  # in place: a second (k, N) array would double the largest state
-            self.qt.fill(0.0)
-        y_hat = self.e  # e holds y_hat until kernels.residuals turns it into y - y_hat
+        if getattr(self, "e", None) is None:
+            self.e, self.q = np.zeros(self.N), np.zeros(self.N)
+        y_hat = self.e  # e holds y_hat until it is turned into y - y_hat, in place
         y_hat.fill(self.w0)
-        q_norms = np.zeros(self.N)  # sum over blocks of |q_block|^2
         for start in range(0, self.N if n0 else 0, batch_size):
             rows = slice(start, min(start + batch_size, self.N))
             lin, q, within = block_terms(self.X[rows], self.w[:n0], V[:n0])
-            y_hat[rows] += lin + within
-            self.qt[:, rows] = q.T
-            q_norms[rows] = np.sum(q * q, axis=1)
+            y_hat[rows] += lin + within - 0.5 * np.sum(q * q, axis=1)
         for rel in self.relations.values():
             cols = slice(rel.start, rel.start + rel.data.shape[1])
             M = rel.data.shape[0]
-            lin_within = np.empty(M)
+            per_row = np.empty(M)  # l_r - s_r / 2 of every block row
             step = max(1, batch_size * M // max(rel.data.nnz, 1))  # ~batch_size nnz
             for start in range(0, M, step):  # (B o B) is formed batch by batch
                 at = slice(start, min(start + step, M))
                 lin, q, within = block_terms(rel.data[at], self.w[cols], V[cols])
                 rel.Qt[:, at] = q.T
-                lin_within[at] = lin + within
-            kernels.gather_block(self.qt, y_hat, q_norms, rel.Qt, lin_within, rel.index)
-        kernels.residuals(self.e, self.y, y_hat, self.qt, q_norms)
+                per_row[at] = lin + within - 0.5 * np.sum(q * q, axis=1)
+            kernels.add_gathered(y_hat, per_row, rel.index)
+        for f in range(self.k):
+            kernels.add_half_square(y_hat, self.factor_q(f))
+        np.subtract(self.y, y_hat, out=self.e)
+
+    def factor_q(self, f: int) -> np.ndarray:
+        r""":math:`q_{f,i} = \sum_l x_{i,l} v_{l,f}` of every rating for factor ``f``:
+        the main block's sparse product plus every relation block's :math:`Q_{b,f}`
+        gathered through its index, in the one ``(N,)`` buffer ``self.q`` (overwritten;
+        the sweeps keep it up to date while factor ``f`` is updated). libFM keeps the
+        same one-factor cache: O(nnz of the main block + R N) per factor, about what the
+        sweep of the factor itself reads, instead of a ``(k, N)`` array."""
+        n0 = self.X.shape[1]
+        X = self.X
+        kernels.main_q(self.q, X.indptr, X.indices, X.data, self.Vt[f, :n0])
+        for rel in self.relations.values():
+            kernels.add_gathered(self.q, rel.Qt[f], rel.index)
+        return self.q
 
     # --- updates ---------------------------------------------------------------------
     def update_w(self, alpha: float, mu, lam, z, sample: bool) -> None:
@@ -291,12 +310,13 @@ class RelationalSweeper(CoordinateSweeper):
             np.ascontiguousarray(np.transpose(a), np.float64) for a in (mu, lam, z)
         ]
         for f in range(self.k):
+            q = self.factor_q(f)
             for j, parts in self.segments:
                 if j == 0:
                     for b in parts:
                         kernels.sweep_v_colour(
                             self.Vt[f],
-                            self.qt[f],
+                            q,
                             self.e,
                             *_loop_arrays(b),
                             float(alpha),
@@ -307,7 +327,7 @@ class RelationalSweeper(CoordinateSweeper):
                 rel = self.relations[j]
                 kernels.sweep_v(
                     self.Vt[f],
-                    self.qt[f],
+                    q,
                     self.e,
                     rel.Qt[f],
                     rel.index,
