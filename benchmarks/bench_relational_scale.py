@@ -96,6 +96,14 @@ def step_nnz(design, batch_size: int, n_batches: int = 50) -> dict:
     }
 
 
+def commit() -> str:
+    """The commit this worker's code is from (a star: with uncommitted changes)."""
+    root = Path(__file__).resolve().parent.parent
+    run = lambda *a: subprocess.run(a, cwd=root, text=True, capture_output=True).stdout
+    dirty = run("git", "status", "--porcelain", "--", "fmlib", "benchmarks/*.py")
+    return run("git", "rev-parse", "--short", "HEAD").strip() + ("*" if dirty else "")
+
+
 def worker(size: int, solver: str) -> dict:
     """Generate ``size`` ratings, train one epoch (sweep), report time and memory."""
     import fmlib
@@ -112,6 +120,7 @@ def worker(size: int, solver: str) -> dict:
     out = {
         "size": size,
         "solver": solver,
+        "commit": commit(),
         "users": design.blocks[0].data.shape[0],
         "columns": design.n_features,
         "mean_implicit": float(np.diff(design.blocks[0].data.indptr).mean()),

@@ -157,3 +157,32 @@ def test_bayesian_fm_on_the_design_equals_bayesian_fm_on_the_flat_matrix():
         np.testing.assert_allclose(
             runs[0].samples_[key], runs[1].samples_[key], rtol=1e-9, atol=1e-11
         )
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_colours_read_from_csr_equal_the_column_major_colours(seed):
+    """RelationalSweeper._colour builds a main-block colour from the CSR arrays; the
+    reference is CoordinateSweeper._block, which sorts a CSC copy of it by row."""
+    rng = np.random.default_rng(seed)
+    design = relational(rng, 40, unused_row=False)
+    N, n = design.shape
+    sweeper = RelationalSweeper(
+        design, rng.normal(size=N), 0.0, np.zeros(n), np.zeros((n, 2))
+    )
+    Xc = sp.csc_matrix(sweeper.X)
+    colours = [b for j, parts in sweeper.segments if j == 0 for b in parts]
+    assert len(colours) > 4
+    layouts = set()
+    for ours in colours:
+        ref = CoordinateSweeper._block(sweeper, Xc, ours.cols)
+        layouts.add((isinstance(ours.rows, slice), ours.x is None))
+        for name in ("cols", "seg", "counts"):
+            np.testing.assert_array_equal(getattr(ours, name), getattr(ref, name))
+        for name in ("rows", "x", "x_sq"):
+            a, b = getattr(ours, name), getattr(ref, name)
+            assert type(a) is type(b), name
+            if isinstance(a, np.ndarray):
+                np.testing.assert_array_equal(a, b)
+    # colours with one non-zero in every row and without; binary and real values
+    assert {a for a, _ in layouts} == {True, False}
+    assert {b for _, b in layouts} == {True, False}

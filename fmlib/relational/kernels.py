@@ -277,3 +277,46 @@ def add_half_square(y_hat, q):
     :math:`\tfrac12 \sum_f (\sum_r q_{r,f})^2` in Lemma 3.1 by blocks."""
     for i in range(q.size):
         y_hat[i] += 0.5 * q[i] * q[i]
+
+
+@_jit
+def colour_entries(indptr, indices, data, position):
+    r"""The non-zeros of one colour of the main block, in row order, read from its CSR
+    arrays (no column-major copy of the block).
+
+    Args:
+        indptr, indices, data: the main block, CSR.
+        position: ``(n0,)`` the place of every column in the colour's ``cols``, -1 for
+            columns outside it.
+
+    Returns:
+        ``(rows, seg, x, one_per_row, binary)``: non-zero ``p`` is ``x[p]`` in row
+        ``rows[p]`` and column ``cols[seg[p]]``; ``one_per_row`` when every row has
+        exactly one (``rows`` is then left empty: it would be ``0 .. N-1``),
+        ``binary`` when every value is 1 (``x`` is then left empty).
+    """
+    N = indptr.size - 1
+    count, one_per_row, binary = 0, True, True
+    for i in range(N):
+        hits = 0
+        for p in range(indptr[i], indptr[i + 1]):
+            if position[indices[p]] >= 0:
+                hits += 1
+                binary = binary and data[p] == 1.0
+        count += hits
+        one_per_row = one_per_row and hits == 1
+    rows = np.empty(0 if one_per_row else count, np.int64)
+    seg = np.empty(count, np.int32)
+    x = np.empty(0 if binary else count)
+    c = 0
+    for i in range(N):
+        for p in range(indptr[i], indptr[i + 1]):
+            s = position[indices[p]]
+            if s >= 0:
+                if not one_per_row:
+                    rows[c] = i
+                seg[c] = s
+                if not binary:
+                    x[c] = data[p]
+                c += 1
+    return rows, seg, x, one_per_row, binary
