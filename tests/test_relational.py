@@ -268,7 +268,7 @@ def test_one_sweep_equals_one_parameter_at_a_time_on_the_flat_matrix(sample, mai
         sweeper.e, y - fm_definition(flat, ref_w0, ref_w, ref_V), atol=1e-10
     )
     np.testing.assert_allclose(all_q(sweeper), flat @ ref_V, atol=1e-10)
-    sweeper.refresh(batch_size=7)  # and so does a refresh, in batches of ratings
+    sweeper.refresh()  # and so does a refresh from the parameters
     np.testing.assert_allclose(sweeper.e, y - fm_definition(flat, ref_w0, ref_w, ref_V),
                                atol=1e-10)
     np.testing.assert_allclose(all_q(sweeper), flat @ ref_V, atol=1e-10)

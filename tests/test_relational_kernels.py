@@ -125,7 +125,7 @@ def test_one_factor_q_and_the_half_squares_by_hand():
     v, Q = rng.normal(size=n0), rng.normal(size=M)
     index = rng.integers(0, M, N)
     q = np.full(N, np.nan)  # overwritten, not added to
-    kernels.main_q(q, X.indptr, X.indices, X.data, v)
+    kernels.csr_matvec(q, X.indptr, X.indices, X.data, v)
     expected = [sum(X[i, l] * v[l] for l in range(n0)) for i in range(N)]
     np.testing.assert_allclose(q, expected, rtol=1e-14, atol=1e-15)
     kernels.add_gathered(q, Q, index)
@@ -136,6 +136,16 @@ def test_one_factor_q_and_the_half_squares_by_hand():
     y_hat = y_hat0.copy()
     kernels.add_half_square(y_hat, q)
     np.testing.assert_allclose(y_hat, y_hat0 + q * q / 2, rtol=1e-14)
+    # the rows' own terms: linear minus half the within-row s, loops over the entries
+    w, V = rng.normal(size=n0), rng.normal(size=(n0, 3))
+    expected = [
+        sum(X[i, l] * w[l] - 0.5 * X[i, l] ** 2 * V[l] @ V[l] for l in range(n0))
+        for i in range(N)
+    ]
+    kernels.add_row_terms(y_hat, X.indptr, X.indices, X.data, w, np.sum(V**2, 1))
+    np.testing.assert_allclose(
+        y_hat, y_hat0 + q * q / 2 + expected, rtol=1e-13, atol=1e-14
+    )
 
 
 def test_gibbs_on_a_relation_block_samples_the_conjugate_posterior():

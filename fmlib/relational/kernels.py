@@ -93,26 +93,33 @@ def sweep_w(w, e, index, n_b, cols, indptr, rows, x, alpha, mu, lam, z, sample):
         alpha, mu, lam, z, sample: as in ``CoordinateSweeper.update_w``; ``mu, lam, z``
             of shape ``(n,)``.
     """
-    E = np.zeros(n_b.size)
+    # per block row, side by side: E_b, n_b and the change of its linear term
+    S = np.zeros((n_b.size, 3))
+    S[:, 1] = n_b
     for i in range(index.size):
-        E[index[i]] += e[i]
-    change = np.zeros(n_b.size)  # of every block row's linear term
+        S[index[i], 0] += e[i]
     for c in range(cols.size):
         l = cols[c]
         theta, h_e, h_sq = w[l], 0.0, 0.0
         for p in range(indptr[c], indptr[c + 1]):
             b = rows[p]
-            h_e += x[p] * E[b]
-            h_sq += x[p] * x[p] * n_b[b]
+            h_e += x[p] * S[b, 0]
+            h_sq += x[p] * x[p] * S[b, 1]
         new = draw(theta, h_e, h_sq, alpha, mu[l], lam[l], z[l], sample)
         for p in range(indptr[c], indptr[c + 1]):
             b = rows[p]
             dx = (new - theta) * x[p]
-            E[b] -= dx * n_b[b]
-            change[b] += dx
+            S[b, 0] -= dx * S[b, 1]
+            S[b, 2] += dx
         w[l] = new
     for i in range(index.size):
-        e[i] -= change[index[i]]
+        e[i] -= S[index[i], 2]
+
+
+# the per-row sums of sweep_v, side by side in one (M, 8) array: one block row's
+# numbers share a cache line, and the ratings' and the columns' loops reach the rows in
+# random order (at 10^5 block rows, eight separate arrays no longer fit the caches)
+_O, _O2, _E, _EO, _Q, _Q0, _A, _N = range(8)
 
 
 @_jit
@@ -129,40 +136,44 @@ def sweep_v(v, q, e, Q, index, n_b, cols, indptr, rows, x, alpha, mu, lam, z, sa
         alpha, mu, lam, z, sample: the prior and draws of factor :math:`f`, ``(n,)``.
     """
     M = n_b.size
-    O, O2, E, EO = np.zeros(M), np.zeros(M), np.zeros(M), np.zeros(M)
+    S = np.zeros((M, 8))  # O, O2, E, EO, Q, Q at the start, a, n of every block row
+    for b in range(M):
+        S[b, _Q] = Q[b]
+        S[b, _Q0] = Q[b]
+        S[b, _N] = n_b[b]
     for i in range(index.size):
         b = index[i]
-        o = q[i] - Q[b]  # the other blocks' part of q
-        O[b] += o
-        O2[b] += o * o
-        E[b] += e[i]
-        EO[b] += e[i] * o
-    Q_start = Q.copy()
+        o = q[i] - S[b, _Q]  # the other blocks' part of q
+        S[b, _O] += o
+        S[b, _O2] += o * o
+        S[b, _E] += e[i]
+        S[b, _EO] += e[i] * o
     # e_i moves by -dx (o_i + rho_b) at every change: a_b collects the dx rho_b
-    a = np.zeros(M)
     for c in range(cols.size):
         l = cols[c]
         theta, h_e, h_sq = v[l], 0.0, 0.0
         for p in range(indptr[c], indptr[c + 1]):
             b = rows[p]
-            rho = Q[b] - theta * x[p]
-            h_e += x[p] * (EO[b] + rho * E[b])
-            h_sq += x[p] * x[p] * ((O2[b] + rho * O[b]) + rho * (O[b] + rho * n_b[b]))
+            O, rho = S[b, _O], S[b, _Q] - theta * x[p]
+            h_e += x[p] * (S[b, _EO] + rho * S[b, _E])
+            h_sq += x[p] * x[p] * ((S[b, _O2] + rho * O) + rho * (O + rho * S[b, _N]))
         new = draw(theta, h_e, h_sq, alpha, mu[l], lam[l], z[l], sample)
         for p in range(indptr[c], indptr[c + 1]):
             b = rows[p]
-            rho = Q[b] - theta * x[p]
+            O, rho = S[b, _O], S[b, _Q] - theta * x[p]
             dx = (new - theta) * x[p]
-            E[b] -= dx * (O[b] + rho * n_b[b])
-            EO[b] -= dx * (O2[b] + rho * O[b])
-            Q[b] += dx
-            a[b] += dx * rho
+            S[b, _E] -= dx * (O + rho * S[b, _N])
+            S[b, _EO] -= dx * (S[b, _O2] + rho * O)
+            S[b, _Q] += dx
+            S[b, _A] += dx * rho
         v[l] = new
     for i in range(index.size):
         b = index[i]
-        dQ = Q[b] - Q_start[b]
-        e[i] -= a[b] + dQ * (q[i] - Q_start[b])
+        dQ = S[b, _Q] - S[b, _Q0]
+        e[i] -= S[b, _A] + dQ * (q[i] - S[b, _Q0])
         q[i] += dQ
+    for b in range(M):
+        Q[b] = S[b, _Q]
 
 
 @_jit
@@ -251,15 +262,29 @@ def sweep_v_colour(v, q, e, cols, rows, seg, x, x_sq, alpha, mu, lam, z, sample)
 
 
 @_jit
-def main_q(q, indptr, indices, data, v):
-    r""":math:`q_{f,i} = \sum_l x_{i,l} v_{l,f}` over the main block (CSR ``indptr,
-    indices, data``) for one factor: ``q`` overwritten, ``v`` the factor's column of
-    ``V`` over the main block's columns."""
-    for i in range(q.size):
+def csr_matvec(out, indptr, indices, data, v):
+    r"""``out = B @ v`` for a CSR matrix ``B`` (``indptr, indices, data``), in place:
+    for one factor, :math:`q_{f,i} = \sum_l x_{i,l} v_{l,f}` of the main block's rows,
+    or :math:`Q_{b,f}` of a relation block's."""
+    for i in range(out.size):
         total = 0.0
         for p in range(indptr[i], indptr[i + 1]):
             total += data[p] * v[indices[p]]
-        q[i] = total
+        out[i] = total
+
+
+@_jit
+def add_row_terms(out, indptr, indices, data, w, v_sq):
+    r""":math:`u_b \mathrel{+}= \sum_l B_{b,l}\big(w_l - \tfrac12 B_{b,l} \lVert
+    \mathbf v_l \rVert^2\big) = \ell_b - \tfrac12 \sum_f s_{b,f}` for every row of a
+    CSR block: the parts of :math:`\hat y` that need no other block (``v_sq`` holds
+    :math:`\lVert \mathbf v_l \rVert^2` of the block's columns)."""
+    for b in range(out.size):
+        total = 0.0
+        for p in range(indptr[b], indptr[b + 1]):
+            l = indices[p]
+            total += data[p] * (w[l] - 0.5 * data[p] * v_sq[l])
+        out[b] += total
 
 
 @_jit

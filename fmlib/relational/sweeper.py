@@ -55,7 +55,6 @@ import scipy.sparse as sp
 from ..coordinate import CoordinateSweeper, _Block, block_schedule, column_groups
 from . import kernels
 from .design import RelationalDesign
-from .prediction import block_terms
 
 
 class _Columns(NamedTuple):
@@ -240,7 +239,7 @@ class RelationalSweeper(CoordinateSweeper):
         )
 
     # --- state -----------------------------------------------------------------------
-    def refresh(self, batch_size: int = 65536) -> None:
+    def refresh(self) -> None:
         r"""Recompute :math:`Q` of every block and the residuals :math:`e_i` from the
         parameters, by the block split of :mod:`fmlib.relational.prediction` written as
 
@@ -249,32 +248,32 @@ class RelationalSweeper(CoordinateSweeper):
             \hat y_i = w_0 + \sum_r \big(\ell_r - \tfrac12 \textstyle\sum_f
             s_{r,f}\big) + \tfrac12 \sum_f \big(\textstyle\sum_r q_{r,f}\big)^2 :
 
-        the first sum per block row (the main block ``batch_size`` ratings at a time,
-        each relation block in batches of about ``batch_size`` non-zeros, so the
-        ``(batch, k)`` temporaries stay small for any N), gathered per rating; the
-        second factor by factor through :meth:`factor_q`. No ``(k, N)`` array is formed.
+        the first sum once per block row (:func:`fmlib.relational.kernels.add_row_terms`)
+        gathered per rating, the second factor by factor through :meth:`factor_q`.
+        Compiled passes over the non-zeros; no ``(N, k)`` or ``(k, N)`` array is formed.
         """
-        V = self.Vt.T
+        v_sq = np.sum(self.Vt * self.Vt, axis=0)  # |v_l|^2 of every column
         n0 = self.X.shape[1]
         if getattr(self, "e", None) is None:
             self.e, self.q = np.zeros(self.N), np.zeros(self.N)
         y_hat = self.e  # e holds y_hat until it is turned into y - y_hat, in place
         y_hat.fill(self.w0)
-        for start in range(0, self.N if n0 else 0, batch_size):
-            rows = slice(start, min(start + batch_size, self.N))
-            lin, q, within = block_terms(self.X[rows], self.w[:n0], V[:n0])
-            y_hat[rows] += lin + within - 0.5 * np.sum(q * q, axis=1)
+        X = self.X
+        kernels.add_row_terms(
+            y_hat, X.indptr, X.indices, X.data, self.w[:n0], v_sq[:n0]
+        )
         for rel in self.relations.values():
             cols = slice(rel.start, rel.start + rel.data.shape[1])
-            M = rel.data.shape[0]
-            per_row = np.empty(M)  # l_r - s_r / 2 of every block row
-            step = max(1, batch_size * M // max(rel.data.nnz, 1))  # ~batch_size nnz
-            for start in range(0, M, step):  # (B o B) is formed batch by batch
-                at = slice(start, min(start + step, M))
-                lin, q, within = block_terms(rel.data[at], self.w[cols], V[cols])
-                rel.Qt[:, at] = q.T
-                per_row[at] = lin + within - 0.5 * np.sum(q * q, axis=1)
+            B = rel.data
+            per_row = np.zeros(B.shape[0])
+            kernels.add_row_terms(
+                per_row, B.indptr, B.indices, B.data, self.w[cols], v_sq[cols]
+            )
             kernels.add_gathered(y_hat, per_row, rel.index)
+            for f in range(self.k):
+                kernels.csr_matvec(
+                    rel.Qt[f], B.indptr, B.indices, B.data, self.Vt[f, cols]
+                )
         for f in range(self.k):
             kernels.add_half_square(y_hat, self.factor_q(f))
         np.subtract(self.y, y_hat, out=self.e)
@@ -288,7 +287,7 @@ class RelationalSweeper(CoordinateSweeper):
         sweep of the factor itself reads, instead of a ``(k, N)`` array."""
         n0 = self.X.shape[1]
         X = self.X
-        kernels.main_q(self.q, X.indptr, X.indices, X.data, self.Vt[f, :n0])
+        kernels.csr_matvec(self.q, X.indptr, X.indices, X.data, self.Vt[f, :n0])
         for rel in self.relations.values():
             kernels.add_gathered(self.q, rel.Qt[f], rel.index)
         return self.q
