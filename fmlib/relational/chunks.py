@@ -50,7 +50,9 @@ class BlockChunks:
     Pass it as ``fmlib.fit(model, design, y, shuffle=BlockChunks("user", 16))`` with a
     :class:`fmlib.RelationalDesign` and ``solver="gradient"`` (``updates="dense"`` or
     ``"sparse"``); each epoch's order is :meth:`permutation`, cut into batches of
-    ``batch_size`` as with ``shuffle=True``.
+    ``batch_size`` as with ``shuffle=True``. The sweeps take no order:
+    ``fit(..., solver="als", shuffle=BlockChunks(...))`` is a ValueError, and
+    :class:`fmlib.BayesianFM` has no ``shuffle`` argument.
 
     Args:
         block: the name of a relation block of the design (``RelationBlock.name``,
