@@ -221,6 +221,14 @@ def test_unknown_block_lists_the_names():
         fmlib.fit(fm, design, y, shuffle=BlockChunks("users", 4))
     with pytest.raises(ValueError, match=message):
         BlockChunks("users", 4).permutation(design, np.random.default_rng(0))
+    with pytest.raises(
+        TypeError, match="`design` must be a fmlib.RelationalDesign; got " "csr_matrix"
+    ):
+        BlockChunks("user", 4).permutation(design.to_csr(), np.random.default_rng(0))
+    with pytest.raises(
+        TypeError, match="`rng` must be a numpy.random.Generator.*got int"
+    ):
+        BlockChunks("user", 4).permutation(design, 0)
     design.blocks[1].name = "user"
     with pytest.raises(ValueError, match="got 'user', more than one block"):
         fmlib.fit(fm, design, y, shuffle=BlockChunks("user", 4))

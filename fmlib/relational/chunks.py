@@ -84,6 +84,11 @@ class BlockChunks:
     def block_index(self, design: RelationalDesign) -> np.ndarray:
         """``index`` of the design's block named ``block``, or a ValueError listing the
         names."""
+        if not isinstance(design, RelationalDesign):
+            raise TypeError(
+                "`design` must be a fmlib.RelationalDesign; got "
+                f"{type(design).__name__}."
+            )
         names = [b.name for b in design.blocks]
         if names.count(self.block) != 1:
             problem = "no" if self.block not in names else "more than one"
@@ -109,6 +114,11 @@ class BlockChunks:
             ``(N,)`` int64, a permutation of ``range(N)``.
         """
         index = self.block_index(design)
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(
+                "`rng` must be a numpy.random.Generator (np.random.default_rng(seed)); "
+                f"got {type(rng).__name__}."
+            )
         n = index.size
         # the ratings grouped by row, each row's in random order
         shuffled = rng.permutation(n)
