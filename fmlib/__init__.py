@@ -22,6 +22,7 @@ from .synthetic import PlantedFM, SyntheticRatings, make_ratings
 from .synthetic_stream import RatingStream, stream_ratings
 from .toy import rendle_figure1, rendle_figure1_frame
 from .relational import RelationalDesign, RelationBlock, movielens_design
+from .relational import BlockChunks  # batches grouped by a block's rows
 from .training import TrainingDivergedError, evaluate, fit, train_step
 # scikit-learn estimators and libFM files (chapter "Using fmlib with scikit-learn and libFM files")
 from .interop import FMClassifier, FMRegressor, LibFMFormatError, load_libfm, save_libfm
@@ -113,4 +114,6 @@ __all__ = [
     "RelationalDesign",
     "RelationBlock",
     "movielens_design",
+    # minibatches grouped by a relation block's rows
+    "BlockChunks",
 ]

@@ -222,7 +222,10 @@ def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: st
         validation_data: ``(X_val, y_val)`` evaluated after every epoch.
         patience: stop when the validation loss has not improved for this many
             epochs, and restore the best weights (needs ``validation_data``).
-        shuffle: reshuffle the rows every epoch.
+        shuffle: reshuffle the rows every epoch. For a :class:`fmlib.RelationalDesign`
+            and ``solver="gradient"`` also a :class:`fmlib.BlockChunks`: batches
+            grouped by a relation block's rows, fewer distinct rows per step
+            (:mod:`fmlib.relational.chunks`).
         seed: seed of the shuffling, for reproducible runs.
         verbose: show a Keras progress bar per epoch with ``updates="dense"`` and print a
             line per epoch (off by default, so that notebook outputs are stable). The sparse
@@ -257,7 +260,8 @@ def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: st
     batch_size = check_int(batch_size, "batch_size")
     lambda_w = check_float(lambda_w, "lambda_w")
     lambda_v = check_float(lambda_v, "lambda_v")
-    shuffle, seed = check_bool(shuffle, "shuffle"), check_seed(seed)
+    from .relational.chunks import check_shuffle   # a bool, or BlockChunks for a design
+    shuffle, seed = check_shuffle(shuffle, X, solver), check_seed(seed)
     if patience is not None:
         patience = check_int(patience, "patience")
         if validation_data is None:

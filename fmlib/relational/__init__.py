@@ -4,11 +4,13 @@ sweeps, gradient training.
 Chapter "Beyond SGD: coordinate descent and MCMC", section "Relation blocks".
 """
 
+from .chunks import BlockChunks
 from .design import RelationalDesign, RelationBlock
 from .movielens import movielens_design
 from .prediction import predict, predict_tf
 
 __all__ = [
+    "BlockChunks",
     "RelationBlock",
     "RelationalDesign",
     "movielens_design",

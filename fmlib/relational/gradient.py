@@ -50,7 +50,9 @@ Whole chunks of batches (``fmlib.sparse_training.ROWS_PER_CALL`` ratings at most
 inside one compiled call. Batches are
 the same as the flat path's (the same permutation for the same seed), so the weights
 after an epoch equal those of :func:`fmlib.fit` on ``design.to_csr()`` to float
-rounding.
+rounding. ``shuffle=BlockChunks(block, size)`` (:mod:`fmlib.relational.chunks`)
+orders the ratings in chunks of one block row instead, so that a batch holds fewer
+distinct rows; the step is the same exact step.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ from ..losses import l2_loss, l2_penalty_unchecked, logistic_loss
 from ..pairwise import _lemma31, _products
 from ..sparse_training import ROWS_PER_CALL, sparse_optimizer
 from ..training import OPTIMIZERS, _unused_or_ours
+from .chunks import BlockChunks
 from .design import RelationalDesign
 
 
@@ -276,7 +279,7 @@ def relational_epochs(
     lambda_v: float,
     updates: str,
     regularization: str,
-    shuffle: bool,
+    shuffle: bool | BlockChunks,
     seed,
 ) -> Callable[[], float]:
     """Prepare gradient training on the blocks; returns ``epoch()`` (its mean loss).
@@ -321,11 +324,14 @@ def relational_epochs(
     empty = (np.zeros(1, np.int32), np.zeros(0, np.int32), np.zeros(0, np_dtype))
 
     def epoch() -> float:
-        order = rng.permutation(n) if shuffle else None
+        if isinstance(shuffle, BlockChunks):  # grouped by a block's rows
+            order = shuffle.permutation(design, rng)
+        else:
+            order = rng.permutation(n) if shuffle else None
         total = 0.0
         for s in range(0, n, rows_per_call):
             e = min(s + rows_per_call, n)
-            at = order[s:e] if shuffle else slice(s, e)
+            at = slice(s, e) if order is None else order[s:e]
             if has_main:
                 Xc = X[at]
                 row_of = np.repeat(np.arange(e - s, dtype=np.int32), np.diff(Xc.indptr))
