@@ -118,20 +118,26 @@ class SparseStep:
                                           adjoint_a=True)  # X_U^T [d Q | d]
         X_sq = tf.SparseTensor(X_U.indices, tf.square(X_U.values), X_U.dense_shape)
         g_V = G[:, :k] - V_U * tf.sparse.sparse_dense_matmul(X_sq, d[:, None], adjoint_a=True)
-        g_w = G[:, k]
-        if self.regularization != "global":
-            if self.regularization == "occurrence":   # c_u / |B| per row of the batch
-                share = 2 * tf.cast(counts, vals.dtype) / tf.cast(tf.size(yb), vals.dtype)
-            else:   # "present": once per batch
-                share = 2 * tf.ones_like(w_U)
-            g_w += lambda_w * share * w_U
-            g_V += lambda_v * share[:, None] * V_U
-        else:   # exact decay of every row (plain SGD only)
-            lr = self.opt.learning_rate
-            model.w.assign(model.w * (1 - 2 * lr * lambda_w))
-            model.V.assign(model.V * (1 - 2 * lr * lambda_v))
+        g_w, g_V = self.penalized(G[:, k], g_V, w_U, V_U, counts, tf.size(yb), lambda_w,
+                                  lambda_v)
         self.opt.apply([tf.reduce_sum(d)], U, [g_w, g_V])
         return loss
+
+    def penalized(self, g_w, g_V, w_U, V_U, counts, batch, lambda_w, lambda_v):
+        r"""The data gradient of the rows ``U`` plus the penalty's: the occurrence
+        penalty's :math:`2\lambda\, c_u \theta_u / |B|` (``counts`` :math:`c_u`, the rows of
+        the batch holding feature :math:`u`), the present penalty's :math:`2\lambda\theta_u`;
+        with ``"global"`` (plain SGD) every row of ``w`` and ``V`` decays exactly instead."""
+        if self.regularization != "global":
+            if self.regularization == "occurrence":   # c_u / |B| per row of the batch
+                share = 2 * tf.cast(counts, w_U.dtype) / tf.cast(batch, w_U.dtype)
+            else:   # "present": once per batch
+                share = 2 * tf.ones_like(w_U)
+            return g_w + lambda_w * share * w_U, g_V + lambda_v * share[:, None] * V_U
+        model, lr = self.model, self.opt.learning_rate
+        model.w.assign(model.w * (1 - 2 * lr * lambda_w))
+        model.V.assign(model.V * (1 - 2 * lr * lambda_v))
+        return g_w, g_V
 
 
 class CSREpoch:

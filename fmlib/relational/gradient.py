@@ -66,7 +66,7 @@ import tensorflow as tf
 from .._inputs import check_float
 from ..losses import l2_loss, l2_penalty_unchecked, logistic_loss
 from ..pairwise import _lemma31, _products
-from ..sparse_training import ROWS_PER_CALL, sparse_optimizer
+from ..sparse_training import ROWS_PER_CALL, SparseStep, sparse_optimizer
 from ..training import OPTIMIZERS, _unused_or_ours
 from .chunks import BlockChunks
 from .design import RelationalDesign
@@ -162,40 +162,57 @@ class DenseUpdate:
         return data_loss
 
 
-class SparseUpdate:
-    """One row-sparse step with a lazy optimizer, as
-    :class:`fmlib.sparse_training.SparseStep` on the flat batch: the gradient of the
-    rows ``F``; the occurrence or present penalty, or (SGD) the exact global decay.
-    """
+class SparseUpdate(SparseStep):
+    r"""One row-sparse step with a lazy optimizer, as
+    :class:`fmlib.sparse_training.SparseStep` on the flat batch (same slope, penalty and
+    update), with the gradient of :eq:`eq-block-batch` written out. With :math:`d_i` the
+    loss's slope in :math:`\hat y_i` and :math:`\mathbf Q_i = \sum_r \mathbf
+    q_r(\phi_r(i))`, a row :math:`z` of :math:`\mathbf Z` read by the ratings
+    :math:`\{(i, r): \phi_r(i) = z\}` gets
 
-    def __init__(self, model, opt, task: str, regularization: str):
-        self.model, self.opt, self.regularization = model, opt, regularization
-        self.loss_fn = l2_loss if task == "regression" else logistic_loss
+    .. math::
+
+        D_z = \sum_{\phi_r(i) = z} d_i, \qquad
+        \mathbf P_z = \sum_{\phi_r(i) = z} d_i \mathbf Q_i
+
+    (the across-block term gives :math:`d_i(\mathbf Q_i - \mathbf q_z)`, the within-block
+    term :math:`d_i \mathbf q_z`), and then, as eq. (4) summed over the rows of
+    :math:`\mathbf Z`,
+
+    .. math::
+
+        \mathbf g_{w_F} = \mathbf Z^\top \mathbf D, \qquad
+        \mathbf g_{V_F} = \mathbf Z^\top \mathbf P
+            - \mathbf V_F \circ \big((\mathbf Z \circ \mathbf Z)^\top \mathbf D\big),
+        \qquad g_{w_0} = \textstyle\sum_i d_i .
+    """
 
     def __call__(self, F, col, Z, gathers, weight, yb, lambda_w, lambda_v):
         model = self.model
+        k = model.V.shape[1]
         w_F, V_F = tf.gather(model.w, F), tf.gather(model.V, F)
-        with tf.GradientTape() as tape:
-            tape.watch([w_F, V_F])
-            data_loss = self.loss_fn(yb, block_scores(model.w0, w_F, V_F, Z, gathers))
-            objective = data_loss
-            if self.regularization != "global":
-                if self.regularization == "occurrence":   # occurrences per rating
-                    share = tf.math.unsorted_segment_sum(weight, col, tf.size(F))
-                    share = share / tf.cast(tf.shape(yb)[0], weight.dtype)
-                else:   # "present": once per batch
-                    share = tf.ones_like(w_F)
-                penalty = lambda_w * tf.square(w_F) + lambda_v * tf.reduce_sum(
-                    tf.square(V_F), axis=1
-                )
-                objective += tf.reduce_sum(share * penalty)
-        g_w0, g_w, g_V = tape.gradient(objective, [model.w0, w_F, V_F])
-        if self.regularization == "global":  # exact decay of every row (plain SGD only)
-            lr = self.opt.learning_rate
-            model.w.assign(model.w * (1 - 2 * lr * lambda_w))
-            model.V.assign(model.V * (1 - 2 * lr * lambda_v))
-        self.opt.apply([g_w0], F, [g_w, g_V])
-        return data_loss
+        ZA, s = _products(Z, tf.concat([V_F, w_F[:, None]], axis=1), V_F)
+        q = ZA[:, :k]  # q_r of every row of Z
+        t = ZA[:, k] + _lemma31(q, s)  # linear + within-block term of every row
+        q_at = [tf.gather(q, at) for at in gathers]
+        Q = tf.add_n(q_at)
+        y_hat = model.w0 + tf.add_n([tf.gather(t, at) for at in gathers])
+        loss, d = self.loss_and_slope(yb, y_hat + _lemma31(Q, tf.add_n([a * a for a in q_at])))
+        dQd = tf.concat([d[:, None] * Q, d[:, None]], axis=1)  # [d Q | d] per rating
+        PD = tf.math.unsorted_segment_sum(  # [P | D] per row of Z
+            tf.tile(dQd, [len(gathers), 1]), tf.concat(gathers, 0), Z.dense_shape[0]
+        )
+        G = tf.sparse.sparse_dense_matmul(Z, PD, adjoint_a=True)  # Z^T [P | D]
+        Z_sq = tf.SparseTensor(Z.indices, tf.square(Z.values), Z.dense_shape)
+        g_V = G[:, :k] - V_F * tf.sparse.sparse_dense_matmul(
+            Z_sq, PD[:, k:], adjoint_a=True
+        )
+        counts = tf.math.unsorted_segment_sum(weight, col, tf.size(F))  # occurrences
+        g_w, g_V = self.penalized(
+            G[:, k], g_V, w_F, V_F, counts, tf.size(yb), lambda_w, lambda_v
+        )
+        self.opt.apply([tf.reduce_sum(d)], F, [g_w, g_V])
+        return loss
 
 
 class ChunkEpoch:
