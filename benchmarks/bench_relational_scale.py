@@ -6,7 +6,8 @@ Two parts, each under about 10 minutes on the 2-core machine:
   (``fmlib.relational.synthetic.make_relational_ratings``: main block user + item
   one-hot, user block = the items the user rated scaled by 1/sqrt(|N(u)|), about 60
   items per user on average) at 10^5, 10^6 and 10^7 ratings. For each size and solver
-  (SGD and Adam through ``fmlib.fit(updates="sparse")`` on the blocks, and one
+  (SGD and Adam through ``fmlib.fit(updates="sparse")`` on the blocks, Adam also with
+  batches in chunks of 16 ratings of one user, ``fmlib.BlockChunks``, and one
   ``fmlib.BayesianFM`` Gibbs sweep on the blocks) one fresh subprocess generates the
   data, trains (3 epochs; 2 sweeps; the sampler also on the training ratings ordered
   by user, "mcmc-by-user"), and reports the epoch (sweep) time, the peak
@@ -57,11 +58,14 @@ EPOCHS = 3  # per size; the median epoch is reported
 GRADIENT = {  # solver -> fit arguments (row-sparse steps, occurrence penalty)
     "sgd": dict(optimizer="sgd", lr=0.5, lambda_w=1e-4, lambda_v=1e-4),
     "adam": dict(optimizer="adam", lr=0.01, lambda_w=1e-4, lambda_v=1e-4),
+    "adam-chunks": dict(optimizer="adam", lr=0.01, lambda_w=1e-4, lambda_v=1e-4),
 }
+# solver -> fmlib.BlockChunks arguments: batches in chunks of one user's ratings
+CHUNKS = {"adam-chunks": ("user", 16)}
 ADDRESS_SPACE_CAP = 7 * 2**30  # per worker: TF maps ~1 GiB more than it uses
 # "mcmc-by-user": the same sampler on the training ratings ordered by user, as rating
 # files usually are (MovieLens's are); "mcmc" keeps the generator's random order
-SOLVERS = ("sgd", "adam", "mcmc", "mcmc-by-user")
+SOLVERS = ("sgd", "adam", "adam-chunks", "mcmc", "mcmc-by-user")
 ML_BATCHES = (256, 1024, 4096, 16384)
 ML_EPOCHS = 3  # the first includes tracing: the median of the others is reported
 
@@ -79,10 +83,15 @@ def rmse(y_hat, y) -> float:
 
 
 # --- scale: one subprocess per (size, solver) --------------------------------------
-def step_nnz(design, batch_size: int, n_batches: int = 50) -> dict:
+def step_nnz(design, batch_size: int, chunks=None, n_batches: int = 50) -> dict:
     """Mean distinct users per batch and the non-zeros a step reads, flat / on blocks,
-    over the first batches of a random permutation (what a step's cost follows)."""
-    order = np.random.default_rng(SEED).permutation(design.n_rows)
+    over the first batches of a random permutation, or of ``chunks``'s order (a
+    ``fmlib.BlockChunks``): what a step's cost follows."""
+    rng = np.random.default_rng(SEED)
+    if chunks is None:
+        order = rng.permutation(design.n_rows)
+    else:
+        order = chunks.permutation(design, rng)
     block = design.blocks[0]
     sizes = np.diff(block.data.indptr)
     users, flat, blocks = [], 0, 0
@@ -131,7 +140,8 @@ def worker(size: int, solver: str) -> dict:
         "nnz_flat": design.flat_nnz,
         "generate_seconds": generate,
     }
-    out.update(step_nnz(design, SCALE_BATCH))
+    chunks = fmlib.BlockChunks(*CHUNKS[solver]) if solver in CHUNKS else None
+    out.update(step_nnz(design, SCALE_BATCH, chunks))
     if solver == "mcmc-by-user":  # one copy of the training ratings, as the slice is
         order = np.argsort(design.blocks[0].index[:-held], kind="stable")
         train, y_train = design[order], y_train[order]
@@ -165,6 +175,8 @@ def worker(size: int, solver: str) -> dict:
         fm = fmlib.FactorizationMachine(train.n_features, k=K, seed=SEED, init_std=0.1)
         fm.w0.assign(float(y_train.mean()))
         kwargs = dict(GRADIENT[solver], batch_size=SCALE_BATCH, updates="sparse")
+        if chunks is not None:
+            kwargs["shuffle"] = chunks
         fmlib.fit(
             fm,
             train[: 2 * SCALE_BATCH],
@@ -230,6 +242,7 @@ def run_scale(sizes, solvers, earlier: list) -> dict:
         "address_space_cap_gib": ADDRESS_SPACE_CAP / 2**30,
         "batch_size": SCALE_BATCH,
         "gradient": GRADIENT,
+        "chunks": {name: list(args) for name, args in CHUNKS.items()},
         "runs": runs,
         "slope_log_seconds_vs_log_ratings": slopes,
         "slope_between_the_two_largest_sizes": last,
