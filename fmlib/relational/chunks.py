@@ -120,18 +120,25 @@ class BlockChunks:
                 f"got {type(rng).__name__}."
             )
         n = index.size
-        # the ratings grouped by row, each row's in random order
+        # the ratings grouped by row, each row's in random order (temporaries of N
+        # integers are freed as soon as they are used: at 10^7 ratings each is 76 MiB)
         shuffled = rng.permutation(n)
         by_row = shuffled[np.argsort(index[shuffled], kind="stable")]
+        del shuffled
         counts = np.bincount(index)  # ratings per row
         starts = np.cumsum(counts) - counts  # first position of each row in by_row
-        rows = index[by_row]
-        position = np.arange(n) - starts[rows]  # 0.. within the row
         chunks_per_row = -(-counts // self.size)
         first_chunk = np.cumsum(chunks_per_row) - chunks_per_row
-        chunk = first_chunk[rows] + position // self.size  # global chunk of each rating
+        rows = index[by_row]
+        chunk = np.arange(n)
+        chunk -= starts[rows]  # position within the row: 0, 1, ...
+        chunk //= self.size
+        chunk += first_chunk[rows]  # the global chunk of each rating
+        del rows
         rank = rng.permutation(int(chunks_per_row.sum()))  # where each chunk goes
-        return by_row[np.argsort(rank[chunk], kind="stable")]
+        place = rank[chunk]
+        del chunk
+        return by_row[np.argsort(place, kind="stable")]
 
 
 def check_shuffle(shuffle: Any, X: Any, solver: str) -> bool | BlockChunks:
