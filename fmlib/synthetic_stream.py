@@ -127,6 +127,10 @@ class RatingStream:
                 f"n_features={self.n_features})")
 
 
+# the arguments of make_ratings that shape the planted FM and that stream_ratings passes on
+PLANTED = ("global_bias", "bias_std", "factor_std", "max_genres_per_item")
+
+
 def stream_ratings(n_users: int, n_items: int, n_ratings: int, *, chunk_size: int = 1_000_000,
                    k: int = 4, n_age_groups: int = 0, n_genres: int = 0,
                    popularity_skew: float = 0.8, activity_skew: float = 0.8, noise: float = 0.3,
@@ -150,6 +154,10 @@ def stream_ratings(n_users: int, n_items: int, n_ratings: int, *, chunk_size: in
     """
     n_ratings = check_int(n_ratings, "n_ratings")
     chunk_size = check_int(chunk_size, "chunk_size")
+    unknown = sorted(set(planted) - set(PLANTED))
+    if unknown:
+        raise TypeError(f"stream_ratings() got unexpected keyword argument(s) {unknown}; the "
+                        f"planted FM's further arguments are {list(PLANTED)}.")
     # the planted model, side features and argument checks of make_ratings (one rating drawn)
     base = make_ratings(n_users, n_items, n_ratings=1, k=k, n_age_groups=n_age_groups,
                         n_genres=n_genres, popularity_skew=popularity_skew,

@@ -92,3 +92,20 @@ def test_bad_arguments_are_named():
         fmlib.stream_ratings(10, 10, n_ratings=1.5)
     with pytest.raises(ValueError, match="`c` must be < n_chunks"):
         small_stream().chunk(3)
+
+
+def test_unknown_planted_arguments_are_named_by_stream_ratings():
+    with pytest.raises(TypeError, match=r"stream_ratings\(\).*\['factorstd'\].*factor_std"):
+        fmlib.stream_ratings(10, 10, n_ratings=5, factorstd=0.1)
+    with pytest.raises(TypeError, match=r"stream_ratings\(\).*\['density'\]"):
+        fmlib.stream_ratings(10, 10, n_ratings=5, density=0.5)  # n_ratings says it
+
+
+def test_planted_arguments_reach_the_planted_fm():
+    stream = fmlib.stream_ratings(30, 20, n_ratings=10, k=2, factor_std=0.05, bias_std=0.0,
+                                  global_bias=2.0, seed=1)
+    data = fmlib.make_ratings(30, 20, n_ratings=10, k=2, factor_std=0.05, bias_std=0.0,
+                              global_bias=2.0, seed=1)
+    assert stream.truth.w0 == data.truth.w0 == 2.0
+    np.testing.assert_array_equal(stream.truth.V.to_numpy(), data.truth.V.to_numpy())
+    assert np.all(stream.truth.w.to_numpy() == 0.0)  # bias_std = 0
