@@ -207,7 +207,9 @@ class SparseUpdate(SparseStep):
         g_V = G[:, :k] - V_F * tf.sparse.sparse_dense_matmul(
             Z_sq, PD[:, k:], adjoint_a=True
         )
-        counts = tf.math.unsorted_segment_sum(weight, col, tf.size(F))  # occurrences
+        counts = None  # occurrences of every feature, for the occurrence penalty only
+        if self.regularization == "occurrence":
+            counts = tf.math.unsorted_segment_sum(weight, col, tf.size(F))
         g_w, g_V = self.penalized(
             G[:, k], g_V, w_F, V_F, counts, tf.size(yb), lambda_w, lambda_v
         )
