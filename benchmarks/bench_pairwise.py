@@ -24,7 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from fmlib.pairwise import _pairwise_fast_unchecked, pairwise_naive  # noqa: E402
+from fmlib.model.pairwise import pairwise_fast_unchecked, pairwise_naive  # noqa: E402
 
 SIZES = [16, 32, 64, 128, 256, 512, 1024, 2048, 4096]
 K = 8
@@ -47,7 +47,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
     naive = tf.function(pairwise_naive)
-    fast = tf.function(_pairwise_fast_unchecked)
+    fast = tf.function(pairwise_fast_unchecked)
     rng = np.random.default_rng(0)
     rows = []
     print(f"{'n':>6} {'naive us/row':>13} {'fast us/row':>12} {'speed-up':>9}")

@@ -44,8 +44,8 @@ import scipy.sparse as sp  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import fmlib  # noqa: E402
-from fmlib import coordinate  # noqa: E402
-from fmlib.relational import sweeper as relational_sweeper  # noqa: E402
+from fmlib.solvers import coordinate  # noqa: E402
+from fmlib.solvers import sweeper as relational_sweeper  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = Path(__file__).parent / "results" / "relational.json"
@@ -117,7 +117,7 @@ def als_sweep_seconds(X, y, groups, sweeps: int) -> dict[str, float]:
     )
     fm.w0.assign(y.mean())
     stamps = []
-    original = fmlib.als.als_sweeps
+    original = fmlib.solvers.als.als_sweeps
 
     def timed_sweeps(*args, **kwargs):
         sweep = original(*args, **kwargs)

@@ -107,7 +107,7 @@ def step_reads(design, order, batch_size: int) -> dict:
 
 
 class Clock:
-    """Stands in for ``time`` in ``fmlib.training``, whose epoch loop reads
+    """Stands in for ``time`` in ``fmlib.solvers.fit``, whose epoch loop reads
     ``perf_counter()`` once before and once after every epoch: returns the wall clock
     and keeps ``(wall, CPU of this process)`` at each call, so that an epoch has both
     (the CPU time counts what the process itself spends, less disturbed by other work

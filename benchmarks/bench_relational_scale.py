@@ -3,7 +3,7 @@
 Two parts, each under about 10 minutes on the 2-core machine:
 
 * ``--part scale``: synthetic ratings with a per-user implicit block
-  (``fmlib.relational.synthetic.make_relational_ratings``: main block user + item
+  (``fmlib.data.relational_synthetic.make_relational_ratings``: main block user + item
   one-hot, user block = the items the user rated scaled by 1/sqrt(|N(u)|), about 60
   items per user on average) at 10^5, 10^6 and 10^7 ratings. For each size and solver
   (SGD and Adam through ``fmlib.fit(updates="sparse")`` on the blocks, Adam also with
@@ -119,7 +119,7 @@ def commit() -> str:
 def worker(size: int, solver: str) -> dict:
     """Generate ``size`` ratings, train one epoch (sweep), report time and memory."""
     import fmlib
-    from fmlib.relational.synthetic import make_relational_ratings
+    from fmlib.data.relational_synthetic import make_relational_ratings
 
     rss_import = peak_rss_mib("VmRSS")
     start = time.perf_counter()
@@ -161,7 +161,7 @@ def worker(size: int, solver: str) -> dict:
         cpu = time.process_time() - cpu
         out["test_rmse"] = rmse(bfm.predict(test), y_test)
         out["peak_rss_mib"] = peak_rss_mib()  # before the set-up is timed alone
-        from fmlib.relational.sweeper import make_sweeper
+        from fmlib.solvers.sweeper import make_sweeper
 
         n = train.n_features
         start = time.perf_counter()  # schedule, state and first refresh, as in fit

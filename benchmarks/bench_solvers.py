@@ -74,7 +74,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import fmlib  # noqa: E402
-from fmlib import coordinate  # noqa: E402
+from fmlib.solvers import coordinate  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "book" / "tuning"))

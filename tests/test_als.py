@@ -6,7 +6,7 @@ import scipy.sparse as sp
 import tensorflow as tf
 
 import fmlib
-from fmlib.coordinate import block_schedule
+from fmlib.solvers.coordinate import block_schedule
 from reference import fm_definition, fm_gradient, planted_fm, reference_sweep
 
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from fmlib.coordinate import CoordinateSweeper, block_schedule, column_groups
+from fmlib.solvers.coordinate import CoordinateSweeper, block_schedule
+from fmlib.validation import column_groups
 from reference import fm_definition, reference_sweep
 
 

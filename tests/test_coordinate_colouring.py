@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from fmlib.coordinate import _distinct_rows, _greedy_colouring, block_schedule
+from fmlib.solvers.coordinate import _distinct_rows, _greedy_colouring, block_schedule
 
 
 # --- the reference: the former implementation ------------------------------------

@@ -103,15 +103,15 @@ def test_implicit_sqrt_scaling_is_svdpp_normalisation():
 
 
 def test_block_stacking_matches_scipy_hstack():
-    from fmlib.encoding import _hstack_csr
+    from fmlib.data.design import hstack_csr
     rng = np.random.default_rng(0)
     blocks = [sp.random(300, width, density=density, format="csr", random_state=rng)
               for width, density in [(5, 0.3), (1, 0.5), (40, 0.02), (7, 0.0), (64, 0.2)]]
-    X = _hstack_csr(blocks, 300)
+    X = hstack_csr(blocks, 300)
     reference = sp.hstack(blocks, format="csr")
     assert X.shape == reference.shape and X.has_canonical_format
     np.testing.assert_array_equal(X.toarray(), reference.toarray())
-    assert _hstack_csr([], 4).shape == (4, 0)
+    assert hstack_csr([], 4).shape == (4, 0)
 
 
 def test_implicit_items_is_the_users_who_rated_the_item():

@@ -13,8 +13,8 @@ from scipy.special import ndtr
 from scipy.stats import norm
 
 import fmlib
-from fmlib.coordinate import CoordinateSweeper, block_schedule
-from fmlib.mcmc import (A0, A_LAMBDA, B0, B_LAMBDA, GAMMA0, MU0, draw_alpha,
+from fmlib.solvers.coordinate import CoordinateSweeper, block_schedule
+from fmlib.solvers.mcmc import (A0, A_LAMBDA, B0, B_LAMBDA, GAMMA0, MU0, draw_alpha,
                         draw_latent_targets, draw_normal_gamma)
 from reference import planted_fm
 

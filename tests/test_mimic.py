@@ -1,4 +1,4 @@
-"""fmlib.mimic: the FM on the right features *is* biased MF, SVD++, PITF and FPMC.
+"""fmlib.claims.mimic: the FM on the right features *is* biased MF, SVD++, PITF and FPMC.
 
 Every reference below is the other model's own equation, written as a plain loop over rows
 (Koren 2008 for SVD++, Rendle & Schmidt-Thieme 2010 for PITF, Rendle et al. 2010 for FPMC),
@@ -11,7 +11,7 @@ import scipy.sparse as sp
 import tensorflow as tf
 
 import fmlib
-from fmlib import mimic
+from fmlib.claims import mimic
 from reference import fm_loop
 
 NU, NI, NT, K = 5, 7, 4, 3

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import fmlib
-from fmlib import movielens as ml_module
+from fmlib.data import movielens as ml_module
 
 # ---------------------------------------------------------------- the real data set
 

@@ -1,4 +1,4 @@
-"""fmlib.poly2: the explicit degree-2 polynomial model, against the closed-form ridge solution.
+"""fmlib.claims.poly2: the explicit degree-2 polynomial model, against the closed-form ridge solution.
 
 The claim of Rendle (2010), Sec. IV-B: a pair of features never observed together gets the
 weight w_ij = 0 exactly, because no data term of the objective contains it (the normal
@@ -10,7 +10,7 @@ import pytest
 import scipy.sparse as sp
 from scipy.sparse.linalg import lsqr
 
-from fmlib.poly2 import Poly2Regression, pair_index, poly2_expand
+from fmlib.claims.poly2 import Poly2Regression, pair_index, poly2_expand
 
 
 def _expand_loop(X):

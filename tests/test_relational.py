@@ -8,15 +8,11 @@ import scipy.sparse as sp
 import tensorflow as tf
 
 import fmlib
-from fmlib.coordinate import CoordinateSweeper, block_schedule
-from fmlib.relational import (
-    RelationalDesign,
-    RelationBlock,
-    movielens_design,
-    predict,
-    predict_tf,
-)
-from fmlib.relational.sweeper import RelationalSweeper, relational_schedule
+from fmlib.solvers.coordinate import CoordinateSweeper, block_schedule
+from fmlib.data.design import RelationalDesign, RelationBlock
+from fmlib.data.movielens_design import movielens_design
+from fmlib.data.design_predict import predict, predict_tf
+from fmlib.solvers.sweeper import RelationalSweeper, relational_schedule
 from reference import fm_definition, fm_gradient, reference_sweep
 
 K = 3

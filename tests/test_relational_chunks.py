@@ -1,4 +1,4 @@
-"""Minibatches grouped by a block's rows (fmlib.relational.chunks): the order against
+"""Minibatches grouped by a block's rows (fmlib.data.chunks): the order against
 its definition checked in plain Python, its randomness against uniform laws, the
 distinct rows per batch against the expected count, training against fit on the flat
 matrix in the same order, and the errors."""
@@ -11,7 +11,7 @@ from scipy import stats
 
 import fmlib
 from fmlib import BlockChunks
-from fmlib.relational import RelationalDesign, RelationBlock
+from fmlib.data.design import RelationalDesign, RelationBlock
 
 
 def make_design(n_users=7, seed=0, main=True):

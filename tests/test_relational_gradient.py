@@ -1,4 +1,4 @@
-"""Gradient training on relation blocks (fmlib.relational.gradient): predictions against
+"""Gradient training on relation blocks (fmlib.learning.relational): predictions against
 eq. (1) on the flat rows built by hand, one step's gradient against eq. (4) in numpy,
 and whole epochs against fit on the flat matrix with the same batches."""
 
@@ -9,8 +9,8 @@ import scipy.sparse as sp
 import tensorflow as tf
 
 import fmlib
-from fmlib.relational import RelationalDesign, RelationBlock
-from fmlib.relational.gradient import BatchRows, block_scores
+from fmlib.data.design import RelationalDesign, RelationBlock
+from fmlib.learning.relational import BatchRows, block_scores
 from reference import fm_definition, fm_gradient
 
 

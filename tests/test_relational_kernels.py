@@ -1,12 +1,13 @@
-"""The compiled loops of fmlib.relational.kernels, against numpy loops over the ratings
+"""The compiled loops of fmlib.solvers.kernels, against numpy loops over the ratings
 (one parameter at a time, no cached sums), hand values and a known posterior."""
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from fmlib.relational import RelationalDesign, RelationBlock, kernels
-from fmlib.relational.sweeper import RelationalSweeper
+from fmlib.data.design import RelationalDesign, RelationBlock
+from fmlib.solvers import kernels
+from fmlib.solvers.sweeper import RelationalSweeper
 
 
 def block_case(seed=0, n_rows=40, M=6, n_B=7, k=3, offset=2):
@@ -42,7 +43,7 @@ def csc_columns(B, cols, order):
 
 
 def reference_draw(theta, h, e, alpha, mu, lam, z, sample):
-    """Module docstring of fmlib.coordinate, from the per-rating h and e."""
+    """Module docstring of fmlib.solvers.coordinate, from the per-rating h and e."""
     prec = alpha * h @ h + lam
     if prec <= 0:
         return theta

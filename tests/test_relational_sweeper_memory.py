@@ -14,10 +14,10 @@ import pytest
 import scipy.sparse as sp
 
 import fmlib
-from fmlib.coordinate import CoordinateSweeper, block_schedule
-from fmlib.relational import RelationalDesign, RelationBlock
-from fmlib.relational import kernels
-from fmlib.relational.sweeper import RelationalSweeper, _loop_arrays
+from fmlib.solvers.coordinate import CoordinateSweeper, block_schedule
+from fmlib.data.design import RelationalDesign, RelationBlock
+from fmlib.solvers import kernels
+from fmlib.solvers.sweeper import RelationalSweeper, _loop_arrays
 
 
 def main_block(rng, n_rows):

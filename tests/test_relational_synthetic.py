@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from fmlib.relational.synthetic import make_relational_ratings
+from fmlib.data.relational_synthetic import make_relational_ratings
 from reference import fm_definition
 
 

@@ -124,7 +124,7 @@ def test_an_epoch_split_into_several_compiled_calls_is_the_same_epoch(monkeypatc
     """Large data is trained a few batches per compiled call, the next call's rows gathered on
     a second thread: with 4 rows per call (3 calls of one batch) the steps still equal the
     numpy reference, and a shuffled epoch equals the one-call epoch with the same seed."""
-    import fmlib.sparse_training as st
+    import fmlib.learning.sparse as st
 
     X, y = sparse_problem(seed=6)
     fm = fmlib.FactorizationMachine(9, k=3, seed=1, init_std=0.3, dtype=tf.float64)
@@ -151,7 +151,7 @@ def test_rows_of_equal_length_shuffle_like_the_reference():
     """One-hot rows (two non-zeros each) take the fast shuffle; one shuffled epoch equals the
     numpy reference run on the rows in the order numpy.random.default_rng(seed) permutes
     them, with several compiled calls as well as one."""
-    import fmlib.sparse_training as st
+    import fmlib.learning.sparse as st
 
     rng = np.random.default_rng(8)
     n_rows, n = 24, 10

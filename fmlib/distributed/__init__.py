@@ -11,13 +11,13 @@ Both trainers train a :class:`fmlib.FactorizationMachine` created under
 ``strategy.scope()``, with the forward pass of :mod:`fmlib.distributed.lookup` (pull the
 rows a batch touches, Lemma 3.1). Chapter "Training on several machines".
 """
-from .evaluation import evaluate_files
-from .launcher import ClusterError, launch
-from .lookup import Batch, fm_score_rows, pull_rows, score_pulled
-from .ps import sharded_shapes, train_parameter_server
-from .records import parse_batch, read_batches, synthetic_split, write_examples
-from .run import run_local
-from .sync import train_multi_worker
+from fmlib.distributed.evaluation import evaluate_files
+from fmlib.distributed.launcher import ClusterError, launch
+from fmlib.distributed.lookup import Batch, fm_score_rows, pull_rows, score_pulled
+from fmlib.distributed.ps import sharded_shapes, train_parameter_server
+from fmlib.distributed.records import parse_batch, read_batches, synthetic_split, write_examples
+from fmlib.distributed.run import run_local
+from fmlib.distributed.sync import train_multi_worker
 
 __all__ = [
     "Batch",

@@ -15,7 +15,7 @@ import tempfile
 
 
 def parser() -> argparse.ArgumentParser:
-    from .task import training_parser
+    from fmlib.distributed.task import training_parser
 
     p = argparse.ArgumentParser(prog="python -m fmlib.distributed", description=__doc__,
                                 parents=[training_parser()])
@@ -38,12 +38,12 @@ def _terminate(signum, frame):
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
-    from .launcher import ClusterError, launch
-    from .run import run_local
+    from fmlib.distributed.launcher import ClusterError, launch
+    from fmlib.distributed.run import run_local
 
     try:
         if args.train is None:
-            from .records import synthetic_split
+            from fmlib.distributed.records import synthetic_split
 
             X, y, Xt, yt = synthetic_split(args.users, args.items, args.ratings,
                                            seed=args.seed)
@@ -59,7 +59,7 @@ def main(argv=None) -> int:
             if args.n_features is None:
                 print("error: --train needs --n-features", file=sys.stderr)
                 return 2
-            from .evaluation import history_frame
+            from fmlib.distributed.evaluation import history_frame
 
             forwarded = sys.argv[1:] if argv is None else list(argv)
             with tempfile.TemporaryDirectory(prefix="fmlib-cluster-") as scratch:

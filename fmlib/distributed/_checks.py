@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from .._inputs import check_float, check_int, check_seed
-from ..model import FactorizationMachine
-from .records import check_files
+from fmlib.validation import check_float, check_int, check_seed
+from fmlib.model.fm import FactorizationMachine
+from fmlib.distributed.records import check_files
 
 
 def check_training(model, train_files, validation_files, num_epochs, batch_size, lr, seed):

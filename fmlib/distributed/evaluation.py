@@ -10,8 +10,8 @@ import math
 import pandas as pd
 import tensorflow as tf
 
-from .lookup import squared_error_sum
-from .records import read_batches
+from fmlib.distributed.lookup import squared_error_sum
+from fmlib.distributed.records import read_batches
 
 EVAL_BATCH = 8192
 

@@ -21,7 +21,7 @@ from contextlib import ExitStack, closing
 from dataclasses import dataclass
 from pathlib import Path
 
-from .._inputs import check_float, check_int
+from fmlib.validation import check_float, check_int
 
 GRACE_SECONDS = 5.0     # SIGTERM -> SIGKILL
 POLL_SECONDS = 0.1

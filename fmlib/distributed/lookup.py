@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import tensorflow as tf
 
-from ..model import fm_score_unchecked
+from fmlib.model.score import fm_score_unchecked
 
 
 class Batch(NamedTuple):
@@ -66,7 +66,7 @@ def score_pulled(w0, w_rows, V_rows, pos, batch: Batch) -> tf.Tensor:
     The batch becomes a sparse matrix over its own features (column ``pos`` of each non-zero),
     and the model's Lemma 3.1 function scores it with the pulled rows: the absent features
     contribute nothing, so this is eq. (1) of the whole model (the same step as
-    :class:`fmlib.sparse_training.SparseStep`).
+    :class:`fmlib.learning.sparse.SparseStep`).
     """
     n_rows = tf.shape(batch.y, out_type=tf.int64)[0]
     indices = tf.stack([tf.cast(batch.rows, tf.int64), tf.cast(pos, tf.int64)], axis=1)

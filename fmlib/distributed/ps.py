@@ -22,10 +22,10 @@ import time
 import pandas as pd
 import tensorflow as tf
 
-from ._checks import check_created_in, check_training
-from .evaluation import epoch_row, history_frame
-from .lookup import pull_rows, row_gradients
-from .records import count_examples, parse_batch
+from fmlib.distributed._checks import check_created_in, check_training
+from fmlib.distributed.evaluation import epoch_row, history_frame
+from fmlib.distributed.lookup import pull_rows, row_gradients
+from fmlib.distributed.records import count_examples, parse_batch
 
 
 def sharded_shapes(variable) -> list[tuple[tuple[int, ...], str]]:

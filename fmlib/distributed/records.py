@@ -13,8 +13,8 @@ import numpy as np
 import scipy.sparse as sp
 import tensorflow as tf
 
-from .._inputs import as_host_matrix, as_targets
-from .lookup import Batch
+from fmlib.validation import as_host_matrix, as_targets
+from fmlib.distributed.lookup import Batch
 
 FEATURES = {
     "ids": tf.io.VarLenFeature(tf.int64),
@@ -81,7 +81,7 @@ def synthetic_split(n_users: int = 300, n_items: int = 200, n_ratings: int = 200
     Returns ``(X_train, y_train, X_test, y_test)`` with CSR matrices of
     ``n_users + n_items`` columns: the data of the distributed examples and tests.
     """
-    from ..synthetic import make_ratings
+    from fmlib.data.synthetic import make_ratings
 
     ratings = make_ratings(n_users, n_items, n_ratings=n_ratings, seed=seed).ratings
     rows = np.repeat(np.arange(len(ratings)), 2)

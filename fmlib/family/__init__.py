@@ -9,16 +9,10 @@ Each layer is a registered Keras 3 layer with ``get_config``; each builder retur
 with fmlib's input checks, task and compile defaults.
 """
 
-from ._fields import FamilyModel
-from .deepfm import FieldEmbedding, PairwiseInteraction, build_deepfm_model
-from .field_aware import FieldAwareFMLayer, build_ffm_model
-from .higher_order import (
-    HigherOrderFMLayer,
-    anova_dp,
-    anova_fast,
-    anova_naive,
-    build_higher_order_fm_model,
-)
+from fmlib.family._fields import FamilyModel
+from fmlib.family.deepfm import FieldEmbedding, PairwiseInteraction, build_deepfm_model
+from fmlib.family.field_aware import FieldAwareFMLayer, build_ffm_model
+from fmlib.family.higher_order import (HigherOrderFMLayer, anova_dp, anova_fast, anova_naive, build_higher_order_fm_model)
 
 __all__ = [
     "FamilyModel",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from .._inputs import check_bool, check_float, check_seed, check_task
+from fmlib.validation import check_bool, check_float, check_seed, check_task
 
 
 def check_output(task, from_logits) -> tuple[str, bool]:

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ..keras_fm import FieldFMLayer, FMLayer, FMModel
+from fmlib.learning.keras_fm import FieldFMLayer, FMModel, FMWeights
 
 
 def check_vocab_sizes(vocab_sizes: Sequence[int]) -> list[int]:
@@ -72,11 +72,9 @@ class FamilyModel(FMModel):
     """
 
     def _fm_layer(self):
-        from .deepfm import FieldEmbedding
-        from .field_aware import FieldAwareFMLayer
-
-        kinds = (FMLayer, FieldFMLayer, FieldAwareFMLayer, FieldEmbedding)
-        return next((l for l in self.layers if isinstance(l, kinds)), None)
+        # every FM-family layer (FMLayer, FieldFMLayer, FieldAwareFMLayer, FieldEmbedding)
+        # holds its tables in FMWeights
+        return next((l for l in self.layers if isinstance(l, FMWeights)), None)
 
     def _prepare(self, x, name: str = "x"):
         layer = self._fm_layer()

@@ -23,20 +23,14 @@ from typing import Sequence
 import keras
 import tensorflow as tf
 
-from .._inputs import check_float, check_int, check_seed
-from ..keras_fm import _FMWeights
-from ._build import check_output, field_inputs, layer_options, output_head
-from ._fields import (
-    FamilyModel,
-    check_ids_shape,
-    check_vocab_sizes,
-    checked_field_inputs,
-    feature_rows,
-)
+from fmlib.validation import check_float, check_int, check_seed
+from fmlib.learning.keras_fm import FMWeights
+from fmlib.family._build import check_output, field_inputs, layer_options, output_head
+from fmlib.family._fields import (FamilyModel, check_ids_shape, check_vocab_sizes, checked_field_inputs, feature_rows)
 
 
 @keras.saving.register_keras_serializable(package="fmlib")
-class FieldEmbedding(_FMWeights):
+class FieldEmbedding(FMWeights):
     r"""The FM's first-order part and embeddings for field ids, shared by DeepFM's two parts.
 
     Holds ``w0``, ``w`` ``(n,)`` and ``V`` ``(n, k)`` exactly as :class:`fmlib.FieldFMLayer`

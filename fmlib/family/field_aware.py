@@ -22,15 +22,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ..keras_fm import _FMWeights
-from ._build import check_output, field_inputs, layer_options, output_head
-from ._fields import (
-    FamilyModel,
-    check_ids_shape,
-    check_vocab_sizes,
-    checked_field_inputs,
-    feature_rows,
-)
+from fmlib.learning.keras_fm import FMWeights
+from fmlib.family._build import check_output, field_inputs, layer_options, output_head
+from fmlib.family._fields import (FamilyModel, check_ids_shape, check_vocab_sizes, checked_field_inputs, feature_rows)
 
 
 def ffm_pairwise_unchecked(V_rows: tf.Tensor) -> tf.Tensor:
@@ -50,7 +44,7 @@ def ffm_pairwise_unchecked(V_rows: tf.Tensor) -> tf.Tensor:
 
 
 @keras.saving.register_keras_serializable(package="fmlib")
-class FieldAwareFMLayer(_FMWeights):
+class FieldAwareFMLayer(FMWeights):
     r"""A field-aware FM over categorical fields given as integer ids: ``(batch, F)`` → ``(batch, 1)``.
 
     .. math::

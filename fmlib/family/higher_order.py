@@ -41,15 +41,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .._inputs import (
-    _check_finite_np,
-    _check_numeric_np,
-    as_batch,
-    check_bool,
-    check_int,
-)
-from ..keras_fm import GRAPH_CHECK, FMLayer, FMModel, _graph_finite, _in_graph
-from ._build import check_output, layer_options, output_head
+from fmlib.validation import (check_finite_array, check_numeric_array, as_batch, check_bool, check_int)
+from fmlib.learning.keras_fm import GRAPH_CHECK, FMLayer, FMModel, graph_finite, in_graph
+from fmlib.family._build import check_output, layer_options, output_head
 
 
 def check_order(order, name: str = "order", minimum: int = 1) -> int:
@@ -60,10 +54,10 @@ def check_order(order, name: str = "order", minimum: int = 1) -> int:
 def _host_pair(X, P, order: int) -> tuple[np.ndarray, np.ndarray]:
     """``X`` (batch, n) and ``P`` (n, k) as float64 numpy arrays, checked against each other."""
     P = np.asarray(P)
-    _check_numeric_np(P.dtype, "P")
+    check_numeric_array(P.dtype, "P")
     if P.ndim != 2:
         raise ValueError(f"`P` must be 2-D (n, k); got shape {P.shape}.")
-    _check_finite_np(P, "P")
+    check_finite_array(P, "P")
     X = as_batch(X, n_features=P.shape[0], dtype=tf.float64, name="X")
     X = tf.sparse.to_dense(X) if isinstance(X, tf.SparseTensor) else X
     return X.numpy(), P.astype(np.float64)
@@ -239,7 +233,7 @@ class HigherOrderFMLayer(FMLayer):
             return as_batch(inputs, self.n_features, self.V.dtype, name="x")
         if isinstance(inputs, tf.SparseTensor):
             cols = inputs.indices[:, 1]
-            indices = _in_graph(
+            indices = in_graph(
                 inputs.indices,
                 [
                     tf.debugging.assert_non_negative(
@@ -252,9 +246,9 @@ class HigherOrderFMLayer(FMLayer):
                     ),
                 ],
             )
-            values = _graph_finite(tf.cast(inputs.values, self.V.dtype), "x")
+            values = graph_finite(tf.cast(inputs.values, self.V.dtype), "x")
             return tf.SparseTensor(indices, values, inputs.dense_shape)
-        return _graph_finite(tf.cast(inputs, self.V.dtype), "x")
+        return graph_finite(tf.cast(inputs, self.V.dtype), "x")
 
     def get_config(self):
         return {**super().get_config(), "order": self.order}

@@ -3,8 +3,8 @@
 Chapter "Using fmlib with scikit-learn and libFM files".
 """
 
-from .libfm_files import LibFMFormatError, load_libfm, save_libfm
-from .sklearn import FMClassifier, FMRegressor
+from fmlib.interop.libfm_files import LibFMFormatError, load_libfm, save_libfm
+from fmlib.interop.sklearn import FMClassifier, FMRegressor
 
 __all__ = [
     "FMClassifier",

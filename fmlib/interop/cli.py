@@ -24,12 +24,13 @@ import numpy as np
 import scipy.sparse as sp
 import tensorflow as tf
 
-from .._inputs import as_labels
-from ..mcmc import BayesianFM
-from ..model import FactorizationMachine
-from ..training import TrainingDivergedError, evaluate
-from .libfm_files import load_libfm
-from .sklearn import SOLVERS, train_epochs
+from fmlib.validation import as_labels
+from fmlib.solvers.mcmc import BayesianFM
+from fmlib.model.fm import FactorizationMachine
+from fmlib.learning.divergence import TrainingDivergedError
+from fmlib.learning.metrics import evaluate
+from fmlib.interop.libfm_files import load_libfm
+from fmlib.interop.sklearn import SOLVERS, train_epochs
 
 DIFFERENCES = """\
 differences from libFM:

@@ -26,7 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 import tensorflow as tf
 
-from .._inputs import as_host_matrix, as_targets, check_bool, check_int
+from fmlib.validation import as_host_matrix, as_targets, check_bool, check_int
 
 
 class LibFMFormatError(ValueError):

@@ -30,10 +30,10 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .._inputs import check_int, check_seed
-from ..mcmc import BayesianFM
-from ..model import FactorizationMachine
-from ..training import fit
+from fmlib.validation import check_int, check_seed
+from fmlib.solvers.mcmc import BayesianFM
+from fmlib.model.fm import FactorizationMachine
+from fmlib.solvers.fit import fit
 
 SOLVERS = ("adam", "sgd", "adagrad", "als", "mcmc")
 _OPTIMIZERS = {

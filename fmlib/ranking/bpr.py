@@ -54,9 +54,9 @@ import pandas as pd
 import scipy.sparse as sp
 import tensorflow as tf
 
-from .._inputs import check_float, check_int, check_seed
-from .metrics import ranking_metrics
-from .scoring import catalogue_scores, check_blocks
+from fmlib.validation import check_float, check_int, check_seed
+from fmlib.ranking.metrics import ranking_metrics
+from fmlib.ranking.scoring import catalogue_scores, check_blocks
 
 SAMPLINGS = ("uniform", "popularity")
 OPTIMIZERS = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam,

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from ..encoding import FeatureEncoder
-from .split import leave_last_out
+from fmlib.data.encoding import FeatureEncoder
+from fmlib.ranking.split import leave_last_out
 
 
 @dataclass

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from .._inputs import check_int, check_seed
+from fmlib.validation import check_int, check_seed
 
 METRIC_NAMES = ("hr", "ndcg", "mrr", "auc")
 

@@ -35,9 +35,9 @@ import numpy as np
 import scipy.sparse as sp
 import tensorflow as tf
 
-from .._inputs import as_host_matrix, check_int, iter_batches
-from ..pairwise import _lemma31, _products
-from .metrics import exclusion_mask
+from fmlib.validation import as_host_matrix, check_int, iter_batches
+from fmlib.model.pairwise import lemma31, factor_products
+from fmlib.ranking.metrics import exclusion_mask
 
 
 def _support(X: np.ndarray | sp.csr_matrix) -> np.ndarray:
@@ -66,8 +66,8 @@ def fm_parts(model, X) -> tuple[tf.Tensor, tf.Tensor]:
     (no :math:`w_0`), shape ``(batch,)``, and :math:`\mathbf V^\top \mathbf x`, shape ``(batch, k)``.
     """
     k = model.k
-    XVw, sum_v2x2 = _products(X, tf.concat([model.V, model.w[:, None]], axis=1), model.V)
-    return XVw[:, k] + _lemma31(XVw[:, :k], sum_v2x2), XVw[:, :k]
+    XVw, sum_v2x2 = factor_products(X, tf.concat([model.V, model.w[:, None]], axis=1), model.V)
+    return XVw[:, k] + lemma31(XVw[:, :k], sum_v2x2), XVw[:, :k]
 
 
 def _host_parts(model, X, batch_size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,3 @@
+"""Gradient training (chapters "Learning" and "Performance"): the plain step, dense and
+row-sparse minibatch epochs, the optimizers, the shared epoch loop, divergence, metrics,
+and the Keras layers."""

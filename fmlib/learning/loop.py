@@ -1,0 +1,60 @@
+"""The epoch loop every solver shares: validation, early stopping, divergence, the history.
+
+A solver prepares ``run_epoch()`` (one pass over the data, returning its training loss) and
+hands it to :func:`run_epochs` (chapter "Learning").
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Callable
+
+import pandas as pd
+
+from fmlib.learning.divergence import TrainingDivergedError, advice, check_weights_finite, diverged
+from fmlib.learning.metrics import metrics
+from fmlib.model.fm import FactorizationMachine
+
+LOSS_NAMES = {"loss": "training loss", "val_loss": "validation loss"}
+
+
+def run_epochs(model: FactorizationMachine, run_epoch: Callable[[], float], num_epochs: int,
+            task: str, validation: tuple | None, patience: int | None, verbose: bool,
+            lr: Any) -> pd.DataFrame:
+    """The epoch loop every solver shares: validation, early stopping, the history table."""
+    variables = [model.w0, model.w, model.V]
+    rows, seconds, best, best_weights, best_epoch, waited = [], [], math.inf, None, None, 0
+    for epoch in range(1, num_epochs + 1):
+        started = time.perf_counter()
+        train_loss = run_epoch()
+        seconds.append(time.perf_counter() - started)
+        check_weights_finite(variables, f"in epoch {epoch}", lr)
+        row = {"epoch": epoch, "loss": train_loss}
+        if validation is not None:
+            val = metrics(task, validation[1], model._predict_host(validation[0], 8192))
+            row.update({f"val_{key}": value for key, value in val.items()})
+        for key in ("loss", "val_loss"):
+            if key in row and diverged(row[key], model.dtype):
+                raise TrainingDivergedError(
+                    f"Training diverged in epoch {epoch}: the {LOSS_NAMES[key]} became "
+                    f"{row[key]:.4g}. " + advice(lr))
+        rows.append(row)
+        if verbose:
+            print(f"epoch {epoch}/{num_epochs}: " + ", ".join(
+                f"{key}={value:.4f}" for key, value in row.items() if key != "epoch"))
+        if patience is not None:
+            if row["val_loss"] < best:
+                best, best_epoch, waited = row["val_loss"], epoch, 0
+                best_weights = [v.numpy() for v in variables]
+            else:
+                waited += 1
+                if waited >= patience:
+                    break
+    if patience is not None and best_weights is not None:
+        for var, value in zip(variables, best_weights):
+            var.assign(value)
+    history = pd.DataFrame(rows).set_index("epoch")
+    history.attrs["epoch_seconds"] = seconds
+    if patience is not None:
+        history.attrs["best_epoch"] = best_epoch
+    return history

@@ -1,0 +1,231 @@
+r"""``fit``: one entry point for every solver of a :class:`~fmlib.FactorizationMachine`.
+
+Gradient steps (chapter "Learning"; row-sparse in chapter "Performance") and coordinate
+descent (chapter "Beyond SGD") share one epoch loop, :func:`fmlib.learning.loop.run_epochs`.
+"""
+from __future__ import annotations
+
+
+import keras
+import pandas as pd
+import tensorflow as tf
+
+from fmlib.data.chunks import check_shuffle
+from fmlib.learning.dense import gradient_epochs
+from fmlib.learning.loop import run_epochs
+from fmlib.learning.relational import relational_epochs
+from fmlib.learning.sparse import REGULARIZATIONS, dataset_epochs, sparse_epochs
+from fmlib.model.fm import FactorizationMachine
+from fmlib.solvers.als import als_sweeps
+from fmlib.validation import (as_host_matrix, as_labels, as_targets, check_float, check_int, check_seed, is_relational, resolve_task)
+
+SOLVERS = ("gradient", "als")
+
+
+def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: str | None = None,
+        num_epochs: int = 10, batch_size: int = 256,
+        optimizer: str | keras.optimizers.Optimizer = "adam", lr: float = 0.01,
+        lambda_w: float = 0.0, lambda_v: float = 0.0, updates: str | None = None,
+        regularization: str | None = None, groups=None,
+        validation_data: tuple | None = None, patience: int | None = None,
+        shuffle: bool = True, seed: int | None = None, verbose: bool = False) -> pd.DataFrame:
+    r"""Train ``model`` on ``(X, y)``; returns the per-epoch history.
+
+    With ``solver="gradient"`` (the default) each step minimises, over a minibatch
+    :math:`B`,
+
+    .. math::
+
+        \frac{1}{|B|} \sum_{(\mathbf x, y) \in B} \ell\big(\hat y(\mathbf x), y\big)
+        + \lambda_w \lVert \mathbf w \rVert^2 + \lambda_v \lVert \mathbf V \rVert_F^2
+
+    with :math:`\ell` the squared loss (``task="regression"``) or the logistic
+    loss (``task="classification"``, labels in {0, 1} or {-1, +1}, the model
+    outputs logits). With ``solver="als"`` (regression only) every epoch is one sweep of
+    coordinate descent on :math:`\sum_i (y_i - \hat y_i)^2 + \lambda_w \lVert \mathbf w
+    \rVert^2 + \lambda_v \lVert \mathbf V \rVert_F^2` (a *sum* over rows, libFM's
+    convention; see :mod:`fmlib.solvers.als`); it needs no learning rate, and ``batch_size``,
+    ``optimizer``, ``lr``, ``shuffle`` and ``seed`` play no part.
+
+    ``updates="sparse"`` makes a step cost O(k · nnz of the batch): row-sparse gradients,
+    the lazy optimizers of :mod:`fmlib.learning.lazy_optimizers` and whole epochs inside one compiled
+    function (:mod:`fmlib.learning.sparse`, chapter "Performance"). Its default penalty
+    follows the data (``regularization="occurrence"``, libFM's SGD): each row's loss carries
+    :math:`\lambda_w w_i^2 + \lambda_v \lVert \mathbf v_i \rVert^2` for every feature
+    :math:`i` of the row.
+
+    Args:
+        model: a :class:`~fmlib.FactorizationMachine`; trained in place.
+        X: ``(N, n)`` dense array, ``scipy.sparse`` matrix or ``tf.SparseTensor``.
+            Sparse input stays sparse: batches are sliced from CSR in O(nnz). Or a
+            ``tf.data.Dataset`` of ``(X batch, y batch)`` pairs (dense or sparse batches of
+            width ``n``; then ``y`` is None, the batches are used as they come, in their
+            order, so ``batch_size``, ``shuffle`` and ``seed`` play no part, and training
+            uses ``updates="sparse"``): for data read from files or generated on the fly.
+            Or a :class:`fmlib.RelationalDesign` (relation blocks): both solvers train on
+            the blocks without building the flat matrix, each block row's terms computed
+            once per sweep (ALS) or per minibatch (:mod:`fmlib.learning.relational`).
+        y: ``(N,)`` or ``(N, 1)`` targets (None for a dataset).
+        solver: ``"gradient"`` (minibatches and ``optimizer``) or ``"als"``.
+        task: ``"regression"`` or ``"classification"``; None (default) follows ``model.task``,
+            and is regression for a model without one. ``fit`` sets ``model.task``, so that
+            :func:`evaluate` and ``predict_proba`` know it; a task contradicting the model's is
+            a ``ValueError`` (train a new model for the other task).
+        num_epochs: maximum number of passes over the data (ALS: sweeps).
+        batch_size: rows per step.
+        optimizer: ``"sgd"`` (plain SGD, as in the paper), ``"adam"``, ``"adagrad"``,
+            or a Keras optimizer instance (then ``lr`` is not used).
+        lr: learning rate for a named optimizer.
+        lambda_w, lambda_v: L2 strengths for ``w`` and ``V`` (libFM's λ_w, λ_v).
+        updates: ``"dense"`` (the default for arrays: the compiled step of the chapter
+            "Learning", any Keras optimizer) or ``"sparse"`` (the default for a dataset:
+            row-sparse steps, epochs in the graph; ``optimizer`` a name: ``"sgd"``,
+            ``"adagrad"`` or ``"adam"``, the latter two in their lazy form).
+        regularization: ``"global"`` (:math:`\lambda_w \lVert \mathbf w \rVert^2 +
+            \lambda_v \lVert \mathbf V \rVert_F^2` per batch, the default and only choice
+            of ``updates="dense"``; with ``updates="sparse"`` only for ``optimizer="sgd"``, as
+            an exact decay of every row, O(k n) per step), ``"occurrence"`` (the penalty of
+            the features present, per row; the default of ``updates="sparse"``) or
+            ``"present"`` (the penalty of the features present, once per batch).
+        groups: ``solver="als"`` only: which columns form a block
+            (``FeatureEncoder.groups_``), so that wide multi-hot blocks are split into
+            exact joint updates quickly (:func:`fmlib.solvers.coordinate.block_schedule`).
+        validation_data: ``(X_val, y_val)`` evaluated after every epoch.
+        patience: stop when the validation loss has not improved for this many
+            epochs, and restore the best weights (needs ``validation_data``).
+        shuffle: reshuffle the rows every epoch. For a :class:`fmlib.RelationalDesign`
+            and ``solver="gradient"`` also a :class:`fmlib.BlockChunks`: batches
+            grouped by a relation block's rows, fewer distinct rows per step
+            (:mod:`fmlib.data.chunks`).
+        seed: seed of the shuffling, for reproducible runs.
+        verbose: show a Keras progress bar per epoch with ``updates="dense"`` and print a
+            line per epoch (off by default, so that notebook outputs are stable). The sparse
+            path runs an epoch inside one compiled call and prints the line only.
+
+    Returns:
+        A ``pandas.DataFrame`` indexed by epoch (from 1) with columns ``loss``
+        (gradient solvers: mean training loss over the epoch's batches, without the
+        penalty; ALS: training mean squared error after the sweep),
+        ``val_loss`` and ``val_rmse`` or ``val_accuracy`` when validation data is
+        given. ``history.attrs["best_epoch"]`` is set when early stopping is on;
+        ``history.attrs["epoch_seconds"]`` lists the wall-clock time of each
+        epoch's training pass (shuffling and steps, not validation), for
+        benchmarks; it is not a column so that printed histories stay reproducible.
+
+    Raises:
+        ValueError: bad arguments or data (the message names the argument).
+        TrainingDivergedError: the loss became NaN or infinite.
+    """
+    if not isinstance(model, FactorizationMachine):
+        raise TypeError(f"`model` must be a fmlib.FactorizationMachine; got {type(model).__name__}.")
+    if solver not in SOLVERS:
+        raise ValueError(f"`solver` must be one of {SOLVERS}; got {solver!r}.")
+    streamed = isinstance(X, tf.data.Dataset)
+    updates, regularization = _updates(updates, regularization, solver, streamed)
+    task = resolve_task(model.task, task, "fit")
+    if solver == "als" and task != "regression":
+        raise ValueError("`solver='als'` trains regression models (squared loss); got "
+                         f"task={task!r}. For classification use solver='gradient' or "
+                         "fmlib.BayesianFM(task='classification').")
+    num_epochs = check_int(num_epochs, "num_epochs")
+    batch_size = check_int(batch_size, "batch_size")
+    lambda_w = check_float(lambda_w, "lambda_w")
+    lambda_v = check_float(lambda_v, "lambda_v")
+    shuffle, seed = check_shuffle(shuffle, X, solver), check_seed(seed)
+    if patience is not None:
+        patience = check_int(patience, "patience")
+        if validation_data is None:
+            raise ValueError("`patience` (early stopping) needs `validation_data`; got None.")
+
+    if streamed:
+        dataset = _checked_dataset(X, y, model)
+        validation = _validation_pair(validation_data, model, task)
+        run_epoch = dataset_epochs(model, dataset, task, optimizer, lr, lambda_w, lambda_v,
+                                   regularization)
+        model.task = task
+        return run_epochs(model, run_epoch, num_epochs, task, validation, patience, verbose, lr)
+
+    dtype = tf.float64 if solver == "als" else model.dtype
+    # the sparse path only reads X: a canonical CSR matrix is used without a copy
+    Xh = as_host_matrix(X, model.n_features, dtype, name="X", copy=updates != "sparse")
+    yh = as_labels(as_targets(y, Xh.shape[0], name="y", dtype=model.dtype), task, "y")
+    if Xh.shape[0] == 0:
+        raise ValueError("`X` has no rows; there is nothing to train on.")
+    validation = _validation_pair(validation_data, model, task)
+
+    if solver == "als":
+        run_epoch, lr = als_sweeps(model, Xh, yh, lambda_w, lambda_v, groups), None
+    elif is_relational(Xh):   # per distinct block row, never flat (fmlib.learning.relational)
+        run_epoch = relational_epochs(model, Xh, yh, task, batch_size, optimizer, lr, lambda_w,
+                                      lambda_v, updates, regularization, shuffle, seed)
+    elif updates == "sparse":
+        run_epoch = sparse_epochs(model, Xh, yh, task, batch_size, optimizer, lr, lambda_w,
+                                  lambda_v, regularization, shuffle, seed)
+    else:
+        run_epoch = gradient_epochs(model, Xh, yh, task, batch_size, optimizer, lr, lambda_w,
+                                     lambda_v, shuffle, seed, verbose)
+    model.task = task   # the arguments are valid: from now on the model is this task's
+    return run_epochs(model, run_epoch, num_epochs, task, validation, patience, verbose, lr)
+
+
+UPDATES = ("dense", "sparse")
+
+
+def _updates(updates, regularization, solver: str, streamed: bool) -> tuple[str, str]:
+    """``(updates, regularization)`` checked, with their defaults filled in."""
+    if updates is None:
+        updates = "sparse" if streamed else "dense"
+    if updates not in UPDATES:
+        raise ValueError(f"`updates` must be one of {UPDATES}; got {updates!r}.")
+    if streamed and (updates != "sparse" or solver != "gradient"):
+        raise ValueError("a tf.data.Dataset `X` trains with solver='gradient' and "
+                         f"updates='sparse'; got solver={solver!r}, updates={updates!r}.")
+    if updates == "sparse" and solver != "gradient":
+        raise ValueError(f"updates='sparse' is for solver='gradient'; got solver={solver!r}.")
+    if regularization is None:
+        regularization = "occurrence" if updates == "sparse" else "global"
+    if regularization not in REGULARIZATIONS:
+        raise ValueError(f"`regularization` must be one of {REGULARIZATIONS}; "
+                         f"got {regularization!r}.")
+    if updates == "dense" and regularization != "global":
+        raise ValueError(f"regularization={regularization!r} needs updates='sparse' (the dense "
+                         "step penalises every row); got updates='dense'.")
+    return updates, regularization
+
+
+def _checked_dataset(dataset: tf.data.Dataset, y, model: FactorizationMachine) -> tf.data.Dataset:
+    """A dataset of ``(X batch, y batch)`` whose structure fits the model, or a clear error."""
+    if y is not None:
+        raise ValueError("`y` must be None when `X` is a tf.data.Dataset (its elements are "
+                         f"(X batch, y batch) pairs); got {type(y).__name__}.")
+    spec = dataset.element_spec
+    if not (isinstance(spec, tuple) and len(spec) == 2):
+        raise ValueError("`X` (a tf.data.Dataset) must yield (X batch, y batch) pairs; "
+                         f"its elements are {spec}.")
+    x_spec, y_spec = spec
+    if not isinstance(x_spec, (tf.TensorSpec, tf.SparseTensorSpec)) or x_spec.shape.rank != 2 \
+            or x_spec.shape[1] != model.n_features:
+        raise ValueError(f"`X` (a tf.data.Dataset) must yield X batches of shape (batch, "
+                         f"{model.n_features}), dense or sparse; got {x_spec}.")
+    if not isinstance(y_spec, tf.TensorSpec) or y_spec.shape.rank not in (1, 2) or (
+            y_spec.shape.rank == 2 and y_spec.shape[1] != 1):
+        raise ValueError("`X` (a tf.data.Dataset) must yield y batches of shape (batch,) or "
+                         f"(batch, 1); got {y_spec}.")
+    for name, s in (("X", x_spec), ("y", y_spec)):
+        if not (s.dtype.is_floating or s.dtype.is_integer or s.dtype.is_bool):
+            raise TypeError(f"`X` (a tf.data.Dataset) must yield numeric {name} batches; "
+                            f"got dtype {s.dtype.name}.")
+    return dataset
+
+
+def _validation_pair(validation_data, model: FactorizationMachine, task: str) -> tuple | None:
+    """``(X_val, y_val)`` checked and on the host, or None."""
+    if validation_data is None:
+        return None
+    if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+        raise ValueError("`validation_data` must be a pair (X_val, y_val); "
+                         f"got {type(validation_data).__name__}.")
+    Xv = as_host_matrix(validation_data[0], model.n_features, model.dtype, name="validation_data[0]",
+                        min_rows=1)
+    yv = as_targets(validation_data[1], Xv.shape[0], name="validation_data[1]")
+    return Xv, as_labels(yv, task, "validation_data[1]")
