@@ -82,7 +82,7 @@ def test_als_learns_a_planted_fm_with_validation_and_early_stopping():
 @pytest.mark.parametrize("kwargs, error, pattern", [
     ({"task": "classification", "y": np.array([0, 1, 1, 0, 1, 0])}, ValueError,
      r"`solver='als'` trains regression models"),
-    ({"solver": "newton"}, ValueError, r"`solver` must be one of \('gradient', 'als'\); got 'newton'"),
+    ({"solver": "newton"}, ValueError, r"`solver` must be one of \('gradient', 'als', 'mcmc'\); got 'newton'"),
     ({"lambda_w": -1}, ValueError, r"`lambda_w` must be a finite number >= 0; got -1"),
     ({"groups": [0, 1]}, ValueError, r"`groups` must hold one group label per column \(4\)"),
     ({"X": np.r_[np.ones((5, 4)), [[np.nan, 0, 0, 0]]]}, ValueError, r"`X` must be finite"),

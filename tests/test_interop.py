@@ -108,36 +108,22 @@ def test_gradient_solvers_learn_scikit_learns_check_problems():
 # --- the estimators equal fmlib's solvers called directly ---------------------------------
 def test_regressor_equals_one_fit_call_for_adam_and_als():
     X, y = sparse_data()
-    for solver, dtype in (("adam", tf.float32), ("als", tf.float64)):
+    gradient = {"batch_size": 16, "lr": 0.05}   # hyper-parameters ALS does not take
+    for solver, dtype, extra in (("adam", tf.float32, gradient), ("als", tf.float64, {})):
         est = FMRegressor(
-            k=3,
-            solver=solver,
-            num_epochs=4,
-            batch_size=16,
-            lr=0.05,
-            lambda_w=0.01,
-            lambda_v=0.02,
-            random_state=7,
+            k=3, solver=solver, num_epochs=4, lambda_w=0.01, lambda_v=0.02, random_state=7,
+            **extra,
         ).fit(X, y)
         model = fmlib.FactorizationMachine(12, 3, init_std=0.1, seed=7, dtype=dtype)
-        fmlib.fit(
-            model,
-            X,
-            y,
-            solver="als" if solver == "als" else "gradient",
-            optimizer="adam",
-            num_epochs=4,
-            batch_size=16,
-            lr=0.05,
-            lambda_w=0.01,
-            lambda_v=0.02,
-            seed=7,
-        )
+        if solver == "als":
+            fmlib.fit(model, X, y, solver="als", num_epochs=4, lambda_w=0.01, lambda_v=0.02)
+        else:
+            fmlib.fit(model, X, y, optimizer="adam", num_epochs=4, lambda_w=0.01,
+                      lambda_v=0.02, seed=7, **extra)
         np.testing.assert_allclose(
             est.predict(X), model.predict(X), rtol=1e-5, atol=1e-6
         )
         assert len(est.history_) == 4
-
 
 def test_mcmc_estimators_equal_bayesian_fm():
     X, y = sparse_data()
@@ -203,9 +189,9 @@ def test_sparse_updates_equal_one_sparse_fit_call():
     clf = FMClassifier(k=2, solver="sgd", num_epochs=2, lr=0.1, updates="sparse",
                        random_state=0).fit(X, labels)
     assert clf.predict_proba(X).shape == (len(y), 2)
-    with pytest.raises(ValueError, match=r"`updates` must be 'dense' or 'sparse'; got 'lazy'"):
+    with pytest.raises(ValueError, match=r"`updates` must be one of \('dense', 'sparse'\); got 'lazy'"):
         FMRegressor(updates="lazy").fit(X, y)
-    with pytest.raises(ValueError, match=r"updates='sparse' is for the gradient solvers"):
+    with pytest.raises(ValueError, match=r"`updates` is not used by solver='als'"):
         FMRegressor(solver="als", updates="sparse").fit(X, y)
     with pytest.raises(ValueError, match=r"regularization='present' needs updates='sparse'"):
         FMRegressor(regularization="present").fit(X, y)

@@ -18,6 +18,7 @@ gradient descent, :func:`fmlib.fit`), ``"als"`` (coordinate descent, regression 
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Iterator
 
 import keras
@@ -30,12 +31,26 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from fmlib.validation import check_int, check_seed
+from fmlib.validation import check_float, check_seed
 from fmlib.solvers.mcmc import BayesianFM
 from fmlib.model.fm import FactorizationMachine
 from fmlib.solvers.fit import fit
+from fmlib.solvers.registry import resolve
 
 SOLVERS = ("adam", "sgd", "adagrad", "als", "mcmc")
+# the estimator's arguments that are hyper-parameters of a solver in fmlib.solvers.registry
+_SOLVER_PARAMS = ("num_epochs", "batch_size", "lr", "lambda_w", "lambda_v", "burn_in", "groups",
+                  "updates", "regularization")
+
+
+def _same(value, default) -> bool:
+    """Whether an argument was left at its default (same type and equal value)."""
+    if default is None:
+        return value is None
+    try:
+        return type(value) is type(default) and bool(value == default)
+    except (TypeError, ValueError):
+        return False
 _OPTIMIZERS = {
     "adam": keras.optimizers.Adam,
     "sgd": keras.optimizers.SGD,
@@ -160,84 +175,50 @@ class _FMEstimator(BaseEstimator):
         return int(check_random_state(state).randint(np.iinfo(np.int32).max))
 
     def _fit(self, X, y: np.ndarray) -> None:
-        """Train on validated ``X`` and targets ``y`` (classification: 0/1)."""
+        """Train on validated ``X`` and targets ``y`` (classification: 0/1), in one call."""
         solver = check_solver(self.solver, self._task)
-        num_epochs = check_int(self.num_epochs, "num_epochs")
+        kind, params = self._solver_params(solver)
         seed = self._seed()
-        if solver == "mcmc":
-            self.fm_ = BayesianFM(
-                self.k,
-                num_sweeps=num_epochs,
-                burn_in=self.burn_in,
-                task=self._task,
-                groups=self.groups,
-                init_std=self.init_std,
-                seed=seed,
-            ).fit(X, y)
+        check_float(self.init_std, "init_std")
+        if kind == "mcmc":
+            self.fm_ = BayesianFM(self.k, num_sweeps=params["num_epochs"],
+                                  burn_in=params["burn_in"], task=self._task,
+                                  groups=params["groups"], init_std=self.init_std,
+                                  seed=seed).fit(X, y)
             self.history_ = self.fm_.trace_
             return
-        dtype = tf.float64 if solver == "als" else tf.float32
+        dtype = tf.float64 if kind == "als" else tf.float32
         previous = getattr(self, "fm_", None)
-        if (
-            self.warm_start
-            and isinstance(previous, FactorizationMachine)
-            and previous.dtype == dtype
-            and previous.k == self.k
-        ):
+        if (self.warm_start and isinstance(previous, FactorizationMachine)
+                and previous.dtype == dtype and previous.k == self.k):
             model, history = previous, [self.history_]
         else:
-            model = FactorizationMachine(
-                X.shape[1], self.k, init_std=self.init_std, seed=seed, dtype=dtype
-            )
+            model = FactorizationMachine(X.shape[1], self.k, init_std=self.init_std, seed=seed,
+                                         dtype=dtype)
             history = []
-        if self._updates(solver) == "sparse":
-            # one call: the lazy optimizer's state lives inside fit (chapter "Performance")
-            history.append(
-                fit(
-                    model,
-                    X,
-                    y,
-                    task=self._task,
-                    num_epochs=num_epochs,
-                    batch_size=self.batch_size,
-                    optimizer=solver,
-                    lr=self.lr,
-                    lambda_w=self.lambda_w,
-                    lambda_v=self.lambda_v,
-                    updates="sparse",
-                    regularization=self.regularization,
-                    seed=seed,
-                )
-            )
-            self._store(model, history)
-            return
-        history += train_epochs(
-            model,
-            X,
-            y,
-            solver=solver,
-            task=self._task,
-            num_epochs=num_epochs,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            lambda_w=self.lambda_w,
-            lambda_v=self.lambda_v,
-            groups=self.groups,
-            seed=seed,
-        )
+        if kind == "gradient":
+            params["seed"] = seed   # the shuffling (ALS is deterministic: the seed draws V only)
+        history.append(fit(model, X, y, solver=kind, task=self._task, **params))
         self._store(model, history)
 
-    def _updates(self, solver: str) -> str:
-        """``updates`` checked against ``solver`` (and ``regularization`` against it)."""
-        if self.updates not in ("dense", "sparse"):
-            raise ValueError(f"`updates` must be 'dense' or 'sparse'; got {self.updates!r}.")
-        if self.updates == "sparse" and solver not in _OPTIMIZERS:
-            raise ValueError("updates='sparse' is for the gradient solvers "
-                             f"{sorted(_OPTIMIZERS)}; got solver={solver!r}.")
-        if self.updates == "dense" and self.regularization not in (None, "global"):
-            raise ValueError(f"regularization={self.regularization!r} needs "
-                             "updates='sparse'; got updates='dense'.")
-        return self.updates
+    def _solver_params(self, solver: str) -> tuple[str, dict]:
+        """The registry's solver for ``solver`` and its hyper-parameters from this estimator.
+
+        A hyper-parameter changed from its default that the solver does not use is a
+        ValueError naming it (a default left alone is not an error).
+        """
+        kind = "gradient" if solver in _OPTIMIZERS else solver
+        defaults = {name: p.default for name, p in
+                    inspect.signature(_FMEstimator.__init__).parameters.items()}
+        given = {name: getattr(self, name) for name in _SOLVER_PARAMS
+                 if not _same(getattr(self, name), defaults[name])}
+        given["num_epochs"] = self.num_epochs   # every solver takes it (MCMC: sweeps)
+        if kind == "gradient":
+            given["optimizer"] = solver
+        params = resolve(kind, given, self._task)
+        for name in ("seed", "shuffle", "init_std"):
+            params.pop(name, None)
+        return kind, params
 
     def _store(self, model: FactorizationMachine, history: list) -> None:
         self.fm_ = model

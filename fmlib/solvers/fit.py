@@ -14,21 +14,21 @@ from fmlib.data.chunks import check_shuffle
 from fmlib.learning.dense import gradient_epochs
 from fmlib.learning.loop import run_epochs
 from fmlib.learning.relational import relational_epochs
-from fmlib.learning.sparse import REGULARIZATIONS, dataset_epochs, sparse_epochs
+from fmlib.learning.sparse import dataset_epochs, sparse_epochs
 from fmlib.model.fm import FactorizationMachine
 from fmlib.solvers.als import als_sweeps
-from fmlib.validation import (as_host_matrix, as_labels, as_targets, check_float, check_int, check_seed, is_relational, resolve_task)
-
-SOLVERS = ("gradient", "als")
+from fmlib.solvers.registry import SOLVERS, UPDATES, resolve  # noqa: F401  (re-exported)
+from fmlib.validation import (as_host_matrix, as_labels, as_targets, check_int, is_relational, resolve_task)
 
 
 def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: str | None = None,
-        num_epochs: int = 10, batch_size: int = 256,
-        optimizer: str | keras.optimizers.Optimizer = "adam", lr: float = 0.01,
-        lambda_w: float = 0.0, lambda_v: float = 0.0, updates: str | None = None,
-        regularization: str | None = None, groups=None,
+        num_epochs: int | None = None, batch_size: int | None = None,
+        optimizer: str | keras.optimizers.Optimizer | None = None, lr: float | None = None,
+        lambda_w: float | None = None, lambda_v: float | None = None,
+        updates: str | None = None, regularization: str | None = None, groups=None,
         validation_data: tuple | None = None, patience: int | None = None,
-        shuffle: bool = True, seed: int | None = None, verbose: bool = False) -> pd.DataFrame:
+        shuffle: bool | None = None, seed: int | None = None,
+        verbose: bool = False) -> pd.DataFrame:
     r"""Train ``model`` on ``(X, y)``; returns the per-epoch history.
 
     With ``solver="gradient"`` (the default) each step minimises, over a minibatch
@@ -66,17 +66,21 @@ def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: st
             the blocks without building the flat matrix, each block row's terms computed
             once per sweep (ALS) or per minibatch (:mod:`fmlib.learning.relational`).
         y: ``(N,)`` or ``(N, 1)`` targets (None for a dataset).
-        solver: ``"gradient"`` (minibatches and ``optimizer``) or ``"als"``.
+        solver: ``"gradient"`` (minibatches and ``optimizer``) or ``"als"``. Each solver
+            takes the hyper-parameters it declares in :mod:`fmlib.solvers.registry`;
+            setting one it does not use (say ``lr`` with ``"als"``) is a ``ValueError``.
+            Left at None, a hyper-parameter takes the solver's default, given below.
+            (The Bayesian FM, ``"mcmc"``, is :class:`fmlib.BayesianFM`.)
         task: ``"regression"`` or ``"classification"``; None (default) follows ``model.task``,
             and is regression for a model without one. ``fit`` sets ``model.task``, so that
             :func:`evaluate` and ``predict_proba`` know it; a task contradicting the model's is
             a ``ValueError`` (train a new model for the other task).
-        num_epochs: maximum number of passes over the data (ALS: sweeps).
-        batch_size: rows per step.
+        num_epochs: maximum number of passes over the data (ALS: sweeps); 10.
+        batch_size: rows per step; 256.
         optimizer: ``"sgd"`` (plain SGD, as in the paper), ``"adam"``, ``"adagrad"``,
-            or a Keras optimizer instance (then ``lr`` is not used).
-        lr: learning rate for a named optimizer.
-        lambda_w, lambda_v: L2 strengths for ``w`` and ``V`` (libFM's λ_w, λ_v).
+            or a Keras optimizer instance (then ``lr`` is not used); ``"adam"``.
+        lr: learning rate for a named optimizer; 0.01.
+        lambda_w, lambda_v: L2 strengths for ``w`` and ``V`` (libFM's λ_w, λ_v); 0.
         updates: ``"dense"`` (the default for arrays: the compiled step of the chapter
             "Learning", any Keras optimizer) or ``"sparse"`` (the default for a dataset:
             row-sparse steps, epochs in the graph; ``optimizer`` a name: ``"sgd"``,
@@ -118,20 +122,27 @@ def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: st
     """
     if not isinstance(model, FactorizationMachine):
         raise TypeError(f"`model` must be a fmlib.FactorizationMachine; got {type(model).__name__}.")
-    if solver not in SOLVERS:
-        raise ValueError(f"`solver` must be one of {SOLVERS}; got {solver!r}.")
-    streamed = isinstance(X, tf.data.Dataset)
-    updates, regularization = _updates(updates, regularization, solver, streamed)
     task = resolve_task(model.task, task, "fit")
-    if solver == "als" and task != "regression":
-        raise ValueError("`solver='als'` trains regression models (squared loss); got "
-                         f"task={task!r}. For classification use solver='gradient' or "
-                         "fmlib.BayesianFM(task='classification').")
-    num_epochs = check_int(num_epochs, "num_epochs")
-    batch_size = check_int(batch_size, "batch_size")
-    lambda_w = check_float(lambda_w, "lambda_w")
-    lambda_v = check_float(lambda_v, "lambda_v")
-    shuffle, seed = check_shuffle(shuffle, X, solver), check_seed(seed)
+    if solver == "mcmc":
+        raise ValueError("solver='mcmc' averages predictions over posterior samples, which one "
+                         "FactorizationMachine cannot hold: use fmlib.BayesianFM (or "
+                         "fmlib.FMRegressor(solver='mcmc')).")
+    params = resolve(solver, {
+        "num_epochs": num_epochs, "batch_size": batch_size, "optimizer": optimizer, "lr": lr,
+        "lambda_w": lambda_w, "lambda_v": lambda_v, "updates": updates,
+        "regularization": regularization, "groups": groups, "shuffle": shuffle,
+        "seed": seed}, task)
+    streamed = isinstance(X, tf.data.Dataset)
+    num_epochs, lambda_w, lambda_v = params["num_epochs"], params["lambda_w"], params["lambda_v"]
+    if solver == "gradient":
+        updates, regularization = _updates(params["updates"], params["regularization"], streamed)
+        batch_size, optimizer, lr = params["batch_size"], params["optimizer"], params["lr"]
+        shuffle, seed = check_shuffle(params["shuffle"], X, solver), params["seed"]
+    else:
+        updates, groups = None, params["groups"]
+        if streamed:
+            raise ValueError("a tf.data.Dataset `X` trains with solver='gradient'; "
+                             f"got solver={solver!r}.")
     if patience is not None:
         patience = check_int(patience, "patience")
         if validation_data is None:
@@ -168,25 +179,15 @@ def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: st
     return run_epochs(model, run_epoch, num_epochs, task, validation, patience, verbose, lr)
 
 
-UPDATES = ("dense", "sparse")
-
-
-def _updates(updates, regularization, solver: str, streamed: bool) -> tuple[str, str]:
-    """``(updates, regularization)`` checked, with their defaults filled in."""
+def _updates(updates, regularization, streamed: bool) -> tuple[str, str]:
+    """``(updates, regularization)`` of the gradient solver, with their defaults filled in."""
     if updates is None:
         updates = "sparse" if streamed else "dense"
-    if updates not in UPDATES:
-        raise ValueError(f"`updates` must be one of {UPDATES}; got {updates!r}.")
-    if streamed and (updates != "sparse" or solver != "gradient"):
-        raise ValueError("a tf.data.Dataset `X` trains with solver='gradient' and "
-                         f"updates='sparse'; got solver={solver!r}, updates={updates!r}.")
-    if updates == "sparse" and solver != "gradient":
-        raise ValueError(f"updates='sparse' is for solver='gradient'; got solver={solver!r}.")
+    if streamed and updates != "sparse":
+        raise ValueError("a tf.data.Dataset `X` trains with updates='sparse'; "
+                         f"got updates={updates!r}.")
     if regularization is None:
         regularization = "occurrence" if updates == "sparse" else "global"
-    if regularization not in REGULARIZATIONS:
-        raise ValueError(f"`regularization` must be one of {REGULARIZATIONS}; "
-                         f"got {regularization!r}.")
     if updates == "dense" and regularization != "global":
         raise ValueError(f"regularization={regularization!r} needs updates='sparse' (the dense "
                          "step penalises every row); got updates='dense'.")

@@ -40,6 +40,7 @@ import scipy.sparse as sp
 import tensorflow as tf
 from scipy.special import ndtr, ndtri
 
+from fmlib.solvers.registry import HyperParameters
 from fmlib.validation import (as_host_matrix, as_labels, as_targets, check_float, check_int, check_seed, check_task)
 from fmlib.validation import column_groups
 from fmlib.model.fm import FactorizationMachine
@@ -100,7 +101,7 @@ def draw_latent_targets(rng: np.random.Generator, y_hat: np.ndarray,
     return y_hat - sign * ndtri(np.maximum(u * ndtr(sign * y_hat), 1e-300))
 
 
-class BayesianFM:
+class BayesianFM(HyperParameters):
     r"""A Factorization Machine with priors on all parameters, trained by Gibbs sampling.
 
     Needs no learning rate and no regularisation constants: the noise precision and one
