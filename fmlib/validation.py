@@ -51,6 +51,14 @@ def check_float(value: Any, name: str, minimum: float = 0) -> float:
     return value
 
 
+def check_learning_rate(value: Any, name: str = "lr") -> float:
+    """``value`` as a finite float > 0 (a learning rate), or TypeError / ValueError naming ``name``."""
+    value = check_float(value, name, minimum=-np.inf)
+    if not value > 0:
+        raise ValueError(f"`{name}` must be > 0 (a finite number); got {value}.")
+    return value
+
+
 def check_seed(seed: Any, name: str = "seed") -> int | None:
     """``seed`` as None or an integer >= 0 (what numpy and Keras accept), naming ``name`` otherwise."""
     return None if seed is None else check_int(seed, name, 0)

@@ -186,7 +186,7 @@ def test_sparse_updates_equal_one_sparse_fit_call():
               lambda_v=1e-3, seed=5, updates="sparse", regularization="present")
     np.testing.assert_allclose(est.predict(X), model.predict(X), rtol=1e-6)
     labels = (y > np.median(y)).astype(int)
-    clf = FMClassifier(k=2, solver="sgd", num_epochs=2, lr=0.1, updates="sparse",
+    clf = FMClassifier(k=2, solver="sgd", num_epochs=2, lr=0.1, updates="sparse", regularization="occurrence",
                        random_state=0).fit(X, labels)
     assert clf.predict_proba(X).shape == (len(y), 2)
     with pytest.raises(ValueError, match=r"`updates` must be one of \('dense', 'sparse'\); got 'lazy'"):
@@ -194,7 +194,7 @@ def test_sparse_updates_equal_one_sparse_fit_call():
     with pytest.raises(ValueError, match=r"`updates` is not used by solver='als'"):
         FMRegressor(solver="als", updates="sparse").fit(X, y)
     with pytest.raises(ValueError, match=r"regularization='present' needs updates='sparse'"):
-        FMRegressor(regularization="present").fit(X, y)
+        FMRegressor(updates="dense", regularization="present").fit(X, y)
 
 
 def test_pickle_clone_warm_start_and_dataframes():
@@ -454,7 +454,8 @@ def test_cli_adam_in_process_equals_one_fit_call(tmp_path, capsys, monkeypatch):
         == 0
     )
     model = fmlib.FactorizationMachine(12, 8, init_std=0.1, seed=4)
-    fmlib.fit(model, X[:60], y[:60], num_epochs=3, batch_size=16, lr=0.05, seed=4)
+    fmlib.fit(model, X[:60], y[:60], num_epochs=3, batch_size=16, lr=0.05, seed=4,
+              updates="dense")   # the CLI's minibatch Adam takes dense steps
     np.testing.assert_allclose(np.loadtxt("p.txt"), model.predict(X[60:]), rtol=1e-5)
     assert capsys.readouterr().out.count("#Iter=") == 3
 

@@ -126,7 +126,7 @@ def test_estimator_trains_in_one_call_as_epochs_would():
     Xs = sp.csr_matrix(np.tile(X, (5, 1)))
     ys = np.tile(Y, 5) + np.repeat(np.arange(5) * 0.1, 7)
     est = fmlib.FMRegressor(k=2, solver="adam", num_epochs=4, batch_size=4, lr=0.02,
-                            random_state=3).fit(Xs, ys)
+                            updates="dense", random_state=3).fit(Xs, ys)
     ref = fmlib.FactorizationMachine(16, 2, init_std=0.1, seed=3)
     opt, rng = keras.optimizers.Adam(learning_rate=0.02), np.random.default_rng(3)
     for _ in range(4):

@@ -95,6 +95,7 @@ def test_one_sgd_step_is_equation_4_averaged_over_the_flat_rows(lambdas):
         lr=lr,
         lambda_w=lw,
         lambda_v=lv,
+        updates="dense",
         shuffle=False,
     )
     after = fm.get_weights()
@@ -220,7 +221,8 @@ def test_float32_and_a_keras_optimizer_instance():
             ValueError,
             r"regularization='global'.*needs optimizer='sgd'",
         ),
-        ({"regularization": "occurrence"}, ValueError, r"needs updates='sparse'"),
+        ({"updates": "dense", "regularization": "occurrence"}, ValueError,
+         r"needs updates='sparse'"),
         ({"batch_size": 0}, ValueError, r"batch_size"),
     ],
 )

@@ -1,4 +1,4 @@
-"""fit(updates="sparse"): row-sparse steps, lazy optimizers, occurrence penalty, datasets.
+"""fit(updates="sparse", regularization="occurrence"): row-sparse steps, lazy optimizers, occurrence penalty, datasets.
 
 The references are numpy loops written from Rendle (2010), eq. (4), and from the optimizers'
 equations, never the code under test.
@@ -89,7 +89,7 @@ def test_sparse_steps_equal_a_numpy_reference_of_the_lazy_optimizer(optimizer):
     X, y = sparse_problem()
     fm = fmlib.FactorizationMachine(9, k=3, seed=1, init_std=0.3, dtype=tf.float64)
     start = fm.get_weights()
-    fmlib.fit(fm, sp.csr_matrix(X), y, updates="sparse", optimizer=optimizer, lr=0.05,
+    fmlib.fit(fm, sp.csr_matrix(X), y, updates="sparse", regularization="occurrence", optimizer=optimizer, lr=0.05,
               batch_size=4, num_epochs=1, lambda_w=0.1, lambda_v=0.2, shuffle=False)
     w0, w, V = reference_training(X, y, start, optimizer, 0.05, 4, 0.1, 0.2)
     got = fm.get_weights()
@@ -130,7 +130,7 @@ def test_an_epoch_split_into_several_compiled_calls_is_the_same_epoch(monkeypatc
     fm = fmlib.FactorizationMachine(9, k=3, seed=1, init_std=0.3, dtype=tf.float64)
     start = fm.get_weights()
     monkeypatch.setattr(st, "ROWS_PER_CALL", 4)
-    fmlib.fit(fm, sp.csr_matrix(X), y, updates="sparse", optimizer="adam", lr=0.05,
+    fmlib.fit(fm, sp.csr_matrix(X), y, updates="sparse", regularization="occurrence", optimizer="adam", lr=0.05,
               batch_size=4, num_epochs=1, lambda_w=0.1, lambda_v=0.2, shuffle=False)
     w0, w, V = reference_training(X, y, start, "adam", 0.05, 4, 0.1, 0.2)
     np.testing.assert_allclose(fm.get_weights()["V"], V, rtol=1e-10, atol=1e-12)
@@ -140,7 +140,7 @@ def test_an_epoch_split_into_several_compiled_calls_is_the_same_epoch(monkeypatc
     for rows_per_call in (4, 1 << 18):
         monkeypatch.setattr(st, "ROWS_PER_CALL", rows_per_call)
         fm = fmlib.FactorizationMachine(9, k=3, seed=1, init_std=0.3, dtype=tf.float64)
-        history = fmlib.fit(fm, sp.csr_matrix(X), y, updates="sparse", optimizer="adam",
+        history = fmlib.fit(fm, sp.csr_matrix(X), y, updates="sparse", regularization="occurrence", optimizer="adam",
                             lr=0.05, batch_size=4, num_epochs=2, seed=3)
         runs.append((history["loss"].to_numpy(), fm.get_weights()["V"]))
     np.testing.assert_allclose(runs[0][0], runs[1][0], rtol=1e-12)
@@ -167,7 +167,7 @@ def test_rows_of_equal_length_shuffle_like_the_reference():
         st.ROWS_PER_CALL, saved = rows_per_call, st.ROWS_PER_CALL
         try:
             fm = fmlib.FactorizationMachine(n, k=3, seed=1, init_std=0.3, dtype=tf.float64)
-            fmlib.fit(fm, sp.csr_matrix(X), y, updates="sparse", optimizer="adam", lr=0.05,
+            fmlib.fit(fm, sp.csr_matrix(X), y, updates="sparse", regularization="occurrence", optimizer="adam", lr=0.05,
                       batch_size=4, num_epochs=1, lambda_w=0.1, lambda_v=0.2, seed=11)
         finally:
             st.ROWS_PER_CALL = saved
@@ -181,7 +181,7 @@ def test_absent_rows_are_unchanged_bit_for_bit_and_present_rows_move():
     X[:, 4] = 0.0                                      # feature 4 never occurs
     fm = fmlib.FactorizationMachine(9, k=3, seed=1, init_std=0.3, dtype=tf.float64)
     start = fm.get_weights()
-    fmlib.fit(fm, X, y, updates="sparse", optimizer="adam", lr=0.05, batch_size=4,
+    fmlib.fit(fm, X, y, updates="sparse", regularization="occurrence", optimizer="adam", lr=0.05, batch_size=4,
               num_epochs=2, lambda_w=0.1, lambda_v=0.2)
     got = fm.get_weights()
     assert np.array_equal(got["V"][4], start["V"][4]) and got["w"][4] == start["w"][4] == 0
@@ -193,7 +193,7 @@ def test_classification_sparse_step_equals_reference():
     X, y = sparse_problem(classification=True, seed=3)
     fm = fmlib.FactorizationMachine(9, k=2, seed=2, init_std=0.3, dtype=tf.float64)
     start = fm.get_weights()
-    fmlib.fit(fm, X, 2 * y - 1, task="classification", updates="sparse", optimizer="adam",
+    fmlib.fit(fm, X, 2 * y - 1, task="classification", updates="sparse", regularization="occurrence", optimizer="adam",
               lr=0.03, batch_size=5, num_epochs=1, lambda_v=0.05, shuffle=False)
     w0, w, V = reference_training(X, y, start, "adam", 0.03, 5, 0.0, 0.05, classification=True)
     np.testing.assert_allclose(fm.get_weights()["V"], V, rtol=1e-10, atol=1e-12)
@@ -219,7 +219,7 @@ def test_dense_and_sparse_input_train_alike_on_the_sparse_path():
     out = []
     for data in (X, sp.csr_matrix(X), fmlib.to_sparse_tensor(X, tf.float64)):
         fm = fmlib.FactorizationMachine(9, k=3, seed=1, dtype=tf.float64)
-        fmlib.fit(fm, data, y, updates="sparse", batch_size=6, num_epochs=2, seed=0)
+        fmlib.fit(fm, data, y, updates="sparse", regularization="occurrence", batch_size=6, num_epochs=2, seed=0)
         out.append(fm.get_weights()["V"])
     np.testing.assert_allclose(out[1], out[0], rtol=1e-12)
     np.testing.assert_allclose(out[2], out[0], rtol=1e-12)
@@ -229,12 +229,12 @@ def test_dense_and_sparse_input_train_alike_on_the_sparse_path():
 def test_training_from_a_dataset_equals_training_from_the_same_arrays(sparse_batches):
     X, y = sparse_problem(n_rows=23, seed=6)
     fm_arrays = fmlib.FactorizationMachine(9, k=3, seed=1, dtype=tf.float64)
-    h_arrays = fmlib.fit(fm_arrays, X, y, updates="sparse", batch_size=5, num_epochs=3,
+    h_arrays = fmlib.fit(fm_arrays, X, y, updates="sparse", regularization="occurrence", batch_size=5, num_epochs=3,
                          lambda_v=0.1, shuffle=False)
     Xd = tf.sparse.from_dense(X) if sparse_batches else X
     ds = tf.data.Dataset.from_tensor_slices((Xd, y)).batch(5)
     fm_ds = fmlib.FactorizationMachine(9, k=3, seed=1, dtype=tf.float64)
-    h_ds = fmlib.fit(fm_ds, ds, None, num_epochs=3, lambda_v=0.1)
+    h_ds = fmlib.fit(fm_ds, ds, None, num_epochs=3, lambda_v=0.1, regularization="occurrence")
     np.testing.assert_allclose(fm_ds.get_weights()["V"], fm_arrays.get_weights()["V"], rtol=1e-12)
     np.testing.assert_allclose(h_ds["loss"], h_arrays["loss"], rtol=1e-12)
 
@@ -247,7 +247,7 @@ def test_occurrence_penalty_shrinks_frequent_features_more():
     fm = fmlib.FactorizationMachine(3, k=1, init_std=0.0, dtype=tf.float64)
     fm.set_weights(w=np.array([1.0, 1.0, 1.0]))
     y = fm.predict(X)      # zero residuals: the data gradient is zero
-    fmlib.fit(fm, X, y, updates="sparse", optimizer="sgd", lr=0.1, lambda_w=0.5, batch_size=4,
+    fmlib.fit(fm, X, y, updates="sparse", regularization="occurrence", optimizer="sgd", lr=0.1, lambda_w=0.5, batch_size=4,
               num_epochs=1, shuffle=False)
     np.testing.assert_allclose(fm.get_weights()["w"], [1 - 2 * 0.1 * 0.5 * 4 / 4,
                                                      1 - 2 * 0.1 * 0.5 * 1 / 4, 1.0])
@@ -257,7 +257,7 @@ def test_the_sparse_path_learns_a_planted_problem():
     from reference import planted_fm
     X, y, _ = planted_fm(n_rows=3000, n=40, k=3, noise=0.05)
     fm = fmlib.FactorizationMachine(40, k=3, seed=0, init_std=0.1)
-    history = fmlib.fit(fm, X, y, updates="sparse", lr=0.02, batch_size=64, num_epochs=30, seed=0)
+    history = fmlib.fit(fm, X, y, updates="sparse", regularization="occurrence", lr=0.02, batch_size=64, num_epochs=30, seed=0)
     assert history["loss"].iloc[-1] < 0.1 * history["loss"].iloc[0]
 
 
@@ -273,9 +273,9 @@ def test_bad_arguments_of_the_sparse_path_are_named():
     with pytest.raises(ValueError, match="needs updates='sparse'"):
         fmlib.fit(fm, X, y, regularization="occurrence")
     with pytest.raises(ValueError, match="`optimizer` must be one of"):
-        fmlib.fit(fm, X, y, updates="sparse", optimizer=tf.keras.optimizers.Adam())
-    with pytest.raises(ValueError, match="solver='gradient'"):
-        fmlib.fit(fm, X, y, updates="sparse", solver="als")
+        fmlib.fit(fm, X, y, updates="sparse", regularization="occurrence", optimizer=tf.keras.optimizers.Adam())
+    with pytest.raises(ValueError, match="`updates` is not used by solver='als'"):
+        fmlib.fit(fm, X, y, updates="sparse", regularization="occurrence", solver="als")
 
 
 def test_bad_datasets_get_clear_errors():
@@ -301,15 +301,15 @@ def test_bad_datasets_get_clear_errors():
 def test_the_learning_rate_is_checked_on_every_call():
     X, y = sparse_problem()
     fm = fmlib.FactorizationMachine(9, k=2)
-    fmlib.fit(fm, X, y, updates="sparse", num_epochs=1)          # builds the optimizer
+    fmlib.fit(fm, X, y, updates="sparse", regularization="occurrence", num_epochs=1)          # builds the optimizer
     with pytest.raises(ValueError, match="`lr` must be"):
-        fmlib.fit(fm, X, y, updates="sparse", lr=-1.0)
+        fmlib.fit(fm, X, y, updates="sparse", regularization="occurrence", lr=-1.0)
     with pytest.raises(ValueError, match="`lr` must be > 0"):
-        fmlib.fit(fm, X, y, updates="sparse", lr=0)
+        fmlib.fit(fm, X, y, updates="sparse", regularization="occurrence", lr=0)
 
 
 def test_the_callers_matrix_is_read_not_changed():
-    """fit(updates="sparse") trains on a canonical float CSR matrix without copying it, so it
+    """fit(updates="sparse", regularization="occurrence") trains on a canonical float CSR matrix without copying it, so it
     must leave it (and one with stored zeros or unsorted indices) exactly as it was."""
     X, y = sparse_problem(n_rows=10)
     canonical = sp.csr_matrix(X)
@@ -324,7 +324,7 @@ def test_the_callers_matrix_is_read_not_changed():
     for M in (canonical, zeros, unsorted):
         before = (M.data.copy(), M.indices.copy(), M.indptr.copy(), M.nnz)
         fm = fmlib.FactorizationMachine(9, k=2, seed=0, dtype=tf.float64)
-        fmlib.fit(fm, M, y, updates="sparse", lambda_v=0.1, batch_size=4, num_epochs=2)
+        fmlib.fit(fm, M, y, updates="sparse", regularization="occurrence", lambda_v=0.1, batch_size=4, num_epochs=2)
         np.testing.assert_array_equal(M.data, before[0])
         np.testing.assert_array_equal(M.indices, before[1])
         np.testing.assert_array_equal(M.indptr, before[2])
@@ -339,7 +339,7 @@ def test_stored_zeros_and_boolean_batches():
     weights = []
     for data in (stored, stored.toarray()):
         fm = fmlib.FactorizationMachine(9, k=2, seed=0, dtype=tf.float64)
-        fmlib.fit(fm, data, y, updates="sparse", lambda_w=0.5, lambda_v=0.5, batch_size=8,
+        fmlib.fit(fm, data, y, updates="sparse", regularization="occurrence", lambda_w=0.5, lambda_v=0.5, batch_size=8,
                   num_epochs=1, shuffle=False)
         weights.append(fm.get_weights()["V"])
     np.testing.assert_allclose(weights[0], weights[1], rtol=1e-12)

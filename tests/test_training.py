@@ -61,7 +61,7 @@ def test_sparse_and_dense_training_agree():
     results = []
     for data in (X, X.toarray(), tf.sparse.from_dense(X.toarray())):
         fm = fmlib.FactorizationMachine(40, k=3, seed=0, init_std=0.1)
-        history = fmlib.fit(fm, data, y, num_epochs=3, batch_size=64, seed=3)
+        history = fmlib.fit(fm, data, y, num_epochs=3, batch_size=64, seed=3, updates="dense")
         results.append((history["loss"].to_numpy(), fm.V.numpy()))
     for loss, V in results[1:]:
         np.testing.assert_allclose(loss, results[0][0], rtol=1e-4)
@@ -236,9 +236,10 @@ def test_repeated_fits_trace_the_step_once():
     with _Warnings() as logged:
         for i in range(6):      # one batch per epoch: every call would be a trace without the cache
             fmlib.fit(fm, X, y, num_epochs=1, batch_size=24 - i, lr=0.01 * (i + 1), lambda_w=0.1 * i,
-                      lambda_v=0.01 * i)
+                      lambda_v=0.01 * i, updates="dense")
         for i in range(6):      # new models: one trace each, not counted as retracing
-            fmlib.fit(fmlib.FactorizationMachine(6, k=2, seed=i), X, y, num_epochs=1, batch_size=24)
+            fmlib.fit(fmlib.FactorizationMachine(6, k=2, seed=i), X, y, num_epochs=1, batch_size=24,
+                      updates="dense")
     assert [m for m in logged if "retracing" in m] == []
     steps = [entry[0] for entry in fm._compiled_steps.values()]
     assert [s.experimental_get_tracing_count() for s in steps] == [1]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from fmlib.validation import check_float, check_int, check_seed
+from fmlib.validation import check_int, check_learning_rate, check_seed
 from fmlib.model.fm import FactorizationMachine
 from fmlib.distributed.records import check_files
 
@@ -22,9 +22,7 @@ def check_training(model, train_files, validation_files, num_epochs, batch_size,
     train_files = check_files(train_files, "train_files")
     if validation_files is not None:
         validation_files = check_files(validation_files, "validation_files")
-    lr = check_float(lr, "lr")
-    if lr == 0:
-        raise ValueError("`lr` must be > 0; got 0.")
+    lr = check_learning_rate(lr)
     return (train_files, validation_files, check_int(num_epochs, "num_epochs"),
             check_int(batch_size, "batch_size"), lr, check_seed(seed))
 

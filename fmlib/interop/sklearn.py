@@ -21,7 +21,6 @@ from __future__ import annotations
 import inspect
 from typing import Any, Iterator
 
-import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
@@ -36,6 +35,7 @@ from fmlib.solvers.mcmc import BayesianFM
 from fmlib.model.fm import FactorizationMachine
 from fmlib.solvers.fit import fit
 from fmlib.solvers.registry import resolve
+from fmlib.learning.optimizers import OPTIMIZERS
 
 SOLVERS = ("adam", "sgd", "adagrad", "als", "mcmc")
 # the estimator's arguments that are hyper-parameters of a solver in fmlib.solvers.registry
@@ -51,11 +51,7 @@ def _same(value, default) -> bool:
         return type(value) is type(default) and bool(value == default)
     except (TypeError, ValueError):
         return False
-_OPTIMIZERS = {
-    "adam": keras.optimizers.Adam,
-    "sgd": keras.optimizers.SGD,
-    "adagrad": keras.optimizers.Adagrad,
-}
+_OPTIMIZERS = OPTIMIZERS   # the gradient solvers go by their optimizer's name
 
 
 def check_solver(solver: Any, task: str) -> str:
@@ -144,7 +140,7 @@ class _FMEstimator(BaseEstimator):
         groups: Any = None,
         random_state: Any = None,
         warm_start: bool = False,
-        updates: str = "dense",
+        updates: str | None = None,
         regularization: str | None = None,
     ):
         self.k = k
@@ -290,10 +286,10 @@ class FMRegressor(RegressorMixin, _FMEstimator):
         warm_start: gradient solvers and ALS: a second ``fit`` continues from the fitted
             weights (same ``k``, same number of columns) instead of starting again. MCMC
             always starts a new chain.
-        updates: gradient solvers: ``"dense"`` (default) or ``"sparse"`` (row-sparse steps
-            whose cost follows the non-zeros, lazy Adam and Adagrad; see :func:`fmlib.fit`
-            and chapter "Performance").
-        regularization: with ``updates="sparse"``: ``"occurrence"`` (default), ``"present"``
+        updates: gradient solvers: ``"sparse"`` (row-sparse steps whose cost follows the
+            non-zeros, lazy Adam and Adagrad) or ``"dense"``; None (default) follows
+            :func:`fmlib.fit`: ``"sparse"`` for sparse ``X``, ``"dense"`` for arrays.
+        regularization: with ``updates="sparse"``: ``"present"`` (default), ``"occurrence"``
             or ``"global"`` (SGD only), as in :func:`fmlib.fit`.
 
     Attributes:

@@ -23,7 +23,7 @@ from fmlib.learning.divergence import TrainingDivergedError, advice, check_weigh
 from fmlib.learning.optimizers import OPTIMIZERS, check_unused_or_ours
 from fmlib.model.fm import FactorizationMachine
 from fmlib.model.losses import l2_loss, l2_penalty_unchecked, logistic_loss
-from fmlib.validation import as_batch, as_targets, check_float, iter_batches
+from fmlib.validation import as_batch, as_targets, check_learning_rate, iter_batches
 
 
 def train_step(mod: FactorizationMachine, x, y_true, lr: float,
@@ -46,9 +46,7 @@ def train_step(mod: FactorizationMachine, x, y_true, lr: float,
     """
     if not isinstance(mod, FactorizationMachine):
         raise TypeError(f"`mod` must be a fmlib.FactorizationMachine; got {type(mod).__name__}.")
-    lr = check_float(lr, "lr")
-    if lr == 0:
-        raise ValueError("`lr` must be > 0; got 0.")
+    lr = check_learning_rate(lr)
     x = as_batch(x, mod.n_features, mod.dtype, name="x")
     y_true = as_targets(y_true, int(x.shape[0]), name="y_true", dtype=mod.dtype)
     loss_f_kwargs = loss_f_kwargs or {}
@@ -121,9 +119,7 @@ def _compiled_step(model: FactorizationMachine, optimizer, lr, task: str,
         if optimizer.lower() not in OPTIMIZERS:
             raise ValueError(f"`optimizer` must be one of {sorted(OPTIMIZERS)} or a Keras optimizer; "
                              f"got {optimizer!r}.")
-        lr = check_float(lr, "lr")
-        if lr == 0:
-            raise ValueError("`lr` must be > 0; got 0.")
+        lr = check_learning_rate(lr)
         key = (optimizer.lower(), task, sparse)
     elif isinstance(optimizer, keras.optimizers.Optimizer):
         key = (id(optimizer), task, sparse)   # the cache holds the instance: its id stays unique

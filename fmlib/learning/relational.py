@@ -63,7 +63,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from fmlib.validation import check_float
+from fmlib.validation import check_learning_rate
 from fmlib.model.losses import l2_loss, l2_penalty_unchecked, logistic_loss
 from fmlib.model.pairwise import lemma31, factor_products
 from fmlib.learning.sparse import ROWS_PER_CALL, SparseStep, sparse_optimizer
@@ -246,9 +246,7 @@ def _keras_optimizer(model, optimizer, lr: float, key: tuple):
                 f"`optimizer` must be one of {sorted(OPTIMIZERS)} or a Keras "
                 f"optimizer; got {optimizer!r}."
             )
-        lr = check_float(lr, "lr")
-        if lr == 0:
-            raise ValueError("`lr` must be > 0; got 0.")
+        lr = check_learning_rate(lr)
         opt = model._compiled_steps.get(key + ("opt",))
         if opt is None:
             opt = OPTIMIZERS[optimizer.lower()](learning_rate=lr)

@@ -48,7 +48,7 @@ import numpy as np
 import scipy.sparse as sp
 import tensorflow as tf
 
-from fmlib.validation import check_float
+from fmlib.validation import check_learning_rate
 from fmlib.learning.lazy_optimizers import LAZY_OPTIMIZERS
 from fmlib.model.losses import l2_loss, logistic_loss
 from fmlib.model.pairwise import lemma31, factor_products
@@ -205,9 +205,7 @@ def sparse_optimizer(model, optimizer, lr: float, regularization: str):
     if regularization not in REGULARIZATIONS:
         raise ValueError(f"`regularization` must be one of {REGULARIZATIONS}; got {regularization!r}.")
     name = optimizer.lower()
-    lr = check_float(lr, "lr")
-    if lr == 0:
-        raise ValueError("`lr` must be > 0; got 0.")
+    lr = check_learning_rate(lr)
     if regularization == "global" and name != "sgd":
         raise ValueError("regularization='global' with updates='sparse' needs optimizer='sgd': the "
                          "global penalty has a gradient in every row, which lazy "

@@ -54,16 +54,16 @@ import pandas as pd
 import scipy.sparse as sp
 import tensorflow as tf
 
-from fmlib.validation import check_float, check_int, check_seed
+from fmlib.validation import check_learning_rate, check_float, check_int, check_seed
+from fmlib.learning.divergence import TrainingDivergedError
+from fmlib.learning.optimizers import OPTIMIZERS
 from fmlib.ranking.metrics import ranking_metrics
 from fmlib.ranking.scoring import catalogue_scores, check_blocks
 
 SAMPLINGS = ("uniform", "popularity")
-OPTIMIZERS = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam,
-              "adagrad": keras.optimizers.Adagrad}
 
 
-class BPRDivergedError(FloatingPointError):
+class BPRDivergedError(TrainingDivergedError):
     """The BPR loss or the weights became NaN or infinite (usually: the learning rate is too large)."""
 
 
@@ -234,9 +234,7 @@ def _optimizer(optimizer, lr) -> keras.optimizers.Optimizer:
     if not (isinstance(optimizer, str) and optimizer.lower() in OPTIMIZERS):
         raise ValueError(f"`optimizer` must be one of {sorted(OPTIMIZERS)} or a Keras optimizer; "
                          f"got {optimizer!r}.")
-    lr = check_float(lr, "lr")
-    if lr == 0:
-        raise ValueError("`lr` must be > 0; got 0.")
+    lr = check_learning_rate(lr)
     return OPTIMIZERS[optimizer.lower()](learning_rate=lr)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import keras
 import pandas as pd
+import scipy.sparse as sp
 import tensorflow as tf
 
 from fmlib.data.chunks import check_shuffle
@@ -81,16 +82,23 @@ def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: st
             or a Keras optimizer instance (then ``lr`` is not used); ``"adam"``.
         lr: learning rate for a named optimizer; 0.01.
         lambda_w, lambda_v: L2 strengths for ``w`` and ``V`` (libFM's λ_w, λ_v); 0.
-        updates: ``"dense"`` (the default for arrays: the compiled step of the chapter
-            "Learning", any Keras optimizer) or ``"sparse"`` (the default for a dataset:
-            row-sparse steps, epochs in the graph; ``optimizer`` a name: ``"sgd"``,
-            ``"adagrad"`` or ``"adam"``, the latter two in their lazy form).
-        regularization: ``"global"`` (:math:`\lambda_w \lVert \mathbf w \rVert^2 +
-            \lambda_v \lVert \mathbf V \rVert_F^2` per batch, the default and only choice
-            of ``updates="dense"``; with ``updates="sparse"`` only for ``optimizer="sgd"``, as
-            an exact decay of every row, O(k n) per step), ``"occurrence"`` (the penalty of
-            the features present, per row; the default of ``updates="sparse"``) or
-            ``"present"`` (the penalty of the features present, once per batch).
+        updates: ``"sparse"`` or ``"dense"``. ``"sparse"``: row-sparse steps whose cost
+            follows the non-zeros, epochs in the graph (chapter "Performance"; ``optimizer``
+            a name: ``"sgd"``, ``"adagrad"`` or ``"adam"``, the latter two in their lazy
+            form). ``"dense"``: the compiled step of the chapter "Learning", any Keras
+            optimizer. Left unset, sparse input (``scipy.sparse``, ``tf.SparseTensor``, a
+            :class:`fmlib.RelationalDesign` or a ``tf.data.Dataset``) with a named optimizer
+            trains ``"sparse"``, anything else ``"dense"``.
+        regularization: which rows carry the penalty. ``"global"``: :math:`\lambda_w \lVert
+            \mathbf w \rVert^2 + \lambda_v \lVert \mathbf V \rVert_F^2` per batch (the
+            default and only choice of ``updates="dense"``; with ``updates="sparse"`` only
+            for ``optimizer="sgd"``, as an exact decay of every row, O(k n) per step).
+            ``"present"``: the same penalty restricted to the features present in the batch,
+            once per batch (the default of ``updates="sparse"``: on data where a batch holds
+            most features it is the global penalty, at the cost of the non-zeros).
+            ``"occurrence"``: the penalty of the features of each row, per row (libFM's
+            SGD, :math:`\lambda` per occurrence: much weaker on rare features at the same
+            :math:`\lambda`).
         groups: ``solver="als"`` only: which columns form a block
             (``FeatureEncoder.groups_``), so that wide multi-hot blocks are split into
             exact joint updates quickly (:func:`fmlib.solvers.coordinate.block_schedule`).
@@ -135,7 +143,8 @@ def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: st
     streamed = isinstance(X, tf.data.Dataset)
     num_epochs, lambda_w, lambda_v = params["num_epochs"], params["lambda_w"], params["lambda_v"]
     if solver == "gradient":
-        updates, regularization = _updates(params["updates"], params["regularization"], streamed)
+        updates, regularization = _updates(params["updates"], params["regularization"], X,
+                                           params["optimizer"])
         batch_size, optimizer, lr = params["batch_size"], params["optimizer"], params["lr"]
         shuffle, seed = check_shuffle(params["shuffle"], X, solver), params["seed"]
     else:
@@ -179,15 +188,20 @@ def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: st
     return run_epochs(model, run_epoch, num_epochs, task, validation, patience, verbose, lr)
 
 
-def _updates(updates, regularization, streamed: bool) -> tuple[str, str]:
-    """``(updates, regularization)`` of the gradient solver, with their defaults filled in."""
+def _updates(updates, regularization, X, optimizer) -> tuple[str, str]:
+    """``(updates, regularization)`` of the gradient solver, with their defaults filled in:
+    row-sparse steps for sparse input and a named optimizer, the penalty of the features
+    present for them, the global penalty for dense steps."""
+    streamed = isinstance(X, tf.data.Dataset)
     if updates is None:
-        updates = "sparse" if streamed else "dense"
+        sparse_input = (streamed or sp.issparse(X) or isinstance(X, tf.SparseTensor)
+                        or is_relational(X))
+        updates = "sparse" if sparse_input and isinstance(optimizer, str) else "dense"
     if streamed and updates != "sparse":
         raise ValueError("a tf.data.Dataset `X` trains with updates='sparse'; "
                          f"got updates={updates!r}.")
     if regularization is None:
-        regularization = "occurrence" if updates == "sparse" else "global"
+        regularization = "present" if updates == "sparse" else "global"
     if updates == "dense" and regularization != "global":
         raise ValueError(f"regularization={regularization!r} needs updates='sparse' (the dense "
                          "step penalises every row); got updates='dense'.")

@@ -40,6 +40,7 @@ import scipy.sparse as sp
 import tensorflow as tf
 from scipy.special import ndtr, ndtri
 
+from fmlib.learning.metrics import accuracy, rmse
 from fmlib.solvers.registry import HyperParameters
 from fmlib.validation import (as_host_matrix, as_labels, as_targets, check_float, check_int, check_seed, check_task)
 from fmlib.validation import column_groups
@@ -248,12 +249,11 @@ class BayesianFM(HyperParameters):
 
     def _metric(self, y: np.ndarray, y_hat: np.ndarray,
                 overwrite: bool = False) -> float:
-        """Accuracy or RMSE; ``overwrite``: ``y_hat`` is a scratch array (the errors are
-        formed in it, so that N training ratings cost no second array of N values)."""
+        """Accuracy or RMSE (:mod:`fmlib.learning.metrics`); ``overwrite``: ``y_hat`` is a
+        scratch array."""
         if self.task == "classification":
-            return float(np.mean((y_hat > 0) == (y > 0)))
-        err = np.subtract(y, y_hat, out=y_hat if overwrite else None)
-        return float(np.sqrt(np.mean(np.square(err, out=err))))
+            return accuracy(y, y_hat)
+        return rmse(y, y_hat, overwrite=overwrite)
 
     # --- prediction ---------------------------------------------------------------------
     def _scores(self, X: sp.csr_matrix, weights: dict) -> np.ndarray:

@@ -29,7 +29,7 @@ import keras
 
 from fmlib.learning.optimizers import OPTIMIZERS
 from fmlib.learning.sparse import REGULARIZATIONS
-from fmlib.validation import check_float, check_int, check_seed
+from fmlib.validation import check_float, check_int, check_learning_rate, check_seed
 
 UPDATES = ("dense", "sparse")
 
@@ -63,13 +63,6 @@ def _non_negative_int(value, name):
 
 def _non_negative_float(value, name):
     return check_float(value, name)
-
-
-def _learning_rate(value, name):
-    value = check_float(value, name, minimum=-float("inf"))
-    if not value > 0:
-        raise ValueError(f"`{name}` must be a finite number > 0; got {value}.")
-    return value
 
 
 def _one_of(*choices):
@@ -107,7 +100,7 @@ SOLVERS: dict[str, Solver] = {
         "num_epochs": NUM_EPOCHS,
         "batch_size": Param(256, _positive_int, "rows per step"),
         "optimizer": Param("adam", _optimizer, "'adam', 'sgd', 'adagrad' or a Keras optimizer"),
-        "lr": Param(0.01, _learning_rate, "learning rate of a named optimizer"),
+        "lr": Param(0.01, check_learning_rate, "learning rate of a named optimizer"),
         "lambda_w": LAMBDA_W,
         "lambda_v": LAMBDA_V,
         "updates": Param(None, _one_of(*UPDATES), "'dense' or 'sparse' (row-sparse steps)"),
