@@ -64,6 +64,7 @@ PROVENANCE_KEYS = (
     "finished_utc",    # filled by save_results
     "wall_seconds",    # started -> finished
     "load_average",    # os.getloadavg() when the results were saved (the machine is shared)
+    "note",            # None for a record made by the run; else how it was made (recovered)
 )
 #: The code a benchmark executes: uncommitted changes here make a run "dirty".
 DIRTY_PATHS = ("fmlib", "benchmarks/*.py", "book/tuning/*.py")
@@ -138,6 +139,7 @@ def provenance(argv: list[str] | None = None, smoke: bool = False) -> dict[str, 
         "finished_utc": None,
         "wall_seconds": None,
         "load_average": None,
+        "note": None,
         "_started": time.time(),
     }
     return record
@@ -272,26 +274,42 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def save_results(path: Path, update: dict, record: dict, *, part: str | None = None,
-                 replace: bool = False) -> dict:
+                 replace: bool = False, remove: tuple[str, ...] = ()) -> dict:
     """Merge ``update`` into the results file ``path`` and record the run's provenance.
 
     The top-level keys of ``update`` replace those in the file; the others are kept
-    (``replace=True``: the file holds ``update`` alone). ``"provenance"`` becomes this run's
+    (``replace=True``: the file holds ``update`` alone; ``remove``: top-level keys to drop,
+    such as the run metadata of an older shape). ``"provenance"`` becomes this run's
     record (:func:`finish`); a script whose parts run apart passes ``part``, and the record
     is also kept under ``"provenance_by_part"[part]``, so every part says which commit and
     command produced it. Read-modify-write under a lock, written atomically
     (:func:`write_atomic`). Returns what was written.
     """
+    def merge(results: dict) -> dict:
+        results = {} if replace else results
+        for key in remove:
+            results.pop(key, None)
+        results.update(update)
+        return results
+
+    return update_results(path, merge, record, part=part)
+
+
+def update_results(path: Path, change, record: dict, *, part: str | None = None,
+                   quiet: bool = False) -> dict:
+    """The general form of :func:`save_results`: under the lock, ``change(results)`` gets
+    the file's results (a dict, {} for a new file) and returns the new ones; the run's
+    provenance is added and the file written atomically. Returns what was written."""
     path = Path(path)
     done = finish(record)
     with _locked(path):
-        results = {} if replace else read_results(path)
-        results.update(update)
+        results = change(read_results(path))
         results["provenance"] = done
         if part is not None:
             results.setdefault("provenance_by_part", {})[part] = done
         write_atomic(path, json.dumps(results, indent=1, default=_json_default) + "\n")
-    print(f"wrote {path}")
+    if not quiet:
+        print(f"wrote {path}")
     return results
 
 
@@ -365,7 +383,11 @@ def tuning_module():
 
 
 def peer(name: str, smoke: bool):
-    """Import a peer library; under ``smoke`` None when it is not installed."""
+    """Import a peer library; under ``smoke`` None when it is not installed (or when the
+    environment sets ``FMLIB_BENCH_PEERS=0``, to try the smoke run as it is without them)."""
+    if smoke and os.environ.get("FMLIB_BENCH_PEERS") == "0":
+        print(f"--smoke: FMLIB_BENCH_PEERS=0, {name} left out")
+        return None
     try:
         return __import__(name)
     except ImportError:
