@@ -201,8 +201,9 @@ def run_adam(f: Fold, sweeps: int) -> dict:
             "epochs": len(history), "best_epoch": history.attrs["best_epoch"]}
 
 
-def als_model(f: Fold, lam: float, max_sweeps: int = ALS["max_sweeps"]):
+def als_model(f: Fold, lam: float, max_sweeps: int | None = None):
     """ALS on the 90% of the fold's matrix, early stopping on the 10% held out."""
+    max_sweeps = ALS["max_sweeps"] if max_sweeps is None else max_sweeps
     fit_rows = ~f.val
     fm = fmlib.FactorizationMachine(f.X.shape[1], k=ALS["k"], init_std=ALS["init_std"], seed=SEED,
                                     dtype=tf.float64)

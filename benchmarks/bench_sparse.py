@@ -87,12 +87,13 @@ def save(out, part: str, value, record: dict) -> None:
 
 
 # --- throughput -----------------------------------------------------------------------------
-def throughput(repeats: int = THROUGHPUT["repeats"]) -> dict:
+def throughput(repeats: int | None = None) -> dict:
     """Rows per second of every path and of myFM, measured ``repeats`` times in turn (the
     machine's speed drifts by some 10% between runs); each entry is the median of the
     repeats, and ``repeats`` keeps them all."""
     import fmlib
 
+    repeats = THROUGHPUT["repeats"] if repeats is None else repeats
     myfm = common.peer("myfm", SMOKE)
     train, _ = common.fold_frames(common.movielens(), "u1", smoke=SMOKE)
     y = train["rating"].to_numpy(float)
