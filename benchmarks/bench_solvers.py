@@ -437,8 +437,9 @@ def main() -> None:
             state["throughput"][design] = {**throughput(ml, design, lam_t), "als_lambda": lam_t, **version}
             save(state, args.out, ("throughput", design), record)
             t = state["throughput"][design]
+            myfm_sweep = f"{t['myfm_seconds_per_sweep']:.3f}" if "myfm_seconds_per_sweep" in t else "-"
             print(f"{design:<10} throughput: BayesianFM {t['bayesian_seconds_per_sweep']:.3f} s/sweep, "
-                  f"myFM {t['myfm_seconds_per_sweep']:.3f}, ALS {t['als_seconds_per_sweep']:.3f}", flush=True)
+                  f"myFM {myfm_sweep}, ALS {t['als_seconds_per_sweep']:.3f}", flush=True)
     report(state)
     print(f"wrote {args.out}")
 
