@@ -11,6 +11,9 @@ the chapter "Training on several machines" with the measured distinct rows per b
 
     python benchmarks/bench_distributed.py                 # 10^6 ratings
     python benchmarks/bench_distributed.py --ratings 2e5   # quicker
+    python benchmarks/bench_distributed.py --smoke         # 20,000 ratings, 1 epoch, one
+                                                           # process and the all-reduce pair
+                                                           # (no parameter server); a temp file
 
 Prints a table and writes benchmarks/results/distributed.json. On a shared 2-core machine
 the cluster cannot be faster than one process: every process competes for the same cores.
@@ -18,21 +21,19 @@ the cluster cannot be faster than one process: every process competes for the sa
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import time
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+import common  # noqa: E402
 import fmlib  # noqa: E402
 from fmlib import distributed as dist  # noqa: E402
 
-RESULTS = Path(__file__).parent / "results" / "distributed.json"
+RESULTS = common.RESULTS / "distributed.json"
 
 
 def distinct_rows(X, batch_size: int) -> float:
@@ -54,7 +55,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--lr", type=float, default=0.1)
     parser.add_argument("--k", type=int, default=8)
+    common.add_smoke_arguments(parser, RESULTS)
     args = parser.parse_args()
+    record = common.provenance(smoke=args.smoke)
+    out = common.results_path(args, RESULTS)
+    if args.smoke:
+        args.ratings, args.epochs, args.batch_size = 20000, 1, 256
     n_ratings = int(args.ratings)
     n_users, n_items = n_ratings // 50, n_ratings // 200
     X, y, Xt, yt = dist.synthetic_split(n_users, n_items, n_ratings, seed=0)
@@ -69,7 +75,8 @@ def main() -> None:
                         num_epochs=args.epochs, seed=0, validation_data=(Xt, yt))
     runs["1 process (fmlib.fit)"] = (history, history.attrs["epoch_seconds"],
                                      time.perf_counter() - started)
-    for name, workers, ps in (("2 workers, all-reduce", 2, 0), ("2 workers + 1 ps", 2, 1)):
+    clusters = (("2 workers, all-reduce", 2, 0), ("2 workers + 1 ps", 2, 1))
+    for name, workers, ps in clusters[:1] if args.smoke else clusters:
         started = time.perf_counter()
         history, _ = dist.run_local(X, y, Xt, yt, workers=workers, ps=ps, seed=0,
                                     timeout=900, say=lambda line: None, **settings)
@@ -94,16 +101,14 @@ def main() -> None:
     print(f"target RMSE (1 process + 1%): {target:.4f}")
     print(table.drop(columns="val_rmse per epoch").round(3).to_string())
     print(pd.Series(traffic).round(3).to_string())
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps({
+    common.save_results(out, {
         "settings": {**settings, "ratings": n_ratings, "train_rows": X.shape[0],
                      "features": X.shape[1]},
         "target_rmse": target, "runs": table.reset_index().to_dict(orient="records"),
         "traffic_model": traffic,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+        "machine": {"cpus": os.cpu_count(), "python": record["python"],
                     "note": "shared 2-core machine; several engineers ran jobs at once"},
-    }, indent=2))
-    print(f"wrote {RESULTS}")
+    }, record, replace=True)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,8 @@ machine was shared with other jobs: read times as rough ratios), epochs used and
 count.
 
     FMLIB_DATA=... python benchmarks/bench_family.py [--folds u1,u2,...]
+    python benchmarks/bench_family.py --smoke   # 4,000 rows of u1, one grid value (no
+                                                # tuning fits), 1 epoch per fit; a temp file
 
 64 fits (24 for the grid, 40 on the folds): 22 minutes on a 2 vCPU machine shared with other
 jobs for five folds. Writes benchmarks/results/family.json.
@@ -41,10 +43,8 @@ jobs for five folds. Writes benchmarks/results/family.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -52,6 +52,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy.stats import rankdata  # noqa: E402
 
+import common  # noqa: E402
 import fmlib  # noqa: E402
 
 FIELDS = ["user", "item", "age_bucket", "gender", "occupation"]
@@ -69,12 +70,13 @@ SETTINGS = dict(
     k_ffm=4,
     hidden_units=[64, 32],
 )
-OUT = Path(__file__).parent / "results" / "family.json"
+OUT = common.RESULTS / "family.json"
+SMOKE = dict(grid=[1e-4], max_epochs=1)
 
 
-def prepare(ml, fold: str) -> dict:
+def prepare(ml, fold: str, smoke: bool = False) -> dict:
     """Design matrices, field ids and both targets for the fit / validation / test parts."""
-    train, test = (ml.with_side_features(df) for df in ml.split(fold))
+    train, test = common.fold_frames(ml, fold, smoke=smoke)
     val = (
         np.random.default_rng(SETTINGS["seed"]).random(len(train))
         < SETTINGS["val_fraction"]
@@ -148,7 +150,7 @@ def auc(y: np.ndarray, score: np.ndarray) -> float:
 
 def scores(task: str, y: np.ndarray, out: np.ndarray) -> dict:
     if task == "regression":
-        return {"rmse": float(np.sqrt(np.mean((out - y) ** 2)))}
+        return {"rmse": common.rmse(out, y)}
     p = np.clip(1 / (1 + np.exp(-out.astype(np.float64))), 1e-7, 1 - 1e-7)
     logloss = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
     return {"logloss": float(logloss), "auc": auc(y, out)}
@@ -186,8 +188,11 @@ def train_and_score(model_name: str, task: str, l2: float, data: dict, parts) ->
 
 
 def tune(data: dict) -> dict:
-    """The grid value with the best validation metric, per (model, task), on one fold."""
+    """The grid value with the best validation metric, per (model, task), on one fold
+    (a grid of one value, as under --smoke, has nothing to choose: no fits)."""
     chosen, runs = {}, []
+    if len(GRID) == 1:
+        return {"chosen": {f"{m}|{t}": GRID[0] for t in TASKS for m in MODELS}, "runs": runs}
     for task in TASKS:
         metric = "rmse" if task == "regression" else "logloss"
         for model_name in MODELS:
@@ -251,17 +256,23 @@ def print_table(rows: list[dict]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folds", default="u1,u2,u3,u4,u5")
-    parser.add_argument("--out", default=str(OUT))
+    common.add_smoke_arguments(parser, OUT)
     args = parser.parse_args()
+    record = common.provenance(smoke=args.smoke)
+    out = common.results_path(args, OUT)
     folds = args.folds.split(",")
-    ml = fmlib.load_movielens()
+    if args.smoke:
+        folds = ["u1"]
+        GRID[:] = SMOKE["grid"]
+        SETTINGS["max_epochs"] = SMOKE["max_epochs"]
+    ml = common.movielens()
     t0 = time.perf_counter()
-    data = prepare(ml, "u1")
+    data = prepare(ml, "u1", args.smoke)
     print("tuning on u1's validation split", flush=True)
     tuned = tune(data)
     results = []
     for fold in folds:
-        data = data if fold == "u1" else prepare(ml, fold)
+        data = data if fold == "u1" else prepare(ml, fold, args.smoke)
         for task in TASKS:
             for model_name in MODELS:
                 l2 = tuned["chosen"][f"{model_name}|{task}"]
@@ -285,9 +296,8 @@ def main() -> None:
         "versions": {"fmlib": fmlib.__version__, "keras": keras.__version__},
         "machine": "2 vCPU, shared with other jobs (times are rough)",
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(payload, indent=1))
-    print(f"wrote {args.out} in {payload['total_seconds']:.0f} s")
+    common.save_results(out, payload, record, replace=True)
+    print(f"in {payload['total_seconds']:.0f} s")
 
 
 if __name__ == "__main__":

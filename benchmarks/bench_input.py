@@ -12,27 +12,27 @@ second and the speed-up over dense one-hot at the same batch size. Needs MovieLe
 or a download).
 
     python benchmarks/bench_input.py [--repeat 3]
+    python benchmarks/bench_input.py --smoke   # seconds: 4,000 rows, 2 epochs; a temporary file
 
 Writes benchmarks/results/input.json.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import time
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+import common  # noqa: E402
 import fmlib  # noqa: E402
 
 K, BATCHES, EPOCHS = 10, (1024, 4096), 3
+OUT = common.RESULTS / "input.json"
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -51,8 +51,13 @@ class EpochTimer(keras.callbacks.Callback):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
+    common.add_smoke_arguments(parser, OUT)
     args = parser.parse_args()
-    train, _ = fmlib.load_movielens("ml-100k").split("u1")
+    record = common.provenance(smoke=args.smoke)
+    out = common.results_path(args, OUT)
+    train, _ = common.fold_frames(common.movielens(), "u1", side=False, smoke=args.smoke)
+    batches, epochs = ((512,), 2) if args.smoke else (BATCHES, EPOCHS)
+    repeat = 1 if args.smoke else args.repeat
     encoder = fmlib.FeatureEncoder(categorical=["user", "item"])
     X_sparse = encoder.fit_transform(train).astype(np.float32)
     X_dense = X_sparse.toarray()
@@ -62,21 +67,21 @@ def main() -> None:
 
     def run_fit(X, batch):
         fm = fmlib.FactorizationMachine(X.shape[1], k=K, seed=0)
-        history = fmlib.fit(fm, X, y, num_epochs=EPOCHS, batch_size=batch, lr=0.01, seed=0)
+        history = fmlib.fit(fm, X, y, num_epochs=epochs, batch_size=batch, lr=0.01, seed=0)
         return statistics.median(history.attrs["epoch_seconds"][1:])
 
     def run_keras(batch):
         model = fmlib.build_fm_model(vocab_sizes=[len(user_map), len(item_map)], k=K, seed=0)
         model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
         timer = EpochTimer()
-        model.fit(ids, y, batch_size=batch, epochs=EPOCHS, verbose=0, callbacks=[timer])
+        model.fit(ids, y, batch_size=batch, epochs=epochs, verbose=0, callbacks=[timer])
         return statistics.median(timer.seconds[1:])
 
     layouts = {"dense one-hot (fmlib.fit)": lambda b: run_fit(X_dense, b),
                "tf.SparseTensor from CSR (fmlib.fit)": lambda b: run_fit(X_sparse, b),
                "field ids (FieldFMLayer, Keras fit)": run_keras}
-    times = {(name, b): [] for b in BATCHES for name in layouts}
-    for _ in range(args.repeat):                 # interleaved, so machine noise hits all alike
+    times = {(name, b): [] for b in batches for name in layouts}
+    for _ in range(repeat):                 # interleaved, so machine noise hits all alike
         for (name, batch) in times:
             times[(name, batch)].append(layouts[name](batch))
     rows = []
@@ -88,11 +93,8 @@ def main() -> None:
         rows.append({"layout": name, "batch_size": batch, "seconds_per_epoch": t, "all": values,
                      "rows_per_second": len(y) / t, "speedup_vs_dense": dense / t})
         print(f"{name:<40} {batch:>6} {t:>8.3f} {len(y) / t:>10,.0f} {dense / t:>8.1f}x")
-    out = Path(__file__).parent / "results" / "input.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"machine": platform.machine(), "k": K, "epochs": EPOCHS,
-                               "rows": rows}, indent=2))
-    print(f"wrote {out}")
+    common.save_results(out, {"machine": record["machine"], "k": K, "epochs": epochs,
+                              "rows": rows}, record, replace=True)
 
 
 if __name__ == "__main__":

@@ -23,31 +23,35 @@ sweep of myFM (fit time / number of sweeps). Run from the repository root,
 after ``pip install -r benchmarks/requirements.txt``:
 
     python benchmarks/bench_libraries.py [--folds u1,u2,u3,u4,u5]
+    python benchmarks/bench_libraries.py --smoke   # seconds: 4,000 rows of u1, 2 epochs, 5
+                                                   # sweeps; myFM and Surprise only if
+                                                   # installed; a temporary file
 
 Writes benchmarks/results/libraries.json.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import sys
 import time
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TQDM_DISABLE", "1")   # myFM's progress bar
 
-import myfm  # noqa: E402
 import numpy as np  # noqa: E402
-import surprise  # noqa: E402
 
+import common  # noqa: E402
 import fmlib  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "book" / "tuning"))
-from tune_movielens import FIXED as FMLIB, fit_with_validation, validation_mask  # noqa: E402
+_smoke = "--smoke" in sys.argv
+myfm = common.peer("myfm", _smoke)
+surprise = common.peer("surprise", _smoke)
+tune_movielens = common.tuning_module()
+FMLIB, fit_with_validation = tune_movielens.FIXED, tune_movielens.fit_with_validation
+validation_mask = tune_movielens.validation_mask
+OUT = common.RESULTS / "libraries.json"
 
 SIDE = ["age_bucket", "gender", "occupation"]
 DESIGNS = {
@@ -60,10 +64,16 @@ FMLIB_TUNED = {"user+item": dict(lambda_v=2e-4, lr=0.01), "all+implicit": dict(l
 MYFM_RANK, N_ITER, BURN_IN = 8, 100, 20
 THROUGHPUT_BATCHES = (1024, 4096, 16384)
 THROUGHPUT_SWEEPS = {"user+item": 50, "all+implicit": 5}
+THROUGHPUT_EPOCHS = 4
+rmse = common.rmse
 
 
-def rmse(y_hat, y) -> float:
-    return float(np.sqrt(np.mean((np.asarray(y_hat, float) - y) ** 2)))
+def smoke_settings() -> None:
+    """--smoke: few epochs and sweeps, one small batch size."""
+    global N_ITER, BURN_IN, THROUGHPUT_BATCHES, THROUGHPUT_SWEEPS, THROUGHPUT_EPOCHS
+    N_ITER, BURN_IN, THROUGHPUT_BATCHES, THROUGHPUT_EPOCHS = 5, 2, (512,), 2
+    THROUGHPUT_SWEEPS = {design: 2 for design in THROUGHPUT_SWEEPS}
+    FMLIB["max_epochs"] = 2                       # the chapter's protocol, cut short
 
 
 def run_fmlib(design, train, test):
@@ -104,16 +114,18 @@ def run_surprise(algo_cls, train, test):
     return rmse(y_hat, test["rating"].to_numpy(float)), seconds, None, None
 
 
-def throughput(ml, design: str) -> dict:
+def throughput(ml, design: str, smoke: bool = False) -> dict:
     """Rows per second on the same u1.base matrix: one fmlib epoch per batch size, one myFM sweep."""
-    train = ml.with_side_features(ml.split("u1")[0])
+    train, _ = common.fold_frames(ml, "u1", smoke=smoke)
     X = fmlib.FeatureEncoder(**DESIGNS[design]).fit_transform(train)
     y = train["rating"].to_numpy(float)
     out = {"rows": X.shape[0], "nnz_per_row": X.nnz / X.shape[0]}
     for batch in THROUGHPUT_BATCHES:
         fm = fmlib.FactorizationMachine(X.shape[1], k=FMLIB["k"], seed=0)
-        history = fmlib.fit(fm, X, y, num_epochs=4, batch_size=batch, seed=0)
+        history = fmlib.fit(fm, X, y, num_epochs=THROUGHPUT_EPOCHS, batch_size=batch, seed=0)
         out[f"fmlib_batch_{batch}"] = X.shape[0] / statistics.median(history.attrs["epoch_seconds"][1:])
+    if myfm is None:
+        return out
     sweeps = THROUGHPUT_SWEEPS[design]
     fm = myfm.MyFMRegressor(rank=MYFM_RANK, random_seed=0)
     start = time.perf_counter()
@@ -125,15 +137,24 @@ def throughput(ml, design: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folds", default="u1,u2,u3,u4,u5")
+    common.add_smoke_arguments(parser, OUT)
     args = parser.parse_args()
-    ml = fmlib.load_movielens("ml-100k")
-    methods = {"global mean": None, "Surprise SVD": surprise.SVD, "Surprise SVD++": surprise.SVDpp}
+    record = common.provenance(smoke=args.smoke)
+    out_path = common.results_path(args, OUT)
+    if args.smoke:
+        smoke_settings()
+        args.folds = "u1"
+    ml = common.movielens()
+    methods = {"global mean": None}
+    if surprise is not None:
+        methods.update({"Surprise SVD": surprise.SVD, "Surprise SVD++": surprise.SVDpp})
     for design in DESIGNS:
         methods[f"fmlib, {design}"] = ("fmlib", design)
-        methods[f"myFM, {design}"] = ("myfm", design)
+        if myfm is not None:
+            methods[f"myFM, {design}"] = ("myfm", design)
     results = {name: [] for name in methods}
     for fold in args.folds.split(","):
-        train, test = (ml.with_side_features(d) for d in ml.split(fold))
+        train, test = common.fold_frames(ml, fold, smoke=args.smoke)
         for name, how in methods.items():
             if how is None:
                 start = time.perf_counter()
@@ -166,20 +187,22 @@ def main() -> None:
           + f" {'myFM':>10} {'best fmlib / myFM':>18}")
     speeds, ratios = {}, {}
     for design in DESIGNS:
-        speeds[design] = t = throughput(ml, design)
+        speeds[design] = t = throughput(ml, design, args.smoke)
+        if "myfm" not in t:                             # --smoke without myFM
+            print(f"{design:<14} {t['nnz_per_row']:>7.1f} "
+                  + " ".join(f"{t[f'fmlib_batch_{b}']:>13,.0f}" for b in THROUGHPUT_BATCHES))
+            continue
         best = max(t[f"fmlib_batch_{b}"] for b in THROUGHPUT_BATCHES)
         ratios[design] = {str(b): t[f"fmlib_batch_{b}"] / t["myfm"] for b in THROUGHPUT_BATCHES}
         print(f"{design:<14} {t['nnz_per_row']:>7.1f} "
               + " ".join(f"{t[f'fmlib_batch_{b}']:>13,.0f}" for b in THROUGHPUT_BATCHES)
               + f" {t['myfm']:>10,.0f} {best / t['myfm']:>18.2f}")
-    out = Path(__file__).parent / "results" / "libraries.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"machine": platform.machine(), "folds": args.folds.split(","),
-                               "fmlib": {**FMLIB, "tuned": FMLIB_TUNED}, "myfm": {"rank": MYFM_RANK, "n_iter": N_ITER,
-                                                        "burn_in": BURN_IN},
-                               "throughput": speeds, "throughput_ratio_fmlib_over_myfm_by_batch": ratios,
-                               "rows": table}, indent=2))
-    print(f"wrote {out}")
+    common.save_results(out_path, {
+        "machine": record["machine"], "folds": args.folds.split(","),
+        "fmlib": {**FMLIB, "tuned": FMLIB_TUNED},
+        "myfm": {"rank": MYFM_RANK, "n_iter": N_ITER, "burn_in": BURN_IN},
+        "throughput": speeds, "throughput_ratio_fmlib_over_myfm_by_batch": ratios,
+        "rows": table}, record, replace=True)
 
 
 if __name__ == "__main__":

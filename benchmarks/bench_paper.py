@@ -35,6 +35,8 @@ are recorded too (the machine is shared: compare them as ratios within one run).
 Run from the repository root (899 s for the committed run, on 2 vCPUs shared with other jobs):
 
     python benchmarks/bench_paper.py [--seeds 0,1,2] [--quick]
+    python benchmarks/bench_paper.py --smoke    # seconds: one seed, 2% of u1.base, one grid
+                                                # value, 10 Gibbs / 3 ALS sweeps; a temp file
 
 Writes benchmarks/results/paper.json and prints the tables.
 """
@@ -42,10 +44,8 @@ Writes benchmarks/results/paper.json and prints the tables.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -53,9 +53,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.svm import SVR  # noqa: E402
 
+import common  # noqa: E402
 import fmlib  # noqa: E402
 
-OUT = Path(__file__).parent / "results" / "paper.json"
+OUT = common.RESULTS / "paper.json"
 LAMBDAS = (1.0, 3.0, 10.0, 30.0)
 SVR_C = (0.3, 3.0)
 FRACTIONS = (0.05, 0.1, 0.25, 0.5, 1.0)
@@ -65,10 +66,15 @@ SYNTH = dict(
     n_users=300, n_items=300, k=4, n_background=8000, n_test_pairs=2000, noise=0.5
 )
 FM_K, FM_SWEEPS, ALS_SWEEPS = 8, 100, 15
+# --smoke: the same sweeps on tiny settings (the module's settings are replaced by these)
+SMOKE = dict(LAMBDAS=(10.0,), SVR_C=(3.0,), FRACTIONS=(0.02,), SVR_FRACTIONS=(0.02,),
+             COPIES=(0, 2), FM_SWEEPS=10, ALS_SWEEPS=3,
+             SYNTH=dict(n_users=60, n_items=60, k=4, n_background=600, n_test_pairs=200,
+                        noise=0.5))
 
 
 def rmse(y, y_hat) -> float:
-    return float(np.sqrt(np.mean((np.asarray(y) - y_hat) ** 2)))
+    return common.rmse(y_hat, y)
 
 
 # --- the models: each returns predictions for X_test ---------------------------------------
@@ -84,7 +90,8 @@ def fm_als(lam):
         fm = fmlib.FactorizationMachine(X.shape[1], k=FM_K, init_std=0.1, seed=seed)
         fm.set_weights(w0=np.float32(y.mean()))
         fmlib.fit(
-            fm, X, y, solver="als", num_epochs=ALS_SWEEPS, lambda_w=lam, lambda_v=lam
+            fm, X, y, solver="als", num_epochs=CONFIG["ALS_SWEEPS"], lambda_w=lam,
+            lambda_v=lam
         )
         return fm.predict(X_test)
 
@@ -93,7 +100,7 @@ def fm_als(lam):
 
 def fm_mcmc(X, y, X_test, seed):
     return (
-        fmlib.BayesianFM(k=FM_K, num_sweeps=FM_SWEEPS, seed=seed)
+        fmlib.BayesianFM(k=FM_K, num_sweeps=CONFIG["FM_SWEEPS"], seed=seed)
         .fit(X, y)
         .predict(X_test)
     )
@@ -115,17 +122,20 @@ def svr(C):
     return run
 
 
-TUNED = {
-    "linear": (LAMBDAS, lambda lam: ridge(lam, False)),
-    "poly-2": (LAMBDAS, lambda lam: ridge(lam, True)),
-    "FM (ALS)": (LAMBDAS, fm_als),
-    "SVR poly-2": (SVR_C, svr),
+CONFIG = dict(LAMBDAS=LAMBDAS, SVR_C=SVR_C, FRACTIONS=FRACTIONS, SVR_FRACTIONS=SVR_FRACTIONS,
+              COPIES=COPIES, FM_SWEEPS=FM_SWEEPS, ALS_SWEEPS=ALS_SWEEPS, SYNTH=SYNTH)
+TUNED = {  # model -> (its grid's name in CONFIG, the model given a grid value)
+    "linear": ("LAMBDAS", lambda lam: ridge(lam, False)),
+    "poly-2": ("LAMBDAS", lambda lam: ridge(lam, True)),
+    "FM (ALS)": ("LAMBDAS", fm_als),
+    "SVR poly-2": ("SVR_C", svr),
 }
 
 
 def choose(name, X, y, seed):
     """The grid value with the lowest RMSE on 10% of (X, y) held out."""
     grid, make = TUNED[name]
+    grid = CONFIG[grid]
     held = np.random.default_rng(1000 + seed).random(X.shape[0]) < 0.1
     scores = [rmse(y[held], make(v)(X[~held], y[~held], X[held], seed)) for v in grid]
     return grid[int(np.argmin(scores))]
@@ -171,7 +181,7 @@ def movielens_sweep(seeds, fractions):
     rows = []
     for frac in fractions:
         chosen = {}
-        models = MODELS + (("SVR poly-2",) if frac in SVR_FRACTIONS else ())
+        models = MODELS + (("SVR poly-2",) if frac in CONFIG["SVR_FRACTIONS"] else ())
         for seed in seeds:
             rng = np.random.default_rng(seed)
             keep = np.sort(rng.permutation(len(train))[: int(round(frac * len(train)))])
@@ -201,7 +211,7 @@ def movielens_sweep(seeds, fractions):
 
 def synthetic_sweep(seeds, copies):
     rows = []
-    s = SYNTH
+    s = CONFIG["SYNTH"]
     for c in copies:
         chosen = {}
         for seed in seeds:
@@ -261,11 +271,18 @@ def main():
     parser.add_argument(
         "--quick", action="store_true", help="smoke test: 2 settings each"
     )
-    parser.add_argument("--out", default=str(OUT))
+    common.add_smoke_arguments(parser, OUT)
     args = parser.parse_args()
+    record = common.provenance(smoke=args.smoke)
+    out = common.results_path(args, OUT)
     seeds = [int(s) for s in args.seeds.split(",")]
+    if args.smoke:
+        CONFIG.update(SMOKE)
+        seeds = seeds[:1]
     fractions, copies = (
-        (FRACTIONS, COPIES) if not args.quick else ((0.05, 0.25), (0, 2))
+        (CONFIG["FRACTIONS"], CONFIG["COPIES"])
+        if not args.quick
+        else ((0.05, 0.25), (0, 2))
     )
     start = time.perf_counter()
     ml_rows, shared = movielens_sweep(seeds, fractions)
@@ -273,13 +290,13 @@ def main():
     result = {
         "config": {
             "seeds": seeds,
-            "lambdas": LAMBDAS,
-            "svr_C": SVR_C,
-            "svr_fractions": SVR_FRACTIONS,
+            "lambdas": CONFIG["LAMBDAS"],
+            "svr_C": CONFIG["SVR_C"],
+            "svr_fractions": CONFIG["SVR_FRACTIONS"],
             "fm_k": FM_K,
-            "fm_sweeps": FM_SWEEPS,
-            "als_sweeps": ALS_SWEEPS,
-            "synthetic": SYNTH,
+            "fm_sweeps": CONFIG["FM_SWEEPS"],
+            "als_sweeps": CONFIG["ALS_SWEEPS"],
+            "synthetic": CONFIG["SYNTH"],
             "machine": "2 vCPUs shared with other jobs",
         },
         "movielens_test_pairs_seen_in_training": shared,
@@ -287,8 +304,7 @@ def main():
         "synthetic": syn_rows,
         "total_seconds": time.perf_counter() - start,
     }
-    Path(args.out).parent.mkdir(exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1))
+    common.save_results(out, result, record, replace=True)
     pd.set_option("display.width", 160)
     print("\nMovieLens u1, test RMSE (mean over seeds) by fraction of u1.base kept")
     print(table(ml_rows, "fraction")["mean"].round(4))

@@ -24,30 +24,34 @@ with other jobs: times are indicative, compare them as ratios.
 Run from the repository root, after ``pip install -r benchmarks/requirements.txt``:
 
     python benchmarks/bench_ranking.py
+    python benchmarks/bench_ranking.py --smoke   # seconds: one configuration per method, 1
+                                                 # epoch; implicit only if installed; a temp file
 
 Writes benchmarks/results/ranking.json (about 10 minutes).
 """
 from __future__ import annotations
 
+import argparse
 import itertools
-import json
 import os
-import platform
 import sys
 import time
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")   # implicit warns otherwise (ALS)
 
-import implicit  # noqa: E402
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
-from implicit.cpu.als import AlternatingLeastSquares  # noqa: E402
-from implicit.cpu.bpr import BayesianPersonalizedRanking  # noqa: E402
 
+import common  # noqa: E402
 import fmlib  # noqa: E402
 from fmlib import ranking  # noqa: E402
+
+implicit = common.peer("implicit", "--smoke" in sys.argv)
+if implicit is not None:
+    from implicit.cpu.als import AlternatingLeastSquares
+    from implicit.cpu.bpr import BayesianPersonalizedRanking
+OUT = common.RESULTS / "ranking.json"
 
 K, N_SAMPLED, SEED = 10, 100, 0
 GRIDS = {
@@ -62,6 +66,9 @@ GRIDS = {
 FM_FIXED = dict(optimizer="adam", lr=0.005, batch_size=1024, lambda_w=1e-4, lambda_v=1e-4,
                 sampling="uniform")
 FM_MAX_EPOCHS, FM_PATIENCE = 30, 4
+# --smoke: the first value of every grid entry, iterations of implicit cut, FM epochs cut,
+# larger FM batches (fewer steps)
+SMOKE_ITERATIONS, SMOKE_FM_EPOCHS, SMOKE_FM_BATCH = 3, 1, 8192
 
 
 def grid(spec: dict) -> list[dict]:
@@ -106,7 +113,20 @@ def fm_bpr(data, users, items, params: dict, validation=None, num_epochs=FM_MAX_
 
 
 def main() -> None:
-    ml = fmlib.load_movielens("ml-100k")
+    global FM_MAX_EPOCHS
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    common.add_smoke_arguments(parser, OUT)
+    args = parser.parse_args()
+    record = common.provenance(smoke=args.smoke)
+    path = common.results_path(args, OUT)
+    if args.smoke:
+        for name, spec in GRIDS.items():
+            GRIDS[name] = {p: v[:1] for p, v in spec.items()}
+            if "iterations" in spec:
+                GRIDS[name]["iterations"] = [SMOKE_ITERATIONS]
+        FM_MAX_EPOCHS = SMOKE_FM_EPOCHS
+        FM_FIXED["batch_size"] = SMOKE_FM_BATCH
+    ml = common.movielens()
     datasets = {side: ranking.movielens_implicit(ml, side_features=side) for side in (False, True)}
     data = datasets[False]
     n_users, n_items = data.contexts.shape[0], data.items.shape[0]
@@ -120,9 +140,10 @@ def main() -> None:
           f"{len(va_u)} validation, {len(te_u)} test interactions", flush=True)
 
     results, curves, started_all = {}, {}, time.perf_counter()
-    methods = {"most popular": lambda ui, p: most_popular(ui, p),
-               "implicit BPR": lambda ui, p: implicit_model(BayesianPersonalizedRanking, ui, p),
-               "implicit ALS": lambda ui, p: implicit_model(AlternatingLeastSquares, ui, p)}
+    methods = {"most popular": lambda ui, p: most_popular(ui, p)}
+    if implicit is not None:
+        methods["implicit BPR"] = lambda ui, p: implicit_model(BayesianPersonalizedRanking, ui, p)
+        methods["implicit ALS"] = lambda ui, p: implicit_model(AlternatingLeastSquares, ui, p)
     for name, run in methods.items():
         trials = []
         for params in grid(GRIDS.get(name, {})):
@@ -140,7 +161,8 @@ def main() -> None:
         d = datasets[side]
         trials = []
         for params in grid(GRIDS[name]):
-            _, _, history = fm_bpr(d, tr_u, tr_i, params, validation=(va_u, va_i))
+            _, _, history = fm_bpr(d, tr_u, tr_i, params, validation=(va_u, va_i),
+                                   num_epochs=FM_MAX_EPOCHS)
             epoch = int(history.attrs["best_epoch"])
             val = float(history.loc[epoch, f"val_ndcg@{K}"])
             trials.append({"params": params, "best_epoch": epoch, f"val_ndcg@{K}": val,
@@ -161,11 +183,10 @@ def main() -> None:
            "fm_fixed": FM_FIXED, "fm_max_epochs": FM_MAX_EPOCHS, "fm_patience": FM_PATIENCE,
            "results": results, "validation_curves": curves,
            "total_seconds": time.perf_counter() - started_all,
-           "environment": {"python": platform.python_version(), "implicit": implicit.__version__,
+           "environment": {"python": record["python"],
+                           "implicit": implicit.__version__ if implicit else None,
                            "fmlib": fmlib.__version__, "machine": f"{os.cpu_count()} vCPU, shared"}}
-    path = Path(__file__).resolve().parent / "results" / "ranking.json"
-    path.write_text(json.dumps(out, indent=1, default=float) + "\n")
-    print(f"wrote {path}")
+    common.save_results(path, out, record, replace=True)
 
 
 def print_table(results: dict) -> None:

@@ -20,6 +20,8 @@ flat (``design.to_csr()``). On the same process and data:
 Run from the repository root (about 3 minutes; longer on a busy machine):
 
     python benchmarks/bench_relational.py [--out benchmarks/results/relational.json]
+    python benchmarks/bench_relational.py --smoke   # seconds: 4,000 rows of u1, 3 sweeps;
+                                                    # myFM only if installed; a temp file
 
 Writes benchmarks/results/relational.json and prints a table.
 """
@@ -27,28 +29,26 @@ Writes benchmarks/results/relational.json and prints a table.
 from __future__ import annotations
 
 import argparse
-import json
+import importlib
 import os
-import platform
-import statistics
-import subprocess
+import sys
 import time
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TQDM_DISABLE", "1")
 
-import myfm  # noqa: E402
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+import common  # noqa: E402
 import fmlib  # noqa: E402
 from fmlib.solvers import coordinate  # noqa: E402
 from fmlib.solvers import sweeper as relational_sweeper  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-OUT = Path(__file__).parent / "results" / "relational.json"
+fit_module = importlib.import_module("fmlib.solvers.fit")  # where fit looks up als_sweeps
+myfm = common.peer("myfm", "--smoke" in sys.argv)
+OUT = common.RESULTS / "relational.json"
 RANK, SEED, LAMBDA = 10, 0, 30.0
 SWEEPS = {"flat": 3, "relational": 12}  # timed Gibbs / ALS sweeps
 MYFM_SWEEPS = {"flat": 3, "relational": 50}
@@ -56,8 +56,16 @@ CHECK_SWEEPS, CHECK_BURN_IN = 3, 1  # the flat-vs-relational RMSE check
 FULL_SWEEPS, FULL_BURN_IN = 200, 20
 
 
+def smoke_settings() -> None:
+    """--smoke: the fewest sweeps that still give a median after the first."""
+    global CHECK_SWEEPS, CHECK_BURN_IN, FULL_SWEEPS, FULL_BURN_IN
+    SWEEPS.update(flat=3, relational=3)
+    MYFM_SWEEPS.update(flat=2, relational=2)
+    CHECK_SWEEPS, CHECK_BURN_IN, FULL_SWEEPS, FULL_BURN_IN = 2, 1, 4, 2
+
+
 def rmse(y_hat, y) -> float:
-    return float(np.sqrt(np.mean((np.clip(y_hat, 1, 5) - y) ** 2)))
+    return common.rmse(y_hat, y, clip=(1, 5))
 
 
 def csr_bytes(X: sp.csr_matrix) -> int:
@@ -117,7 +125,7 @@ def als_sweep_seconds(X, y, groups, sweeps: int) -> dict[str, float]:
     )
     fm.w0.assign(y.mean())
     stamps = []
-    original = fmlib.solvers.als.als_sweeps
+    original = fit_module.als_sweeps
 
     def timed_sweeps(*args, **kwargs):
         sweep = original(*args, **kwargs)
@@ -128,7 +136,7 @@ def als_sweep_seconds(X, y, groups, sweeps: int) -> dict[str, float]:
 
         return timed
 
-    fmlib.training.als_sweeps = timed_sweeps
+    fit_module.als_sweeps = timed_sweeps
     try:
         fmlib.fit(
             fm,
@@ -142,7 +150,7 @@ def als_sweep_seconds(X, y, groups, sweeps: int) -> dict[str, float]:
         )
         stamps.append(stamp())
     finally:
-        fmlib.training.als_sweeps = original
+        fit_module.als_sweeps = original
     return per_sweep(stamps)
 
 
@@ -168,13 +176,14 @@ def myfm_blocks(design):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=OUT)
+    common.add_smoke_arguments(parser, OUT)
     args = parser.parse_args()
-    commit = subprocess.run(  # the code this process runs: read before the long runs
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True, capture_output=True
-    ).stdout.strip()
-    ml = fmlib.load_movielens("ml-100k")
-    train, test = (ml.with_side_features(d, dates=True) for d in ml.split("u1"))
+    record = common.provenance(smoke=args.smoke)  # the code this process runs: read first
+    out_path = common.results_path(args, OUT)
+    if args.smoke:
+        smoke_settings()
+    ml = common.movielens()
+    train, test = common.fold_frames(ml, "u1", dates=True, smoke=args.smoke)
     y, y_test = train["rating"].to_numpy(float), test["rating"].to_numpy(float)
     start = time.perf_counter()
     design, design_test = fmlib.movielens_design(train, test)
@@ -206,22 +215,25 @@ def main() -> None:
             flush=True,
         )
     empty = sp.csr_matrix((design.n_rows, 0))
-    _, out["myfm_relational"] = myfm_fit(
-        empty, myfm_blocks(design), y, shapes, MYFM_SWEEPS["relational"], 1
-    )
-    _, out["myfm_flat"] = myfm_fit(X, [], y, shapes, MYFM_SWEEPS["flat"], 1)
-    print(
-        f"  myFM: relational {out['myfm_relational']}, flat {out['myfm_flat']}",
-        flush=True,
-    )
+    if myfm is not None:
+        _, out["myfm_relational"] = myfm_fit(
+            empty, myfm_blocks(design), y, shapes, MYFM_SWEEPS["relational"], 1
+        )
+        _, out["myfm_flat"] = myfm_fit(X, [], y, shapes, MYFM_SWEEPS["flat"], 1)
+        print(
+            f"  myFM: relational {out['myfm_relational']}, flat {out['myfm_flat']}",
+            flush=True,
+        )
+    solvers = ("bayesian", "als", "myfm") if myfm is not None else ("bayesian", "als")
     for clock in ("cpu", "wall"):
-        for solver in ("bayesian", "als", "myfm"):
+        for solver in solvers:
             out[f"{solver}_flat_over_relational_{clock}"] = (
                 out[f"{solver}_flat"][clock] / out[f"{solver}_relational"][clock]
             )
-        out[f"bayesian_over_myfm_throughput_relational_{clock}"] = (
-            out["myfm_relational"][clock] / out["bayesian_relational"][clock]
-        )
+        if myfm is not None:
+            out[f"bayesian_over_myfm_throughput_relational_{clock}"] = (
+                out["myfm_relational"][clock] / out["bayesian_relational"][clock]
+            )
 
     # --- the same sweeps: RMSE flat and relational ------------------------------------
     check = {}
@@ -264,21 +276,22 @@ def main() -> None:
         "bayesian_relational": rmse(bfm.predict(design_test), y_test),
         "bayesian_relational_seconds": time.perf_counter() - start,
     }
-    fm, _ = myfm_fit(
-        empty, myfm_blocks(design), y, shapes, FULL_SWEEPS, FULL_SWEEPS - FULL_BURN_IN
-    )
-    full["myfm_relational"] = rmse(
-        fm.predict(
-            sp.csr_matrix((design_test.n_rows, 0)), X_rel=myfm_blocks(design_test)
-        ),
-        y_test,
-    )
+    if myfm is not None:
+        fm, _ = myfm_fit(
+            empty, myfm_blocks(design), y, shapes, FULL_SWEEPS, FULL_SWEEPS - FULL_BURN_IN
+        )
+        full["myfm_relational"] = rmse(
+            fm.predict(
+                sp.csr_matrix((design_test.n_rows, 0)), X_rel=myfm_blocks(design_test)
+            ),
+            y_test,
+        )
     out["full"] = {"sweeps": FULL_SWEEPS, "burn_in": FULL_BURN_IN, **full}
     print(f"  RMSE after {FULL_SWEEPS} sweeps: {full}", flush=True)
 
     out.update(
-        machine=platform.machine(),
-        commit=commit,
+        machine=record["machine"],
+        commit=(record["commit"] or "")[:7],
         rank=RANK,
         seed=SEED,
         als_lambda=LAMBDA,
@@ -286,10 +299,8 @@ def main() -> None:
         myfm_sweeps_timed=MYFM_SWEEPS,
         finished=time.strftime("%Y-%m-%d %H:%M:%S"),
     )
-    args.out.parent.mkdir(exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2))
+    common.save_results(out_path, out, record, replace=True)
     report(out)
-    print(f"wrote {args.out}")
 
 
 def report(r: dict) -> None:
@@ -301,13 +312,15 @@ def report(r: dict) -> None:
         f"({r['bytes_design'] / 2**20:.1f} MiB against "
         f"{r['bytes_flat'] / 2**20:.1f} MiB)"
     )
-    print(f"seconds per sweep, CPU (wall)")
+    print("seconds per sweep, CPU (wall)")
     print(f"{'solver':<11} {'flat':>16} {'blocks':>16} {'flat/blocks':>16}")
     for solver, label in (
         ("bayesian", "BayesianFM"),
         ("als", "fmlib ALS"),
         ("myfm", "myFM"),
     ):
+        if f"{solver}_flat" not in r:  # --smoke without myFM
+            continue
         flat, rel = r[f"{solver}_flat"], r[f"{solver}_relational"]
         cells = [f"{t['cpu']:.3f} ({t['wall']:.3f})" for t in (flat, rel)]
         ratio = (
@@ -315,11 +328,12 @@ def report(r: dict) -> None:
             f"({r[f'{solver}_flat_over_relational_wall']:.1f})"
         )
         print(f"{label:<11} {cells[0]:>16} {cells[1]:>16} {ratio:>16}")
-    print(
-        "BayesianFM / myFM throughput on relation blocks: CPU "
-        f"{r['bayesian_over_myfm_throughput_relational_cpu']:.2f}, wall "
-        f"{r['bayesian_over_myfm_throughput_relational_wall']:.2f}"
-    )
+    if "myfm_flat" in r:
+        print(
+            "BayesianFM / myFM throughput on relation blocks: CPU "
+            f"{r['bayesian_over_myfm_throughput_relational_cpu']:.2f}, wall "
+            f"{r['bayesian_over_myfm_throughput_relational_wall']:.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -32,31 +32,32 @@ the absolute seconds.
 
     python benchmarks/bench_relational_chunks.py --part speed
     python benchmarks/bench_relational_chunks.py --part accuracy
+    python benchmarks/bench_relational_chunks.py --smoke   # seconds: both parts on 4,000
+                                                           # rows of u1, one batch size and
+                                                           # chunk size; a temporary file
 
-Writes benchmarks/results/relational_chunks.json (each part updates its own key) and
-prints tables.
+Writes benchmarks/results/relational_chunks.json (each part updates its own key and its
+record in ``provenance_by_part``) and prints tables.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
-import platform
-import subprocess
 import time
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
+import common  # noqa: E402
 import fmlib  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-OUT = Path(__file__).parent / "results" / "relational_chunks.json"
+loop_module = importlib.import_module("fmlib.learning.loop")  # fit's epoch loop reads its clock
+OUT = common.RESULTS / "relational_chunks.json"
 SEED = 0
 BATCHES = (256, 1024, 4096)
 SIZES = (4, 16, 64)  # ratings per chunk of one user
@@ -66,18 +67,21 @@ REPEATS = 3  # runs per layout and shuffle, flat and blocks interleaved
 ACCURACY = dict(k=8, optimizer="adam", lr=0.01, lambda_w=0.0, lambda_v=1e-4)
 ACCURACY_EPOCHS = 7  # bench_solvers.py's early stopping on u1, "+implicit"
 ACCURACY_SEEDS = (0, 1, 2)
+SMOKE = False  # --smoke: 4,000 rows of u1 (common.fold_frames), the settings below
+
+
+def smoke_settings() -> None:
+    global SMOKE, BATCHES, SIZES, SPEED_EPOCHS, REPEATS, ACCURACY_EPOCHS, ACCURACY_SEEDS
+    SMOKE, BATCHES, SIZES, SPEED_EPOCHS, REPEATS = True, (256,), (4,), 2, 1
+    ACCURACY_EPOCHS, ACCURACY_SEEDS = 1, (0,)
 
 
 def load():
-    ml = fmlib.load_movielens("ml-100k")
-    train, test = (ml.with_side_features(d, dates=True) for d in ml.split("u1"))
-    design, design_test = fmlib.movielens_design(train, test)
-    y, y_test = train["rating"].to_numpy(float), test["rating"].to_numpy(float)
-    return design, design_test, y, y_test
+    return common.u1_relational(smoke=SMOKE)
 
 
 def rmse(y_hat, y) -> float:
-    return float(np.sqrt(np.mean((np.clip(y_hat, 1, 5) - y) ** 2)))
+    return common.rmse(y_hat, y, clip=(1, 5))
 
 
 def shuffles():
@@ -134,7 +138,7 @@ def run_speed() -> dict:
     fit_args = {key: v for key, v in SPEED.items() if key != "k"}
     rows = []
     clock = Clock()
-    fmlib.training.time = clock  # fit's epoch loop: wall and CPU of every epoch
+    loop_module.time = clock  # fit's epoch loop: wall and CPU of every epoch
     for updates in ("sparse", "dense"):
         models = {}
         for name in ("flat", "blocks"):
@@ -197,7 +201,7 @@ def run_speed() -> dict:
                 }
                 print(json.dumps(row), flush=True)
                 rows.append(row)
-    fmlib.training.time = time
+    loop_module.time = time
     return {
         "ratings": design.n_rows,
         "users": design.blocks[0].data.shape[0],
@@ -290,38 +294,25 @@ def print_accuracy(r: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=("speed", "accuracy"), required=True)
-    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--part", choices=("speed", "accuracy"))
+    common.add_smoke_arguments(parser, OUT)
     args = parser.parse_args()
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"],
-        cwd=ROOT,
-        text=True,
-        capture_output=True,
-    ).stdout.strip()
-    results = json.loads(args.out.read_text()) if args.out.exists() else {}
-    began = time.perf_counter()
-    if args.part == "speed":
-        results["speed"] = run_speed()
-        print_speed(results["speed"])
-    else:
-        results["accuracy"] = run_accuracy()
-        print_accuracy(results["accuracy"])
-    results[args.part].update(
-        commit=commit,
-        seconds=time.perf_counter() - began,
-        finished=time.strftime("%Y-%m-%d %H:%M:%S"),
-        environment={
-            "python": platform.python_version(),
-            "tensorflow": tf.__version__,
-            "cpus": os.cpu_count(),
-            "machine": platform.machine(),
-            "load_average_at_end": os.getloadavg(),
-        },
-    )
-    args.out.parent.mkdir(exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))
-    print(f"wrote {args.out}")
+    if args.part is None and not args.smoke:
+        parser.error("give --part speed or --part accuracy")
+    out = common.results_path(args, OUT)
+    if args.smoke:
+        smoke_settings()
+    for part in (args.part,) if args.part else ("speed", "accuracy"):
+        record = common.provenance(smoke=args.smoke)
+        began = time.perf_counter()
+        if part == "speed":
+            result = run_speed()
+            print_speed(result)
+        else:
+            result = run_accuracy()
+            print_accuracy(result)
+        result["seconds"] = time.perf_counter() - began
+        common.save_results(out, {part: result}, record, part=part)
 
 
 if __name__ == "__main__":

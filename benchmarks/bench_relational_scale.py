@@ -11,8 +11,8 @@ Two parts, each under about 10 minutes on the 2-core machine:
   ``fmlib.BayesianFM`` Gibbs sweep on the blocks) one fresh subprocess generates the
   data, trains (3 epochs; 2 sweeps; the sampler also on the training ratings ordered
   by user, "mcmc-by-user"), and reports the epoch (sweep) time, the peak
-  resident memory of the process (VmHWM from /proc/self/status, so every size and solver
-  has its own peak), its resident memory after the imports and before training, and the
+  resident memory of the process (``common.peak_rss_mib``: VmHWM read in the worker, so
+  every size and solver has its own peak), its resident memory after the imports and before training, and the
   RMSE on 1% of the ratings held out. The sweep time is the fit time less the set-up
   (schedule, sampler state, first refresh; timed alone after the fit), over 2. The
   fitted slope of log(epoch seconds) against log(ratings) is 1 for linear growth.
@@ -28,9 +28,13 @@ the absolute seconds.
 
     python benchmarks/bench_relational_scale.py --part scale
     python benchmarks/bench_relational_scale.py --part movielens
+    python benchmarks/bench_relational_scale.py --smoke   # seconds: both parts, 3,000
+                                                          # ratings with Adam in chunks and
+                                                          # MCMC by user, 4,000 rows of u1;
+                                                          # a temporary file
 
-Writes benchmarks/results/relational_scale.json (each part updates its own key) and
-prints tables.
+Writes benchmarks/results/relational_scale.json (each part updates its own key and its
+record in ``provenance_by_part``) and prints tables.
 """
 
 from __future__ import annotations
@@ -38,19 +42,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 import numpy as np  # noqa: E402
 
-OUT = Path(__file__).parent / "results" / "relational_scale.json"
+import common  # noqa: E402
+
+OUT = common.RESULTS / "relational_scale.json"
 K, SEED = 8, 0
 SIZES = (10**5, 10**6, 10**7)
 SCALE_BATCH = 4096
@@ -68,18 +72,24 @@ ADDRESS_SPACE_CAP = 7 * 2**30  # per worker: TF maps ~1 GiB more than it uses
 SOLVERS = ("sgd", "adam", "adam-chunks", "mcmc", "mcmc-by-user")
 ML_BATCHES = (256, 1024, 4096, 16384)
 ML_EPOCHS = 3  # the first includes tracing: the median of the others is reported
+ML_RUNS = (("sgd", 0.05), ("adam", 0.01))  # optimizer, lr
+SMOKE = False
 
 
-def peak_rss_mib(field: str = "VmHWM") -> float:
-    """This process's peak resident memory (VmHWM; VmRSS: the current one), MiB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no {field} in /proc/self/status")
+def smoke_settings() -> None:
+    """--smoke: tiny sizes, two of the solvers, one batch size."""
+    global SMOKE, SIZES, SCALE_BATCH, EPOCHS, ML_BATCHES, ML_EPOCHS, ML_RUNS
+    SMOKE, SIZES, SCALE_BATCH, EPOCHS = True, (3000,), 256, 2
+    ML_BATCHES, ML_EPOCHS, ML_RUNS = (256,), 2, (("adam", 0.01),)
+
+
+SMOKE_SOLVERS = ("adam-chunks", "mcmc-by-user")
+peak_rss_mib = common.peak_rss_mib
+rss_mib = common.rss_mib
 
 
 def rmse(y_hat, y) -> float:
-    return float(np.sqrt(np.mean((y_hat - y) ** 2)))
+    return common.rmse(y_hat, y)
 
 
 # --- scale: one subprocess per (size, solver) --------------------------------------
@@ -110,10 +120,8 @@ def step_nnz(design, batch_size: int, chunks=None, n_batches: int = 50) -> dict:
 
 def commit() -> str:
     """The commit this worker's code is from (a star: with uncommitted changes)."""
-    root = Path(__file__).resolve().parent.parent
-    run = lambda *a: subprocess.run(a, cwd=root, text=True, capture_output=True).stdout
-    dirty = run("git", "status", "--porcelain", "--", "fmlib", "benchmarks/*.py")
-    return run("git", "rev-parse", "--short", "HEAD").strip() + ("*" if dirty else "")
+    sha, dirty = common.git_state()
+    return (sha or "")[:7] + ("*" if dirty else "")
 
 
 def worker(size: int, solver: str) -> dict:
@@ -121,7 +129,7 @@ def worker(size: int, solver: str) -> dict:
     import fmlib
     from fmlib.data.relational_synthetic import make_relational_ratings
 
-    rss_import = peak_rss_mib("VmRSS")
+    rss_import = rss_mib()
     start = time.perf_counter()
     data = make_relational_ratings(size, k=4, seed=SEED)
     design, y = data.design, data.y
@@ -151,7 +159,7 @@ def worker(size: int, solver: str) -> dict:
     if not solver.startswith("mcmc"):
         train = train.astype(np.float32)  # what the model trains in (no copy in fit)
     out["rss_after_import_mib"] = rss_import
-    out["rss_before_training_mib"] = peak_rss_mib("VmRSS")  # + the training data
+    out["rss_before_training_mib"] = rss_mib()  # + the training data
     if solver.startswith("mcmc"):
         cpu = time.process_time()
         start = time.perf_counter()
@@ -209,7 +217,8 @@ def run_scale(sizes, solvers, earlier: list) -> dict:
     for size in sizes:
         for solver in solvers:
             proc = subprocess.run(
-                [sys.executable, __file__, "--worker", solver, "--size", str(size)],
+                [sys.executable, __file__, "--worker", solver, "--size", str(size)]
+                + (["--smoke"] if SMOKE else []),
                 capture_output=True,
                 text=True,
                 preexec_fn=cap_memory,
@@ -221,6 +230,8 @@ def run_scale(sizes, solvers, earlier: list) -> dict:
                 result = json.loads(proc.stdout.strip().splitlines()[-1])
             print(json.dumps(result), flush=True)
             runs.append(result)
+    if SMOKE and any("failed" in r for r in runs):  # a full run records it and goes on
+        raise SystemExit(f"--smoke: a worker failed: {[r for r in runs if 'failed' in r]}")
     runs.sort(key=lambda r: (r["size"], SOLVERS.index(r["solver"])))
     slopes, last = {}, {}
     for solver in SOLVERS:
@@ -282,15 +293,12 @@ def print_scale(r: dict) -> None:
 def run_movielens() -> dict:
     import fmlib
 
-    ml = fmlib.load_movielens("ml-100k")
-    train, test = (ml.with_side_features(d, dates=True) for d in ml.split("u1"))
-    design, design_test = fmlib.movielens_design(train, test)
-    y, y_test = train["rating"].to_numpy(float), test["rating"].to_numpy(float)
+    design, design_test, y, y_test = common.u1_relational(smoke=SMOKE)
     flat = design.to_csr().astype(np.float32)
     flat_test = design_test.to_csr()
     rows = []
     for updates in ("sparse", "dense"):
-        for optimizer, lr in (("sgd", 0.05), ("adam", 0.01)):
+        for optimizer, lr in ML_RUNS:
             for batch in ML_BATCHES:
                 row = {"updates": updates, "optimizer": optimizer, "batch_size": batch}
                 weights = []
@@ -374,34 +382,29 @@ def main() -> None:
     )
     parser.add_argument("--worker", choices=SOLVERS)
     parser.add_argument("--size", type=int)
-    parser.add_argument("--out", type=Path, default=OUT)
+    common.add_smoke_arguments(parser, OUT)
     args = parser.parse_args()
+    if args.smoke:
+        smoke_settings()
     if args.worker:
         print(json.dumps(worker(args.size, args.worker)))
         return
-    if args.part is None:
+    if args.part is None and not args.smoke:
         parser.error("give --part scale or --part movielens")
-    results = json.loads(args.out.read_text()) if args.out.exists() else {}
-    if args.part == "scale":
-        earlier = results.get("scale", {}).get("runs", [])
-        sizes = [int(s) for s in args.sizes]
-        results["scale"] = run_scale(sizes, tuple(args.solvers), earlier)
-        print_scale(results["scale"])
-    else:
-        results["movielens"] = run_movielens()
-        print_movielens(results["movielens"])
-    import tensorflow as tf
-
-    results["environment"] = {
-        "python": platform.python_version(),
-        "tensorflow": tf.__version__,
-        "cpus": os.cpu_count(),
-        "machine": platform.machine(),
-        "note": "2-core machine shared with other agents' work while it ran",
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=1) + "\n")
-    print(f"wrote {args.out}")
+    out = common.results_path(args, OUT)
+    for part in (args.part,) if args.part else ("scale", "movielens"):
+        record = common.provenance(smoke=args.smoke)
+        if part == "scale":
+            earlier = common.read_results(out).get("scale", {}).get("runs", [])
+            sizes = SIZES if args.smoke else [int(s) for s in args.sizes]
+            solvers = SMOKE_SOLVERS if args.smoke else tuple(args.solvers)
+            result = run_scale(sizes, solvers, earlier)
+            print_scale(result)
+        else:
+            result = run_movielens()
+            print_movielens(result)
+        # "environment": the run metadata before common.py, now in "provenance"
+        common.save_results(out, {part: result}, record, part=part, remove=("environment",))
 
 
 if __name__ == "__main__":

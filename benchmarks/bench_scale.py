@@ -5,12 +5,13 @@ genres, stars), encode them with ``fmlib.FeatureEncoder`` (user, item, age group
 genres multi-hot), and train ``fmlib.fit`` (k = 8, Adam, batch 4,096) for 3 epochs. Reported:
 generation time, encoding time, training time per epoch (median of epochs 2 and 3, so the
 one-off graph tracing is left out), the number of non-zeros, rows per second, and the peak
-resident memory of the process. Each size runs in a fresh subprocess so that peak memory
+resident memory of the process (``common.peak_rss_mib``, read in it). Each size runs in a fresh subprocess so that peak memory
 belongs to that size alone; both cores are used. The fitted log-log slope of the epoch time
 against the number of non-zeros (sizes >= 10^5) says how cost grows with data: 1 is linear.
 
     python benchmarks/bench_scale.py            # up to 10^7 ratings (a few minutes)
     python benchmarks/bench_scale.py --max 1e6  # quicker
+    python benchmarks/bench_scale.py --smoke    # seconds: 2,000 ratings; a temporary file
 
 Writes benchmarks/results/scale.json.
 """
@@ -19,19 +20,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import resource
 import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
+import common
+
 CASES = [(10_000, 2_000, 500), (100_000, 10_000, 2_000), (1_000_000, 50_000, 10_000),
          (10_000_000, 200_000, 40_000)]
+SMOKE_CASES = [(2_000, 400, 100)]
 K, BATCH, EPOCHS = 8, 4096, 3
+OUT = common.RESULTS / "scale.json"
 
 
 def one(n_ratings: int, n_users: int, n_items: int) -> dict:
@@ -56,21 +58,24 @@ def one(n_ratings: int, n_users: int, n_items: int) -> dict:
     return {"n_ratings": n_ratings, "n_users": n_users, "n_items": n_items, "n_features": X.shape[1],
             "nnz": int(X.nnz), "generate_s": generate, "encode_s": encode, "epoch_s": epoch,
             "rows_per_second": n_ratings / epoch, "final_train_rmse": float(np.sqrt(history["loss"].iloc[-1])),
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_rss_mib": common.peak_rss_mib()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max", type=float, default=1e7, help="largest number of ratings")
     parser.add_argument("--one", type=int, nargs=3, help=argparse.SUPPRESS)  # internal: one size
+    common.add_smoke_arguments(parser, OUT)
     args = parser.parse_args()
     if args.one:
         print(json.dumps(one(*args.one)))
         return
+    record = common.provenance(smoke=args.smoke)
+    out_path = common.results_path(args, OUT)
     rows = []
     print(f"{'ratings':>11} {'nnz':>12} {'generate s':>10} {'encode s':>9} {'s/epoch':>8} "
           f"{'rows/s':>10} {'peak RSS MiB':>12}")
-    for case in CASES:
+    for case in SMOKE_CASES if args.smoke else CASES:
         if case[0] > args.max:
             break
         out = subprocess.run([sys.executable, __file__, "--one", *map(str, case)], check=True,
@@ -80,17 +85,14 @@ def main() -> None:
         print(f"{row['n_ratings']:>11,} {row['nnz']:>12,} {row['generate_s']:>10.2f} {row['encode_s']:>9.2f} "
               f"{row['epoch_s']:>8.3f} {row['rows_per_second']:>10,.0f} {row['peak_rss_mib']:>12,.0f}",
               flush=True)
-    fitted = [r for r in rows if r["n_ratings"] >= 100_000]
+    fitted = [r for r in rows if r["n_ratings"] >= (100_000 if not args.smoke else 0)]
     slope = None
     if len(fitted) >= 2:
         slope = float(np.polyfit(np.log([r["nnz"] for r in fitted]), np.log([r["epoch_s"] for r in fitted]), 1)[0])
         print(f"log-log slope of epoch time against non-zeros (>= 10^5 ratings): {slope:.2f}")
-    out = Path(__file__).parent / "results" / "scale.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"machine": platform.machine(), "python": platform.python_version(),
-                               "k": K, "batch_size": BATCH, "slope_epoch_vs_nnz": slope, "rows": rows},
-                              indent=2))
-    print(f"wrote {out}")
+    common.save_results(out_path, {"machine": record["machine"], "python": record["python"],
+                                   "k": K, "batch_size": BATCH, "slope_epoch_vs_nnz": slope,
+                                   "rows": rows}, record, replace=True)
 
 
 if __name__ == "__main__":

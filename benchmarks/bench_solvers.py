@@ -49,36 +49,36 @@ per implicit design and fold (BayesianFM 6-10 s per sweep there, myFM 2-3.5 s; A
 grid about 10 min per design).
 ``--sweeps`` and ``--out`` are for smoke tests only (fewer Gibbs sweeps, another file).
 
+    python benchmarks/bench_solvers.py --smoke   # seconds: "user+item" on 4,000 rows of u1,
+                                                 # 4 sweeps, one ALS lambda; myFM only if
+                                                 # installed; a temporary file
+
 Writes benchmarks/results/solvers.json.
 """
 from __future__ import annotations
 
 import argparse
-import fcntl
 import hashlib
-import json
 import os
-import platform
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TQDM_DISABLE", "1")   # myFM's progress bar
 
-import myfm  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+import common  # noqa: E402
 import fmlib  # noqa: E402
 from fmlib.solvers import coordinate  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "book" / "tuning"))
-from tune_movielens import fit_with_validation, validation_mask  # noqa: E402
+ROOT = common.ROOT
+myfm = common.peer("myfm", "--smoke" in sys.argv)
+tune_movielens = common.tuning_module()
+fit_with_validation, validation_mask = tune_movielens.fit_with_validation, tune_movielens.validation_mask
 
 BASE = ["user", "item"]
 SIDE = ["age_bucket", "gender", "occupation", "release_year"]
@@ -99,11 +99,21 @@ ALS_GRID_UP, ALS_GRID_DOWN = (100.0, 300.0, 1000.0), (0.3, 0.1)   # only if the 
 # sweeps per throughput measurement: (BayesianFM, ALS, myFM)
 THROUGHPUT_SWEEPS = {"user+item": (20, 20, 50), "+side": (10, 10, 30),
                      "+implicit": (5, 5, 10), "+dates": (5, 5, 10)}
-OUT = Path(__file__).parent / "results" / "solvers.json"
+OUT = common.RESULTS / "solvers.json"
+SMOKE = False
 
 
-def rmse(y_hat, y) -> float:
-    return float(np.sqrt(np.mean((np.asarray(y_hat, float) - y) ** 2)))
+def smoke_settings() -> None:
+    """--smoke: 4,000 rows of u1 (``common.fold_frames``), few sweeps and epochs."""
+    global SMOKE, BURN_IN, ALS_GRID, ALS_GRID_UP, ALS_GRID_DOWN, THROUGHPUT_SWEEPS
+    SMOKE, BURN_IN = True, 2
+    ALS_GRID, ALS_GRID_UP, ALS_GRID_DOWN = (10.0,), (), ()
+    ALS["max_sweeps"] = 3
+    THROUGHPUT_SWEEPS = {design: (3, 3, 2) for design in THROUGHPUT_SWEEPS}
+    tune_movielens.FIXED["max_epochs"] = 2
+
+
+rmse = common.rmse
 
 
 def scores(y_hat, y) -> dict:
@@ -117,16 +127,13 @@ def group_shapes(encoder) -> list[int]:
     return [b.stop - b.start for b in blocks]
 
 
-def code_version() -> dict:
-    """The commit, and a hash of the solver sources (another engineer may speed them up)."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
-                                capture_output=True).stdout.strip()
-    except OSError:
-        commit = ""
+def code_version(record: dict) -> dict:
+    """The commit (a star: with uncommitted changes), and a hash of the solver sources
+    (another engineer may speed them up), kept with every entry."""
+    commit = (record["commit"] or "")[:7] + ("*" if record["dirty"] else "")
     digest = hashlib.sha1()
     for name in ("coordinate.py", "mcmc.py", "als.py"):
-        digest.update((ROOT / "fmlib" / name).read_bytes())
+        digest.update((ROOT / "fmlib" / "solvers" / name).read_bytes())
     return {"commit": commit, "solvers_sha1": digest.hexdigest()[:12]}
 
 
@@ -135,34 +142,32 @@ SECTIONS = ("runs", "als_lambda", "throughput")
 
 
 def load(path: Path) -> dict:
-    state = json.loads(path.read_text()) if path.exists() else {}
+    state = common.read_results(path)
     for section in SECTIONS:
         state.setdefault(section, {})
     return state
 
 
-def save(state: dict, path: Path, changed: tuple[str, str]) -> None:
+def save(state: dict, path: Path, changed: tuple[str, str], record: dict) -> None:
     """Write ``state[section][key]`` for ``changed = (section, key)`` into the file.
 
-    Read-modify-write under a lock: entries written meanwhile by another run of this script
-    (another design or fold) are kept, and copied into ``state``.
+    Read-modify-write under a lock (``common.update_results``): entries written meanwhile by
+    another run of this script (another design or fold) are kept, and copied into ``state``.
     """
-    path.parent.mkdir(exist_ok=True)
-    lock_name = f"bench_solvers.{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]}.lock"
-    with open(Path(tempfile.gettempdir()) / lock_name, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        disk = load(path)
+    def change(disk: dict) -> dict:
+        for section in SECTIONS:
+            disk.setdefault(section, {})
         section, key = changed
         disk[section][key] = state[section][key]
         for name in SECTIONS:
             state[name].update({k: v for k, v in disk[name].items() if (name, k) != changed})
         als = {**ALS, "grid": ALS_GRID, "grid_up": ALS_GRID_UP, "grid_down": ALS_GRID_DOWN}
-        disk.update(machine=platform.machine(), sweeps=state["sweeps"],
+        disk.update(machine=record["machine"], sweeps=state["sweeps"],
                     config={"designs": DESIGNS, "adam": ADAM, "als": als, "rank": RANK,
                             "burn_in": BURN_IN, "seed": SEED})
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(disk, indent=2, default=str))
-        tmp.replace(path)
+        return disk
+
+    common.update_results(path, change, record, quiet=True)
 
 
 class Fold:
@@ -170,7 +175,7 @@ class Fold:
 
     def __init__(self, ml, fold: str, design: str):
         self.fold, self.design = fold, design
-        self.train, self.test = (ml.with_side_features(d, dates=True) for d in ml.split(fold))
+        self.train, self.test = common.fold_frames(ml, fold, dates=True, smoke=SMOKE)
         self.y = self.train["rating"].to_numpy(float)
         self.y_test = self.test["rating"].to_numpy(float)
         self.val = validation_mask(self.train)
@@ -196,8 +201,9 @@ def run_adam(f: Fold, sweeps: int) -> dict:
             "epochs": len(history), "best_epoch": history.attrs["best_epoch"]}
 
 
-def als_model(f: Fold, lam: float, max_sweeps: int = ALS["max_sweeps"]):
+def als_model(f: Fold, lam: float, max_sweeps: int | None = None):
     """ALS on the 90% of the fold's matrix, early stopping on the 10% held out."""
+    max_sweeps = ALS["max_sweeps"] if max_sweeps is None else max_sweeps
     fit_rows = ~f.val
     fm = fmlib.FactorizationMachine(f.X.shape[1], k=ALS["k"], init_std=ALS["init_std"], seed=SEED,
                                     dtype=tf.float64)
@@ -208,7 +214,7 @@ def als_model(f: Fold, lam: float, max_sweeps: int = ALS["max_sweeps"]):
     return fm, history
 
 
-def choose_lambda(state: dict, ml, design: str, path: Path) -> float:
+def choose_lambda(state: dict, ml, design: str, path: Path, record: dict) -> float:
     """lambda for ALS: the grid value with the lowest validation RMSE on u1's validation split.
 
     The grid is ``ALS_GRID``; while the best value is at its upper (lower) end, the next
@@ -231,7 +237,7 @@ def choose_lambda(state: dict, ml, design: str, path: Path) -> float:
                                        "seconds": time.perf_counter() - start}
             print(f"  ALS lambda grid, {design}, u1 validation: lambda={lam:g} val RMSE "
                   f"{entry['grid'][str(lam)]['val_rmse']:.4f} (best sweep {best})", flush=True)
-            save(state, path, ("als_lambda", design))
+            save(state, path, ("als_lambda", design), record)
         chosen = min(grid, key=lambda lam: entry["grid"][str(lam)]["val_rmse"])
         if chosen == max(grid) and up:
             grid.append(up.pop(0))
@@ -240,7 +246,7 @@ def choose_lambda(state: dict, ml, design: str, path: Path) -> float:
         else:
             break
     entry["chosen"] = float(chosen)
-    save(state, path, ("als_lambda", design))
+    save(state, path, ("als_lambda", design), record)
     return entry["chosen"]
 
 
@@ -313,21 +319,24 @@ def throughput(ml, design: str, lam: float) -> dict:
     out["als_seconds_per_sweep"] = float(np.median(history.attrs["epoch_seconds"][1:]))
     out["als_rows_per_second"] = rows / out["als_seconds_per_sweep"]
 
+    out["als_over_bayesian_time"] = out["als_seconds_per_sweep"] / out["bayesian_seconds_per_sweep"]
+    out["sweeps_timed"] = {"bayesian": n_bfm, "als": n_als}
+    if myfm is None:                                  # --smoke without myFM
+        return out
     start = time.perf_counter()
     myfm.MyFMRegressor(rank=RANK, random_seed=SEED).fit(
         f.X, f.y, n_iter=n_myfm, n_kept_samples=1, group_shapes=group_shapes(f.encoder))
     out["myfm_seconds_per_sweep"] = (time.perf_counter() - start) / n_myfm
     out["myfm_rows_per_second"] = rows / out["myfm_seconds_per_sweep"]
     out["bayesian_over_myfm_throughput"] = out["bayesian_rows_per_second"] / out["myfm_rows_per_second"]
-    out["als_over_bayesian_time"] = out["als_seconds_per_sweep"] / out["bayesian_seconds_per_sweep"]
-    out["sweeps_timed"] = {"bayesian": n_bfm, "als": n_als, "myfm": n_myfm}
+    out["sweeps_timed"]["myfm"] = n_myfm
     return out
 
 
 # --- tables -------------------------------------------------------------------------------
 def report(state: dict) -> None:
     runs = state["runs"]
-    print(f"\nTest RMSE, predictions clipped to [1, 5] (raw in brackets); s = training + prediction")
+    print("\nTest RMSE, predictions clipped to [1, 5] (raw in brackets); s = training + prediction")
     print(f"{'design':<10} {'method':<17} {'n':>2} {'mean':>7} {'± std':>7} {'raw mean':>9} "
           + " ".join(f"{fold:>16}" for fold in FOLDS) + f" {'s/fold':>7}")
     for design in DESIGNS:
@@ -353,6 +362,11 @@ def report(state: dict) -> None:
         print(f"{'design':<10} {'nnz/row':>7} {'BayesianFM':>11} {'s/sweep':>8} {'myFM':>10} {'s/sweep':>8} "
               f"{'ALS s/sweep':>11} {'BFM/myFM':>9} {'ALS/BFM time':>12}")
         for design, t in state["throughput"].items():
+            if "myfm_rows_per_second" not in t:      # --smoke without myFM
+                print(f"{design:<10} {t['nnz_per_row']:>7.1f} {t['bayesian_rows_per_second']:>11,.0f} "
+                      f"{t['bayesian_seconds_per_sweep']:>8.3f} {'':>10} {'':>8} "
+                      f"{t['als_seconds_per_sweep']:>11.3f}")
+                continue
             print(f"{design:<10} {t['nnz_per_row']:>7.1f} {t['bayesian_rows_per_second']:>11,.0f} "
                   f"{t['bayesian_seconds_per_sweep']:>8.3f} {t['myfm_rows_per_second']:>10,.0f} "
                   f"{t['myfm_seconds_per_sweep']:>8.3f} {t['als_seconds_per_sweep']:>11.3f} "
@@ -368,8 +382,15 @@ def main() -> None:
     parser.add_argument("--redo", default="", help="methods (and/or 'throughput') to recompute for the "
                         "chosen designs and folds even if present, e.g. after a change to the solvers")
     parser.add_argument("--sweeps", type=int, default=N_SWEEPS, help="Gibbs sweeps (smoke tests only)")
-    parser.add_argument("--out", type=Path, default=OUT, help="results file (smoke tests only)")
+    common.add_smoke_arguments(parser, OUT)
     args = parser.parse_args()
+    record = common.provenance(smoke=args.smoke)
+    args.out = common.results_path(args, OUT)
+    if args.smoke:
+        smoke_settings()
+        args.folds, args.designs, args.sweeps = "u1", "user+item", 4
+        if myfm is None:
+            args.methods = ",".join(m for m in METHODS if m != "myFM")
     folds, designs, methods = (s.split(",") for s in (args.folds, args.designs, args.methods))
     redo = [r for r in args.redo.split(",") if r]
     for name, given, known in (("fold", folds, FOLDS), ("design", designs, DESIGNS),
@@ -380,11 +401,11 @@ def main() -> None:
     state.setdefault("sweeps", args.sweeps)
     if state["sweeps"] != args.sweeps:
         parser.error(f"{args.out} holds runs with {state['sweeps']} sweeps; use another --out")
-    ml = fmlib.load_movielens("ml-100k")
-    version = code_version()
+    ml = common.movielens()
+    version = code_version(record)
     print(f"fmlib {version}", flush=True)
     for design in designs:
-        lam = choose_lambda(state, ml, design, args.out) if "fmlib ALS" in methods else None
+        lam = choose_lambda(state, ml, design, args.out, record) if "fmlib ALS" in methods else None
         for fold in folds:
             f = None
             for method in methods:
@@ -406,7 +427,7 @@ def main() -> None:
                     out.update(encode_seconds=f.encode_seconds, nnz_per_row=f.X.nnz / f.X.shape[0],
                                columns=f.X.shape[1])
                 state["runs"][key] = {**out, **version, "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
-                save(state, args.out, ("runs", key))
+                save(state, args.out, ("runs", key), record)
                 print(f"{design:<10} {fold} {method:<17} RMSE clipped {out['rmse_clipped']:.4f} "
                       f"raw {out['rmse']:.4f}  {out['seconds']:7.1f} s", flush=True)
         if "throughput" in redo:
@@ -414,10 +435,11 @@ def main() -> None:
         if not args.no_throughput and design not in state["throughput"]:
             lam_t = state["als_lambda"].get(design, {}).get("chosen", 10.0)
             state["throughput"][design] = {**throughput(ml, design, lam_t), "als_lambda": lam_t, **version}
-            save(state, args.out, ("throughput", design))
+            save(state, args.out, ("throughput", design), record)
             t = state["throughput"][design]
+            myfm_sweep = f"{t['myfm_seconds_per_sweep']:.3f}" if "myfm_seconds_per_sweep" in t else "-"
             print(f"{design:<10} throughput: BayesianFM {t['bayesian_seconds_per_sweep']:.3f} s/sweep, "
-                  f"myFM {t['myfm_seconds_per_sweep']:.3f}, ALS {t['als_seconds_per_sweep']:.3f}", flush=True)
+                  f"myFM {myfm_sweep}, ALS {t['als_seconds_per_sweep']:.3f}", flush=True)
     report(state)
     print(f"wrote {args.out}")
 

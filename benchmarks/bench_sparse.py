@@ -19,28 +19,31 @@ Three parts, each written to benchmarks/results/sparse.json (merged, so parts ca
   (``book/tuning/movielens_folds.json``).
 
     python benchmarks/bench_sparse.py [--parts throughput,scale,accuracy] [--max 1e8]
+    python benchmarks/bench_sparse.py --smoke   # seconds: the three parts on 4,000 rows of u1
+                                                # and 2,000 synthetic ratings, one grid entry;
+                                                # myFM only if installed; a temporary file
+
+Each part's record (commit, command, ...) is in the file's ``provenance_by_part``.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import platform
-import resource
 import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TQDM_DISABLE", "1")   # myFM's progress bar
 
 import numpy as np  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "benchmarks" / "results" / "sparse.json"
-sys.path.insert(0, str(ROOT / "book" / "tuning"))
+import common  # noqa: E402
+
+ROOT = common.ROOT
+OUT = common.RESULTS / "sparse.json"
 
 SIDE = ["age_bucket", "gender", "occupation"]
 DESIGNS = {
@@ -62,31 +65,37 @@ ACCURACY_GRIDS = {
     "+ implicit": [("occurrence", lv, 0.01) for lv in (0.01, 0.03, 0.1)]
                   + [("present", lv, 0.01) for lv in (5e-5, 1e-4, 2e-4)],
 }
+THROUGHPUT = dict(repeats=3, epochs=4, dense=(1024, 4096), sparse=(1024, 4096, 16384))
+SMOKE = False
+SMOKE_CASE = (2_000, 400, 100)
 
 
-def save(part: str, value) -> None:
-    results = json.loads(OUT.read_text()) if OUT.exists() else {}
-    results[part] = value
-    results["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version()}
-    git = lambda *args: subprocess.run(["git", *args], cwd=ROOT, capture_output=True,
-                                       text=True).stdout.strip()
-    changed = git("status", "--porcelain", "--", "fmlib", "benchmarks/bench_sparse.py")
-    commit = git("rev-parse", "--short", "HEAD") + (" with uncommitted changes" if changed else "")
-    results.setdefault("commits", {})[part] = commit   # the code each part ran
-    OUT.write_text(json.dumps(results, indent=1) + "\n")
+def smoke_settings() -> None:
+    """--smoke: 4,000 rows of u1 (``common.fold_frames``), one size, one grid entry."""
+    global SMOKE
+    SMOKE = True
+    THROUGHPUT.update(repeats=1, epochs=2, dense=(512,), sparse=(512,))
+    for name in ACCURACY_GRIDS:
+        ACCURACY_GRIDS[name] = ACCURACY_GRIDS[name][-1:]
+    common.tuning_module().FIXED["max_epochs"] = 2
+
+
+def save(out, part: str, value, record: dict) -> None:
+    """Merge one part into the results; "machine" and "commits" (the metadata before
+    common.py) are dropped: each part's record is in "provenance_by_part"."""
+    common.save_results(out, {part: value}, record, part=part, remove=("machine", "commits"))
 
 
 # --- throughput -----------------------------------------------------------------------------
-def throughput(repeats: int = 3) -> dict:
+def throughput(repeats: int | None = None) -> dict:
     """Rows per second of every path and of myFM, measured ``repeats`` times in turn (the
     machine's speed drifts by some 10% between runs); each entry is the median of the
     repeats, and ``repeats`` keeps them all."""
-    import myfm
-
     import fmlib
 
-    ml = fmlib.load_movielens("ml-100k")
-    train = ml.with_side_features(ml.split("u1")[0])
+    repeats = THROUGHPUT["repeats"] if repeats is None else repeats
+    myfm = common.peer("myfm", SMOKE)
+    train, _ = common.fold_frames(common.movielens(), "u1", smoke=SMOKE)
     y = train["rating"].to_numpy(float)
     matrices = {design: fmlib.FeatureEncoder(**spec).fit_transform(train)
                 for design, spec in DESIGNS.items()}
@@ -94,20 +103,22 @@ def throughput(repeats: int = 3) -> dict:
     for _ in range(repeats):
         for design, X in matrices.items():
             row = {}
-            for updates, batches in (("dense", (1024, 4096)), ("sparse", (1024, 4096, 16384))):
-                for batch in batches:
+            for updates in ("dense", "sparse"):
+                for batch in THROUGHPUT[updates]:
                     fm = fmlib.FactorizationMachine(X.shape[1], k=10, seed=0)
-                    history = fmlib.fit(fm, X, y, num_epochs=4, batch_size=batch,
+                    history = fmlib.fit(fm, X, y, num_epochs=THROUGHPUT["epochs"],
+                                        batch_size=batch,
                                         updates=updates,
                                         lambda_v=1e-4 if updates == "dense" else 0.03, seed=0)
                     row[f"{updates}_{batch}"] = X.shape[0] / statistics.median(
                         history.attrs["epoch_seconds"][1:])
-            sweeps = 5 if design == "user+item" else 2
-            fm = myfm.MyFMRegressor(rank=10, random_seed=0)
-            fm.fit(X, y, n_iter=1, n_kept_samples=1)     # warm-up
-            start = time.perf_counter()
-            fm.fit(X, y, n_iter=sweeps, n_kept_samples=1)
-            row["myfm"] = X.shape[0] * sweeps / (time.perf_counter() - start)
+            if myfm is not None:
+                sweeps = 5 if design == "user+item" else 2
+                fm = myfm.MyFMRegressor(rank=10, random_seed=0)
+                fm.fit(X, y, n_iter=1, n_kept_samples=1)     # warm-up
+                start = time.perf_counter()
+                fm.fit(X, y, n_iter=sweeps, n_kept_samples=1)
+                row["myfm"] = X.shape[0] * sweeps / (time.perf_counter() - start)
             runs[design].append(row)
             print(design, {key: round(value) for key, value in row.items()}, flush=True)
     table = {}
@@ -119,13 +130,7 @@ def throughput(repeats: int = 3) -> dict:
 
 
 # --- scale ----------------------------------------------------------------------------------
-def peak_rss_mib() -> float:
-    """This process's peak resident memory: VmHWM belongs to the process image (getrusage's
-    ru_maxrss would start from the parent's peak when the parent forked us while large)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+peak_rss_mib = common.peak_rss_mib  # VmHWM, read in the worker itself
 
 
 def in_memory(stream, max_nnz_per_row: int = 32):
@@ -159,8 +164,6 @@ def in_memory(stream, max_nnz_per_row: int = 32):
 
 def one_size(n_ratings: int, n_users: int, n_items: int, streamed: bool) -> dict:
     """One size in this process: generate, train, measure."""
-    import scipy.sparse as sp
-
     import fmlib
 
     stream = fmlib.stream_ratings(n_users, n_items, n_ratings=n_ratings, chunk_size=1_000_000,
@@ -174,7 +177,8 @@ def one_size(n_ratings: int, n_users: int, n_items: int, streamed: bool) -> dict
     else:
         X, y = in_memory(stream)
         generate = time.perf_counter() - start
-        history = fmlib.fit(fm, X, y, num_epochs=3, batch_size=4096, updates="sparse", lr=0.01,
+        history = fmlib.fit(fm, X, y, num_epochs=3, batch_size=256 if SMOKE else 4096,
+                            updates="sparse", lr=0.01,
                             lambda_v=0.03, seed=0)
         epoch, nnz = statistics.median(history.attrs["epoch_seconds"][1:]), int(X.nnz)
     return {"n_ratings": n_ratings, "n_users": n_users, "n_items": n_items,
@@ -185,18 +189,21 @@ def one_size(n_ratings: int, n_users: int, n_items: int, streamed: bool) -> dict
             "index_dtype": None if streamed else str(X.indices.dtype)}
 
 
-def scale(max_ratings: float) -> dict:
+def scale(max_ratings: float, path) -> dict:
     cases = [(c, False) for c in SCALE_CASES if c[0] <= max_ratings]
     if STREAM_CASE[0] <= max_ratings:
         cases.append((STREAM_CASE, True))
+    if SMOKE:
+        cases = [(SMOKE_CASE, False)]
     rows = []
     for (n, users, items), streamed in cases:
-        out = subprocess.run([sys.executable, __file__, "--one", f"{n},{users},{items},{int(streamed)}"],
+        out = subprocess.run([sys.executable, __file__, "--one", f"{n},{users},{items},{int(streamed)}"]
+                             + (["--smoke"] if SMOKE else []),
                              capture_output=True, text=True, check=True)
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
         print({k: v for k, v in rows[-1].items()}, flush=True)
-    if STREAM_CASE[0] > max_ratings and OUT.exists():   # keep the last streamed run
-        rows += [r for r in json.loads(OUT.read_text()).get("scale", {}).get("rows", [])
+    if STREAM_CASE[0] > max_ratings or SMOKE:   # keep the last streamed run
+        rows += [r for r in common.read_results(path).get("scale", {}).get("rows", [])
                  if r["streamed"]]
     fitted = [r for r in rows if not r["streamed"]]
     slope = (float(np.polyfit(np.log([r["nnz"] for r in fitted]),
@@ -207,15 +214,15 @@ def scale(max_ratings: float) -> dict:
 
 
 # --- accuracy -------------------------------------------------------------------------------
-def accuracy(sets) -> dict:
-    import fmlib
-    from tune_movielens import FEATURE_SETS, fit_with_validation
+def accuracy(sets, path, record: dict) -> dict:
+    tune_movielens = common.tuning_module()
+    FEATURE_SETS, fit_with_validation = tune_movielens.FEATURE_SETS, tune_movielens.fit_with_validation
 
     dense = json.loads((ROOT / "book" / "tuning" / "movielens_folds.json").read_text())
-    ml = fmlib.load_movielens("ml-100k")
-    folds = ("u1", "u2", "u3", "u4", "u5")
-    data = {f: tuple(ml.with_side_features(p) for p in ml.split(f)) for f in folds}
-    report = json.loads(OUT.read_text()).get("accuracy", {}) if OUT.exists() else {}
+    ml = common.movielens()
+    folds = ("u1",) if SMOKE else ("u1", "u2", "u3", "u4", "u5")
+    data = {f: common.fold_frames(ml, f, smoke=SMOKE) for f in folds}
+    report = common.read_results(path).get("accuracy", {})
     for name in sets:
         spec, grid = FEATURE_SETS[name], []
         for regularization, lambda_v, lr in ACCURACY_GRIDS[name]:
@@ -227,7 +234,7 @@ def accuracy(sets) -> dict:
                 best = history.attrs["best_epoch"]
                 y_hat = fm.predict(encoder.transform(test))
                 runs[fold] = {"val_rmse": float(history.loc[best, "val_rmse"]), "best_epoch": int(best),
-                              "test_rmse": float(np.sqrt(np.mean((y_hat - test["rating"].to_numpy(float)) ** 2))),
+                              "test_rmse": common.rmse(y_hat, test["rating"]),
                               "epoch_s": float(np.median(history.attrs["epoch_seconds"]))}
             grid.append({"regularization": regularization, "lambda_v": lambda_v, "lr": lr, "runs": runs,
                          "mean_val_rmse": float(np.mean([r["val_rmse"] for r in runs.values()])),
@@ -241,7 +248,7 @@ def accuracy(sets) -> dict:
                         "sparse_test_rmse": chosen["mean_test_rmse"], "dense_test_rmse": dense_mean,
                         "dense_hyper": dense["hyper"][name]}
         print(f"  -> {name}: sparse {chosen['mean_test_rmse']:.4f} vs dense {dense_mean:.4f}", flush=True)
-        save("accuracy", report)   # after each feature set
+        save(path, "accuracy", report, record)   # after each feature set
     return report
 
 
@@ -281,7 +288,10 @@ def main() -> None:
     parser.add_argument("--max", type=float, default=1e8)
     parser.add_argument("--sets", default=",".join(ACCURACY_GRIDS), help="accuracy: feature sets")
     parser.add_argument("--one", help=argparse.SUPPRESS)
+    common.add_smoke_arguments(parser, OUT)
     args = parser.parse_args()
+    if args.smoke:
+        smoke_settings()
     if args.table:
         print(markdown())
         return
@@ -289,10 +299,13 @@ def main() -> None:
         n, users, items, streamed = (int(v) for v in args.one.split(","))
         print(json.dumps(one_size(n, users, items, bool(streamed))))
         return
+    out = common.results_path(args, OUT)
+    sets = list(ACCURACY_GRIDS)[:1] if args.smoke else args.sets.split(",")
     for part in args.parts.split(","):
-        value = {"throughput": throughput, "accuracy": lambda: accuracy(args.sets.split(",")),
-                 "scale": lambda: scale(args.max)}[part]()
-        save(part, value)
+        record = common.provenance(smoke=args.smoke)
+        value = {"throughput": throughput, "accuracy": lambda: accuracy(sets, out, record),
+                 "scale": lambda: scale(args.max, out)}[part]()
+        save(out, part, value, record)
 
 
 if __name__ == "__main__":

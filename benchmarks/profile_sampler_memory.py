@@ -7,17 +7,23 @@ between consecutive steps of the fit: the schedule, the sampler's set-up, the re
 the w and V updates and the hyperparameter draws.
 
     python benchmarks/profile_sampler_memory.py --size 1e7
+    python benchmarks/profile_sampler_memory.py --smoke     # seconds: 3,000 ratings
+
+It prints its profile (no results file); the first line is the run's provenance
+(``common.provenance``: commit, dirty flag, versions, command).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import threading
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import common  # noqa: E402
 import fmlib  # noqa: E402
 from fmlib.solvers import mcmc  # noqa: E402
 from fmlib.solvers import sweeper  # noqa: E402
@@ -25,11 +31,10 @@ from fmlib.data.relational_synthetic import make_relational_ratings  # noqa: E40
 
 
 def rss_mib() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
+    value = common.rss_mib()
+    if value is None:
+        raise RuntimeError("no VmRSS in /proc/self/status: this profile needs Linux")
+    return value
 
 
 class Recorder:
@@ -71,13 +76,17 @@ class Recorder:
                 peaks[f"{a} .. {b}"] = max(peaks.get(f"{a} .. {b}", 0.0), max(inside))
         for stage, peak in peaks.items():
             print(f"{peak:8.0f} MiB  {stage}")
-        print(f"{max(m for _, m in self.samples):8.0f} MiB  peak")
+        print(f"{max(m for _, m in self.samples):8.0f} MiB  peak (sampled)")
+        print(f"{common.peak_rss_mib():8.0f} MiB  peak (VmHWM)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=float, default=1e6)
-    size = int(parser.parse_args().size)
+    parser.add_argument("--smoke", action="store_true", help="3,000 ratings: checks the script runs")
+    args = parser.parse_args()
+    size = 3000 if args.smoke else int(args.size)
+    print(json.dumps(common.finish(common.provenance(smoke=args.smoke))))
     rec = Recorder()
     for name in ("relational_schedule", "make_sweeper"):
         rec.wrap(sweeper, name)
