@@ -191,7 +191,8 @@ class _FMEstimator(BaseEstimator):
             )
             history = []
         if self._updates(solver) == "sparse":
-            # one call: the lazy optimizer's state lives inside fit (chapter "Performance")
+            # one call: the lazy optimizer's state lives inside fit
+            # (chapter "Performance and scale")
             history.append(
                 fit(
                     model,
@@ -311,7 +312,7 @@ class FMRegressor(RegressorMixin, _FMEstimator):
             always starts a new chain.
         updates: gradient solvers: ``"dense"`` (default) or ``"sparse"`` (row-sparse steps
             whose cost follows the non-zeros, lazy Adam and Adagrad; see :func:`fmlib.fit`
-            and chapter "Performance").
+            and chapter "Performance and scale").
         regularization: with ``updates="sparse"``: ``"occurrence"`` (default), ``"present"``
             or ``"global"`` (SGD only), as in :func:`fmlib.fit`.
 
