@@ -1,6 +1,6 @@
 r"""The per-column loops of a relation block's sweep, compiled with numba.
 
-Chapter "Beyond SGD: coordinate descent and MCMC", section "Sweeps on relation blocks",
+Chapter "Relation blocks", section "Sweeps on relation blocks",
 derives the updates; :mod:`fmlib.solvers.sweeper` states them. For a relation block
 with rows :math:`b` and ratings :math:`i` pointing to row :math:`\phi(i)`, one factor
 :math:`f` needs five sums per block row,

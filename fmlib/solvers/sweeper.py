@@ -3,7 +3,7 @@ r"""ALS and Gibbs sweeps on relation blocks, with libFM's and myFM's per-block c
 The coordinate updates of :mod:`fmlib.solvers.coordinate` need, for one parameter
 :math:`\theta`, the sums :math:`\sum_i h_{\theta,i} e_i` and :math:`\sum_i
 h_{\theta,i}^2` over the ratings. For a feature :math:`l` of relation block :math:`r`
-(chapter "Beyond SGD: coordinate descent and MCMC", section "Relation blocks"), every
+(chapter "Relation blocks"), every
 rating :math:`i` with :math:`\phi_r(i) = b` has the same :math:`x_l = B_{b,l}`, and for
 :math:`v_{l,f}`
 
