@@ -16,8 +16,9 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
 INTRO = TOC["root"]
-# Pages that are not lessons: the introduction, the notation and the reference pages.
-NOT_TEACHING = {INTRO, "book/notation", "book/api", "book/bibliography"}
+# Pages that are not lessons: the introduction, the notation, the appendix of measured results
+# and the reference pages.
+NOT_TEACHING = {INTRO, "book/notation", "book/measured_results", "book/api", "book/bibliography"}
 SECTIONS = ("Overview", "Prerequisites", "Summary", "Exercises")
 
 # Words that only make sense to the people who built the book: test-harness tags, issue
