@@ -14,7 +14,7 @@ import matplotlib.font_manager  # noqa: E402,F401
 
 # Chapters that load MovieLens 100k (through fmlib.load_movielens).
 MOVIELENS_NOTEBOOKS = {"movielens.ipynb", "performance.ipynb", "keras_interface.ipynb",
-                       "solvers.ipynb", "ranking.ipynb", "ecosystem.ipynb",
+                       "solvers.ipynb", "relation_blocks.ipynb", "ranking.ipynb", "ecosystem.ipynb",
                        "fm_family.ipynb"}
 
 

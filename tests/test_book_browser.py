@@ -4,8 +4,8 @@ For each page: MathJax (served from the build, not a CDN) has typeset every form
 raw TeX delimiters or TeX errors, every image has loaded, the browser logged no JavaScript
 errors, the page's <title> and navigation (sidebar, previous/next links) are plain words (no
 ``\(``, ``$`` or ``\frac``, and no typeset formula either: tabs and bookmarks show titles raw),
-and nothing in the main column is wider than the column: no code block (``pre``) and no cell
-output scrolls or is clipped horizontally, also inside the folded exercise solutions, which are
+and nothing in the main column is wider than the column: no code block (``pre``), no cell
+output, no display formula and no table scrolls or is clipped horizontally, also inside the folded exercise solutions, which are
 unfolded for that check. A screenshot of each page, as a reader first sees it, is written to
 ``_build/screenshots/`` for a person to look at.
 
@@ -84,11 +84,25 @@ OVERFLOW = """() => {
     document.querySelectorAll('details').forEach(d => { d.open = true; });
     const main = document.querySelector('main') || document.body;
     const boxes = main.querySelectorAll('pre, div.cell_output, div.cell_output div.output');
-    return Array.from(boxes)
+    const wide = Array.from(boxes)
         .filter(e => e.clientWidth > 0 && e.scrollWidth > e.clientWidth + 1)
         .map(e => `${e.tagName.toLowerCase()}.${Array.from(e.classList).slice(0, 2).join('.')}`
                   + ` ${e.scrollWidth}px wide in ${e.clientWidth}px:`
                   + ` "${e.innerText.trim().split('\\n')[0].slice(0, 60)}"`);
+    // Display maths and tables: MathJax's box may scroll or clip its SVG without a scrollbar the
+    // boxes above would see, so compare the typeset formula (or the table) with its container.
+    main.querySelectorAll('mjx-container[display="true"], table').forEach(e => {
+        const avail = e.parentElement.clientWidth;
+        const svgs = Array.from(e.querySelectorAll(':scope > svg'));
+        const width = Math.max(e.scrollWidth, e.getBoundingClientRect().width,
+                               ...svgs.map(g => g.getBoundingClientRect().width));
+        if (avail > 0 && (width > avail + 1 || e.scrollWidth > e.clientWidth + 1)) {
+            const where = (e.closest('[id]') || {}).id || '';
+            wide.push(`${e.tagName.toLowerCase()} ${Math.round(width)}px wide in ${avail}px`
+                      + ` (in #${where}): "${e.textContent.trim().slice(0, 60)}"`);
+        }
+    });
+    return wide;
 }"""
 
 

@@ -30,8 +30,8 @@ with :math:`\bar s = N / C` the mean chunk length: about :math:`|\mathcal B| / s
 distinct users when most users have many more than :math:`s` ratings (``size=1``:
 :math:`m = |\mathcal B|`, the independent case again). The step is as exact as before;
 what changes is the optimisation: the ratings of a batch are no longer independent
-draws, so the accuracy reached in a number of epochs can differ. Chapter "Beyond SGD:
-coordinate descent and MCMC", section "SGD and Adam on relation blocks", measures both.
+draws, so the accuracy reached in a number of epochs can differ. Chapter "Relation blocks",
+section "SGD and Adam on relation blocks", measures both.
 """
 
 from __future__ import annotations

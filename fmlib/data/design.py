@@ -16,8 +16,7 @@ features and the movies the user rated; a movie's genres). A user with 200 ratin
 stores the 100 or so non-zeros of the block once instead of 200 times.
 :meth:`RelationalDesign.to_csr` builds the flat matrix; the predictions
 (:mod:`fmlib.data.design_predict`) and the ALS/MCMC sweeps
-(:mod:`fmlib.solvers.sweeper`) never build it. The chapter "Beyond SGD: coordinate
-descent and MCMC" (section "Relation blocks") derives both.
+(:mod:`fmlib.solvers.sweeper`) never build it. The chapter "Relation blocks" derives both.
 """
 
 from __future__ import annotations

@@ -29,8 +29,7 @@ the block row :math:`\phi_r(i)` alone: they are computed once per distinct row (
 ``B V`` and ``(B∘B)(V∘V)``) and gathered per rating. Only the across-block term needs
 the rating, and it is :math:`\tfrac12\big(\lVert\sum_r \mathbf q_r\rVert^2 - \sum_r
 \lVert\mathbf q_r\rVert^2\big)`, O(k R) per rating: the cost is O(k nnz of the distinct
-rows + k R N) instead of O(k nnz of the flat matrix). Chapter "Beyond SGD: coordinate
-descent and MCMC", section "Relation blocks".
+rows + k R N) instead of O(k nnz of the flat matrix). Chapter "Relation blocks".
 """
 
 from __future__ import annotations

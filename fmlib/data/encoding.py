@@ -343,8 +343,7 @@ class FeatureEncoder(TransformerMixin, BaseEstimator):
         per implicit group (``"rated"``, ``"rated_by"``); the design's ``feature_names`` and
         ``groups`` follow that order. Without ``numeric`` columns the order is
         :meth:`transform`'s. Relation blocks pay off when each key has many rows and many
-        implicit members (chapter "Beyond SGD: coordinate descent and MCMC", section
-        "Relation blocks").
+        implicit members (chapter "Relation blocks").
         """
 
         blocks = self._encode(df, "transform_design")

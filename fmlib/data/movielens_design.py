@@ -4,8 +4,7 @@ Every feature of the book's richest MovieLens design depends on the user alone (
 one-hot, age bucket, gender, occupation, and the movies the user rated) or on the item
 alone (the item one-hot, release year, genres, and the users who rated it). So each
 rating needs no main block at all: it points to its user's row of the user block and its
-movie's row of the item block (chapter "Beyond SGD: coordinate descent and MCMC",
-section "Relation blocks").
+movie's row of the item block (chapter "Relation blocks").
 """
 
 from __future__ import annotations

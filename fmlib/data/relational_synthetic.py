@@ -1,7 +1,7 @@
 r"""Synthetic ratings with implicit feedback, generated as a relational design.
 
-The design of the chapter "Beyond SGD: coordinate descent and MCMC" (section "Relation
-blocks") at any size: rating :math:`i` of user :math:`u` for item :math:`j` has the row
+The design of the chapter "Relation blocks" at any size: rating :math:`i` of user :math:`u`
+for item :math:`j` has the row
 
 .. math::
 

@@ -1,4 +1,5 @@
-r"""Synthetic ratings as a stream of chunks, for data larger than memory (chapter "Performance").
+r"""Synthetic ratings as a stream of chunks, for data larger than memory (chapter "Performance
+and scale").
 
 :func:`make_ratings` holds every rating, its pandas frame and its encoding at once: fine up to
 about :math:`10^7` ratings. :func:`stream_ratings` draws the same kind of data chunk by chunk,

@@ -1,4 +1,4 @@
-r"""Optimizers that update only the rows a batch touched (chapter "Performance").
+r"""Optimizers that update only the rows a batch touched (chapter "Performance and scale").
 
 A minibatch of sparse rows uses few features: its gradient of :math:`\mathbf w` and
 :math:`\mathbf V` is zero outside the rows :math:`U` of the features present. These optimizers
@@ -19,9 +19,9 @@ With :math:`\eta` the learning rate and :math:`\mathbf g = \mathbf G_u` the grad
 
   .. math::
 
-      \mathbf m_u \leftarrow \beta_1 \mathbf m_u + (1 - \beta_1)\, \mathbf g, \qquad
-      \mathbf v_u \leftarrow \beta_2 \mathbf v_u + (1 - \beta_2)\, \mathbf g^2, \qquad
-      \theta_u \leftarrow \theta_u - \eta \frac{\sqrt{1 - \beta_2^t}}{1 - \beta_1^t}
+      & \mathbf m_u \leftarrow \beta_1 \mathbf m_u + (1 - \beta_1)\, \mathbf g, \qquad
+      \mathbf v_u \leftarrow \beta_2 \mathbf v_u + (1 - \beta_2)\, \mathbf g^2, \\
+      & \theta_u \leftarrow \theta_u - \eta \frac{\sqrt{1 - \beta_2^t}}{1 - \beta_1^t}
       \frac{\mathbf m_u}{\sqrt{\mathbf v_u} + \epsilon}
 
   (Keras' Adam, written for the rows in :math:`U`; the lazy Adam of TensorFlow Addons). It is

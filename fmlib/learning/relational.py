@@ -29,7 +29,7 @@ The saving is the number of ratings per distinct row *within a batch*: a batch o
 :math:`|\mathcal B|` ratings drawn at random from :math:`N` ratings of :math:`M` users
 holds about :math:`M(1 - e^{-|\mathcal B|/M})` distinct users (users equally active), so
 blocks pay off once the batch is comparable to or larger than the number of block rows
-(chapter "Beyond SGD: coordinate descent and MCMC", section "Relation blocks"). The
+(chapter "Relation blocks"). The
 memory saving does not depend on the batch: the flat matrix is never built.
 
 All the non-zeros of a batch, those of the main rows and those of the distinct block

@@ -80,10 +80,11 @@ class SparseStep:
 
     .. math::
 
-        \mathbf g_{w_U} = \mathbf X_U^\top \mathbf d, \qquad
+        & \mathbf g_{w_U} = \mathbf X_U^\top \mathbf d, \qquad
         \mathbf g_{V_U} = \mathbf X_U^\top (\mathbf d \circ \mathbf Q)
             - \mathbf V_U \circ \big((\mathbf X_U \circ \mathbf X_U)^\top
-            \mathbf d\big), \qquad g_{w_0} = \textstyle\sum_i d_i,
+            \mathbf d\big), \\
+        & g_{w_0} = \textstyle\sum_i d_i,
 
     two more sparse products, for the rows in ``U`` only. (Automatic differentiation gives the
     same numbers with about twice the operations, and on a CPU a compiled step's cost is

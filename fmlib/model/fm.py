@@ -7,7 +7,7 @@ r"""The Factorization Machine model of degree 2 (Rendle 2010, eq. 1).
 
 with parameters :math:`w_0 \in \mathbb R`, :math:`\mathbf w \in \mathbb R^n` and
 :math:`\mathbf V \in \mathbb R^{n \times k}`. The chapter "Sparse data and the FM
-model" introduces the equation; "From O(k n²) to O(k n)" its fast evaluation.
+model" introduces the equation; "Fast pairwise interactions: Lemma 3.1" its fast evaluation.
 """
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ of their factor vectors:
 
     \sum_{i=1}^{n} \sum_{j=i+1}^{n} \langle \mathbf v_i, \mathbf v_j \rangle\, x_i x_j .
 
-Two implementations of the same sum live here (chapter "From O(k n²) to O(k n)"
+Two implementations of the same sum live here (chapter "Fast pairwise interactions: Lemma 3.1"
 derives the second from the first):
 
 * :func:`pairwise_naive` follows the definition: all n(n-1)/2 pairs, O(k n²).
@@ -49,7 +49,7 @@ def pairwise_naive(X, V) -> tf.Tensor:
     Returns:
         ``(batch,)`` tensor of the pairwise term, in ``V``'s dtype.
 
-    See the chapter "From O(k n²) to O(k n)".
+    See the chapter "Fast pairwise interactions: Lemma 3.1".
     """
     V = _factors(V)
     X = as_batch(X, n_features=V.shape[0], dtype=V.dtype, name="X")
@@ -95,7 +95,7 @@ def pairwise_fast(X, V) -> tf.Tensor:
         >>> float(pairwise_fast(np.array([[1., 1., 1.]]), V)[0])  # <v1,v2>+<v1,v3>+<v2,v3>
         3.0
 
-    See the chapter "From O(k n²) to O(k n)".
+    See the chapter "Fast pairwise interactions: Lemma 3.1".
     """
     V = _factors(V)
     X = as_batch(X, n_features=V.shape[0], dtype=V.dtype, name="X")

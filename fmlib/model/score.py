@@ -1,5 +1,5 @@
 r"""The FM's score, eq. (1), on a checked batch: the one computation shared by the model,
-its saved form and the Keras layers (chapter "Computing the pairwise term fast")."""
+its saved form and the Keras layers (chapter "Fast pairwise interactions: Lemma 3.1")."""
 from __future__ import annotations
 
 import tensorflow as tf

@@ -19,9 +19,9 @@ is
 
 .. math::
 
-    \hat y_{c i^+} - \hat y_{c i^-} = b_{i^+} - b_{i^-}
-        + \langle \mathbf p_c,\, \mathbf q_{i^+} - \mathbf q_{i^-} \rangle ,
-    \qquad b_i = \mathbf w^\top \mathbf x_i + \phi(\mathbf x_i),\;
+    & \hat y_{c i^+} - \hat y_{c i^-} = b_{i^+} - b_{i^-}
+        + \langle \mathbf p_c,\, \mathbf q_{i^+} - \mathbf q_{i^-} \rangle , \\
+    & b_i = \mathbf w^\top \mathbf x_i + \phi(\mathbf x_i),\;
     \mathbf p_c = \mathbf V^\top \mathbf x_c,\; \mathbf q_i = \mathbf V^\top \mathbf x_i .
 
 :math:`w_0`, the linear weights of context features and the context's own pairwise term get

@@ -8,12 +8,11 @@ Rendle (2010) separates into three parts:
 
 .. math::
 
-    \hat y(\mathbf x_c + \mathbf x_i)
+    & \hat y(\mathbf x_c + \mathbf x_i)
       = \underbrace{w_0 + \mathbf w^\top \mathbf x_c + \phi(\mathbf x_c)}_{a_c}
       + \underbrace{\mathbf w^\top \mathbf x_i + \phi(\mathbf x_i)}_{b_i}
-      + \langle \mathbf V^\top \mathbf x_c, \mathbf V^\top \mathbf x_i \rangle,
-    \qquad
-    \phi(\mathbf x) = \sum_{j<l} \langle \mathbf v_j, \mathbf v_l\rangle x_j x_l .
+      + \langle \mathbf V^\top \mathbf x_c, \mathbf V^\top \mathbf x_i \rangle, \\
+    & \phi(\mathbf x) = \sum_{j<l} \langle \mathbf v_j, \mathbf v_l\rangle x_j x_l .
 
 The cross pairs :math:`(j, l)`, one feature in each block, sum to the inner product of the
 two blocks' factor sums. For ``m`` contexts and a catalogue of ``n_items`` items the scores

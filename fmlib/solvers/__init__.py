@@ -1,2 +1,3 @@
-"""Solvers (chapter "Beyond SGD"): ``fit``, the one entry point of every solver, coordinate
-descent (ALS) and the Bayesian FM sampled by MCMC, on flat matrices and relation blocks."""
+"""Solvers (chapter "Beyond SGD: coordinate descent and MCMC"): ``fit``, the one entry point of
+every solver, coordinate descent (ALS) and the Bayesian FM sampled by MCMC, on flat matrices and
+relation blocks."""

@@ -5,9 +5,9 @@ every single parameter :math:`\theta` (Rendle, ACM TIST 2012, sec. 4):
 
 .. math::
 
-    \hat y(\mathbf x) = g_\theta(\mathbf x) + \theta\, h_\theta(\mathbf x), \qquad
-    h_{w_0} = 1,\quad h_{w_l} = x_l,\quad
-    h_{v_{l,f}} = x_l \big(q_f(\mathbf x) - v_{l,f}\, x_l\big),\quad
+    & \hat y(\mathbf x) = g_\theta(\mathbf x) + \theta\, h_\theta(\mathbf x), \qquad
+    h_{w_0} = 1,\quad h_{w_l} = x_l, \\
+    & h_{v_{l,f}} = x_l \big(q_f(\mathbf x) - v_{l,f}\, x_l\big),\quad
     q_f(\mathbf x) = \sum_j v_{j,f}\, x_j .
 
 With the residuals :math:`e_i = y_i - \hat y_i` we have :math:`y_i - g_{\theta,i} = e_i +

@@ -1,7 +1,8 @@
 r"""``fit``: one entry point for every solver of a :class:`~fmlib.FactorizationMachine`.
 
-Gradient steps (chapter "Learning"; row-sparse in chapter "Performance") and coordinate
-descent (chapter "Beyond SGD") share one epoch loop, :func:`fmlib.learning.loop.run_epochs`.
+Gradient steps (chapter "Learning"; row-sparse in chapter "Performance and scale") and
+coordinate descent (chapter "Beyond SGD: coordinate descent and MCMC") share one epoch loop,
+:func:`fmlib.learning.loop.run_epochs`.
 """
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: st
 
     ``updates="sparse"`` makes a step cost O(k · nnz of the batch): row-sparse gradients,
     the lazy optimizers of :mod:`fmlib.learning.lazy_optimizers` and whole epochs inside one compiled
-    function (:mod:`fmlib.learning.sparse`, chapter "Performance"). Its default penalty
+    function (:mod:`fmlib.learning.sparse`, chapter "Performance and scale"). Its default penalty
     follows the data (``regularization="occurrence"``, libFM's SGD): each row's loss carries
     :math:`\lambda_w w_i^2 + \lambda_v \lVert \mathbf v_i \rVert^2` for every feature
     :math:`i` of the row.

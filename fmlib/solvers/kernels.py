@@ -1,14 +1,15 @@
 r"""The per-column loops of a relation block's sweep, compiled with numba.
 
-Chapter "Beyond SGD: coordinate descent and MCMC", section "Sweeps on relation blocks",
+Chapter "Relation blocks", section "Sweeps on relation blocks",
 derives the updates; :mod:`fmlib.solvers.sweeper` states them. For a relation block
 with rows :math:`b` and ratings :math:`i` pointing to row :math:`\phi(i)`, one factor
 :math:`f` needs five sums per block row,
 
 .. math::
 
-    n_b = |\{i: \phi(i) = b\}|,\quad O_b = \sum_{\phi(i)=b} o_i,\quad
-    O^{(2)}_b = \sum_{\phi(i)=b} o_i^2,\quad E_b = \sum_{\phi(i)=b} e_i,\quad
+    & n_b = |\{i: \phi(i) = b\}|,\quad O_b = \sum_{\phi(i)=b} o_i,\quad
+    O^{(2)}_b = \sum_{\phi(i)=b} o_i^2, \\
+    & E_b = \sum_{\phi(i)=b} e_i,\quad
     (EO)_b = \sum_{\phi(i)=b} e_i o_i,\qquad o_i = q_{f,i} - Q_{b,f},
 
 and then, column :math:`l` after column :math:`l` with :math:`\rho_b = Q_{b,f} - v_{l,f}
@@ -16,8 +17,8 @@ B_{b,l}`,
 
 .. math::
 
-    \sum_i h_i e_i = \sum_b B_{b,l}\big((EO)_b + \rho_b E_b\big), \qquad
-    \sum_i h_i^2 = \sum_b B_{b,l}^2\big(O^{(2)}_b + 2\rho_b O_b + \rho_b^2 n_b\big),
+    \sum_i h_i e_i &= \sum_b B_{b,l}\big((EO)_b + \rho_b E_b\big), \\
+    \sum_i h_i^2 &= \sum_b B_{b,l}^2\big(O^{(2)}_b + 2\rho_b O_b + \rho_b^2 n_b\big),
 
 the draw :math:`v_{l,f} \leftarrow m + \text{sample}\cdot z/\sqrt{P}` of
 :mod:`fmlib.solvers.coordinate`, and with :math:`\delta` its change, for every non-zero

@@ -3,15 +3,15 @@ r"""ALS and Gibbs sweeps on relation blocks, with libFM's and myFM's per-block c
 The coordinate updates of :mod:`fmlib.solvers.coordinate` need, for one parameter
 :math:`\theta`, the sums :math:`\sum_i h_{\theta,i} e_i` and :math:`\sum_i
 h_{\theta,i}^2` over the ratings. For a feature :math:`l` of relation block :math:`r`
-(chapter "Beyond SGD: coordinate descent and MCMC", section "Relation blocks"), every
+(chapter "Relation blocks"), every
 rating :math:`i` with :math:`\phi_r(i) = b` has the same :math:`x_l = B_{b,l}`, and for
 :math:`v_{l,f}`
 
 .. math::
 
-    h_i = B_{b,l}\,\big(q_{f,i} - v_{l,f} B_{b,l}\big)
-        = B_{b,l}\,\big(o_i + \rho_b\big), \qquad
-    o_i = q_{f,i} - Q_{b,f}, \quad \rho_b = Q_{b,f} - v_{l,f} B_{b,l},
+    h_i &= B_{b,l}\,\big(q_{f,i} - v_{l,f} B_{b,l}\big)
+        = B_{b,l}\,\big(o_i + \rho_b\big), \\
+    o_i &= q_{f,i} - Q_{b,f}, \quad \rho_b = Q_{b,f} - v_{l,f} B_{b,l},
 
 where :math:`Q = B^{(r)} V` is the block's own part of :math:`q` and :math:`o_i` the
 part of the *other* blocks, which does not change while block :math:`r` is updated. So
@@ -19,12 +19,13 @@ the sums over the ratings of row :math:`b` need only five numbers per block row,
 
 .. math::
 
-    n_b = |\{i: \phi(i) = b\}|,\quad O_b = \sum_{\phi(i)=b} o_i,\quad
-    O^{(2)}_b = \sum_{\phi(i)=b} o_i^2,\quad E_b = \sum_{\phi(i)=b} e_i,\quad
+    & n_b = |\{i: \phi(i) = b\}|,\quad O_b = \sum_{\phi(i)=b} o_i,\quad
+    O^{(2)}_b = \sum_{\phi(i)=b} o_i^2, \\
+    & E_b = \sum_{\phi(i)=b} e_i,\quad
     (EO)_b = \sum_{\phi(i)=b} e_i o_i :
 
-    \sum_{\phi(i)=b} h_i e_i = B_{b,l}\big((EO)_b + \rho_b E_b\big), \qquad
-    \sum_{\phi(i)=b} h_i^2 = B_{b,l}^2\big(O^{(2)}_b + 2\rho_b O_b + \rho_b^2 n_b\big).
+    \sum_{\phi(i)=b} h_i e_i &= B_{b,l}\big((EO)_b + \rho_b E_b\big), \\
+    \sum_{\phi(i)=b} h_i^2 &= B_{b,l}^2\big(O^{(2)}_b + 2\rho_b O_b + \rho_b^2 n_b\big).
 
 After the change :math:`\delta` of :math:`v_{l,f}`, every :math:`e_i` of those ratings
 moves by :math:`-\delta B_{b,l}(o_i + \rho_b)`, linear in :math:`o_i`, so the caches
