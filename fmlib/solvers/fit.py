@@ -47,14 +47,14 @@ def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: st
     coordinate descent on :math:`\sum_i (y_i - \hat y_i)^2 + \lambda_w \lVert \mathbf w
     \rVert^2 + \lambda_v \lVert \mathbf V \rVert_F^2` (a *sum* over rows, libFM's
     convention; see :mod:`fmlib.solvers.als`); it needs no learning rate, and ``batch_size``,
-    ``optimizer``, ``lr``, ``shuffle`` and ``seed`` play no part.
+    ``optimizer``, ``lr``, ``shuffle`` and ``seed`` are refused.
 
     ``updates="sparse"`` makes a step cost O(k · nnz of the batch): row-sparse gradients,
     the lazy optimizers of :mod:`fmlib.learning.lazy_optimizers` and whole epochs inside one compiled
-    function (:mod:`fmlib.learning.sparse`, chapter "Performance and scale"). Its default penalty
-    follows the data (``regularization="occurrence"``, libFM's SGD): each row's loss carries
-    :math:`\lambda_w w_i^2 + \lambda_v \lVert \mathbf v_i \rVert^2` for every feature
-    :math:`i` of the row.
+    function (:mod:`fmlib.learning.sparse`, chapter "Performance and scale"). It is the
+    default for sparse input; its default penalty is that of the features present in the
+    batch (``regularization="present"``); libFM's per-row penalty is
+    ``regularization="occurrence"``.
 
     Args:
         model: a :class:`~fmlib.FactorizationMachine`; trained in place.
@@ -84,7 +84,7 @@ def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: st
         lr: learning rate for a named optimizer; 0.01.
         lambda_w, lambda_v: L2 strengths for ``w`` and ``V`` (libFM's λ_w, λ_v); 0.
         updates: ``"sparse"`` or ``"dense"``. ``"sparse"``: row-sparse steps whose cost
-            follows the non-zeros, epochs in the graph (chapter "Performance"; ``optimizer``
+            follows the non-zeros, epochs in the graph (chapter "Performance and scale"; ``optimizer``
             a name: ``"sgd"``, ``"adagrad"`` or ``"adam"``, the latter two in their lazy
             form). ``"dense"``: the compiled step of the chapter "Learning", any Keras
             optimizer. Left unset, sparse input (``scipy.sparse``, ``tf.SparseTensor``, a

@@ -108,20 +108,21 @@ SOLVERS: dict[str, Solver] = {
                                 "which rows carry the penalty (updates='sparse')"),
         "shuffle": Param(True, _anything, "reshuffle every epoch, or a BlockChunks"),
         "seed": SEED,
-    }, "minibatch gradient descent (chapters 'Learning' and 'Performance')"),
+    }, 'minibatch gradient descent (chapters "Learning", "Performance and scale")'),
     "als": Solver("als", ("regression",), {
         "num_epochs": NUM_EPOCHS,
         "lambda_w": LAMBDA_W,
         "lambda_v": LAMBDA_V,
         "groups": GROUPS,
-    }, "coordinate descent on the sum of squared errors (chapter 'Beyond SGD')"),
+    }, 'coordinate descent on the sum of squared errors (chapter "Beyond SGD: coordinate '
+       'descent and MCMC")'),
     "mcmc": Solver("mcmc", ("regression", "classification"), {
         "num_epochs": Param(200, _positive_int, "Gibbs sweeps"),
         "burn_in": Param(None, _non_negative_int, "sweeps discarded (default num_epochs // 10)"),
         "groups": GROUPS,
         "init_std": Param(0.1, _non_negative_float, "standard deviation of the initial V"),
         "seed": SEED,
-    }, "Gibbs sampling of the Bayesian FM (chapter 'Beyond SGD')"),
+    }, 'Gibbs sampling of the Bayesian FM (chapter "Beyond SGD: coordinate descent and MCMC")'),
 }
 
 
