@@ -147,7 +147,7 @@ def load_libfm_model(path: str | os.PathLike, dtype: Any = None):
     """
     import tensorflow as tf
 
-    from fmlib.model import FactorizationMachine
+    from fmlib.model.fm import FactorizationMachine
 
     params = read_libfm_model(path)
     n, k = params.V.shape
@@ -163,7 +163,7 @@ def save_libfm_model(path: str | os.PathLike, model) -> str:
     Raises:
         TypeError: ``model`` is not a ``FactorizationMachine``.
     """
-    from fmlib.model import FactorizationMachine
+    from fmlib.model.fm import FactorizationMachine
 
     if not isinstance(model, FactorizationMachine):
         raise TypeError(f"`model` must be a FactorizationMachine; got {type(model).__name__}.")

@@ -29,6 +29,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from fmlib.interop.libfm_files import read_libfm_text
 from fmlib.solvers.libfm import Rows, as_rows
 
 MATRIX_ID, VECTOR_ID = 2, 1
@@ -145,43 +146,6 @@ def read_groups(path: str | os.PathLike, n_features: int) -> np.ndarray:
     return groups
 
 
-def read_libfm_text(path: str | os.PathLike) -> tuple[Rows, np.ndarray]:
-    """A libFM text file (``target index:value ...``) as ``(Rows, targets)``, without
-    TensorFlow or scipy (:func:`fmlib.load_libfm` gives a scipy matrix and checks more)."""
-    from fmlib.interop.libfm_files import LibFMFormatError
-
-    path = os.fspath(path)
-    targets, indptr, indices, data = [], [0], [], []
-    with open(path, encoding="utf-8") as handle:
-        for line_no, text in enumerate(handle, start=1):
-            tokens = text.split("#", 1)[0].split()
-            if not tokens:
-                raise LibFMFormatError(f"{path}, line {line_no}: expected a target value "
-                                       "followed by index:value pairs; got an empty line.")
-            try:
-                targets.append(float(tokens[0]))
-                for token in tokens[1:]:
-                    col, value = token.split(":")
-                    indices.append(int(col))
-                    data.append(float(value))
-            except ValueError:
-                raise LibFMFormatError(
-                    f"{path}, line {line_no}: expected a target then index:value pairs "
-                    f"(integer index >= 0, a number); got {text.strip()!r}.") from None
-            indptr.append(len(indices))
-    if not targets:
-        raise LibFMFormatError(f"{path}: the file has no rows.")
-    idx = np.asarray(indices, np.int64)
-    values = np.asarray(data, np.float64)
-    y = np.asarray(targets, np.float64)
-    if idx.size and idx.min() < 0:
-        raise LibFMFormatError(f"{path}: indices must be >= 0; got {idx.min()}.")
-    if not (np.all(np.isfinite(values)) and np.all(np.isfinite(y))):
-        raise LibFMFormatError(f"{path}: targets and values must be finite numbers.")
-    return Rows(np.asarray(indptr, np.int64), idx, values,
-                int(idx.max()) + 1 if idx.size else 0), y
-
-
 def take_rows(rows: Rows, index: np.ndarray) -> Rows:
     """``B[index]``: the rows of ``rows`` in the order of ``index`` (numpy only)."""
     counts = np.diff(rows.indptr)[index]
@@ -249,7 +213,7 @@ def load_libfm_relational(path: str | os.PathLike, relations: Sequence[str | os.
     """
     import scipy.sparse as sp
 
-    from fmlib.relational.design import RelationalDesign, RelationBlock
+    from fmlib.data.design import RelationalDesign, RelationBlock
 
     if part not in ("train", "test"):
         raise ValueError(f"`part` must be 'train' or 'test'; got {part!r}.")
