@@ -170,8 +170,14 @@ def read_libfm_text(path: str | os.PathLike):
     (:class:`fmlib.solvers.libfm.Rows`: CSR arrays), quickly and without TensorFlow or
     scipy: what ``python -m fmlib`` reads. :func:`load_libfm` gives a scipy matrix and
     also rejects repeated indices."""
+    from fmlib.interop import libfm_parse
     from fmlib.solvers.libfm import Rows
 
+    fast = libfm_parse.read(os.fspath(path)) if os.path.isfile(path) else None
+    if fast is not None and fast[0].size:
+        y, indptr, idx, values = fast
+        if np.all(np.isfinite(values)) and np.all(np.isfinite(y)):
+            return Rows(indptr, idx, values, int(idx.max()) + 1 if idx.size else 0), y
     path = os.fspath(path)
     targets, indptr, indices, data = [], [0], [], []
     with open(path, encoding="utf-8") as handle:
