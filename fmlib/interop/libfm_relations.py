@@ -131,16 +131,18 @@ def read_row_map(path: str | os.PathLike, n_rows: int, n_block_rows: int) -> np.
 
 def read_groups(path: str | os.PathLike, n_features: int) -> np.ndarray:
     """A ``-meta`` / ``.groups`` file: the group id (an integer >= 0) of each of the
-    ``n_features`` columns, one per line; extra lines are an error."""
+    ``n_features`` columns, one per line; as libFM, lines beyond ``n_features`` are
+    ignored (one file can serve data of different widths), fewer are an error."""
     path = os.fspath(path)
     try:
         groups = np.loadtxt(path, dtype=np.int64, ndmin=1)
     except ValueError as err:
         raise LibFMRelationError(f"{path}: expected one integer group id per line; "
                                  f"{err}") from None
-    if groups.size != n_features:
+    if groups.size < n_features:
         raise LibFMRelationError(f"{path}: expected one group id per feature, {n_features}; "
                                  f"got {groups.size}.")
+    groups = groups[:n_features]
     if groups.size and groups.min() < 0:
         raise LibFMRelationError(f"{path}: group ids must be >= 0; got {groups.min()}.")
     return groups
