@@ -240,3 +240,43 @@ def test_sgda_needs_validation_rows():
     empty = L.Rows(np.zeros(1, np.int64), np.zeros(0, np.int64), np.zeros(0), X.shape[1])
     with pytest.raises(ValueError, match="`validation`.*got 0"):
         L.SGDA(L.as_rows(X), y, empty, np.zeros(0), _params(X.shape[1], 2))
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda X, y, p: L.sgd_epoch(L.as_rows(X), y[:-1], p, 0.1, (0, 0, 0), 0, (1, 5)),
+     ValueError, r"`y` must have one target per row, shape \(9,\); got shape \(8,\)"),
+    (lambda X, y, p: L.sgd_epoch(L.as_rows(X), y, p, 0.0, (0, 0, 0), 0, (1, 5)),
+     ValueError, "`learn_rate` must be a number > 0; got 0.0"),
+    (lambda X, y, p: L.sgd_epoch(L.as_rows(X), y, p, 0.1, (0, 1), 0, (1, 5)),
+     ValueError, r"`regular` must be three numbers >= 0 .*got \(0, 1\)"),
+    (lambda X, y, p: L.sgd_epoch(X, y, p, 0.1, (0, 0, 0), 0, (1, 5)),
+     TypeError, "`rows` must be fmlib.solvers.libfm.Rows .*got ndarray"),
+    (lambda X, y, p: L.CoordinateLearner(L.as_rows(X), y, None, p, groups=[0, 1]),
+     ValueError, r"`groups` must be \(7,\) integers >= 0"),
+    (lambda X, y, p: L.CoordinateLearner(L.as_rows(np.hstack([X, X])), y, None, p),
+     ValueError, "the rows have 14 columns but `params` 7 features"),
+])
+def test_bad_inputs_name_the_argument(call, error, match):
+    X, y = _data()
+    with pytest.raises(error, match=match):
+        call(X, y, _params(X.shape[1], 2))
+
+
+def test_classification_latent_targets():
+    """als: the mean of N(y_hat, 1) truncated to the label's side (libFM writes pi as
+    3.141, so agreement to a few 1e-4); mcmc: draws on that side with that mean."""
+    from scipy.stats import truncnorm
+
+    y_hat = np.array([-1.5, -0.2, 0.0, 0.7, 2.0])
+    for label in (1.0, -1.0):
+        y = np.full(5, label)
+        out = np.empty(5)
+        L._probit_targets(y_hat, y, False, out)
+        a, b = (-y_hat, np.inf) if label > 0 else (-np.inf, -y_hat)
+        np.testing.assert_allclose(out, truncnorm.mean(a, b, loc=y_hat), atol=5e-4)
+        L.seed_numba(0)
+        draws = np.empty((20000, 5))
+        for r in range(20000):
+            L._probit_targets(y_hat, y, True, draws[r])
+        assert np.all(draws * label > 0)
+        np.testing.assert_allclose(draws.mean(0), truncnorm.mean(a, b, loc=y_hat), atol=0.03)

@@ -135,6 +135,40 @@ def transpose(rows: Rows) -> Rows:
     return Rows(indptr, row_of[order], rows.data[order], rows.n_rows)
 
 
+def _check_fit_inputs(rows: Rows, y, params: "Params", name: str = "y") -> np.ndarray:
+    """``y`` as float64 with one target per row; ``rows`` no wider than the model."""
+    if not isinstance(rows, Rows):
+        raise TypeError(f"`rows` must be fmlib.solvers.libfm.Rows (see as_rows); got "
+                        f"{type(rows).__name__}.")
+    y = np.asarray(y, np.float64)
+    if y.shape != (rows.n_rows,):
+        raise ValueError(f"`{name}` must have one target per row, shape ({rows.n_rows},); "
+                         f"got shape {y.shape}.")
+    if rows.n_cols > params.w.shape[0]:
+        raise ValueError(f"the rows have {rows.n_cols} columns but `params` "
+                         f"{params.w.shape[0]} features.")
+    return y
+
+
+def _check_regular(regular, name: str = "regular") -> tuple[float, float, float]:
+    values = tuple(float(r) for r in regular)
+    if len(values) != 3 or not all(np.isfinite(values)) or min(values) < 0:
+        raise ValueError(f"`{name}` must be three numbers >= 0 (lambda_0, lambda_w, "
+                         f"lambda_v); got {regular!r}.")
+    return values
+
+
+def _check_groups(groups, n: int) -> np.ndarray:
+    if groups is None:
+        return np.zeros(n, np.int64)
+    groups = np.asarray(groups)
+    if groups.shape != (n,) or (groups.size and (not np.issubdtype(groups.dtype, np.integer)
+                                                 or groups.min() < 0)):
+        raise ValueError(f"`groups` must be ({n},) integers >= 0, one group per feature; got "
+                         f"shape {groups.shape}, dtype {groups.dtype}.")
+    return groups.astype(np.int64)
+
+
 class Params(NamedTuple):
     """libFM's model: ``w0`` (a length-1 array, updated in place), ``w`` (n,), ``V`` (n, k),
     and whether the bias and the linear term are used (``-dim 'k0,k1,k'``)."""
@@ -247,10 +281,26 @@ def _sgd_epoch(indptr, indices, data, y, w0, w, V, lr, reg0, regw, regv, k0, k1,
 
 def sgd_epoch(rows: Rows, y: np.ndarray, params: Params, learn_rate: float,
               regular: tuple[float, float, float], task: int, target_range: tuple) -> None:
-    """One libFM ``sgd`` epoch: a step per row in order (module docstring), in place."""
+    r"""One libFM ``sgd`` epoch: a step per row in order (module docstring), in place.
+
+    Args:
+        rows, y: the training rows (:class:`Rows`) and targets (±1 for classification).
+        params: the model, updated in place.
+        learn_rate: :math:`\eta` > 0.
+        regular: :math:`(\lambda_0, \lambda_w, \lambda_v)`, each >= 0.
+        task: :data:`REGRESSION` or :data:`CLASSIFICATION`.
+        target_range: ``(min, max)`` the regression prediction is clipped to.
+    """
+    y = _check_fit_inputs(rows, y, params)
+    regular = _check_regular(regular)
+    if not (np.isfinite(learn_rate) and learn_rate > 0):
+        raise ValueError(f"`learn_rate` must be a number > 0; got {learn_rate!r}.")
+    if task not in (REGRESSION, CLASSIFICATION):
+        raise ValueError(f"`task` must be {REGRESSION} (regression) or {CLASSIFICATION} "
+                         f"(classification); got {task!r}.")
     q = np.empty(params.V.shape[1])
-    _sgd_epoch(rows.indptr, rows.indices, rows.data, np.asarray(y, np.float64), params.w0,
-               params.w, params.V, float(learn_rate), *map(float, regular), params.k0,
+    _sgd_epoch(rows.indptr, rows.indices, rows.data, y, params.w0,
+               params.w, params.V, float(learn_rate), *regular, params.k0,
                params.k1, int(task), float(target_range[0]), float(target_range[1]), q)
 
 
@@ -394,11 +444,14 @@ class SGDA:
                  groups=None, learn_rate: float = 0.1, task: int = REGRESSION,
                  target_range: tuple = (-np.inf, np.inf)):
         n, k = params.V.shape
-        self.rows, self.y = rows, np.asarray(y, np.float64)
-        self.validation, self.y_validation = validation, np.asarray(y_validation, np.float64)
         if validation.n_rows == 0:
             raise ValueError("`validation` must have at least one row for sgda; got 0.")
-        self.groups = np.zeros(n, np.int64) if groups is None else np.asarray(groups, np.int64)
+        self.rows, self.y = rows, _check_fit_inputs(rows, y, params)
+        self.validation = validation
+        self.y_validation = _check_fit_inputs(validation, y_validation, params, "y_validation")
+        if not (np.isfinite(learn_rate) and learn_rate > 0):
+            raise ValueError(f"`learn_rate` must be a number > 0; got {learn_rate!r}.")
+        self.groups = _check_groups(groups, n)
         self.n_groups = int(self.groups.max()) + 1 if n else 1
         self.params = params
         params.w[:] = 0.0
@@ -635,10 +688,13 @@ class CoordinateLearner:
                  regular=(0.0, 0.0, 0.0), sample: bool = True, task: int = REGRESSION,
                  target_range: tuple = (-np.inf, np.inf)):
         n, k = params.V.shape
+        self.y = _check_fit_inputs(rows, y, params)
+        regular = _check_regular(regular)
+        if test is not None and test.n_cols > n:
+            raise ValueError(f"`test` has {test.n_cols} columns but `params` {n} features.")
         self.rows, self.cols = rows, transpose(as_rows(rows, n))
-        self.y = np.asarray(y, np.float64)
         self.test, self.params = test, params
-        self.groups = np.zeros(n, np.int64) if groups is None else np.asarray(groups, np.int64)
+        self.groups = _check_groups(groups, n)
         self.n_per_group = np.bincount(self.groups).astype(np.float64)
         G = len(self.n_per_group)
         self.sample, self.multilevel = bool(sample), bool(sample)
