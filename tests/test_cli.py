@@ -176,8 +176,8 @@ def test_help_bad_flags_and_bad_files_do_not_import_tensorflow(tmp_path):
     assert (code, tf, numba) == (0, False, False)
     code, tf, numba, err = _in_subprocess(tmp_path, ["-task", "r", "-train", "t", "-dim", "2"])
     assert (code, tf, numba) == (2, False, False) and "-dim must be" in err
-    code, tf, _, err = _in_subprocess(tmp_path, ["-task", "r", "-train", "bad.libfm"])
-    assert (code, tf) == (1, False)
+    code, tf, numba, err = _in_subprocess(tmp_path, ["-task", "r", "-train", "bad.libfm"])
+    assert (code, tf, numba) == (1, False, False)
     assert err.strip().splitlines()[-1].startswith("python -m fmlib: error: bad.libfm, line 2:")
 
 

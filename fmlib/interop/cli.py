@@ -180,8 +180,6 @@ class Data:
         import numpy as np
 
         from fmlib.interop.libfm_files import read_libfm_text
-        from fmlib.interop.libfm_relations import Relation, hstack_rows, read_groups, take_rows
-        from fmlib.solvers.libfm import as_rows
 
         parts = {"train": args.train, "test": args.test, "validation": args.validation}
         loaded = {}
@@ -191,6 +189,11 @@ class Data:
                     if not os.path.isfile(path):
                         raise CommandLineError(f"-{name}: no file at {path!r}.")
                     loaded[name] = read_libfm_text(path)
+            # numba's modules only once the files have been read (a bad file answers fast)
+            from fmlib.interop.libfm_relations import (Relation, hstack_rows, read_groups,
+                                                       take_rows)
+            from fmlib.solvers.libfm import as_rows
+
             width = max(rows.n_cols for rows, _ in loaded.values())
             groups = read_groups(args.meta, width) if args.meta else np.zeros(width, np.int64)
             relations = [Relation(prefix) for prefix in args.relations]
@@ -307,12 +310,11 @@ def _evaluate(task: str, y_hat, y, target_range):
 def run_libfm(args: argparse.Namespace, out=None):
     """Train with one of libFM's methods as the flags say, printing libFM's lines; returns
     the test predictions (or None without -test)."""
-    import numpy as np
+    out = sys.stdout if out is None else out
+    data = Data(args)     # first: a bad file is reported before numba loads
 
     from fmlib.solvers import libfm as L
 
-    out = sys.stdout if out is None else out
-    data = Data(args)
     task = L.REGRESSION if args.task == "r" else L.CLASSIFICATION
     seed = args.seed if args.seed is not None else int(time.time()) % 2**32
     params = L.init_params(data.n, args.k, args.init_stdev, seed, args.method,

@@ -170,13 +170,12 @@ def read_libfm_text(path: str | os.PathLike):
     (:class:`fmlib.solvers.libfm.Rows`: CSR arrays), quickly and without TensorFlow or
     scipy: what ``python -m fmlib`` reads. :func:`load_libfm` gives a scipy matrix and
     also rejects repeated indices."""
-    from fmlib.interop import libfm_parse
-    from fmlib.solvers.libfm import Rows
+    if os.path.isfile(path) and _plain_bytes(raw := np.fromfile(path, np.uint8)):
+        from fmlib.interop import libfm_parse   # numba: only for files that can be plain
+        from fmlib.solvers.libfm import Rows
 
-    fast = libfm_parse.read(os.fspath(path)) if os.path.isfile(path) else None
-    if fast is not None and fast[0].size:
-        y, indptr, idx, values = fast
-        if np.all(np.isfinite(values)) and np.all(np.isfinite(y)):
+        ok, y, indptr, idx, values = libfm_parse.parse(raw)
+        if ok and y.size and np.all(np.isfinite(values)) and np.all(np.isfinite(y)):
             return Rows(indptr, idx, values, int(idx.max()) + 1 if idx.size else 0), y
     path = os.fspath(path)
     targets, indptr, indices, data = [], [0], [], []
@@ -205,5 +204,22 @@ def read_libfm_text(path: str | os.PathLike):
         raise LibFMFormatError(f"{path}: indices must be >= 0; got {idx.min()}.")
     if not (np.all(np.isfinite(values)) and np.all(np.isfinite(y))):
         raise LibFMFormatError(f"{path}: targets and values must be finite numbers.")
+    from fmlib.solvers.libfm import Rows
+
     return Rows(np.asarray(indptr, np.int64), idx, values,
                 int(idx.max()) + 1 if idx.size else 0), y
+
+
+_PLAIN = np.zeros(256, bool)
+_PLAIN[list(b"0123456789.-+eE: \t\r\n")] = True
+
+
+def _plain_bytes(raw: np.ndarray) -> bool:
+    """Whether a file can be in the plain form the compiled reader takes: only digits,
+    signs, ``.eE:``, blanks and newlines, and no empty line. A file with a comment, a
+    letter or an empty line goes straight to the line parser (and a malformed one to its
+    message) without loading numba."""
+    if raw.size == 0 or not _PLAIN[raw].all():
+        return False
+    newline = raw == 10
+    return not (newline[0] or np.any(newline[1:] & newline[:-1]))
