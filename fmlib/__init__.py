@@ -87,7 +87,9 @@ _EXPORTS = {
         "catalogue_scores", "fit_bpr", "leave_last_out", "ranking_metrics", "recommend")},
     # scikit-learn and libFM
     **{name: "fmlib.interop" for name in (
-        "FMClassifier", "FMRegressor", "LibFMFormatError", "load_libfm", "save_libfm")},
+        "FMClassifier", "FMRegressor", "LibFMFormatError", "load_libfm", "save_libfm",
+        "LibFMModelError", "load_libfm_model", "save_libfm_model", "LibFMRelationError",
+        "load_libfm_relational", "save_libfm_relation")},
 }
 _SUBPACKAGES = ("validation", "model", "data", "learning", "solvers", "claims", "family",
                 "ranking", "interop", "distributed")

@@ -100,3 +100,27 @@ def test_column_groups_accepts_labels_and_mappings():
     np.testing.assert_array_equal(column_groups(["b", "a", "b", "c"], 4), [1, 0, 1, 2])
     np.testing.assert_array_equal(column_groups({"x": slice(0, 1), "y": [1, 2, 3]}, 4), [0, 1, 1, 1])
     np.testing.assert_array_equal(column_groups(None, 3), [0, 0, 0])
+
+
+@pytest.mark.parametrize("lam", [0.0, 2.0], ids=["lambda=0", "lambda=2"])
+def test_feature_absent_from_training_is_set_as_libfm_sets_it(lam):
+    """A column with no non-zero: its conditional is the prior alone. ALS (mu = 0) gives
+    0; with lambda = 0 the precision is 0 and libFM (fm_learn_mcmc.h, draw_w/draw_v: an
+    infinite variance) sets the parameter to 0 as well. A Gibbs draw is mu + z/sqrt(lambda)."""
+    rng = np.random.default_rng(4)
+    X, _ = mixed_design()
+    X = np.hstack([X, np.zeros((X.shape[0], 1))])        # column 14 never occurs
+    n, k = X.shape[1], 2
+    y = rng.normal(size=X.shape[0])
+    w, V = rng.normal(0, 0.5, n), rng.normal(0, 0.5, (n, k))
+    sweeper = CoordinateSweeper(sp.csr_matrix(X), y, 0.1, w, V, block_schedule(sp.csr_matrix(X)))
+    sweeper.update_w(1.0, np.zeros(n), np.full(n, lam), np.zeros(n), False)
+    sweeper.update_V(1.0, np.zeros((n, k)), np.full((n, k), lam), np.zeros((n, k)), False)
+    assert sweeper.w[-1] == 0.0 and np.all(sweeper.V[-1] == 0.0)
+    # the predictions on the training rows do not depend on the absent column at all
+    np.testing.assert_allclose(sweeper.e, y - fm_definition(X, sweeper.w0, sweeper.w,
+                                                            sweeper.V), atol=1e-10)
+    if lam > 0:
+        mu, z = np.full(n, 0.3), rng.normal(size=n)
+        sweeper.update_w(1.0, mu, np.full(n, lam), z, True)
+        assert sweeper.w[-1] == pytest.approx(0.3 + z[-1] / np.sqrt(lam), rel=1e-12)

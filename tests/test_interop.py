@@ -374,57 +374,6 @@ def run_cli(*flags, cwd):
     )
 
 
-def test_cli_als_equals_the_python_api(tmp_path):
-    X, y = write_files(tmp_path)
-    done = run_cli(
-        "-task",
-        "r",
-        "-train",
-        "train.libfm",
-        "-test",
-        "test.libfm",
-        "-dim",
-        "1,1,4",
-        "-iter",
-        "5",
-        "-method",
-        "als",
-        "-regular",
-        "0,0.1,0.2",
-        "-out",
-        "pred.txt",
-        "-seed",
-        "3",
-        cwd=tmp_path,
-    )
-    assert done.returncode == 0, done.stderr
-    lines = [line for line in done.stdout.splitlines() if line.startswith("#Iter=")]
-    assert len(lines) == 5 and lines[0].startswith("#Iter=  0\tTrain=")
-    model = fmlib.FactorizationMachine(12, 4, init_std=0.1, seed=3, dtype=tf.float64)
-    fmlib.fit(
-        model, X[:60], y[:60], solver="als", num_epochs=5, lambda_w=0.1, lambda_v=0.2
-    )
-    expected = model.predict(X[60:])
-    np.testing.assert_allclose(np.loadtxt(tmp_path / "pred.txt"), expected, rtol=1e-8)
-    last_test = float(lines[-1].split("Test=")[1])
-    assert last_test == pytest.approx(
-        np.sqrt(np.mean((expected - y[60:]) ** 2)), abs=1e-6
-    )
-
-
-def test_cli_mcmc_classification_equals_bayesian_fm(tmp_path, monkeypatch):
-    """In-process (the subprocess path is tested above): -method mcmc is the default."""
-    X, y = write_files(tmp_path, "c")
-    monkeypatch.chdir(tmp_path)
-    flags = ["-task", "c", "-train", "train.libfm", "-test", "test.libfm", "-iter", "6"]
-    assert main(flags + ["-out", "p.txt", "-seed", "5"]) == 0
-    bfm = fmlib.BayesianFM(8, num_sweeps=6, task="classification", init_std=0.1, seed=5)
-    bfm.fit(X[:60], y[:60])
-    np.testing.assert_allclose(
-        np.loadtxt(tmp_path / "p.txt"), bfm.predict_proba(X[60:]), rtol=1e-8
-    )
-
-
 def test_cli_adam_in_process_equals_one_fit_call(tmp_path, capsys, monkeypatch):
     X, y = write_files(tmp_path)
     monkeypatch.chdir(tmp_path)
@@ -471,38 +420,3 @@ def test_cli_malformed_file_is_one_line_with_exit_code_1(tmp_path):
     )
 
 
-@pytest.mark.parametrize(
-    "flags, message",
-    [
-        (["-task", "r", "-train", "t", "-relation", "r"], "-relation is a libFM flag"),
-        (["-task", "r", "-train", "t", "-dim", "0,1,8"], "-dim must be '1,1,k'"),
-        (
-            ["-task", "c", "-train", "t", "-method", "als"],
-            "-method als trains regression",
-        ),
-        (["-task", "r", "-train", "t", "-regular", "1,0,0"], "r0 must be 0"),
-        (
-            ["-task", "r", "-train", "t", "-out", "p.txt"],
-            "-out writes the test predictions",
-        ),
-        (["-task", "r", "-train", "t", "-iter", "0"], "-iter must be >= 1"),
-    ],
-)
-def test_bad_flags_exit_2(flags, message, capsys):
-    with pytest.raises(SystemExit) as exit_:
-        main(flags)
-    err = capsys.readouterr().err
-    assert (
-        exit_.value.code == 2 and message in err and len(err.strip().splitlines()) == 1
-    )
-
-
-def test_help_lists_the_differences(capsys):
-    with pytest.raises(SystemExit):
-        main(["--help"])
-    text = capsys.readouterr().out
-    assert (
-        "differences from libFM" in text
-        and "-relation" in text
-        and "exit codes" in text
-    )

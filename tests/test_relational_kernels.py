@@ -46,7 +46,7 @@ def reference_draw(theta, h, e, alpha, mu, lam, z, sample):
     """Module docstring of fmlib.solvers.coordinate, from the per-rating h and e."""
     prec = alpha * h @ h + lam
     if prec <= 0:
-        return theta
+        return 0.0   # no data, no prior precision: libFM sets the parameter to 0
     mean = (alpha * h @ (e + theta * h) + lam * mu) / prec
     return mean + (z / np.sqrt(prec) if sample else 0.0)
 
@@ -61,7 +61,7 @@ def test_sweep_v_is_one_parameter_at_a_time_over_the_ratings(sample):
     alpha = 1.7
     mu, z = rng.normal(size=(n, k)), rng.normal(size=(n, k))
     lam = rng.uniform(0.5, 2, (n, k))
-    lam[cols[-1]] = 0.0  # the unused column: P = 0, left unchanged
+    lam[cols[-1]] = 0.0  # the unused column: P = 0, set to 0 as libFM does
     ref_V, ref_q, ref_e = V.copy(), q.copy(), e.copy()
     Vt, qt, e_ = np.ascontiguousarray(V.T), np.ascontiguousarray(q.T), e.copy()
     Qt = np.ascontiguousarray((B @ V[cols]).T)
@@ -85,7 +85,7 @@ def test_sweep_v_is_one_parameter_at_a_time_over_the_ratings(sample):
     np.testing.assert_allclose(Qt.T, B @ ref_V[cols], rtol=1e-10, atol=1e-12)
     outside = np.setdiff1d(np.arange(n), cols)
     np.testing.assert_array_equal(Vt.T[outside], V[outside])  # other blocks: untouched
-    np.testing.assert_array_equal(Vt.T[cols[-1]], V[cols[-1]])  # P = 0: unchanged
+    np.testing.assert_array_equal(Vt.T[cols[-1]], 0.0)  # P = 0: 0, as libFM
 
 
 @pytest.mark.parametrize("sample", [False, True], ids=["als", "gibbs"])
@@ -115,8 +115,9 @@ def test_draw_by_hand_and_its_precision_guard():
     assert kernels.draw(1.0, 2.0, 3.0, 2.0, 0.5, 4.0, 1.0, True) == pytest.approx(
         1.2 + 1 / np.sqrt(10)
     )
-    assert kernels.draw(0.7, 0.0, 0.0, 2.0, 0.5, 0.0, 1.0, True) == 0.7  # P = 0
-    assert kernels.draw(0.7, 0.0, np.nan, 2.0, 0.5, 1.0, 1.0, True) == 0.7  # P = nan
+    # P = 0 or nan: libFM's variance 1/P is not finite and it sets the parameter to 0
+    assert kernels.draw(0.7, 0.0, 0.0, 2.0, 0.5, 0.0, 1.0, True) == 0.0  # P = 0
+    assert kernels.draw(0.7, 0.0, np.nan, 2.0, 0.5, 1.0, 1.0, True) == 0.0  # P = nan
 
 
 def test_one_factor_q_and_the_half_squares_by_hand():

@@ -23,10 +23,6 @@ import os
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
-import tensorflow as tf
-
-from fmlib.validation import as_host_matrix, as_targets, check_bool, check_int
 
 
 class LibFMFormatError(ValueError):
@@ -77,7 +73,7 @@ def _parse_line(text: str, line_no: int, path: str, offset: int):
 
 def load_libfm(
     path: str | os.PathLike, n_features: int | None = None, zero_based: bool = True
-) -> tuple[sp.csr_matrix, np.ndarray]:
+) -> tuple[Any, np.ndarray]:
     """Read a libFM / libSVM text file into ``(X, y)``.
 
     Args:
@@ -101,6 +97,10 @@ def load_libfm(
     Example:
         >>> X, y = load_libfm("train.libfm")   # doctest: +SKIP
     """
+    import scipy.sparse as sp
+
+    from fmlib.validation import check_bool, check_int
+
     zero_based = check_bool(zero_based, "zero_based")
     if n_features is not None:
         n_features = check_int(n_features, "n_features", 0)
@@ -152,10 +152,74 @@ def save_libfm(path: str | os.PathLike, X: Any, y: Any, zero_based: bool = True)
     Returns:
         ``path``.
     """
+    import scipy.sparse as sp
+    import tensorflow as tf
     from sklearn.datasets import dump_svmlight_file
+
+    from fmlib.validation import as_host_matrix, as_targets, check_bool
 
     zero_based = check_bool(zero_based, "zero_based")
     X = as_host_matrix(X, None, tf.float64, name="X")
     y = as_targets(y, X.shape[0], name="y")
     dump_svmlight_file(sp.csr_matrix(X), y, os.fspath(path), zero_based=zero_based)
     return os.fspath(path)
+
+
+def read_libfm_text(path: str | os.PathLike):
+    """A libFM text file (``target index:value ...``) as ``(Rows, targets)``
+    (:class:`fmlib.solvers.libfm.Rows`: CSR arrays), quickly and without TensorFlow or
+    scipy: what ``python -m fmlib`` reads. :func:`load_libfm` gives a scipy matrix and
+    also rejects repeated indices."""
+    if os.path.isfile(path) and _plain_bytes(raw := np.fromfile(path, np.uint8)):
+        from fmlib.interop import libfm_parse   # numba: only for files that can be plain
+        from fmlib.solvers.libfm import Rows
+
+        ok, y, indptr, idx, values = libfm_parse.parse(raw)
+        if ok and y.size and np.all(np.isfinite(values)) and np.all(np.isfinite(y)):
+            return Rows(indptr, idx, values, int(idx.max()) + 1 if idx.size else 0), y
+    path = os.fspath(path)
+    targets, indptr, indices, data = [], [0], [], []
+    with open(path, encoding="utf-8") as handle:
+        for line_no, text in enumerate(handle, start=1):
+            tokens = text.split("#", 1)[0].split()
+            if not tokens:
+                raise LibFMFormatError(f"{path}, line {line_no}: expected a target value "
+                                       "followed by index:value pairs; got an empty line.")
+            try:
+                targets.append(float(tokens[0]))
+                for token in tokens[1:]:
+                    col, value = token.split(":")
+                    indices.append(int(col))
+                    data.append(float(value))
+            except ValueError:
+                _parse_line(text, line_no, path, 0)   # raises the precise message
+                raise
+            indptr.append(len(indices))
+    if not targets:
+        raise LibFMFormatError(f"{path}: the file has no rows.")
+    idx = np.asarray(indices, np.int64)
+    values = np.asarray(data, np.float64)
+    y = np.asarray(targets, np.float64)
+    if idx.size and idx.min() < 0:
+        raise LibFMFormatError(f"{path}: indices must be >= 0; got {idx.min()}.")
+    if not (np.all(np.isfinite(values)) and np.all(np.isfinite(y))):
+        raise LibFMFormatError(f"{path}: targets and values must be finite numbers.")
+    from fmlib.solvers.libfm import Rows
+
+    return Rows(np.asarray(indptr, np.int64), idx, values,
+                int(idx.max()) + 1 if idx.size else 0), y
+
+
+_PLAIN = np.zeros(256, bool)
+_PLAIN[list(b"0123456789.-+eE: \t\r\n")] = True
+
+
+def _plain_bytes(raw: np.ndarray) -> bool:
+    """Whether a file can be in the plain form the compiled reader takes: only digits,
+    signs, ``.eE:``, blanks and newlines, and no empty line. A file with a comment, a
+    letter or an empty line goes straight to the line parser (and a malformed one to its
+    message) without loading numba."""
+    if raw.size == 0 or not _PLAIN[raw].all():
+        return False
+    newline = raw == 10
+    return not (newline[0] or np.any(newline[1:] & newline[:-1]))

@@ -294,7 +294,8 @@ class CoordinateSweeper:
             new = (alpha * num + lam * mu) / prec
             if sample:
                 new += z / np.sqrt(prec)
-        return np.where(prec > 0, new, theta)   # an empty column with lambda = 0: unchanged
+        # P = 0 (no data and lambda = 0: an infinite variance): 0, as libFM sets it
+        return np.where(prec > 0, new, 0.0)
 
     def update_w0(self, alpha: float, lam: float, mu: float, z: float, sample: bool) -> None:
         """:math:`w_0` from its conditional (:math:`h = 1` for every row)."""

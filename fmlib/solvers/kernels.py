@@ -65,12 +65,12 @@ def _jit(function):
 def draw(theta, h_e, h_sq, alpha, mu, lam, z, sample):
     r"""One parameter from its conditional (:mod:`fmlib.solvers.coordinate`):
     :math:`P = \alpha \sum h^2 + \lambda`, :math:`m = (\alpha(\sum h e + \theta \sum
-    h^2) + \lambda\mu) / P`, then :math:`m + z/\sqrt P` if ``sample``; unchanged when
-    :math:`P \le 0` (an empty column with :math:`\lambda = 0`), as
+    h^2) + \lambda\mu) / P`, then :math:`m + z/\sqrt P` if ``sample``; 0 when
+    :math:`P \le 0` (an empty column with :math:`\lambda = 0`: libFM sets it to 0), as
     ``CoordinateSweeper._draw``."""
     prec = alpha * h_sq + lam
     if not prec > 0:
-        return theta
+        return 0.0
     new = (alpha * (h_e + theta * h_sq) + lam * mu) / prec
     if sample:
         new += z / np.sqrt(prec)

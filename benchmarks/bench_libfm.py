@@ -1,0 +1,231 @@
+"""Benchmark: ``python -m fmlib`` against libFM itself, same files, same flags.
+
+MovieLens 100k fold u1 written as libFM files (user and item one-hot: 943 + 1,682 = 2,625
+columns; the test file uses the same columns), then for each of libFM's methods (sgd,
+sgda, als, mcmc) three settings: libFM's defaults and two others. Both programs run as
+separate processes on the same files with the same flags; every run is repeated over a
+few seeds (libFM's ``-seed`` and fmlib's draw different initial values, so single runs
+differ by the spread over seeds). Reported per setting: the test RMSE of the ``-out``
+predictions (mean and range over seeds) for both and their difference, and the wall time
+from process start to the prediction file written (median over seeds). sgda learns its
+regularisation on every 10th row of u1.base (``-validation``), trained on the other rows.
+TensorFlow's import time is measured on its own (libFM's methods do not import it).
+
+Targets (issue 29): |RMSE difference| <= 0.003 for als and mcmc, <= 0.01 for sgd and sgda;
+fmlib's time <= 2x libFM's.
+
+    LIBFM=/path/to/libFM python benchmarks/bench_libfm.py [--seeds 1,2,3]
+    python benchmarks/bench_libfm.py --smoke      # seconds: fmlib only, 2,000 ratings,
+                                                  # 3 iterations, one setting per method
+
+Without ``LIBFM`` only fmlib runs (its columns are filled, libFM's are null). libFM is
+built from github.com/srendle/libfm with ``make`` (``bin/libFM``). Writes
+benchmarks/results/libfm.json (``--smoke``: libfm_smoke.json).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("FMLIB_DATA", ROOT / "data")) / "ml-100k"
+N_USERS, N_ITEMS = 943, 1682
+
+# (method, label, flags): libFM's defaults (sgd and sgda need -learn_rate: libFM aborts
+# without it) and two other settings each; als and mcmc at 200 iterations.
+SETTINGS = [
+    ("sgd", "defaults, -learn_rate 0.01", "-learn_rate 0.01"),
+    ("sgd", "30 iter, -regular 0,0,0.01", "-learn_rate 0.01 -regular 0,0,0.01 -iter 30"),
+    ("sgd", "k=16, -regular 0,0.01,0.05", "-learn_rate 0.005 -regular 0,0.01,0.05 -dim 1,1,16 -iter 50"),
+    ("sgda", "defaults, -learn_rate 0.01", "-learn_rate 0.01"),
+    ("sgda", "30 iter", "-learn_rate 0.01 -iter 30"),
+    ("sgda", "k=16, -learn_rate 0.005, -meta", "-learn_rate 0.005 -dim 1,1,16 -iter 50 -meta {meta}"),
+    ("als", "defaults (-regular 0), 200 iter", "-iter 200"),
+    ("als", "-regular 0,10,10", "-regular 0,10,10 -iter 200"),
+    ("als", "-meta, -regular 0,5,5,15,15", "-meta {meta} -regular 0,5,5,15,15 -iter 200"),
+    ("mcmc", "defaults, 200 iter", "-iter 200"),
+    ("mcmc", "k=10", "-dim 1,1,10 -iter 200"),
+    ("mcmc", "-meta, -init_stdev 0.05", "-meta {meta} -init_stdev 0.05 -iter 200"),
+]
+
+
+def write_files(folder: Path, smoke: bool) -> dict[str, Path]:
+    """u1.base / u1.test as libFM files, the sgda split, and the -meta groups file."""
+    files = {}
+    for part in ("base", "test"):
+        ratings = np.loadtxt(DATA / f"u1.{part}", dtype=np.int64)[:, :3]
+        if smoke:
+            ratings = ratings[: 2000 if part == "base" else 500]
+        lines = [f"{r} {u - 1}:1 {N_USERS + i - 1}:1" for u, i, r in ratings]
+        files[part] = folder / f"u1.{part}.libfm"
+        files[part].write_text("\n".join(lines) + "\n")
+        if part == "base":
+            files["fit"] = folder / "u1.fit.libfm"
+            files["fit"].write_text("\n".join(l for j, l in enumerate(lines) if j % 10) + "\n")
+            files["validation"] = folder / "u1.val.libfm"
+            files["validation"].write_text("\n".join(lines[::10]) + "\n")
+    files["meta"] = folder / "groups.txt"
+    files["meta"].write_text("\n".join(["0"] * N_USERS + ["1"] * N_ITEMS) + "\n")
+    return files
+
+
+def command(program: list[str], method: str, flags: str, files, seed: int, out: Path):
+    train = files["fit"] if method == "sgda" else files["base"]
+    cmd = program + ["-task", "r", "-train", str(train), "-test", str(files["test"]),
+                     "-method", method, "-seed", str(seed), "-out", str(out)]
+    if method == "sgda":
+        cmd += ["-validation", str(files["validation"])]
+    return cmd + flags.format(meta=files["meta"]).split()
+
+
+def run(cmd: list[str], out: Path, y_test: np.ndarray) -> dict:
+    start = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0 or not out.exists():
+        raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stdout[-2000:]}"
+                           f"\n{done.stderr[-2000:]}")
+    pred = np.loadtxt(out)
+    out.unlink()
+    iters = [l for l in done.stdout.splitlines() if l.startswith("#Iter=")]
+    printed = float(iters[-1].split("Test=")[1].split()[0]) if iters else None
+    return {"seconds": seconds, "rmse": float(np.sqrt(np.mean((pred - y_test) ** 2))),
+            "printed_test": printed}
+
+
+def summarise(runs: list[dict]) -> dict:
+    rmse = [r["rmse"] for r in runs]
+    return {"rmse_mean": statistics.mean(rmse), "rmse_min": min(rmse), "rmse_max": max(rmse),
+            "printed_test_mean": statistics.mean(r["printed_test"] for r in runs),
+            "seconds_median": statistics.median(r["seconds"] for r in runs),
+            "runs": runs}
+
+
+def import_seconds(module: str) -> float:
+    code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                env=env, check=True).stdout.split()[-1])
+
+
+def provenance(argv: list[str], libfm: str | None) -> dict:
+    import numba
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True,
+                              text=True).stdout.strip()
+
+    version = None
+    if libfm:
+        head = subprocess.run([libfm, "-help"], capture_output=True, text=True).stdout
+        version = next((l.split(":")[1].strip() for l in head.splitlines()
+                        if "Version" in l), None)
+    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain")),
+            "command": "python benchmarks/bench_libfm.py " + " ".join(argv),
+            "python": platform.python_version(), "numpy": np.__version__,
+            "numba": numba.__version__, "libfm": libfm and {"path": libfm, "version": version},
+            "machine": platform.machine(), "cpu_count": os.cpu_count(),
+            "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", default="1,2,3", help="seeds of every run (default 1,2,3)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="2,000 ratings, 3 iterations, fmlib only: seconds")
+    parser.add_argument("--only", default="", help="comma-separated methods to run")
+    args = parser.parse_args(argv)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    libfm = None if args.smoke else os.environ.get("LIBFM") or None
+    if libfm and not os.access(libfm, os.X_OK):
+        parser.error(f"LIBFM={libfm!r} is not an executable file.")
+    settings = [s for s in SETTINGS if not args.only or s[0] in args.only.split(",")]
+    if args.smoke:   # one setting per method (the -meta ones: the most code), 3 iterations
+        seeds = seeds[:1]
+        chosen = {}
+        for m, label, flags in settings:
+            if m not in chosen or "-meta" in label:
+                chosen[m] = (m, label, " ".join(_smoke_flags(flags)))
+        settings = list(chosen.values())
+    env_python = [sys.executable, "-m", "fmlib"]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ["PYTHONPATH"] = str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        files = write_files(folder, args.smoke)
+        y_test = np.array([float(l.split()[0]) for l in files["test"].read_text().splitlines()])
+        # one untimed run compiles and caches fmlib's loops (numba's on-disk cache)
+        subprocess.run(command(env_python, "sgda", "-iter 2 -learn_rate 0.01 -dim 1,1,2",
+                               files, 0, folder / "warm.txt"), capture_output=True)
+        subprocess.run(command(env_python, "mcmc", "-iter 2 -dim 1,1,2", files, 0,
+                               folder / "warm.txt"), capture_output=True)
+        for method, label, flags in settings:
+            row = {"method": method, "setting": label, "flags": flags.format(meta="groups.txt")}
+            for name, program in (("fmlib", env_python), ("libfm", [libfm] if libfm else None)):
+                if program is None:
+                    row[name] = None
+                    continue
+                runs = [run(command(program, method, flags, files, s, folder / f"{name}.txt"),
+                            folder / f"{name}.txt", y_test) for s in seeds]
+                row[name] = summarise(runs)
+            if row["libfm"]:
+                row["rmse_diff"] = row["fmlib"]["rmse_mean"] - row["libfm"]["rmse_mean"]
+                row["time_ratio"] = (row["fmlib"]["seconds_median"]
+                                     / row["libfm"]["seconds_median"])
+                row["target_rmse"] = 0.003 if method in ("als", "mcmc") else 0.01
+                row["rmse_met"] = abs(row["rmse_diff"]) <= row["target_rmse"]
+                row["time_met"] = row["time_ratio"] <= 2.0
+            rows.append(row)
+            print(_row_text(row), flush=True)
+    result = {"provenance": provenance(sys.argv[1:] if argv is None else argv, libfm),
+              "data": "MovieLens 100k u1.base / u1.test, user + item one-hot (2,625 columns)"
+                      + (" (smoke: first 2,000 / 500 ratings)" if args.smoke else ""),
+              "seeds": seeds,
+              "import_seconds": None if args.smoke else {
+                  "tensorflow": import_seconds("tensorflow"),
+                  "fmlib.solvers.libfm (numba)": import_seconds("fmlib.solvers.libfm")},
+              "rows": rows}
+    name = "libfm_smoke.json" if args.smoke else "libfm.json"
+    path = ROOT / "benchmarks" / "results" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_path = path.with_suffix(".json.tmp")
+    tmp_path.write_text(json.dumps(result, indent=1) + "\n")
+    os.replace(tmp_path, path)   # atomic: a reader never sees half a file
+    print(f"wrote {path}")
+    return result
+
+
+def _smoke_flags(flags: str) -> list[str]:
+    """The setting's flags with -iter 3."""
+    tokens = flags.split()
+    if "-iter" in tokens:
+        tokens[tokens.index("-iter") + 1] = "3"
+    else:
+        tokens += ["-iter", "3"]
+    return tokens
+
+
+def _row_text(row: dict) -> str:
+    f, l = row["fmlib"], row["libfm"]
+    text = (f"{row['method']:5s} {row['setting']:36s} fmlib RMSE {f['rmse_mean']:.4f} "
+            f"[{f['rmse_min']:.4f}, {f['rmse_max']:.4f}] {f['seconds_median']:.2f} s")
+    if l:
+        text += (f" | libFM {l['rmse_mean']:.4f} [{l['rmse_min']:.4f}, {l['rmse_max']:.4f}] "
+                 f"{l['seconds_median']:.2f} s | diff {row['rmse_diff']:+.4f} "
+                 f"time x{row['time_ratio']:.2f}")
+    return text
+
+
+if __name__ == "__main__":
+    main()

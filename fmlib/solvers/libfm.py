@@ -1,0 +1,750 @@
+r"""libFM's four learning methods, step for step, compiled with numba: ``sgd``, ``sgda``,
+``als`` and ``mcmc`` as libFM 1.4.4 runs them (Rendle, ACM TIST 2012; WSDM 2012).
+
+The chapter "Using fmlib with scikit-learn and libFM files" uses them through
+``python -m fmlib``; the chapters on SGD and on coordinate descent and MCMC derive them.
+
+**Why compiled loops.** libFM's ``-method sgd`` takes one step per training row, in file
+order, with the gradient of *that row's* loss plus a penalty on the parameters *that row
+touches*. A TensorFlow step costs tens of microseconds of dispatch whatever its size, so
+80,000 single-row steps per epoch take seconds; the book's TF loop therefore takes
+minibatch steps on the *mean* loss (:func:`fmlib.fit`, ``solver="sgd"``), where
+:math:`\eta` and :math:`\lambda` mean something else. These loops, a few hundred
+nanoseconds per row, are libFM's algorithms with libFM's meaning of every flag.
+
+**The model** (Rendle, ICDM 2010, eq. 1 and lemma 3.1), with :math:`q_f = \sum_j v_{j,f}
+x_j`:
+
+.. math::
+
+    \hat y(\mathbf x) = w_0 + \sum_j w_j x_j
+      + \tfrac12 \sum_{f=1}^k \Big(q_f^2 - \sum_j v_{j,f}^2 x_j^2\Big).
+
+**sgd** (libFM ``fm_learn_sgd_element``): for each row, :math:`\hat y` clipped to the
+range of the training targets (regression), the loss derivative
+:math:`g = \hat y - y` (regression) or :math:`g = -y\,(1 - \sigma(y \hat y))`
+(classification, :math:`y = \pm 1`), then, for :math:`w_0` and the row's non-zero
+features only,
+
+.. math::
+
+    w_0 \leftarrow w_0 - \eta (g + \lambda_0 w_0),\quad
+    w_j \leftarrow w_j - \eta (g\, x_j + \lambda_w w_j),\quad
+    v_{j,f} \leftarrow v_{j,f} - \eta \big(g\, x_j (q_f - v_{j,f} x_j)
+        + \lambda_v v_{j,f}\big),
+
+with :math:`q_f` from before the step. ``-regular 'r0,r1,r2'`` is
+:math:`(\lambda_0, \lambda_w, \lambda_v)`.
+
+**sgda** (``fm_learn_sgd_element_adapt_reg``; Rendle, "Learning recommender systems with
+adaptive regularization", WSDM 2012): the same step on :math:`(\hat y - y)^2` (so
+:math:`g = 2(\hat y - y)`) with penalty :math:`2\lambda\theta`, one :math:`\lambda_w` per
+group and one :math:`\lambda_{v,f}` per group and factor, all starting at 0, and after every
+training step (from the second epoch on) one step on :math:`\lambda` against the loss of
+the next validation row under the parameters :math:`\theta' = \theta - \eta(\nabla_\theta
++ 2\lambda\theta)` that the step would give:
+
+.. math::
+
+    \lambda_{w,g} \leftarrow \max\!\Big(0,\; \lambda_{w,g} - \eta\, g'
+        \cdot\big(-2\eta \sum_{j \in g} x_j w_j\big)\Big),\quad
+    \lambda_{v,g,f} \leftarrow \max\!\Big(0,\; \lambda_{v,g,f} - \eta\, g'
+        \cdot\big(-2\eta\,(q'_f\, q_{g,f} - \sum_{j\in g} x_j^2 v_{j,f} v'_{j,f})\big)\Big),
+
+where :math:`g'` is the loss derivative at the validation row under :math:`\theta'`,
+:math:`q'_f = \sum_j x_j v'_{j,f}` and :math:`q_{g,f} = \sum_{j\in g} x_j v_{j,f}`.
+
+**als / mcmc** (``fm_learn_mcmc_simultaneous``): one parameter at a time from its
+conditional (:mod:`fmlib.solvers.coordinate` derives it), :math:`w_0`, then every
+:math:`w_j`, then factor by factor every :math:`v_{j,f}`, features in index order. ``als``
+sets each to the conditional mean with :math:`\alpha = 1`, prior means 0 and precisions
+``-regular`` (:math:`\lambda_0` for :math:`w_0`); ``mcmc`` draws it and draws
+:math:`\alpha` and per-group :math:`\mu, \lambda` from their conditionals
+(hyper-priors :math:`\alpha_0 = \beta_0 = \gamma_0 = 1, \mu_0 = 0`). A feature with no
+non-zero in the training rows has the prior as its conditional: mcmc draws it from
+:math:`\mathcal N(\mu_g, 1/\lambda_g)`, als sets it to :math:`\mu = 0`, and where the
+precision is 0 (als with :math:`\lambda = 0`) libFM sets it to 0 as well.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import numba
+import numpy as np
+
+REGRESSION, CLASSIFICATION = 0, 1
+
+
+def _jit(function):
+    """``numba.njit`` with the on-disk cache (compiled once per machine) where possible."""
+    try:
+        return numba.njit(cache=True, error_model="numpy")(function)
+    except RuntimeError:   # no writable cache directory
+        return numba.njit(error_model="numpy")(function)
+
+
+class Rows(NamedTuple):
+    """A sparse matrix as CSR arrays: row ``i``'s non-zeros are
+    ``indices[indptr[i]:indptr[i+1]]`` with values ``data[...]``; ``n_cols`` columns."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    data: np.ndarray
+    n_cols: int
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.indptr) - 1
+
+
+def as_rows(X: Any, n_cols: int | None = None) -> Rows:
+    """:class:`Rows` from a ``scipy.sparse`` matrix, a dense 2-D array or :class:`Rows`,
+    widened to ``n_cols`` columns if given."""
+    if isinstance(X, Rows):
+        rows = X
+    elif hasattr(X, "tocsr"):
+        X = X.tocsr()
+        X.sort_indices()
+        rows = Rows(np.asarray(X.indptr, np.int64), np.asarray(X.indices, np.int64),
+                    np.asarray(X.data, np.float64), int(X.shape[1]))
+    else:
+        dense = np.asarray(X, np.float64)
+        if dense.ndim != 2:
+            raise ValueError(f"`X` must be 2-D (rows, features); got shape {dense.shape}.")
+        r, c = np.nonzero(dense)
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(r, minlength=dense.shape[0]))])
+        rows = Rows(indptr.astype(np.int64), c.astype(np.int64), dense[r, c],
+                    dense.shape[1])
+    if n_cols is not None and n_cols != rows.n_cols:
+        if n_cols < rows.n_cols:
+            raise ValueError(f"`n_cols` must be >= the matrix's {rows.n_cols} columns; "
+                             f"got {n_cols}.")
+        rows = rows._replace(n_cols=int(n_cols))
+    return rows
+
+
+def transpose(rows: Rows) -> Rows:
+    """The CSC view (libFM's ``data_t``): row ``j`` of the result lists feature ``j``'s
+    training rows (in increasing order) and values."""
+    counts = np.bincount(rows.indices, minlength=rows.n_cols)
+    indptr = np.zeros(rows.n_cols + 1, np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    row_of = np.repeat(np.arange(rows.n_rows, dtype=np.int64), np.diff(rows.indptr))
+    order = np.argsort(rows.indices, kind="stable")
+    return Rows(indptr, row_of[order], rows.data[order], rows.n_rows)
+
+
+def _check_fit_inputs(rows: Rows, y, params: "Params", name: str = "y") -> np.ndarray:
+    """``y`` as float64 with one target per row; ``rows`` no wider than the model."""
+    if not isinstance(rows, Rows):
+        raise TypeError(f"`rows` must be fmlib.solvers.libfm.Rows (see as_rows); got "
+                        f"{type(rows).__name__}.")
+    y = np.asarray(y, np.float64)
+    if y.shape != (rows.n_rows,):
+        raise ValueError(f"`{name}` must have one target per row, shape ({rows.n_rows},); "
+                         f"got shape {y.shape}.")
+    if rows.n_cols > params.w.shape[0]:
+        raise ValueError(f"the rows have {rows.n_cols} columns but `params` "
+                         f"{params.w.shape[0]} features.")
+    return y
+
+
+def _check_regular(regular, name: str = "regular") -> tuple[float, float, float]:
+    values = tuple(float(r) for r in regular)
+    if len(values) != 3 or not all(np.isfinite(values)) or min(values) < 0:
+        raise ValueError(f"`{name}` must be three numbers >= 0 (lambda_0, lambda_w, "
+                         f"lambda_v); got {regular!r}.")
+    return values
+
+
+def _check_groups(groups, n: int) -> np.ndarray:
+    if groups is None:
+        return np.zeros(n, np.int64)
+    groups = np.asarray(groups)
+    if groups.shape != (n,) or (groups.size and (not np.issubdtype(groups.dtype, np.integer)
+                                                 or groups.min() < 0)):
+        raise ValueError(f"`groups` must be ({n},) integers >= 0, one group per feature; got "
+                         f"shape {groups.shape}, dtype {groups.dtype}.")
+    return groups.astype(np.int64)
+
+
+class Params(NamedTuple):
+    """libFM's model: ``w0`` (a length-1 array, updated in place), ``w`` (n,), ``V`` (n, k),
+    and whether the bias and the linear term are used (``-dim 'k0,k1,k'``)."""
+
+    w0: np.ndarray
+    w: np.ndarray
+    V: np.ndarray
+    k0: bool = True
+    k1: bool = True
+
+
+def init_params(n: int, k: int, init_stdev: float, seed: int, method: str,
+                k0: bool = True, k1: bool = True) -> Params:
+    """libFM's start: :math:`w_0 = 0`, :math:`v_{j,f} \\sim \\mathcal N(0, \\sigma^2)`,
+    and :math:`w_j = 0` for sgd/sgda, :math:`w_j \\sim \\mathcal N(0, \\sigma^2)` for
+    als/mcmc (libFM draws ``w`` when the method is mcmc, and als is mcmc for it). The draws
+    come from numba's generator seeded with ``seed``, not libFM's ``rand()``."""
+    seed_numba(seed)
+    V = _normal_matrix(n, k, float(init_stdev))
+    w = _normal_matrix(n, 1, float(init_stdev))[:, 0] if method in ("als", "mcmc") \
+        else np.zeros(n)
+    return Params(np.zeros(1), w, V, bool(k0), bool(k1))
+
+
+@_jit
+def seed_numba(seed):
+    """Seed numba's generator (it is separate from numpy's)."""
+    np.random.seed(seed)
+
+
+@_jit
+def _normal_matrix(n, k, std):
+    out = np.empty((n, k))
+    for j in range(n):
+        for f in range(k):
+            out[j, f] = std * np.random.standard_normal()
+    return out
+
+
+# --- prediction --------------------------------------------------------------------------
+@_jit
+def _predict(indptr, indices, data, w0, w, V, k0, k1, out):
+    k = V.shape[1]
+    for i in range(len(indptr) - 1):
+        p = w0 if k0 else 0.0
+        a, b = indptr[i], indptr[i + 1]
+        if k1:
+            for t in range(a, b):
+                p += w[indices[t]] * data[t]
+        for f in range(k):
+            s = 0.0
+            s2 = 0.0
+            for t in range(a, b):
+                d = V[indices[t], f] * data[t]
+                s += d
+                s2 += d * d
+            p += 0.5 * (s * s - s2)
+        out[i] = p
+
+
+def predict(rows: Rows, params: Params) -> np.ndarray:
+    """:math:`\\hat y` of every row, unclipped (float64)."""
+    out = np.empty(rows.n_rows)
+    if rows.n_cols > params.w.shape[0]:
+        raise ValueError(f"the data has {rows.n_cols} columns but the model "
+                         f"{params.w.shape[0]} features.")
+    _predict(rows.indptr, rows.indices, rows.data, params.w0[0], params.w, params.V,
+             params.k0, params.k1, out)
+    return out
+
+
+# --- sgd ---------------------------------------------------------------------------------
+@_jit
+def _sgd_epoch(indptr, indices, data, y, w0, w, V, lr, reg0, regw, regv, k0, k1, task,
+               min_target, max_target, q):
+    k = V.shape[1]
+    for i in range(len(indptr) - 1):
+        a, b = indptr[i], indptr[i + 1]
+        p = w0[0] if k0 else 0.0
+        if k1:
+            for t in range(a, b):
+                p += w[indices[t]] * data[t]
+        for f in range(k):
+            s = 0.0
+            s2 = 0.0
+            for t in range(a, b):
+                d = V[indices[t], f] * data[t]
+                s += d
+                s2 += d * d
+            q[f] = s
+            p += 0.5 * (s * s - s2)
+        if task == 0:
+            p = min(max_target, max(min_target, p))
+            g = p - y[i]
+        else:
+            g = -y[i] * (1.0 - 1.0 / (1.0 + math.exp(-y[i] * p)))
+        if k0:
+            w0[0] -= lr * (g + reg0 * w0[0])
+        if k1:
+            for t in range(a, b):
+                j = indices[t]
+                w[j] -= lr * (g * data[t] + regw * w[j])
+        for f in range(k):
+            for t in range(a, b):
+                j = indices[t]
+                x = data[t]
+                v = V[j, f]
+                V[j, f] = v - lr * (g * (q[f] * x - v * x * x) + regv * v)
+
+
+def sgd_epoch(rows: Rows, y: np.ndarray, params: Params, learn_rate: float,
+              regular: tuple[float, float, float], task: int, target_range: tuple) -> None:
+    r"""One libFM ``sgd`` epoch: a step per row in order (module docstring), in place.
+
+    Args:
+        rows, y: the training rows (:class:`Rows`) and targets (±1 for classification).
+        params: the model, updated in place.
+        learn_rate: :math:`\eta` > 0.
+        regular: :math:`(\lambda_0, \lambda_w, \lambda_v)`, each >= 0.
+        task: :data:`REGRESSION` or :data:`CLASSIFICATION`.
+        target_range: ``(min, max)`` the regression prediction is clipped to.
+    """
+    y = _check_fit_inputs(rows, y, params)
+    regular = _check_regular(regular)
+    if not (np.isfinite(learn_rate) and learn_rate > 0):
+        raise ValueError(f"`learn_rate` must be a number > 0; got {learn_rate!r}.")
+    if task not in (REGRESSION, CLASSIFICATION):
+        raise ValueError(f"`task` must be {REGRESSION} (regression) or {CLASSIFICATION} "
+                         f"(classification); got {task!r}.")
+    q = np.empty(params.V.shape[1])
+    _sgd_epoch(rows.indptr, rows.indices, rows.data, y, params.w0,
+               params.w, params.V, float(learn_rate), *regular, params.k0,
+               params.k1, int(task), float(target_range[0]), float(target_range[1]), q)
+
+
+# --- sgda --------------------------------------------------------------------------------
+@_jit
+def _variances(w, V, out):
+    """libFM's ``update_means``: the variance of ``w`` and of every column of ``V``."""
+    n, k = V.shape
+    mw = 0.0
+    vw = 0.0
+    for j in range(n):
+        mw += w[j]
+        vw += w[j] * w[j]
+    mw /= n
+    out[0] = vw / n - mw * mw
+    for f in range(k):
+        m = 0.0
+        s = 0.0
+        for j in range(n):
+            m += V[j, f]
+            s += V[j, f] * V[j, f]
+        m /= n
+        out[1 + f] = s / n - m * m
+
+
+@_jit
+def _sgda_epoch(indptr, indices, data, y, vptr, vind, vdat, vy, groups, n_groups, w0, w, V,
+                lr, reg_w, reg_v, grad_w, grad_v, k0, k1, task, min_target, max_target,
+                lambda_steps, q, variances):
+    k = V.shape[1]
+    lw_grad = np.zeros(n_groups)
+    sum_f = np.zeros(n_groups)
+    sum_ff = np.zeros(n_groups)
+    n_val = len(vptr) - 1
+    r = 0
+    _variances(w, V, variances)
+    for i in range(len(indptr) - 1):
+        # theta step on training row i
+        a, b = indptr[i], indptr[i + 1]
+        p = w0[0] if k0 else 0.0
+        if k1:
+            for t in range(a, b):
+                p += w[indices[t]] * data[t]
+        for f in range(k):
+            s = 0.0
+            s2 = 0.0
+            for t in range(a, b):
+                d = V[indices[t], f] * data[t]
+                s += d
+                s2 += d * d
+            q[f] = s
+            p += 0.5 * (s * s - s2)
+        if task == 0:
+            p = min(max_target, max(min_target, p))
+            g = 2.0 * (p - y[i])
+        else:
+            g = y[i] * (1.0 / (1.0 + math.exp(-y[i] * p)) - 1.0)
+        if k0:
+            w0[0] -= lr * g        # reg_0 = 0: no penalty on the bias
+        if k1:
+            for t in range(a, b):
+                j = indices[t]
+                grad_w[j] = g * data[t]
+                w[j] -= lr * (grad_w[j] + 2.0 * reg_w[groups[j]] * w[j])
+        for f in range(k):
+            for t in range(a, b):
+                j = indices[t]
+                x = data[t]
+                v = V[j, f]
+                grad_v[j, f] = g * (x * (q[f] - v * x))
+                V[j, f] = v - lr * (grad_v[j, f] + 2.0 * reg_v[groups[j], f] * v)
+        if not lambda_steps:
+            continue
+        # lambda step on the next validation row, under theta' = theta - lr (grad + 2 l theta)
+        if r == n_val:
+            _variances(w, V, variances)
+            r = 0
+        a, b = vptr[r], vptr[r + 1]
+        p = w0[0] if k0 else 0.0
+        if k1:
+            for t in range(a, b):
+                j = vind[t]
+                p += (w[j] - lr * (grad_w[j] + 2.0 * reg_w[groups[j]] * w[j])) * vdat[t]
+        for f in range(k):
+            s = 0.0
+            s2 = 0.0
+            for t in range(a, b):
+                j = vind[t]
+                v = V[j, f]
+                d = (v - lr * (grad_v[j, f] + 2.0 * reg_v[groups[j], f] * v)) * vdat[t]
+                s += d
+                s2 += d * d
+            p += 0.5 * (s * s - s2)
+        if task == 0:
+            p = min(max_target, max(min_target, p))
+            gl = 2.0 * (p - vy[r])
+        else:
+            gl = vy[r] * (1.0 / (1.0 + math.exp(-vy[r] * p)) - 1.0)
+        if k1:
+            lw_grad[:] = 0.0
+            for t in range(a, b):
+                j = vind[t]
+                lw_grad[groups[j]] += vdat[t] * w[j]
+            for c in range(n_groups):
+                reg_w[c] = max(0.0, reg_w[c] - lr * gl * (-2.0 * lr * lw_grad[c]))
+        for f in range(k):
+            sum_dash = 0.0
+            sum_f[:] = 0.0
+            sum_ff[:] = 0.0
+            for t in range(a, b):
+                j = vind[t]
+                x = vdat[t]
+                c = groups[j]
+                v = V[j, f]
+                v_dash = v - lr * (grad_v[j, f] + 2.0 * reg_v[c, f] * v)
+                sum_dash += v_dash * x
+                sum_f[c] += v * x
+                sum_ff[c] += v_dash * x * v * x
+            for c in range(n_groups):
+                grad = -2.0 * lr * (sum_dash * sum_f[c] - sum_ff[c])
+                reg_v[c, f] = max(0.0, reg_v[c, f] - lr * gl * grad)
+        r += 1
+
+
+class SGDA:
+    """libFM's ``sgda``: SGD whose regularisation is learned on a validation set.
+
+    Args:
+        rows, y: the training rows and targets (±1 for classification).
+        validation, y_validation: the rows the :math:`\\lambda` steps are taken on.
+        params: the model; libFM sets ``w`` to 0 at the start (done here).
+        groups: ``(n,)`` group id of every feature (``-meta``), or None: one group.
+        learn_rate: :math:`\\eta`.
+
+    Attributes:
+        reg_w: ``(G,)`` the learned :math:`\\lambda_{w,g}`; reg_v: ``(G, k)``.
+        variances: ``(1 + k,)`` libFM's ``wvar, vvar0, ...`` at the last update.
+    """
+
+    def __init__(self, rows: Rows, y, validation: Rows, y_validation, params: Params,
+                 groups=None, learn_rate: float = 0.1, task: int = REGRESSION,
+                 target_range: tuple = (-np.inf, np.inf)):
+        n, k = params.V.shape
+        if validation.n_rows == 0:
+            raise ValueError("`validation` must have at least one row for sgda; got 0.")
+        self.rows, self.y = rows, _check_fit_inputs(rows, y, params)
+        self.validation = validation
+        self.y_validation = _check_fit_inputs(validation, y_validation, params, "y_validation")
+        if not (np.isfinite(learn_rate) and learn_rate > 0):
+            raise ValueError(f"`learn_rate` must be a number > 0; got {learn_rate!r}.")
+        self.groups = _check_groups(groups, n)
+        self.n_groups = int(self.groups.max()) + 1 if n else 1
+        self.params = params
+        params.w[:] = 0.0
+        self.learn_rate, self.task, self.target_range = float(learn_rate), int(task), target_range
+        self.reg_w = np.zeros(self.n_groups)
+        self.reg_v = np.zeros((self.n_groups, k))
+        self.grad_w = np.zeros(n)
+        self.grad_v = np.zeros((n, k))
+        self.variances = np.full(1 + k, np.nan)
+        self.epochs = 0
+
+    def epoch(self) -> None:
+        """One epoch: a step per training row and, from the second epoch on, a
+        :math:`\\lambda` step per training row on the validation rows in turn."""
+        p, r, v = self.params, self.rows, self.validation
+        _sgda_epoch(r.indptr, r.indices, r.data, self.y, v.indptr, v.indices, v.data,
+                    self.y_validation, self.groups, self.n_groups, p.w0, p.w, p.V,
+                    self.learn_rate, self.reg_w, self.reg_v, self.grad_w, self.grad_v,
+                    p.k0, p.k1, self.task, float(self.target_range[0]),
+                    float(self.target_range[1]), self.epochs > 0,
+                    np.empty(p.V.shape[1]), self.variances)
+        self.epochs += 1
+
+
+# --- als and mcmc ------------------------------------------------------------------------
+@_jit
+def _gamma(shape, rate, sample):
+    """A Gamma(shape, rate) draw, or its mean's libFM stand-in ``shape / rate`` (als)."""
+    if sample:
+        return np.random.gamma(shape) / rate
+    return shape / rate
+
+
+@_jit
+def _normal(mean, var, sample):
+    if sample and var > 0.0 and not math.isnan(var):
+        return mean + math.sqrt(var) * np.random.standard_normal()
+    return mean
+
+
+@_jit
+def _draw_theta(theta, lam, mu, alpha, hsq, he, sample):
+    """libFM's ``draw_w``/``draw_v`` from the sums ``hsq = sum h^2`` and ``he = sum h e``
+    (``e = y_hat - y``): precision ``lam + alpha hsq``; 0 where it is 0 or not finite."""
+    mean_part = he - theta * hsq
+    var = 1.0 / (lam + alpha * hsq)
+    if math.isnan(var) or math.isinf(var):
+        return 0.0
+    mean = -var * (alpha * mean_part - mu * lam)
+    new = _normal(mean, var, sample)
+    if math.isnan(new) or math.isinf(new):
+        return theta
+    return new
+
+
+@_jit
+def _sweep(cptr, crow, cdat, N, e, q, w0, w, V, k0, k1, groups, n_per_group, hyper,
+           w_mu, w_lambda, v_mu, v_lambda, sample, multilevel, reg0):
+    """libFM's ``draw_all``: alpha, w0, (lambda_w, mu_w), w, (lambda_v, mu_v), V."""
+    n, k = V.shape
+    G = len(n_per_group)
+    alpha_0, beta_0, gamma_0, mu_0 = hyper[1], hyper[2], hyper[3], hyper[4]
+    if multilevel:
+        gamma_n = gamma_0
+        for i in range(N):
+            gamma_n += e[i] * e[i]
+        a = _gamma((alpha_0 + N) / 2.0, gamma_n / 2.0, sample)
+        if not (math.isnan(a) or math.isinf(a)):
+            hyper[0] = a
+    else:
+        hyper[0] = alpha_0
+    alpha = hyper[0]
+    if k0:
+        s = 0.0
+        for i in range(N):
+            s += e[i] - w0[0]
+        var = 1.0 / (reg0 + alpha * N)
+        mean = -var * (alpha * s)
+        new = _normal(mean, var, sample)
+        if not (math.isnan(new) or math.isinf(new)):
+            for i in range(N):
+                e[i] -= w0[0] - new
+            w0[0] = new
+    acc = np.zeros(G)
+    if k1:
+        if multilevel:
+            _hyper_draw(w, groups, n_per_group, w_mu, w_lambda, alpha_0, beta_0, gamma_0,
+                        mu_0, sample, acc)
+        else:
+            w_mu[:] = mu_0
+        for j in range(n):
+            c = groups[j]
+            hsq = 0.0
+            he = 0.0
+            for t in range(cptr[j], cptr[j + 1]):
+                x = cdat[t]
+                he += x * e[crow[t]]
+                hsq += x * x
+            old = w[j]
+            new = _draw_theta(old, w_lambda[c], w_mu[c], alpha, hsq, he, sample)
+            if new != old:
+                for t in range(cptr[j], cptr[j + 1]):
+                    e[crow[t]] -= cdat[t] * (old - new)
+                w[j] = new
+    if k > 0:
+        if multilevel:
+            col = np.empty(n)
+            mu_f = np.empty(G)
+            lam_f = np.empty(G)
+            for f in range(k):
+                for j in range(n):
+                    col[j] = V[j, f]
+                mu_f[:] = v_mu[:, f]
+                lam_f[:] = v_lambda[:, f]
+                _hyper_draw(col, groups, n_per_group, mu_f, lam_f, alpha_0, beta_0,
+                            gamma_0, mu_0, sample, acc)
+                v_mu[:, f] = mu_f
+                v_lambda[:, f] = lam_f
+        else:
+            v_mu[:, :] = mu_0
+    for f in range(k):
+        q[:] = 0.0
+        for j in range(n):
+            v = V[j, f]
+            for t in range(cptr[j], cptr[j + 1]):
+                q[crow[t]] += v * cdat[t]
+        for j in range(n):
+            c = groups[j]
+            old = V[j, f]
+            hsq = 0.0
+            he = 0.0
+            for t in range(cptr[j], cptr[j + 1]):
+                x = cdat[t]
+                i = crow[t]
+                h = x * (q[i] - x * old)
+                he += h * e[i]
+                hsq += h * h
+            new = _draw_theta(old, v_lambda[c, f], v_mu[c, f], alpha, hsq,
+                              he, sample)
+            if new != old:
+                for t in range(cptr[j], cptr[j + 1]):
+                    x = cdat[t]
+                    i = crow[t]
+                    h = x * (q[i] - x * old)
+                    q[i] -= x * (old - new)
+                    e[i] -= h * (old - new)
+                V[j, f] = new
+
+
+@_jit
+def _hyper_draw(theta, groups, n_per_group, mu, lam, alpha_0, beta_0, gamma_0, mu_0,
+                sample, acc):
+    """libFM's ``draw_w_lambda`` then ``draw_w_mu`` (and the same for each column of V):
+    lambda_g ~ Gamma((alpha_0 + n_g + 1)/2, (beta_0 (mu_g - mu_0)^2 + gamma_0
+    + sum_{j in g} (theta_j - mu_g)^2)/2), then mu_g ~ N((sum theta + beta_0 mu_0) /
+    (n_g + beta_0), 1/((n_g + beta_0) lambda_g)). A non-finite draw keeps the old value
+    and ends the loop over groups, as libFM does."""
+    G = len(n_per_group)
+    for c in range(G):
+        acc[c] = beta_0 * (mu[c] - mu_0) * (mu[c] - mu_0) + gamma_0
+    for j in range(len(theta)):
+        c = groups[j]
+        acc[c] += (theta[j] - mu[c]) * (theta[j] - mu[c])
+    for c in range(G):
+        new = _gamma((alpha_0 + n_per_group[c] + 1.0) / 2.0, acc[c] / 2.0, sample)
+        if math.isnan(new) or math.isinf(new):
+            break
+        lam[c] = new
+    acc[:] = 0.0
+    for j in range(len(theta)):
+        acc[groups[j]] += theta[j]
+    for c in range(G):
+        m = (acc[c] + beta_0 * mu_0) / (n_per_group[c] + beta_0)
+        new = _normal(m, 1.0 / ((n_per_group[c] + beta_0) * lam[c]), sample)
+        if math.isnan(new) or math.isinf(new):
+            break
+        mu[c] = new
+
+
+@_jit
+def _probit_targets(y_hat, y, sample, out):
+    """libFM's latent targets for classification: a draw of N(y_hat, 1) truncated to
+    > 0 (y >= 0) or < 0 (y < 0); als takes the truncated mean instead."""
+    for i in range(len(y)):
+        mu = y_hat[i]
+        if y[i] >= 0.0:
+            if sample:
+                out[i] = mu + _left_truncated(-mu)
+            else:
+                phi = math.exp(-mu * mu / 2.0) / math.sqrt(3.141 * 2)
+                out[i] = mu + phi / (1.0 - 0.5 * (1.0 + math.erf(-mu / math.sqrt(2.0))))
+        else:
+            if sample:
+                out[i] = mu - _left_truncated(mu)
+            else:
+                phi = math.exp(-mu * mu / 2.0) / math.sqrt(3.141 * 2)
+                out[i] = mu - phi / (0.5 * (1.0 + math.erf(-mu / math.sqrt(2.0))))
+
+
+@_jit
+def _left_truncated(left):
+    """A standard normal draw conditioned on > ``left`` (Robert 1995 for left > 0)."""
+    if left <= 0.0:
+        while True:
+            z = np.random.standard_normal()
+            if z >= left:
+                return z
+    a = 0.5 * (left + math.sqrt(left * left + 4.0))
+    while True:
+        z = np.random.exponential() / a + left
+        d = z - a
+        if np.random.random() <= math.exp(-d * d / 2.0):
+            return z
+
+
+class CoordinateLearner:
+    """libFM's ``als`` (``sample=False``) and ``mcmc`` (``sample=True``) on flat data.
+
+    Args:
+        rows, y: training rows and targets (±1 for classification).
+        test: rows whose predictions are accumulated as libFM does, or None.
+        params: the model (updated in place).
+        groups: ``(n,)`` group of every feature (``-meta``), or None: one group.
+        regular: ``(lambda_0, lambda_w, lambda_v)``: the prior precisions of als, and
+            of :math:`w_0` in mcmc (libFM draws the other precisions in mcmc).
+        sample: draw (mcmc) or take the conditional mean (als).
+
+    After each :meth:`sweep`: ``test_this`` (this model's test predictions, clipped),
+    ``test_sum`` (the sum over sweeps of those, libFM's ``pred_sum_all``) and
+    ``train_metric`` (RMSE, or accuracy for classification).
+    """
+
+    def __init__(self, rows: Rows, y, test: Rows | None, params: Params, groups=None,
+                 regular=(0.0, 0.0, 0.0), sample: bool = True, task: int = REGRESSION,
+                 target_range: tuple = (-np.inf, np.inf)):
+        n, k = params.V.shape
+        self.y = _check_fit_inputs(rows, y, params)
+        regular = _check_regular(regular)
+        if test is not None and test.n_cols > n:
+            raise ValueError(f"`test` has {test.n_cols} columns but `params` {n} features.")
+        self.rows, self.cols = rows, transpose(as_rows(rows, n))
+        self.test, self.params = test, params
+        self.groups = _check_groups(groups, n)
+        self.n_per_group = np.bincount(self.groups).astype(np.float64)
+        G = len(self.n_per_group)
+        self.sample, self.multilevel = bool(sample), bool(sample)
+        self.task, self.target_range = int(task), target_range
+        self.reg0 = float(regular[0])
+        # alpha, alpha_0, beta_0, gamma_0, mu_0
+        self.hyper = np.array([1.0, 1.0, 1.0, 1.0, 0.0])
+        self.w_mu, self.w_lambda = np.zeros(G), np.full(G, float(regular[1]))
+        self.v_mu, self.v_lambda = np.zeros((G, k)), np.full((G, k), float(regular[2]))
+        self.q = np.zeros(rows.n_rows)
+        self.latent = self.y.copy()
+        self.e = predict(rows, params) - self.latent
+        self.sweeps = 0
+        n_test = test.n_rows if test is not None else 0
+        self.test_this, self.test_sum = np.zeros(n_test), np.zeros(n_test)
+        self.test_sum_but5 = np.zeros(n_test)
+
+    @property
+    def alpha(self) -> float:
+        return float(self.hyper[0])
+
+    def sweep(self) -> None:
+        """One ``draw_all``, then fresh predictions of train (new residuals) and test."""
+        p, c = self.params, self.cols
+        _sweep(c.indptr, c.indices, c.data, self.rows.n_rows, self.e, self.q, p.w0, p.w,
+               p.V, p.k0, p.k1, self.groups, self.n_per_group, self.hyper, self.w_mu,
+               self.w_lambda, self.v_mu, self.v_lambda, self.sample, self.multilevel,
+               self.reg0)
+        lo, hi = self.target_range
+        y_hat = predict(self.rows, p)
+        if self.task == REGRESSION:
+            self.train_metric = float(np.sqrt(np.mean((np.clip(y_hat, lo, hi) - self.y) ** 2)))
+        else:
+            prob = 0.5 * (1.0 + _erf(y_hat / math.sqrt(2.0)))
+            self.train_metric = float(np.mean((prob >= 0.5) == (self.y > 0)))
+            _probit_targets(y_hat, self.y, self.sample, self.latent)
+        self.e = y_hat - self.latent
+        if self.test is not None:
+            t = predict(self.test, p)
+            if self.task == REGRESSION:
+                self.test_this = t
+                clipped = np.clip(t, lo, hi)
+            else:
+                clipped = self.test_this = 0.5 * (1.0 + _erf(t / math.sqrt(2.0)))
+            self.test_sum += clipped
+            if self.sweeps >= 5:
+                self.test_sum_but5 += clipped
+        self.sweeps += 1
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    """Vectorised erf (math.erf per element; numpy has none)."""
+    return np.frompyfunc(math.erf, 1, 1)(x).astype(np.float64)
