@@ -95,6 +95,9 @@ LAMBDA_V = Param(0.0, _non_negative_float, "L2 strength of V")
 GROUPS = Param(None, _anything, "feature groups (FeatureEncoder.groups_ or a label per column)")
 SEED = Param(None, check_seed, "seed of the random numbers")
 
+# chapters: gradient, "Learning" and "Performance and scale"; als and mcmc, "Beyond SGD:
+# coordinate descent and MCMC"
+
 SOLVERS: dict[str, Solver] = {
     "gradient": Solver("gradient", ("regression", "classification"), {
         "num_epochs": NUM_EPOCHS,
@@ -108,21 +111,20 @@ SOLVERS: dict[str, Solver] = {
                                 "which rows carry the penalty (updates='sparse')"),
         "shuffle": Param(True, _anything, "reshuffle every epoch, or a BlockChunks"),
         "seed": SEED,
-    }, 'minibatch gradient descent (chapters "Learning", "Performance and scale")'),
+    }, "minibatch gradient descent"),
     "als": Solver("als", ("regression",), {
         "num_epochs": NUM_EPOCHS,
         "lambda_w": LAMBDA_W,
         "lambda_v": LAMBDA_V,
         "groups": GROUPS,
-    }, 'coordinate descent on the sum of squared errors (chapter "Beyond SGD: coordinate '
-       'descent and MCMC")'),
+    }, "coordinate descent on the sum of squared errors"),
     "mcmc": Solver("mcmc", ("regression", "classification"), {
         "num_epochs": Param(200, _positive_int, "Gibbs sweeps"),
         "burn_in": Param(None, _non_negative_int, "sweeps discarded (default num_epochs // 10)"),
         "groups": GROUPS,
         "init_std": Param(0.1, _non_negative_float, "standard deviation of the initial V"),
         "seed": SEED,
-    }, 'Gibbs sampling of the Bayesian FM (chapter "Beyond SGD: coordinate descent and MCMC")'),
+    }, "Gibbs sampling of the Bayesian FM"),
 }
 
 
