@@ -1,4 +1,10 @@
+import sys
+from pathlib import Path
+
 import pytest
+
+# tests/<package>/test_*.py import the shared references (tests/reference.py) by name
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 @pytest.fixture(scope="session")

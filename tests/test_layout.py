@@ -139,6 +139,17 @@ def test_the_checker_finds_what_it_should():
     assert any(t == "fmlib.model.pairwise" for t, _, _ in GRAPH["fmlib.model.fm"])
 
 
+def test_tests_mirror_the_packages():
+    """Each package's tests live in tests/<package>/; the project-wide ones in tests/."""
+    tests = ROOT.parent / "tests"
+    packages = {p.name for p in ROOT.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    folders = {p.name for p in tests.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))}
+    assert folders <= packages, f"test folders without a package: {folders - packages}"
+    assert packages - {"validation"} <= folders | {"model"}, packages - folders
+    for folder in folders:
+        assert list((tests / folder).glob("test_*.py")), f"tests/{folder} holds no tests"
+
+
 def test_import_fmlib_is_light():
     """``import fmlib`` loads neither TensorFlow, numba, scikit-learn nor the distributed code."""
     code = ("import sys, fmlib; heavy = [m for m in ('tensorflow', 'numba', 'sklearn', "

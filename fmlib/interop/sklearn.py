@@ -300,7 +300,7 @@ class FMRegressor(RegressorMixin, _FMEstimator):
             with string column names).
 
     ``sklearn.utils.estimator_checks``: all pass. Deliberately not run in
-    ``tests/test_interop.py``: ``check_array_api_input`` (fmlib computes with NumPy and
+    ``tests/interop/test_interop.py``: ``check_array_api_input`` (fmlib computes with NumPy and
     TensorFlow, not through the array API). ``check_sample_weight*`` do not apply (``fit``
     takes no ``sample_weight``). The test suite runs every check with ``solver="als"``
     (regressor) and ``"mcmc"`` (classifier), and the training and prediction checks with

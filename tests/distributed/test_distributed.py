@@ -18,7 +18,7 @@ import fmlib
 from fmlib import distributed as dist
 from reference import fm_gradient, fm_loop
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT = 300    # seconds for one local cluster run (a bound: they take far less)
 
 

@@ -151,7 +151,7 @@ def test_one_core_and_all_cores_agree_to_four_decimals():
         p = fmlib.BayesianFM(k=3, num_sweeps=30, seed=0).fit(X, y).predict(X)
         print(" ".join(f"{v:.4f}" for v in p[:50]))
         """)
-    here = os.path.dirname(__file__)
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # tests/, for reference.py
     outputs = [subprocess.run([sys.executable, "-c", script, here, cores], capture_output=True,
                               text=True, check=True, timeout=300).stdout
                for cores in ("all", "one")]

@@ -33,7 +33,7 @@ from fmlib.interop import (
 )
 from fmlib.interop.cli import main
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def sparse_data(n_rows=60, n=12, seed=0):

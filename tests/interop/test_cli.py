@@ -16,7 +16,7 @@ from fmlib.interop.libfm_model import read_libfm_model, write_libfm_model
 from fmlib.interop.libfm_relations import save_libfm_relation
 from fmlib.solvers import libfm as L
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _write(path, X, y):
