@@ -20,14 +20,12 @@ fmlib's time <= 2x libFM's.
 
 Without ``LIBFM`` only fmlib runs (its columns are filled, libFM's are null). libFM is
 built from github.com/srendle/libfm with ``make`` (``bin/libFM``). Writes
-benchmarks/results/libfm.json (``--smoke``: libfm_smoke.json).
+benchmarks/results/libfm.json (``--smoke``: a temporary file, or ``--out``).
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -37,7 +35,11 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+ROOT = common.ROOT
+OUT = common.RESULTS / "libfm.json"
 DATA = Path(os.environ.get("FMLIB_DATA", ROOT / "data")) / "ml-100k"
 N_USERS, N_ITEMS = 943, 1682
 
@@ -118,33 +120,24 @@ def import_seconds(module: str) -> float:
                                 env=env, check=True).stdout.split()[-1])
 
 
-def provenance(argv: list[str], libfm: str | None) -> dict:
-    import numba
-
-    def git(*args):
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True,
-                              text=True).stdout.strip()
-
-    version = None
-    if libfm:
-        head = subprocess.run([libfm, "-help"], capture_output=True, text=True).stdout
-        version = next((l.split(":")[1].strip() for l in head.splitlines()
-                        if "Version" in l), None)
-    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain")),
-            "command": "python benchmarks/bench_libfm.py " + " ".join(argv),
-            "python": platform.python_version(), "numpy": np.__version__,
-            "numba": numba.__version__, "libfm": libfm and {"path": libfm, "version": version},
-            "machine": platform.machine(), "cpu_count": os.cpu_count(),
-            "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+def libfm_version(libfm: str | None) -> dict | None:
+    """The libFM binary compared against: its path and the version it prints."""
+    if not libfm:
+        return None
+    head = subprocess.run([libfm, "-help"], capture_output=True, text=True).stdout
+    version = next((l.split(":")[1].strip() for l in head.splitlines() if "Version" in l), None)
+    return {"path": libfm, "version": version}
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", default="1,2,3", help="seeds of every run (default 1,2,3)")
-    parser.add_argument("--smoke", action="store_true",
-                        help="2,000 ratings, 3 iterations, fmlib only: seconds")
     parser.add_argument("--only", default="", help="comma-separated methods to run")
+    common.add_smoke_arguments(parser, OUT)
     args = parser.parse_args(argv)
+    record = common.provenance(["benchmarks/bench_libfm.py", *(sys.argv[1:] if argv is None
+                                                               else argv)], smoke=args.smoke)
+    out = common.results_path(args, OUT)
     seeds = [int(s) for s in args.seeds.split(",")]
     libfm = None if args.smoke else os.environ.get("LIBFM") or None
     if libfm and not os.access(libfm, os.X_OK):
@@ -188,7 +181,7 @@ def main(argv: list[str] | None = None) -> dict:
                 row["time_met"] = row["time_ratio"] <= 2.0
             rows.append(row)
             print(_row_text(row), flush=True)
-    result = {"provenance": provenance(sys.argv[1:] if argv is None else argv, libfm),
+    result = {"libfm": libfm_version(libfm),
               "data": "MovieLens 100k u1.base / u1.test, user + item one-hot (2,625 columns)"
                       + (" (smoke: first 2,000 / 500 ratings)" if args.smoke else ""),
               "seeds": seeds,
@@ -196,13 +189,7 @@ def main(argv: list[str] | None = None) -> dict:
                   "tensorflow": import_seconds("tensorflow"),
                   "fmlib.solvers.libfm (numba)": import_seconds("fmlib.solvers.libfm")},
               "rows": rows}
-    name = "libfm_smoke.json" if args.smoke else "libfm.json"
-    path = ROOT / "benchmarks" / "results" / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = path.with_suffix(".json.tmp")
-    tmp_path.write_text(json.dumps(result, indent=1) + "\n")
-    os.replace(tmp_path, path)   # atomic: a reader never sees half a file
-    print(f"wrote {path}")
+    common.save_results(out, result, record, replace=True)
     return result
 
 
