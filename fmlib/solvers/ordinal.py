@@ -60,8 +60,11 @@ averaged over the kept samples of :math:`(\hat y, \mathbf c)`.
 """
 from __future__ import annotations
 
+import math
+
+import numba
 import numpy as np
-from scipy.special import log_ndtr, ndtri_exp
+from scipy.special import log_ndtr, ndtri, ndtri_exp
 
 #: Prior precision :math:`r` of every :math:`\theta_m` (myFM's ``reg_0``).
 CUTPOINT_PRECISION = 1.0
@@ -69,6 +72,97 @@ CUTPOINT_PRECISION = 1.0
 PROPOSAL_DOF = 5.0
 
 _LOG_SQRT_2PI = 0.5 * np.log(2 * np.pi)
+
+
+# --- compiled passes over the ratings ----------------------------------------------------------
+def _jit(function):
+    """``numba.njit`` with the on-disk cache when a writable cache directory exists."""
+    try:
+        return numba.njit(cache=True)(function)
+    except RuntimeError:
+        return numba.njit(function)
+
+
+_SQRT1_2 = 1.0 / math.sqrt(2.0)
+_TAIL = -30.0   # below: log Phi by its asymptotic series (erfc underflows near -37)
+
+
+@_jit
+def _log_ndtr_tail(x):
+    """log Phi(x) for x <= -30: -x^2/2 - log(-x) - log sqrt(2 pi) + log(1 - 1/x^2 + 3/x^4
+    - 15/x^6) (relative error below 1e-10); -inf for x = -inf."""
+    if x == -np.inf:
+        return -np.inf
+    x2 = 1.0 / (x * x)
+    return (-0.5 * x * x - math.log(-x) - 0.9189385332046727
+            + math.log1p(x2 * (-1.0 + x2 * (3.0 - 15.0 * x2))))
+
+
+@_jit
+def _log_interval1(a, b):
+    """log(Phi(b) - Phi(a)), a < b, as :func:`log_interval` (mirrored when a > 0)."""
+    if a > 0.0:
+        lo, hi = -b, -a
+    else:
+        lo, hi = a, b
+    if hi > 0.0:      # lo <= 0 < hi: 1 - Phi(-hi) - Phi(lo)
+        return math.log1p(-0.5 * math.erfc(hi * _SQRT1_2) - 0.5 * math.erfc(-lo * _SQRT1_2))
+    if hi > _TAIL:
+        return math.log(0.5 * (math.erfc(-hi * _SQRT1_2) - math.erfc(-lo * _SQRT1_2)))
+    l_hi = _log_ndtr_tail(hi)
+    return l_hi + math.log1p(-math.exp(_log_ndtr_tail(lo) - l_hi))
+
+
+@_jit
+def _sums(y_hat, labels, c, derivatives, g, diag, off):
+    """One pass over the ratings: returns the log likelihood; with ``derivatives`` adds
+    every rating's gradient and tridiagonal Hessian terms (see :func:`log_posterior`) to
+    ``g``, ``diag`` and ``off`` (index j: cut-point j + 1; ``off[j]`` between j and j + 1)."""
+    top = c.size
+    f = 0.0
+    for i in range(y_hat.size):
+        j = labels[i]
+        a = c[j - 1] - y_hat[i] if j > 0 else -np.inf
+        b = c[j] - y_hat[i] if j < top else np.inf
+        log_p = _log_interval1(a, b)
+        f += log_p
+        if derivatives:
+            r_a = 0.0
+            r_b = 0.0
+            if j < top:
+                r_b = math.exp(-0.5 * b * b - 0.9189385332046727 - log_p)
+                g[j] += r_b
+                diag[j] += -b * r_b - r_b * r_b
+            if j > 0:
+                r_a = math.exp(-0.5 * a * a - 0.9189385332046727 - log_p)
+                g[j - 1] -= r_a
+                diag[j - 1] += a * r_a - r_a * r_a
+            if 0 < j < top:
+                off[j - 1] += r_a * r_b
+    return f
+
+
+@_jit
+def _latent_quantiles(y_hat, labels, c, u, p, lo_out, hi_out, flip):
+    """For every rating the standardised interval (mirrored to ``lo <= 0``) and the
+    probability ``p = Phi(lo) + u (Phi(hi) - Phi(lo))`` whose quantile is the draw; ``p``
+    is -1 where ``hi`` is below the tail threshold (those go through log space)."""
+    top = c.size
+    for i in range(y_hat.size):
+        j = labels[i]
+        a = c[j - 1] - y_hat[i] if j > 0 else -np.inf
+        b = c[j] - y_hat[i] if j < top else np.inf
+        if a > 0.0:
+            lo, hi, flip[i] = -b, -a, True
+        else:
+            lo, hi, flip[i] = a, b, False
+        lo_out[i] = lo
+        hi_out[i] = hi
+        if hi > _TAIL:
+            p_lo = 0.5 * math.erfc(-lo * _SQRT1_2)
+            p[i] = p_lo + u[i] * (0.5 * math.erfc(-hi * _SQRT1_2) - p_lo)
+        else:
+            p[i] = -1.0
 
 
 # --- parameterisation ----------------------------------------------------------------------
@@ -164,62 +258,75 @@ def log_posterior(theta: np.ndarray, y_hat: np.ndarray, labels: np.ndarray,
         \nabla^2 f = J^\top \mathbf H_c J + \operatorname{diag}\Big(e^{\theta_m}
         \sum_{j \ge m} g_j\Big)_{m > 1} - r \mathbf I.
 
+    The sums over the ratings run in one compiled pass (:func:`_sums`).
+
     Returns:
         ``f`` or ``(f, gradient (K-1,), Hessian (K-1, K-1))``.
     """
     theta = np.asarray(theta, np.float64)
-    p = theta.size
-    c = cutpoints_from_theta(theta)
-    a, b = _bounds(y_hat, labels, c)
-    log_p, r_a, r_b, ar_a, br_b = _interval_terms(a, b)
-    f = float(np.sum(log_p) - 0.5 * precision * theta @ theta)
+    f, g, H_c = _cut_sums(theta, y_hat, labels, derivatives)
+    f -= 0.5 * precision * theta @ theta
     if not derivatives:
         return f
-    K = p + 1
-    # class j's upper cut-point is c_{j+1} (index j), its lower one c_j (index j - 1)
-    upper = lambda v: np.bincount(labels, v, minlength=K)[:-1]   # classes 0..K-2
-    lower = lambda v: np.bincount(labels, v, minlength=K)[1:]    # classes 1..K-1
-    g = upper(r_b) - lower(r_a)
-    H_c = np.diag(upper(-br_b - r_b * r_b) + lower(ar_a - r_a * r_a))
-    off = np.bincount(labels, r_a * r_b, minlength=K)[1:-1]      # interior classes
-    H_c += np.diag(off, 1) + np.diag(off, -1)
-    e = np.exp(theta)
-    J = np.tril(np.broadcast_to(e, (p, p))).copy()
-    J[:, 0] = 1.0
+    J = _jacobian(theta)
     grad = J.T @ g - precision * theta
-    curv = e * np.cumsum(g[::-1])[::-1]
+    curv = np.exp(theta) * np.cumsum(g[::-1])[::-1]
     curv[0] = 0.0
-    hess = J.T @ H_c @ J + np.diag(curv) - precision * np.eye(p)
+    hess = J.T @ H_c @ J + np.diag(curv) - precision * np.eye(theta.size)
     return f, grad, hess
 
 
+def _jacobian(theta: np.ndarray) -> np.ndarray:
+    p = theta.size
+    J = np.tril(np.broadcast_to(np.exp(theta), (p, p))).copy()
+    J[:, 0] = 1.0
+    return J
+
+
+def _cut_sums(theta, y_hat, labels, derivatives):
+    """(log likelihood, its gradient g and tridiagonal Hessian H_c in the cut-points)."""
+    c = cutpoints_from_theta(theta)
+    p = c.size
+    g, diag, off = np.zeros(p), np.zeros(p), np.zeros(max(p - 1, 0))
+    f = _sums(np.ascontiguousarray(y_hat, np.float64), np.ascontiguousarray(labels, np.int64),
+              c, bool(derivatives), g, diag, off)
+    H_c = np.diag(diag) + np.diag(off, 1) + np.diag(off, -1)
+    return f, g, H_c
+
+
 def cutpoint_mode(theta: np.ndarray, y_hat: np.ndarray, labels: np.ndarray,
-                  precision: float = CUTPOINT_PRECISION, tol: float = 1e-9,
-                  max_iter: int = 100):
+                  precision: float = CUTPOINT_PRECISION, tol: float = 1e-10,
+                  max_iter: int = 100, start_value: bool = False):
     r"""The mode of :func:`log_posterior` by Newton's method with backtracking, started at
-    ``theta``; returns ``(mode, H)``, ``H`` the negative Hessian at the mode (positive
-    definite: where the full Hessian is not negative definite, the Gauss-Newton part
-    :math:`J^\top (-\mathbf H_c) J + r\mathbf I`, positive definite because the ordered
-    probit log likelihood is concave in the cut-points, Pratt 1981)."""
+    ``theta``, until the Newton decrement :math:`\nabla f^\top \mathbf H^{-1} \nabla f`
+    is below ``tol`` (relative to :math:`\max(1, |f|)`); returns ``(mode, H)`` (and
+    with ``start_value`` also :math:`f` at ``theta``, which the first Newton step computes
+    anyway), ``H`` the
+    negative Hessian at the mode (positive definite: where the full Hessian is not negative
+    definite, the Gauss-Newton part :math:`J^\top (-\mathbf H_c) J + r\mathbf I`, positive
+    definite because the ordered probit log likelihood is concave in the cut-points, Pratt
+    1981)."""
     theta = np.array(theta, np.float64)
     f, grad, hess = log_posterior(theta, y_hat, labels, precision)
+    f_start = f
+    H = _positive(-hess, theta, y_hat, labels, precision)
     for _ in range(max_iter):
-        H = _positive(-hess, theta, y_hat, labels, precision)
         step = np.linalg.solve(H, grad)
-        if np.max(np.abs(step)) < tol:
+        if grad @ step < tol * max(1.0, abs(f)):
             break
-        t = 1.0
-        while True:
+        t, moved = 1.0, False
+        for _ in range(40):
             new = theta + t * step
-            f_new = log_posterior(new, y_hat, labels, precision, derivatives=False)
-            if f_new >= f or t < 1e-10:
+            f_new, grad_new, hess_new = log_posterior(new, y_hat, labels, precision)
+            if f_new >= f:
+                moved = True
                 break
             t /= 2
-        if f_new < f:        # no ascent along the Newton direction: at the mode
+        if not moved:        # no ascent along the Newton direction: at the mode
             break
-        theta = new
-        f, grad, hess = log_posterior(theta, y_hat, labels, precision)
-    return theta, _positive(-hess, theta, y_hat, labels, precision)
+        theta, f, grad, hess = new, f_new, grad_new, hess_new
+        H = _positive(-hess, theta, y_hat, labels, precision)
+    return (theta, H, f_start) if start_value else (theta, H)
 
 
 def _positive(H, theta, y_hat, labels, precision):
@@ -228,18 +335,9 @@ def _positive(H, theta, y_hat, labels, precision):
         np.linalg.cholesky(H)
         return H
     except np.linalg.LinAlgError:
-        p = theta.size
-        c = cutpoints_from_theta(theta)
-        a, b = _bounds(y_hat, labels, c)
-        _, r_a, r_b, ar_a, br_b = _interval_terms(a, b)
-        K = p + 1
-        H_c = np.diag(np.bincount(labels, -br_b - r_b * r_b, minlength=K)[:-1]
-                      + np.bincount(labels, ar_a - r_a * r_a, minlength=K)[1:])
-        off = np.bincount(labels, r_a * r_b, minlength=K)[1:-1]
-        H_c += np.diag(off, 1) + np.diag(off, -1)
-        J = np.tril(np.broadcast_to(np.exp(theta), (p, p))).copy()
-        J[:, 0] = 1.0
-        return J.T @ (-H_c) @ J + precision * np.eye(p)
+        _, _, H_c = _cut_sums(theta, y_hat, labels, True)
+        J = _jacobian(theta)
+        return J.T @ (-H_c) @ J + precision * np.eye(theta.size)
 
 
 def _log_t(theta: np.ndarray, mode: np.ndarray, H: np.ndarray, nu: float) -> float:
@@ -259,12 +357,12 @@ def draw_cutpoints(rng: np.random.Generator, theta: np.ndarray, y_hat: np.ndarra
         was accepted.
     """
     theta = np.asarray(theta, np.float64)
-    mode, H = cutpoint_mode(theta, y_hat, labels, precision)
+    mode, H, f_theta = cutpoint_mode(theta, y_hat, labels, precision, start_value=True)
     L = np.linalg.cholesky(H)                                  # H = L L^T
     eps = np.linalg.solve(L.T, rng.standard_normal(theta.size))   # covariance H^-1
     proposal = mode + eps / np.sqrt(rng.chisquare(nu) / nu)
     log_ratio = (log_posterior(proposal, y_hat, labels, precision, derivatives=False)
-                 - log_posterior(theta, y_hat, labels, precision, derivatives=False)
+                 - f_theta
                  - _log_t(proposal, mode, H, nu) + _log_t(theta, mode, H, nu))
     if np.log(rng.random()) < log_ratio:
         return proposal, True
@@ -284,22 +382,28 @@ def initial_theta(labels: np.ndarray, n_classes: int) -> np.ndarray:
 def draw_latents(rng: np.random.Generator, y_hat: np.ndarray, labels: np.ndarray,
                  cutpoints: np.ndarray) -> np.ndarray:
     r""":math:`z_i \sim \mathcal N(\hat y_i, 1)` truncated to :math:`(c_{y_i},
-    c_{y_i+1}]`, by the inverse CDF in log space: with :math:`a < b` the standardised
-    interval (mirrored to :math:`(-b, -a)` when :math:`a > 0`, so that it is never in the
-    upper tail), :math:`t = \Phi^{-1}\big(\Phi(b)\,[\rho + U(1 - \rho)]\big)`,
-    :math:`\rho = \Phi(a)/\Phi(b)`, :math:`U \sim \mathcal U(0, 1]`, evaluated as
-    ``ndtri_exp(log_ndtr(b) + log(rho + U (1 - rho)))``."""
-    a, b = _bounds(np.asarray(y_hat, np.float64), labels, cutpoints)
-    flip = a > 0
-    lo = np.where(flip, -b, a)
-    hi = np.where(flip, -a, b)
-    l_hi = log_ndtr(hi)
-    with np.errstate(invalid="ignore"):
-        rho = np.exp(log_ndtr(lo) - l_hi)
-    rho = np.nan_to_num(rho, nan=0.0)
-    u = 1.0 - rng.random(a.size)                               # in (0, 1]
-    t = ndtri_exp(l_hi + np.log(rho + u * (1.0 - rho)))
-    t = np.clip(t, lo, hi)
+    c_{y_i+1}]`, by the inverse CDF: with :math:`a < b` the standardised interval
+    (mirrored to :math:`(-b, -a)` when :math:`a > 0`, so that its lower end is never in the
+    upper tail), :math:`t = \Phi^{-1}\big(\Phi(a) + U(\Phi(b) - \Phi(a))\big)`,
+    :math:`U \sim \mathcal U(0, 1]`; where :math:`b < -30` (far in the lower tail)
+    in log space, ``ndtri_exp(log_ndtr(b) + log(rho + U (1 - rho)))`` with
+    :math:`\rho = \Phi(a)/\Phi(b)`."""
+    y_hat = np.ascontiguousarray(y_hat, np.float64)
+    N = y_hat.size
+    u = 1.0 - rng.random(N)                                    # in (0, 1]
+    p, lo, hi = np.empty(N), np.empty(N), np.empty(N)
+    flip = np.empty(N, np.bool_)
+    _latent_quantiles(y_hat, np.ascontiguousarray(labels, np.int64),
+                      np.asarray(cutpoints, np.float64), u, p, lo, hi, flip)
+    tail = p < 0
+    p[tail] = 0.5
+    t = ndtri(p)
+    if tail.any():
+        l_hi = log_ndtr(hi[tail])
+        with np.errstate(invalid="ignore"):
+            rho = np.nan_to_num(np.exp(log_ndtr(lo[tail]) - l_hi), nan=0.0)
+        t[tail] = ndtri_exp(l_hi + np.log(rho + u[tail] * (1.0 - rho)))
+    np.clip(t, lo, hi, out=t)
     return y_hat + np.where(flip, -t, t)
 
 
