@@ -60,6 +60,7 @@ _EXPORTS = {
     "RelationBlock": "fmlib.data.design",
     "BlockChunks": "fmlib.data.chunks",
     "movielens_design": "fmlib.data.movielens_design",
+    "myfm_movielens_design": "fmlib.data.myfm_protocol",
     # learning
     "TrainingDivergedError": "fmlib.learning.divergence",
     "evaluate": "fmlib.learning.metrics",

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..relational.design import RelationalDesign, RelationBlock
+from fmlib.data.design import RelationalDesign, RelationBlock
 
 #: the percentiles myFM's ``BinningEncoder(n_percentiles=10)`` cuts at.
 PERCENTILES = np.linspace(0, 100, 12)[1:-1]
