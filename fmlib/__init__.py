@@ -72,6 +72,7 @@ _EXPORTS = {
     # solvers
     "fit": "fmlib.solvers.fit",
     "BayesianFM": "fmlib.solvers.mcmc",
+    "VariationalFM": "fmlib.solvers.variational",
     # the paper's claims
     "Poly2Regression": "fmlib.claims.poly2",
     "poly2_expand": "fmlib.claims.poly2",
