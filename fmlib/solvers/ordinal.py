@@ -143,6 +143,17 @@ def _sums(y_hat, labels, c, derivatives, g, diag, off):
 
 
 @_jit
+def _class_probabilities(y_hat, c, out):
+    """out[i, j] = Phi(c_{j+1} - y_hat_i) - Phi(c_j - y_hat_i) by :func:`_log_interval1`."""
+    top = c.size
+    for i in range(y_hat.size):
+        for j in range(top + 1):
+            a = c[j - 1] - y_hat[i] if j > 0 else -np.inf
+            b = c[j] - y_hat[i] if j < top else np.inf
+            out[i, j] = math.exp(_log_interval1(a, b))
+
+
+@_jit
 def _latent_quantiles(y_hat, labels, c, u, p, lo_out, hi_out, flip):
     """For every rating the standardised interval (mirrored to ``lo <= 0``) and the
     probability ``p = Phi(lo) + u (Phi(hi) - Phi(lo))`` whose quantile is the draw; ``p``
@@ -225,11 +236,13 @@ def _bounds(y_hat: np.ndarray, labels: np.ndarray, cutpoints: np.ndarray):
 # --- likelihood and predictive distribution --------------------------------------------------
 def class_probabilities(y_hat: np.ndarray, cutpoints: np.ndarray) -> np.ndarray:
     r""":math:`P(y = j \mid \hat y, \mathbf c) = \Phi(c_{j+1} - \hat y) - \Phi(c_j - \hat
-    y)` for every score and class: shape ``(N, K)``, rows summing to 1."""
-    y_hat = np.asarray(y_hat, np.float64)
-    edges = np.concatenate([[-np.inf], np.asarray(cutpoints, np.float64), [np.inf]])
-    return np.exp(log_interval(edges[None, :-1] - y_hat[:, None],
-                               edges[None, 1:] - y_hat[:, None]))
+    y)` for every score and class: shape ``(N, K)``, rows summing to 1 (one compiled
+    pass, the interval probabilities of :func:`log_interval`)."""
+    y_hat = np.ascontiguousarray(y_hat, np.float64).reshape(-1)
+    c = np.ascontiguousarray(cutpoints, np.float64)
+    out = np.empty((y_hat.size, c.size + 1))
+    _class_probabilities(y_hat, c, out)
+    return out
 
 
 def log_likelihood(y_hat: np.ndarray, labels: np.ndarray, cutpoints: np.ndarray) -> float:
