@@ -73,6 +73,7 @@ import scipy.sparse as sp
 from scipy.special import digamma, gammaln, log_ndtr, ndtr
 
 from fmlib.data.design import RelationalDesign
+from fmlib.solvers.kernels import _jit
 from fmlib.solvers.mcmc import A0, A_LAMBDA, B0, B_LAMBDA, GAMMA0, MU0
 from fmlib.validation import (as_labels, as_targets, check_float, check_int, check_seed,
                               column_groups)
@@ -202,14 +203,28 @@ def update_w(Xc: sp.csc_matrix, st: VariationalState, r: np.ndarray, alpha: floa
     """q(lambda), q(mu) of w, then every q(w_l) in column order (h = x_l)."""
     st.mu_w, st.mu_w_var, st.lam_w = _group_hyper(st.mw, st.sw, group, G, st.mu_w,
                                                   st.mu_w_var, st.lam_w)
-    El, Emu = st.lam_w.mean[group], st.mu_w[group]
-    ptr, idx, val = Xc.indptr, Xc.indices, Xc.data
-    for l in range(Xc.shape[1]):
-        I, x = idx[ptr[l]:ptr[l + 1]], val[ptr[l]:ptr[l + 1]]
-        P = alpha * np.sum(x * x) + El[l]
-        m = (alpha * np.sum(x * (r[I] + x * st.mw[l])) + El[l] * Emu[l]) / P
-        r[I] -= (m - st.mw[l]) * x
-        st.mw[l], st.sw[l] = m, 1.0 / P
+    _sweep_w(Xc.indptr.astype(np.int64), Xc.indices.astype(np.int64), Xc.data, st.mw, st.sw,
+             r, np.ascontiguousarray(st.lam_w.mean[group]), np.ascontiguousarray(st.mu_w[group]),
+             float(alpha))
+
+
+@_jit
+def _sweep_w(ptr, idx, val, mw, sw, r, El, Emu, alpha):
+    """The column loop of :func:`update_w`, compiled: precision alpha sum x^2 + E[lambda],
+    mean (alpha sum x (r + x m_old) + E[lambda] E[mu]) / precision."""
+    for l in range(ptr.size - 1):
+        P = El[l]
+        b = El[l] * Emu[l]
+        m_old = mw[l]
+        for p in range(ptr[l], ptr[l + 1]):
+            x = val[p]
+            P += alpha * x * x
+            b += alpha * x * (r[idx[p]] + x * m_old)
+        m = b / P
+        for p in range(ptr[l], ptr[l + 1]):
+            r[idx[p]] -= (m - m_old) * val[p]
+        mw[l] = m
+        sw[l] = 1.0 / P
 
 
 def update_V(Xc: sp.csc_matrix, st: VariationalState, r: np.ndarray, alpha: float,
@@ -218,32 +233,52 @@ def update_V(Xc: sp.csc_matrix, st: VariationalState, r: np.ndarray, alpha: floa
     with the three per-rating sums of the module docstring."""
     st.mu_v, st.mu_v_var, st.lam_v = _group_hyper(st.MV, st.SV, group, G, st.mu_v,
                                                   st.mu_v_var, st.lam_v)
-    ptr, idx, val = Xc.indptr, Xc.indices, Xc.data
     X = Xc.tocsr()
     X2, X3 = X.multiply(X).tocsr(), X.multiply(X).multiply(X).tocsr()
+    ptr, idx = Xc.indptr.astype(np.int64), Xc.indices.astype(np.int64)
     for f in range(st.MV.shape[1]):
-        El, Emu = st.lam_v.mean[group, f], st.mu_v[group, f]
-        q = X @ st.MV[:, f]
-        s2 = X2 @ st.SV[:, f]
-        t = X3 @ (st.SV[:, f] * st.MV[:, f])
-        for l in range(Xc.shape[1]):
-            I, x = idx[ptr[l]:ptr[l + 1]], val[ptr[l]:ptr[l + 1]]
-            if I.size == 0:
-                st.MV[l, f], st.SV[l, f] = Emu[l], 1.0 / El[l]
-                continue
-            m_old, s_old = st.MV[l, f], st.SV[l, f]
-            Q = q[I] - x * m_old
-            S = s2[I] - x * x * s_old
-            T = t[I] - x ** 3 * s_old * m_old
-            P = alpha * np.sum(x * x * (Q * Q + S)) + El[l]
-            m = (alpha * np.sum(x * (Q * (r[I] + x * m_old * Q) - S * Q + T))
-                 + El[l] * Emu[l]) / P
-            s = 1.0 / P
-            r[I] -= (m - m_old) * x * Q
-            q[I] += x * (m - m_old)
-            s2[I] += x * x * (s - s_old)
-            t[I] += x ** 3 * (s * m - s_old * m_old)
-            st.MV[l, f], st.SV[l, f] = m, s
+        mv, sv = np.ascontiguousarray(st.MV[:, f]), np.ascontiguousarray(st.SV[:, f])
+        q = X @ mv
+        s2 = X2 @ sv
+        t = X3 @ (sv * mv)
+        _sweep_v(ptr, idx, Xc.data, mv, sv, q, s2, t, r,
+                 np.ascontiguousarray(st.lam_v.mean[group, f]),
+                 np.ascontiguousarray(st.mu_v[group, f]), float(alpha))
+        st.MV[:, f], st.SV[:, f] = mv, sv
+
+
+@_jit
+def _sweep_v(ptr, idx, val, mv, sv, q, s2, t, r, El, Emu, alpha):
+    """The column loop of :func:`update_V` for one factor, compiled: with Q, S, T the
+    sums without column l (module docstring), precision alpha sum x^2 (Q^2 + S) +
+    E[lambda], mean (alpha sum x (Q (r + x m_old Q) - S Q + T) + E[lambda] E[mu]) / P;
+    then r, q, s2, t of the column's rows follow the change."""
+    for l in range(ptr.size - 1):
+        if ptr[l] == ptr[l + 1]:          # no data: the prior
+            mv[l] = Emu[l]
+            sv[l] = 1.0 / El[l]
+            continue
+        m_old, s_old = mv[l], sv[l]
+        P = El[l]
+        b = El[l] * Emu[l]
+        for p in range(ptr[l], ptr[l + 1]):
+            i, x = idx[p], val[p]
+            Q = q[i] - x * m_old
+            S = s2[i] - x * x * s_old
+            T = t[i] - x * x * x * s_old * m_old
+            P += alpha * x * x * (Q * Q + S)
+            b += alpha * x * (Q * (r[i] + x * m_old * Q) - S * Q + T)
+        m = b / P
+        s = 1.0 / P
+        for p in range(ptr[l], ptr[l + 1]):
+            i, x = idx[p], val[p]
+            Q = q[i] - x * m_old
+            r[i] -= (m - m_old) * x * Q
+            q[i] += x * (m - m_old)
+            s2[i] += x * x * (s - s_old)
+            t[i] += x * x * x * (s * m - s_old * m_old)
+        mv[l] = m
+        sv[l] = s
 
 
 def cavi_iteration(Xc: sp.csc_matrix, st: VariationalState, group: np.ndarray, G: int,
