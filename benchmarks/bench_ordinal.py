@@ -84,9 +84,9 @@ def myfm_blocks(design):
             for b in design.blocks]
 
 
-def run_fmlib(task, design, design_test, y, y_test, sweeps, seed):
+def run_fmlib(task, design, design_test, y, y_test, sweeps, seed, burn_in=0):
     start = time.perf_counter()
-    bfm = fmlib.BayesianFM(k=RANK, num_sweeps=sweeps, burn_in=0, task=task,
+    bfm = fmlib.BayesianFM(k=RANK, num_sweeps=sweeps, burn_in=burn_in, task=task,
                            groups=design.groups, seed=seed, keep_samples=False)
     bfm.fit(design, y, X_test=design_test)
     seconds = time.perf_counter() - start
@@ -98,17 +98,17 @@ def run_fmlib(task, design, design_test, y, y_test, sweeps, seed):
     return out
 
 
-def run_myfm(task, design, design_test, y, y_test, sweeps, seed):
+def run_myfm(task, design, design_test, y, y_test, sweeps, seed, burn_in=0):
     shapes = [s.stop - s.start for s in design.groups.values()]
     start = time.perf_counter()
     if task == "regression":
         fm = myfm.MyFMRegressor(rank=RANK, random_seed=seed)
         fm.fit(design.X, y, X_rel=myfm_blocks(design), group_shapes=shapes,
-               n_iter=sweeps, n_kept_samples=sweeps)
+               n_iter=sweeps, n_kept_samples=sweeps - burn_in)
     else:
         fm = myfm.MyFMOrderedProbit(rank=RANK, random_seed=seed)
         fm.fit(design.X, y.astype(np.int64) - 1, X_rel=myfm_blocks(design),
-               group_shapes=shapes, n_iter=sweeps, n_kept_samples=sweeps)
+               group_shapes=shapes, n_iter=sweeps, n_kept_samples=sweeps - burn_in)
     fitted = time.perf_counter() - start
     if task == "regression":
         pred = fm.predict(design_test.X, myfm_blocks(design_test))
@@ -134,6 +134,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--sweeps", type=int, default=512)
     parser.add_argument("--fold", default="u1")
+    parser.add_argument("--burn-in", type=int, default=0,
+                        help="samples discarded by both libraries (myFM's protocol: 0)")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--smoke", action="store_true",
                         help="1 seed, 3 sweeps, no results file unless --out")
@@ -148,15 +151,15 @@ def main() -> None:
     start = time.perf_counter()
     design, design_test = fmlib.myfm_movielens_design(ml, train, test)
     print(f"{args.fold}: {design} (built in {time.perf_counter() - start:.1f} s)", flush=True)
-    for method in METHODS:   # warm-up, not timed: numba compiles (or loads) its kernels
+    for method in args.methods:   # warm-up, not timed: numba compiles (or loads) its kernels
         lib, task = method.split("_")
         (run_fmlib if lib == "fmlib" else run_myfm)(task, design, design_test, y, y_test, 2, 0)
-    runs = {m: [] for m in METHODS}
+    runs = {m: [] for m in args.methods}
     for seed in args.seeds:
-        for method in METHODS:   # interleaved: a busy spell hits every method alike
+        for method in args.methods:   # interleaved: a busy spell hits every method alike
             lib, task = method.split("_")
             run = (run_fmlib if lib == "fmlib" else run_myfm)(
-                task, design, design_test, y, y_test, args.sweeps, seed)
+                task, design, design_test, y, y_test, args.sweeps, seed, args.burn_in)
             run["seed"] = seed
             runs[method].append(run)
             print(f"  seed {seed} {method:17s} RMSE {run['rmse']:.4f}  fit "
@@ -164,7 +167,8 @@ def main() -> None:
                   flush=True)
     result = {
         "protocol": {"fold": args.fold, "rank": RANK, "sweeps": args.sweeps,
-                     "kept_samples": args.sweeps, "burn_in": 0, "clipped": False,
+                     "kept_samples": args.sweeps - args.burn_in, "burn_in": args.burn_in,
+                     "clipped": False,
                      "design": "fmlib.myfm_movielens_design (myFM's ml-100k-extended)",
                      "columns": design.n_features, "groups": list(design.groups)},
         "published_myfm_u1_512": PUBLISHED,
@@ -190,7 +194,7 @@ def report(r: dict) -> None:
     print(f"\n{r['protocol']['fold']}, rank {RANK}, {r['protocol']['sweeps']} sweeps, "
           f"{n} seed(s): mean ± sd")
     print(f"{'method':18s} {'RMSE':>17s} {'fit s':>13s} {'s/sweep':>15s}")
-    for m in METHODS:
+    for m in s:
         e = s[m]
         print(f"{m:18s} {e['rmse']['mean']:.4f} ± {e['rmse']['sd']:.4f}  "
               f"{e['seconds_fit']['mean']:6.1f} ± {e['seconds_fit']['sd']:4.1f}  "
