@@ -85,13 +85,14 @@ def myfm_blocks(design):
 
 
 def run_fmlib(task, design, design_test, y, y_test, sweeps, seed, burn_in=0):
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     bfm = fmlib.BayesianFM(k=RANK, num_sweeps=sweeps, burn_in=burn_in, task=task,
                            groups=design.groups, seed=seed, keep_samples=False)
     bfm.fit(design, y, X_test=design_test)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     out = {"rmse": rmse(bfm.test_prediction_, y_test), "seconds_fit": seconds,
-           "seconds_total": seconds, "seconds_per_sweep": seconds / sweeps}
+           "seconds_total": seconds, "seconds_per_sweep": seconds / sweeps,
+           "cpu_seconds_fit": cpu, "cpu_seconds_per_sweep": cpu / sweeps}
     if task == "ordinal":
         out["acceptance_rate"] = bfm.acceptance_rate_
         out["cutpoints_last"] = [bfm.trace_[f"cutpoint[{j}]"].iloc[-1] for j in (1, 2, 3, 4)]
@@ -100,7 +101,7 @@ def run_fmlib(task, design, design_test, y, y_test, sweeps, seed, burn_in=0):
 
 def run_myfm(task, design, design_test, y, y_test, sweeps, seed, burn_in=0):
     shapes = [s.stop - s.start for s in design.groups.values()]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     if task == "regression":
         fm = myfm.MyFMRegressor(rank=RANK, random_seed=seed)
         fm.fit(design.X, y, X_rel=myfm_blocks(design), group_shapes=shapes,
@@ -109,7 +110,7 @@ def run_myfm(task, design, design_test, y, y_test, sweeps, seed, burn_in=0):
         fm = myfm.MyFMOrderedProbit(rank=RANK, random_seed=seed)
         fm.fit(design.X, y.astype(np.int64) - 1, X_rel=myfm_blocks(design),
                group_shapes=shapes, n_iter=sweeps, n_kept_samples=sweeps - burn_in)
-    fitted = time.perf_counter() - start
+    fitted, cpu = time.perf_counter() - start, time.process_time() - cpu
     if task == "regression":
         pred = fm.predict(design_test.X, myfm_blocks(design_test))
     else:
@@ -117,13 +118,17 @@ def run_myfm(task, design, design_test, y, y_test, sweeps, seed, burn_in=0):
         pred = 1 + proba @ np.arange(proba.shape[1])
     total = time.perf_counter() - start
     return {"rmse": rmse(pred, y_test), "seconds_fit": fitted, "seconds_total": total,
-            "seconds_per_sweep": fitted / sweeps}
+            "seconds_per_sweep": fitted / sweeps, "cpu_seconds_fit": cpu,
+            "cpu_seconds_per_sweep": cpu / sweeps}
 
 
 def summary(runs: list[dict]) -> dict:
     out = {}
-    for key in ("rmse", "seconds_fit", "seconds_total", "seconds_per_sweep"):
-        values = [r[key] for r in runs]
+    for key in ("rmse", "seconds_fit", "seconds_total", "seconds_per_sweep",
+                "cpu_seconds_fit", "cpu_seconds_per_sweep"):
+        values = [r[key] for r in runs if key in r]
+        if not values:
+            continue
         out[key] = {"mean": statistics.fmean(values),
                     "sd": statistics.stdev(values) if len(values) > 1 else 0.0}
     return out
@@ -193,12 +198,14 @@ def report(r: dict) -> None:
     n = len(r["seeds"])
     print(f"\n{r['protocol']['fold']}, rank {RANK}, {r['protocol']['sweeps']} sweeps, "
           f"{n} seed(s): mean ± sd")
-    print(f"{'method':18s} {'RMSE':>17s} {'fit s':>13s} {'s/sweep':>15s}")
+    print(f"{'method':18s} {'RMSE':>17s} {'fit s':>13s} {'s/sweep':>15s} {'CPU s/sweep':>15s}")
     for m in s:
         e = s[m]
         print(f"{m:18s} {e['rmse']['mean']:.4f} ± {e['rmse']['sd']:.4f}  "
               f"{e['seconds_fit']['mean']:6.1f} ± {e['seconds_fit']['sd']:4.1f}  "
-              f"{e['seconds_per_sweep']['mean']:.4f} ± {e['seconds_per_sweep']['sd']:.4f}")
+              f"{e['seconds_per_sweep']['mean']:.4f} ± {e['seconds_per_sweep']['sd']:.4f}  "
+              + (f"{e['cpu_seconds_per_sweep']['mean']:.4f} ± {e['cpu_seconds_per_sweep']['sd']:.4f}"
+                 if "cpu_seconds_per_sweep" in e else ""))
 
 
 if __name__ == "__main__":
