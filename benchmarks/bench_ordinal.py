@@ -19,64 +19,35 @@ Run from the repository root (about 10 minutes on two idle cores; longer on a bu
 machine):
 
     python benchmarks/bench_ordinal.py [--seeds 0 1 2] [--sweeps 512] [--out PATH]
-    python benchmarks/bench_ordinal.py --smoke      # seconds: 1 seed, 3 sweeps, no file
+    python benchmarks/bench_ordinal.py --smoke      # seconds: 1 seed, 3 sweeps, 4000 ratings
 
-Writes benchmarks/results/ordinal.json (with the commit, whether the tree was dirty,
-versions, CPU count and time) and prints a table.
+Writes benchmarks/results/ordinal.json (with the provenance block of
+``benchmarks/common.py``) and prints a table. ``--smoke`` runs fmlib only when myFM is
+not installed, and writes to a temporary file.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ["TQDM_DISABLE"] = "1"            # myFM's progress bars
-ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "benchmarks" / "results" / "ordinal.json"
-
-import myfm  # noqa: E402
-import numba  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
 import numpy as np  # noqa: E402
-import scipy  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 
 import fmlib  # noqa: E402
 
+OUT = common.RESULTS / "ordinal.json"
 RANK = 10
 PUBLISHED = {"myfm_regression": 0.8833, "myfm_ordinal": 0.8808}
 METHODS = ("fmlib_regression", "fmlib_ordinal", "myfm_regression", "myfm_ordinal")
-
-
-def rmse(y_hat, y) -> float:
-    return float(np.sqrt(np.mean((np.asarray(y_hat) - y) ** 2)))
-
-
-def provenance() -> dict:
-    def git(*args):
-        return subprocess.run(["git", *args], cwd=ROOT, text=True,
-                              capture_output=True).stdout.strip()
-    import tensorflow as tf
-    return {
-        "commit": git("rev-parse", "HEAD"),
-        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        "versions": {"python": platform.python_version(), "numpy": np.__version__,
-                     "scipy": scipy.__version__, "numba": numba.__version__,
-                     "tensorflow": tf.__version__, "myfm": myfm.__version__,
-                     "fmlib": fmlib.__version__},
-        "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)),
-        "load_average_at_start": os.getloadavg(),
-        "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-    }
+myfm = None                                 # the peer library, imported in main()
+rmse = common.rmse
 
 
 def myfm_blocks(design):
@@ -85,11 +56,11 @@ def myfm_blocks(design):
 
 
 def run_fmlib(task, design, design_test, y, y_test, sweeps, seed, burn_in=0):
-    start, cpu = time.perf_counter(), time.process_time()
-    bfm = fmlib.BayesianFM(k=RANK, num_sweeps=sweeps, burn_in=burn_in, task=task,
-                           groups=design.groups, seed=seed, keep_samples=False)
-    bfm.fit(design, y, X_test=design_test)
-    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    with common.Timer() as t:
+        bfm = fmlib.BayesianFM(k=RANK, num_sweeps=sweeps, burn_in=burn_in, task=task,
+                               groups=design.groups, seed=seed, keep_samples=False)
+        bfm.fit(design, y, X_test=design_test)
+    seconds, cpu = t.seconds, t.cpu_seconds
     out = {"rmse": rmse(bfm.test_prediction_, y_test), "seconds_fit": seconds,
            "seconds_total": seconds, "seconds_per_sweep": seconds / sweeps,
            "cpu_seconds_fit": cpu, "cpu_seconds_per_sweep": cpu / sweeps}
@@ -101,7 +72,22 @@ def run_fmlib(task, design, design_test, y, y_test, sweeps, seed, burn_in=0):
 
 def run_myfm(task, design, design_test, y, y_test, sweeps, seed, burn_in=0):
     shapes = [s.stop - s.start for s in design.groups.values()]
-    start, cpu = time.perf_counter(), time.process_time()
+    with common.Timer() as t:
+        fm = _myfm_fit(task, design, y, shapes, sweeps, seed, burn_in)
+    fitted, cpu = t.seconds, t.cpu_seconds
+    with common.Timer() as t_predict:
+        if task == "regression":
+            pred = fm.predict(design_test.X, myfm_blocks(design_test))
+        else:
+            proba = fm.predict_proba(design_test.X, myfm_blocks(design_test))
+            pred = 1 + proba @ np.arange(proba.shape[1])
+    total = fitted + t_predict.seconds
+    return {"rmse": rmse(pred, y_test), "seconds_fit": fitted, "seconds_total": total,
+            "seconds_per_sweep": fitted / sweeps, "cpu_seconds_fit": cpu,
+            "cpu_seconds_per_sweep": cpu / sweeps}
+
+
+def _myfm_fit(task, design, y, shapes, sweeps, seed, burn_in):
     if task == "regression":
         fm = myfm.MyFMRegressor(rank=RANK, random_seed=seed)
         fm.fit(design.X, y, X_rel=myfm_blocks(design), group_shapes=shapes,
@@ -110,16 +96,7 @@ def run_myfm(task, design, design_test, y, y_test, sweeps, seed, burn_in=0):
         fm = myfm.MyFMOrderedProbit(rank=RANK, random_seed=seed)
         fm.fit(design.X, y.astype(np.int64) - 1, X_rel=myfm_blocks(design),
                group_shapes=shapes, n_iter=sweeps, n_kept_samples=sweeps - burn_in)
-    fitted, cpu = time.perf_counter() - start, time.process_time() - cpu
-    if task == "regression":
-        pred = fm.predict(design_test.X, myfm_blocks(design_test))
-    else:
-        proba = fm.predict_proba(design_test.X, myfm_blocks(design_test))
-        pred = 1 + proba @ np.arange(proba.shape[1])
-    total = time.perf_counter() - start
-    return {"rmse": rmse(pred, y_test), "seconds_fit": fitted, "seconds_total": total,
-            "seconds_per_sweep": fitted / sweeps, "cpu_seconds_fit": cpu,
-            "cpu_seconds_per_sweep": cpu / sweeps}
+    return fm
 
 
 def summary(runs: list[dict]) -> dict:
@@ -135,6 +112,7 @@ def summary(runs: list[dict]) -> dict:
 
 
 def main() -> None:
+    global myfm
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--sweeps", type=int, default=512)
@@ -142,20 +120,21 @@ def main() -> None:
     parser.add_argument("--burn-in", type=int, default=0,
                         help="samples discarded by both libraries (myFM's protocol: 0)")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
-    parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--smoke", action="store_true",
-                        help="1 seed, 3 sweeps, no results file unless --out")
+    common.add_smoke_arguments(parser, OUT)
     args = parser.parse_args()
+    record = common.provenance(smoke=args.smoke)  # the code this process runs
+    out_path = common.results_path(args, OUT)
+    myfm = common.peer("myfm", args.smoke)
+    if myfm is None:
+        args.methods = [m for m in args.methods if m.startswith("fmlib")]
     if args.smoke:
-        args.seeds, args.sweeps = args.seeds[:1], 3
-    out_path = args.out if (args.out or args.smoke) else OUT
-    meta = provenance()       # the code this process runs: read before the long runs
-    ml = fmlib.load_movielens("ml-100k")
-    train, test = ml.split(args.fold)
+        args.seeds, args.sweeps, args.burn_in = args.seeds[:1], 3, 0
+    ml = common.movielens()
+    train, test = common.fold_frames(ml, args.fold, side=False, smoke=args.smoke)
     y, y_test = train["rating"].to_numpy(float), test["rating"].to_numpy(float)
-    start = time.perf_counter()
-    design, design_test = fmlib.myfm_movielens_design(ml, train, test)
-    print(f"{args.fold}: {design} (built in {time.perf_counter() - start:.1f} s)", flush=True)
+    with common.Timer() as t:
+        design, design_test = fmlib.myfm_movielens_design(ml, train, test)
+    print(f"{args.fold}: {design} (built in {t.seconds:.1f} s)", flush=True)
     for method in args.methods:   # warm-up, not timed: numba compiles (or loads) its kernels
         lib, task = method.split("_")
         (run_fmlib if lib == "fmlib" else run_myfm)(task, design, design_test, y, y_test, 2, 0)
@@ -180,17 +159,9 @@ def main() -> None:
         "seeds": args.seeds,
         "runs": runs,
         "summary": {m: summary(r) for m, r in runs.items()},
-        **meta,
-        "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "load_average_at_end": os.getloadavg(),
     }
     report(result)
-    if out_path is not None:
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(result, indent=2))
-        os.replace(tmp, out_path)           # atomic: a reader never sees half a file
-        print(f"wrote {out_path}")
+    common.save_results(out_path, result, record, replace=True)
 
 
 def report(r: dict) -> None:

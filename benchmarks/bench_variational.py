@@ -9,47 +9,45 @@ decrease). fmlib's implementation is written for reading, one numpy call per col
 factor, not for speed; myFM's is compiled C++.
 
     python benchmarks/bench_variational.py [--iters 50] [--out PATH]
-    python benchmarks/bench_variational.py --smoke      # seconds: 2 iterations, no file
+    python benchmarks/bench_variational.py --smoke      # seconds: 2 iterations, 4000 ratings
 
-Writes benchmarks/results/variational.json (with the commit, dirty flag, versions, CPU
-count, time) and prints a table.
+Writes benchmarks/results/variational.json (with the provenance block of
+``benchmarks/common.py``) and prints a table; ``--smoke`` writes to a temporary file.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import time
+import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ["TQDM_DISABLE"] = "1"
-ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "benchmarks" / "results" / "variational.json"
-
-import myfm  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 
 import fmlib  # noqa: E402
-from bench_ordinal import provenance, rmse  # noqa: E402
 
+OUT = common.RESULTS / "variational.json"
 RANK = 10
+rmse = common.rmse
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iters", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--smoke", action="store_true")
+    common.add_smoke_arguments(parser, OUT)
     args = parser.parse_args()
+    record = common.provenance(smoke=args.smoke)
+    out_path = common.results_path(args, OUT)
+    myfm = common.peer("myfm", args.smoke)
     if args.smoke:
         args.iters = 2
-    out_path = args.out if (args.out or args.smoke) else OUT
-    meta = provenance()
-    ml = fmlib.load_movielens("ml-100k")
-    train, test = ml.split("u1")
+    ml = common.movielens()
+    train, test = common.fold_frames(ml, "u1", side=False, smoke=args.smoke)
     y, y_test = train["rating"].to_numpy(float), test["rating"].to_numpy(float)
     users, items = ml.users["user"].to_numpy(), ml.items["item"].to_numpy()
 
@@ -65,32 +63,26 @@ def main() -> None:
     groups = {"user": slice(0, users.size), "item": slice(users.size, X.shape[1])}
     result = {"protocol": {"fold": "u1", "design": "user + item one-hot", "rank": RANK,
                            "iterations": args.iters, "seed": args.seed, "clipped": False}}
-    start = time.perf_counter()
-    vfm = fmlib.VariationalFM(k=RANK, num_iter=args.iters, groups=groups, seed=args.seed)
-    vfm.fit(X, y)
-    fitted = time.perf_counter() - start
+    with common.Timer() as t:
+        vfm = fmlib.VariationalFM(k=RANK, num_iter=args.iters, groups=groups, seed=args.seed)
+        vfm.fit(X, y)
     elbo = vfm.trace_["elbo"].to_numpy()
-    result["fmlib"] = {"rmse": rmse(vfm.predict(X_test), y_test), "seconds_fit": fitted,
+    result["fmlib"] = {"rmse": rmse(vfm.predict(X_test), y_test), "seconds_fit": t.seconds,
+                       "cpu_seconds_fit": t.cpu_seconds,
                        "elbo_first_last": [float(elbo[0]), float(elbo[-1])],
                        "elbo_non_decreasing": bool(np.all(np.diff(elbo) >= -1e-9 * np.abs(elbo[1:])))}
-    start = time.perf_counter()
-    fm = myfm.VariationalFMRegressor(rank=RANK, random_seed=args.seed)
-    fm.fit(X, y, n_iter=args.iters, group_shapes=[users.size, items.size])
-    fitted = time.perf_counter() - start
-    result["myfm"] = {"rmse": rmse(fm.predict(X_test), y_test), "seconds_fit": fitted}
-    result.update(meta, finished=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-                  load_average_at_end=os.getloadavg())
-    for lib in ("fmlib", "myfm"):
+    if myfm is not None:
+        with common.Timer() as t:
+            fm = myfm.VariationalFMRegressor(rank=RANK, random_seed=args.seed)
+            fm.fit(X, y, n_iter=args.iters, group_shapes=[users.size, items.size])
+        result["myfm"] = {"rmse": rmse(fm.predict(X_test), y_test), "seconds_fit": t.seconds,
+                          "cpu_seconds_fit": t.cpu_seconds}
+    for lib in [k for k in ("fmlib", "myfm") if k in result]:
         r = result[lib]
         print(f"{lib:6s} RMSE {r['rmse']:.4f}  fit {r['seconds_fit']:7.1f} s")
     print(f"fmlib ELBO {elbo[0]:.1f} -> {elbo[-1]:.1f}, non-decreasing: "
           f"{result['fmlib']['elbo_non_decreasing']}")
-    if out_path is not None:
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(result, indent=2))
-        os.replace(tmp, out_path)
-        print(f"wrote {out_path}")
+    common.save_results(out_path, result, record, replace=True)
 
 
 if __name__ == "__main__":
