@@ -1,8 +1,8 @@
 r"""The ordered probit model: ordinal ratings from a latent Gaussian and cut-points.
 
-Chapter "Beyond SGD: coordinate descent and MCMC", section "Ordinal ratings", derives
-the model and its conditionals; myFM's ``MyFMOrderedProbit`` (Ohtsuki) samples the same
-model. With :math:`K` ordered classes :math:`0 < 1 < \dots < K-1` (the sorted distinct
+The derivation below is meant for the Bayesian chapter of the book (a section on ordinal
+ratings is still to be written there); myFM's ``MyFMOrderedProbit`` (Ohtsuki) samples the
+same model. With :math:`K` ordered classes :math:`0 < 1 < \dots < K-1` (the sorted distinct
 ratings) and cut-points :math:`c_1 < \dots < c_{K-1}` (:math:`c_0 = -\infty`,
 :math:`c_K = +\infty`),
 
