@@ -60,6 +60,7 @@ _EXPORTS = {
     "RelationBlock": "fmlib.data.design",
     "BlockChunks": "fmlib.data.chunks",
     "movielens_design": "fmlib.data.movielens_design",
+    "myfm_movielens_design": "fmlib.data.myfm_protocol",
     # learning
     "TrainingDivergedError": "fmlib.learning.divergence",
     "evaluate": "fmlib.learning.metrics",
@@ -71,6 +72,7 @@ _EXPORTS = {
     # solvers
     "fit": "fmlib.solvers.fit",
     "BayesianFM": "fmlib.solvers.mcmc",
+    "VariationalFM": "fmlib.solvers.variational",
     # the paper's claims
     "Poly2Regression": "fmlib.claims.poly2",
     "poly2_expand": "fmlib.claims.poly2",

@@ -30,7 +30,8 @@ SCRIPTS = sorted(p.name for p in BENCHMARKS.glob("*.py") if p.name != "common.py
 # Scripts whose smoke run reads MovieLens 100k (the others generate their data).
 NEEDS_MOVIELENS = {"bench_input.py", "bench_family.py", "bench_libraries.py", "bench_paper.py",
                    "bench_ranking.py", "bench_relational.py", "bench_relational_chunks.py",
-                   "bench_relational_scale.py", "bench_solvers.py", "bench_sparse.py"}
+                   "bench_relational_scale.py", "bench_solvers.py", "bench_sparse.py",
+                   "bench_ordinal.py", "bench_variational.py"}
 # Scripts that print their result and write no results file.
 NO_RESULTS_FILE = {"profile_sampler_memory.py"}
 # Committed results written before benchmarks/common.py whose provenance cannot be recovered

@@ -28,6 +28,15 @@ Binary classification uses the probit link with latent targets (Albert & Chib 19
 :math:`z_i \sim \mathcal N(\hat y_i, 1)` truncated to :math:`z_i > 0` for a positive
 and :math:`z_i < 0` for a negative label, :math:`\alpha = 1`, and
 :math:`P(y = 1 \mid \mathbf x) = \Phi(\hat y(\mathbf x))` averaged over the samples.
+
+Ordinal ratings (``task="ordinal"``) use the ordered probit model of
+:mod:`fmlib.solvers.ordinal`: :math:`z_i \sim \mathcal N(\hat y_i, 1)` and the class
+:math:`j` where :math:`c_j < z_i \le c_{j+1}`. Each sweep first draws the cut-points with
+:math:`\mathbf z` integrated out (one Metropolis-Hastings step), then the latents from
+their truncated normals, then the parameters as for regression with :math:`\alpha = 1`
+and a :math:`\mathcal N(0, 1)` prior on :math:`w_0` (the cut-points and :math:`w_0` shift
+together; myFM's choice). The class probabilities :math:`\Phi(c_{j+1} - \hat y) -
+\Phi(c_j - \hat y)` are averaged over the samples.
 """
 from __future__ import annotations
 
@@ -42,11 +51,13 @@ from scipy.special import ndtr, ndtri
 
 from fmlib.learning.metrics import accuracy, rmse
 from fmlib.solvers.registry import HyperParameters
-from fmlib.validation import (as_host_matrix, as_labels, as_targets, check_float, check_int, check_seed, check_task)
+from fmlib.validation import (as_host_matrix, as_labels, as_targets, check_float, check_int,
+                              check_seed)
 from fmlib.validation import column_groups
 from fmlib.model.fm import FactorizationMachine
 from fmlib.data.design import RelationalDesign
 from fmlib.data.design_predict import predict as relational_predict
+from fmlib.solvers import ordinal as ordinal_solver
 from fmlib.solvers.sweeper import make_sweeper
 
 # libFM's hyperprior constants: alpha ~ Gamma(A0/2, B0/2); lambda ~ Gamma(A_LAMBDA/2,
@@ -102,6 +113,13 @@ def draw_latent_targets(rng: np.random.Generator, y_hat: np.ndarray,
     return y_hat - sign * ndtri(np.maximum(u * ndtr(sign * y_hat), 1e-300))
 
 
+#: the tasks of :class:`BayesianFM` (the gradient solvers know the first two).
+TASKS = ("regression", "classification", "ordinal")
+#: prior precision of :math:`w_0` for ``task="ordinal"`` (myFM's ``reg_0``): the
+#: cut-points and :math:`w_0` shift together, the prior keeps them from drifting.
+W0_PRECISION_ORDINAL = 1.0
+
+
 class BayesianFM(HyperParameters):
     r"""A Factorization Machine with priors on all parameters, trained by Gibbs sampling.
 
@@ -115,17 +133,27 @@ class BayesianFM(HyperParameters):
         num_sweeps: Gibbs sweeps over all parameters.
         burn_in: sweeps discarded before predictions are averaged (default
             ``num_sweeps // 10``); must be smaller than ``num_sweeps``.
-        task: ``"regression"`` (Gaussian noise) or ``"classification"`` (probit, labels
-            in {0, 1} or {-1, +1}).
+        task: ``"regression"`` (Gaussian noise), ``"classification"`` (probit, labels
+            in {0, 1} or {-1, +1}) or ``"ordinal"`` (ordered probit, e.g. star ratings:
+            the classes are the sorted distinct values of ``y``;
+            :mod:`fmlib.solvers.ordinal`).
         groups: the prior group of every column: ``None`` (one group), one label per
             column, or a mapping name → columns such as ``FeatureEncoder.groups_``.
         init_std: standard deviation of the initial ``V`` (``w0`` and ``w`` start at 0).
         seed: seed of all random draws; the same seed gives the same samples.
+        keep_samples: keep every sample after burn-in (``samples_``), so that
+            :meth:`predict` works on any rows later: ``(num_sweeps - burn_in) * n * (k +
+            1)`` float64 values, as myFM keeps them. With ``False`` nothing is kept
+            (memory ``O(n k)``) and the predictions for the ``X_test`` given to
+            :meth:`fit` are the only ones: libFM's way, accumulated sweep by sweep.
 
-    After :meth:`fit`: ``trace_`` (one row per sweep), ``samples_`` (the kept
-    ``w0, w, V``: ``(num_sweeps - burn_in) * n * (k + 1)`` float64 values, as myFM keeps
-    them, so that :meth:`predict` works on any rows later), ``n_features_in_``, ``groups_``
-    (group names).
+    After :meth:`fit`: ``trace_`` (one row per sweep), ``samples_`` (with
+    ``keep_samples``: ``"w0"``, ``"w"``, ``"V"`` and, for ``task="ordinal"``,
+    ``"cutpoints"``), ``test_prediction_`` (and ``test_proba_`` for classification and
+    ordinal) when ``X_test`` was given: what :meth:`predict` (:meth:`predict_proba`) of
+    ``X_test`` returns, averaged over the same sweeps; ``classes_`` (ordinal),
+    ``acceptance_rate_`` (ordinal: of the cut-point Metropolis-Hastings steps),
+    ``n_features_in_``, ``groups_`` (group names).
 
     Example:
         >>> X, y, _ = fmlib.rendle_figure1()
@@ -136,7 +164,7 @@ class BayesianFM(HyperParameters):
 
     def __init__(self, k: int = 8, num_sweeps: int = 200, burn_in: int | None = None,
                  task: str = "regression", groups: Any = None, init_std: float = 0.1,
-                 seed: int | None = None):
+                 seed: int | None = None, keep_samples: bool = True):
         self.k = k
         self.num_sweeps = num_sweeps
         self.burn_in = burn_in
@@ -144,13 +172,18 @@ class BayesianFM(HyperParameters):
         self.groups = groups
         self.init_std = init_std
         self.seed = seed
+        self.keep_samples = keep_samples
 
     # --- checks --------------------------------------------------------------------------
     def _check_params(self) -> int:
         check_int(self.k, "k")
         check_int(self.num_sweeps, "num_sweeps")
         check_float(self.init_std, "init_std")
-        check_task(self.task)
+        if not (isinstance(self.task, str) and self.task in TASKS):
+            raise ValueError(f"`task` must be one of {TASKS}; got {self.task!r}.")
+        if not isinstance(self.keep_samples, (bool, np.bool_)):
+            raise TypeError(f"`keep_samples` must be True or False; got "
+                            f"{type(self.keep_samples).__name__} {self.keep_samples!r}.")
         check_seed(self.seed)
         burn_in = self.num_sweeps // 10 if self.burn_in is None else \
             check_int(self.burn_in, "burn_in", minimum=0)
@@ -160,7 +193,22 @@ class BayesianFM(HyperParameters):
         return burn_in
 
     def _targets(self, y, n_rows: int, name: str) -> np.ndarray:
-        return as_labels(as_targets(y, n_rows, name=name), self.task, name)
+        """Checked targets; for ``task="ordinal"`` the class index of every value (the
+        classes are ``classes_``, set by :meth:`fit` from ``y``)."""
+        y = as_targets(y, n_rows, name=name)
+        if self.task != "ordinal":
+            return as_labels(y, self.task, name)
+        if name == "y":
+            self.classes_ = np.unique(y)
+            if self.classes_.size < 2:
+                raise ValueError(f"`y` for task='ordinal' needs at least two distinct "
+                                 f"ratings; got only {self.classes_.tolist()}.")
+        codes = np.minimum(np.searchsorted(self.classes_, y), self.classes_.size - 1)
+        unknown = self.classes_[codes] != y
+        if unknown.any():
+            raise ValueError(f"`{name}` has ratings that are not classes of the training "
+                             f"ratings {self.classes_.tolist()}: e.g. {float(y[unknown][0])!r}.")
+        return codes
 
     def _matrix(self, X, name: str) -> sp.csr_matrix | RelationalDesign:
         n = getattr(self, "n_features_in_", None)
@@ -169,14 +217,19 @@ class BayesianFM(HyperParameters):
 
     # --- training -----------------------------------------------------------------------
     def fit(self, X, y, X_test=None, y_test=None) -> "BayesianFM":
-        """Run the sampler on ``(X, y)``; with ``X_test, y_test`` the trace also records
-        the test metric of every sample and of the running posterior mean.
+        """Run the sampler on ``(X, y)``.
+
+        With ``X_test`` the predictions for its rows are accumulated sweep by sweep after
+        burn-in (``test_prediction_``, ``test_proba_``), whether or not samples are
+        kept; with ``y_test`` too, the trace also records the test metric of every sample
+        and of the running posterior mean.
 
         ``X`` (and ``X_test``, and later the argument of :meth:`predict`) may be a
         :class:`~fmlib.RelationalDesign`: the sweeps then run on its relation
         blocks (:mod:`fmlib.solvers.sweeper`) and give the flat matrix's samples."""
         burn_in = self._check_params()
-        for attr in ("n_features_in_", "samples_"):
+        for attr in ("n_features_in_", "samples_", "classes_", "test_prediction_",
+                     "test_proba_", "acceptance_rate_"):
             self.__dict__.pop(attr, None)
         X = self._matrix(X, "X")
         if X.shape[0] == 0:
@@ -184,11 +237,14 @@ class BayesianFM(HyperParameters):
         y = self._targets(y, X.shape[0], "y")
         self.n_features_in_ = X.shape[1]
         test = None
-        if (X_test is None) != (y_test is None):
-            raise ValueError("give both `X_test` and `y_test`, or neither.")
+        if X_test is None and y_test is not None:
+            raise ValueError("`y_test` was given without `X_test`; give both, or "
+                             "`X_test` alone for its predictions.")
         if X_test is not None:
             Xt = self._matrix(X_test, "X_test")
-            test = (Xt, self._targets(y_test, Xt.shape[0], "y_test"), np.zeros(Xt.shape[0]))
+            yt = None if y_test is None else self._targets(y_test, Xt.shape[0], "y_test")
+            width = (self.classes_.size,) if self.task == "ordinal" else ()
+            test = (Xt, yt, np.zeros((Xt.shape[0],) + width))
         group = column_groups(self.groups, X.shape[1])
         self.groups_ = (list(self.groups) if isinstance(self.groups, Mapping) else
                         ["all"] if self.groups is None else
@@ -199,53 +255,101 @@ class BayesianFM(HyperParameters):
     def _run(self, X, y, group, burn_in, test) -> None:
         rng = np.random.default_rng(self.seed)
         n, k, G = X.shape[1], self.k, len(self.groups_)
-        classify = self.task == "classification"
+        classify, ordinal = self.task == "classification", self.task == "ordinal"
         V0 = rng.normal(0.0, self.init_std, (n, k))
-        sweeper = make_sweeper(X, np.where(y > 0, 1.0, -1.0) if classify else y, 0.0,
-                               np.zeros(n), V0, self.groups)
+        targets, cut = y, None
+        if classify:
+            targets = np.where(y > 0, 1.0, -1.0)
+        elif ordinal:   # cut-points at the class frequencies, latents inside them
+            theta = ordinal_solver.initial_theta(y, self.classes_.size)
+            cut = ordinal_solver.cutpoints_from_theta(theta)
+            targets = ordinal_solver.draw_latents(rng, np.zeros(y.size), y, cut)
+        sweeper = make_sweeper(X, targets, 0.0, np.zeros(n), V0, self.groups)
         alpha, mu_w, lam_w = 1.0, np.zeros(G), np.ones(G)
         mu_v, lam_v = np.zeros((G, k)), np.ones((G, k))
-        kept, rows = {"w0": [], "w": [], "V": []}, []
+        lam_w0 = W0_PRECISION_ORDINAL if ordinal else 0.0
+        kept = {"w0": [], "w": [], "V": []} | ({"cutpoints": []} if ordinal else {})
+        rows, accepted = [], 0
         for sweep in range(1, self.num_sweeps + 1):
             sweeper.refresh()
             if classify:
                 sweeper.set_targets(draw_latent_targets(rng, sweeper.predictions(), y > 0))
-            if not classify:
+            elif ordinal:
+                y_hat = sweeper.predictions()
+                theta, ok = ordinal_solver.draw_cutpoints(rng, theta, y_hat, y)
+                accepted += ok
+                cut = ordinal_solver.cutpoints_from_theta(theta)
+                sweeper.set_targets(ordinal_solver.draw_latents(rng, y_hat, y, cut))
+            else:
                 alpha = draw_alpha(rng, sweeper.e)
-            sweeper.update_w0(alpha, 0.0, 0.0, rng.standard_normal(), sample=True)
+            sweeper.update_w0(alpha, lam_w0, 0.0, rng.standard_normal(), sample=True)
             mu_w, lam_w = draw_normal_gamma(rng, sweeper.w, group, G, mu_w)
             sweeper.update_w(alpha, mu_w[group], lam_w[group], rng.standard_normal(n), True)
             mu_v, lam_v = draw_normal_gamma(rng, sweeper.V, group, G, mu_v)
             sweeper.update_V(alpha, mu_v[group], lam_v[group], rng.standard_normal((n, k)), True)
-            if sweep > burn_in:
-                for key, value in sweeper.weights().items():
+            weights = sweeper.weights()
+            if sweep > burn_in and self.keep_samples:
+                for key, value in weights.items():
                     kept[key].append(value)
-            rows.append(self._trace_row(sweep, sweep - burn_in, alpha, sweeper, y, test,
-                                        (mu_w, lam_w, mu_v, lam_v)))
-        self.samples_ = {key: np.array(value) for key, value in kept.items()}
+                if ordinal:
+                    kept["cutpoints"].append(cut)
+            row = self._trace_row(sweep, sweep - burn_in, alpha, sweeper, y, test,
+                                  (mu_w, lam_w, mu_v, lam_v), weights, cut)
+            if ordinal:
+                row["acceptance"] = accepted / sweep
+            rows.append(row)
+        if self.keep_samples:
+            self.samples_ = {key: np.array(value) for key, value in kept.items()}
+        if ordinal:
+            self.acceptance_rate_ = accepted / self.num_sweeps
+        if test is not None:
+            self._set_test_predictions(test[2] / (self.num_sweeps - burn_in))
         self.trace_ = pd.DataFrame(rows).set_index("sweep")
 
-    def _trace_row(self, sweep, n_kept, alpha, sweeper, y, test, hyper) -> dict[str, float]:
+    def _set_test_predictions(self, mean: np.ndarray) -> None:
+        if self.task == "regression":
+            self.test_prediction_ = mean
+        else:
+            self.test_proba_ = mean
+            self.test_prediction_ = self._from_proba(mean)
+
+    def _trace_row(self, sweep, n_kept, alpha, sweeper, y, test, hyper, weights,
+                   cut) -> dict[str, float]:
         mu_w, lam_w, mu_v, lam_v = hyper
         row = {"sweep": sweep, "alpha": alpha, "w0": sweeper.w0}
+        if cut is not None:
+            row.update({f"cutpoint[{j + 1}]": c for j, c in enumerate(cut)})
         for g, name in enumerate(self.groups_):
             row.update({f"mu_w[{name}]": mu_w[g], f"lambda_w[{name}]": lam_w[g],
                         f"mu_v[{name}]": mu_v[g].mean(), f"lambda_v[{name}]": lam_v[g].mean()})
-        metric = "accuracy" if self.task == "classification" else "rmse"
-        row[f"train_{metric}"] = self._metric(y, sweeper.predictions(),
-                                              overwrite=True)
-        if test is not None:
-            Xt, yt, total = test
-            score = self._scores(Xt, sweeper.weights())
-            row[f"test_{metric}"] = self._metric(yt, score)
-            if n_kept > 0:
-                total += ndtr(score) if self.task == "classification" else score
-                mean = total / n_kept
-                row[f"test_{metric}_mean"] = self._metric(
-                    yt, mean - 0.5 if self.task == "classification" else mean)
-            else:
-                row[f"test_{metric}_mean"] = np.nan
+        if self.task == "ordinal":   # the class of the latent's mean: cheap, O(N)
+            row["train_accuracy"] = float(np.mean(
+                np.searchsorted(cut, sweeper.predictions()) == y))
+        else:
+            metric = "accuracy" if self.task == "classification" else "rmse"
+            row[f"train_{metric}"] = self._metric(y, sweeper.predictions(), overwrite=True)
+        if test is None:
+            return row
+        Xt, yt, total = test
+        if yt is None and n_kept <= 0:
+            return row
+        sample = self._link(self._scores(Xt, weights), cut)
+        if n_kept > 0:
+            total += sample
+        if yt is not None:
+            metric = "accuracy" if self.task == "classification" else "rmse"
+            row[f"test_{metric}"] = self._test_metric(yt, sample)
+            row[f"test_{metric}_mean"] = (self._test_metric(yt, total / n_kept)
+                                          if n_kept > 0 else np.nan)
         return row
+
+    def _test_metric(self, y: np.ndarray, mean: np.ndarray) -> float:
+        """Accuracy of :math:`P(y=1) > 1/2`, or RMSE of the (expected) rating."""
+        if self.task == "classification":
+            return float(np.mean((mean > 0.5) == (y > 0)))
+        if self.task == "ordinal":
+            y, mean = self.classes_[y], self._from_proba(mean)
+        return self._metric(y, mean)
 
     def _metric(self, y: np.ndarray, y_hat: np.ndarray,
                 overwrite: bool = False) -> float:
@@ -264,29 +368,59 @@ class BayesianFM(HyperParameters):
         model.set_weights(**weights)
         return model._predict_host(X, 8192)
 
-    def _posterior_mean(self, X, link) -> np.ndarray:
-        if not hasattr(self, "samples_"):
-            raise RuntimeError("call fit before predicting.")
-        X = self._matrix(X, "X")
-        total = np.zeros(X.shape[0])
-        for w0, w, V in zip(self.samples_["w0"], self.samples_["w"], self.samples_["V"]):
-            total += link(self._scores(X, {"w0": w0, "w": w, "V": V}))
-        return total / len(self.samples_["w0"])
-
-    def predict(self, X) -> np.ndarray:
-        """Regression: the posterior mean of ŷ over the kept samples. Classification: the
-        label, 1 where :meth:`predict_proba` > 0.5, else 0."""
+    def _link(self, score: np.ndarray, cut: np.ndarray | None) -> np.ndarray:
+        """What is averaged over the samples: ŷ, :math:`\\Phi(\\hat y)`, or the ``(N, K)``
+        class probabilities of the sample's cut-points."""
+        if self.task == "regression":
+            return score
         if self.task == "classification":
-            return (self.predict_proba(X) > 0.5).astype(np.int64)
-        return self._posterior_mean(X, lambda score: score)
+            return ndtr(score)
+        return ordinal_solver.class_probabilities(score, cut)
+
+    def _from_proba(self, proba: np.ndarray, most_probable: bool = False) -> np.ndarray:
+        if self.task == "classification":
+            return (proba > 0.5).astype(np.int64)
+        if most_probable:
+            return self.classes_[np.argmax(proba, axis=1)]
+        return ordinal_solver.expected_value(proba, self.classes_)
+
+    def _posterior_mean(self, X) -> np.ndarray:
+        if not hasattr(self, "n_features_in_"):
+            raise RuntimeError("call fit before predicting.")
+        if not hasattr(self, "samples_"):
+            raise RuntimeError("this model was fitted with keep_samples=False and kept no "
+                               "samples to predict with; its predictions for the X_test given "
+                               "to fit are test_prediction_ (and test_proba_).")
+        X = self._matrix(X, "X")
+        S = len(self.samples_["w0"])
+        cuts = self.samples_.get("cutpoints", [None] * S)
+        total = 0.0
+        for s in range(S):
+            weights = {key: self.samples_[key][s] for key in ("w0", "w", "V")}
+            total = total + self._link(self._scores(X, weights), cuts[s])
+        return np.asarray(total) / S
+
+    def predict(self, X, most_probable: bool = False) -> np.ndarray:
+        """Regression: the posterior mean of ŷ over the kept samples. Classification: the
+        label, 1 where :meth:`predict_proba` > 0.5, else 0. Ordinal: the expected rating
+        :math:`\\sum_j P(y = \\text{class}_j)\\,\\text{class}_j`, or with
+        ``most_probable=True`` the class of the largest :meth:`predict_proba`."""
+        if most_probable and self.task != "ordinal":
+            raise ValueError(f"`most_probable` is for task='ordinal'; this model's task is "
+                             f"{self.task!r}.")
+        if self.task == "regression":
+            return self._posterior_mean(X)
+        return self._from_proba(self.predict_proba(X), most_probable)
 
     def predict_proba(self, X) -> np.ndarray:
         r"""Classification: :math:`P(y = 1 \mid \mathbf x)`, the mean of
-        :math:`\Phi(\hat y)` over the kept samples; shape ``(N,)``."""
-        if self.task != "classification":
-            raise AttributeError("predict_proba is for task='classification'; this model "
-                                 "was made for regression.")
-        return self._posterior_mean(X, ndtr)
+        :math:`\Phi(\hat y)` over the kept samples; shape ``(N,)``. Ordinal: the class
+        probabilities :math:`\Phi(c_{j+1} - \hat y) - \Phi(c_j - \hat y)` averaged over the
+        samples; shape ``(N, K)``, columns in the order of ``classes_``."""
+        if self.task == "regression":
+            raise AttributeError("predict_proba is for task='classification' or 'ordinal'; "
+                                 "this model was made for regression.")
+        return self._posterior_mean(X)
 
     def __repr__(self) -> str:
         return (f"BayesianFM(k={self.k}, num_sweeps={self.num_sweeps}, burn_in={self.burn_in}, "

@@ -168,7 +168,13 @@ def test_one_core_and_all_cores_agree_to_four_decimals():
     ({"seed": "x"}, {}, TypeError, r"`seed` must be an integer"),
     ({}, {"X": np.r_[np.ones((5, 4)), [[np.inf, 0, 0, 0]]]}, ValueError, r"`X` must be finite"),
     ({}, {"y": np.r_[np.ones(5), np.nan]}, ValueError, r"`y` must be finite"),
-    ({}, {"X_test": np.ones((2, 4))}, ValueError, r"give both `X_test` and `y_test`"),
+    ({}, {"y_test": np.ones(2)}, ValueError, r"`y_test` was given without `X_test`"),
+    ({"keep_samples": 1}, {}, TypeError, r"`keep_samples` must be True or False; got int 1"),
+    ({"task": "ordinal"}, {"y": np.full(6, 3.0)}, ValueError,
+     r"`y` for task='ordinal' needs at least two distinct ratings; got only \[3.0\]"),
+    ({"task": "ordinal"}, {"X_test": np.ones((2, 4)), "y_test": np.array([1.0, 4.0])},
+     ValueError, r"`y_test` has ratings that are not classes of the training ratings "
+                 r"\[0.0, 0.5, 1.0, 2.0\]: e.g. 4.0"),
     ({}, {"X_test": np.ones((2, 3)), "y_test": np.ones(2)}, ValueError,
      r"`X_test` has 3 feature columns, but the model expects n_features=4"),
 ])
@@ -187,3 +193,107 @@ def test_prediction_needs_a_fitted_model_and_probabilities_need_classification()
         bfm.predict_proba(np.eye(4))
     with pytest.raises(ValueError, match=r"`X` has 5 feature columns, but the model expects n_features=4"):
         bfm.predict(np.ones((2, 5)))
+
+
+# --- ordinal ratings (ordered probit) and accumulated test predictions ----------------------
+def _dense_scores(X, w0, w, V):
+    """ŷ by Rendle's eq. (1) as a numpy double sum over the feature pairs."""
+    Xd = np.asarray(X.todense() if sp.issparse(X) else X)
+    inter = Xd @ V
+    return w0 + Xd @ w + 0.5 * ((inter ** 2).sum(1) - ((Xd ** 2) @ (V ** 2)).sum(1))
+
+
+def _planted_ordinal(n_rows, seed, cut=(-1.2, -0.3, 0.5, 1.4)):
+    X, score, _ = planted_fm(n_rows=n_rows, noise=0.0, seed=seed)
+    rng = np.random.default_rng(seed + 100)
+    score = score - score.mean()            # the planted latent mean, centred
+    stars = 1 + np.searchsorted(np.array(cut), score + rng.standard_normal(n_rows))
+    return X, score, stars.astype(float), np.array(cut)
+
+
+def test_ordinal_recovers_planted_class_probabilities_and_cutpoint_gaps():
+    X, score, stars, cut = _planted_ordinal(3500, seed=3)
+    Xt, yt = X[3000:], stars[3000:]
+    bfm = fmlib.BayesianFM(k=3, num_sweeps=80, burn_in=30, task="ordinal", seed=0)
+    bfm.fit(X[:3000], stars[:3000])
+    np.testing.assert_array_equal(bfm.classes_, [1, 2, 3, 4, 5])
+    P = bfm.predict_proba(Xt)
+    np.testing.assert_allclose(P.sum(axis=1), 1.0)
+    edges = np.r_[-np.inf, cut, np.inf]
+    truth = np.diff(norm.cdf(edges[None, :] - score[3000:, None]), axis=1)
+    marginal = np.bincount(stars[:3000].astype(int) - 1, minlength=5) / 3000
+    err = np.abs(P - truth).mean()
+    assert err < 0.35 * np.abs(marginal[None, :] - truth).mean()
+    # only c - ŷ is identified: the gaps between the cut-points are
+    gaps = np.diff(bfm.samples_["cutpoints"], axis=1).mean(axis=0)
+    np.testing.assert_allclose(gaps, np.diff(cut), atol=0.15)
+    assert 0.3 < bfm.acceptance_rate_ <= 1.0
+    # expected rating and most probable class from the probabilities
+    np.testing.assert_allclose(bfm.predict(Xt), P @ np.arange(1, 6))
+    np.testing.assert_array_equal(bfm.predict(Xt, most_probable=True), 1 + P.argmax(axis=1))
+    rmse = np.sqrt(np.mean((bfm.predict(Xt) - yt) ** 2))
+    assert rmse < 0.9 * np.sqrt(np.mean((yt - stars[:3000].mean()) ** 2))
+
+
+def test_ordinal_classes_are_the_sorted_distinct_ratings():
+    X, _, stars, _ = _planted_ordinal(600, seed=4, cut=(-0.5, 0.5))
+    labels = np.array([2.0, 4.0, 7.0])[stars.astype(int) - 1]
+    bfm = fmlib.BayesianFM(k=2, num_sweeps=20, task="ordinal", seed=1).fit(X, labels)
+    np.testing.assert_array_equal(bfm.classes_, [2.0, 4.0, 7.0])
+    assert bfm.predict_proba(X[:5]).shape == (5, 3)
+    assert set(bfm.predict(X[:50], most_probable=True)) <= {2.0, 4.0, 7.0}
+    assert [c for c in bfm.trace_.columns if c.startswith("cutpoint")] == \
+        ["cutpoint[1]", "cutpoint[2]"]
+    with pytest.raises(ValueError, match="`most_probable` is for task='ordinal'"):
+        fmlib.BayesianFM(k=2, num_sweeps=3).fit(X, labels).predict(X, most_probable=True)
+
+
+def test_ordinal_on_relation_blocks_gives_the_flat_samples():
+    rng = np.random.default_rng(5)
+    users, items = sp.csr_matrix(np.eye(30)), sp.csr_matrix(np.c_[np.eye(20), rng.random((20, 3))])
+    u, i = rng.integers(0, 30, 500), rng.integers(0, 20, 500)
+    groups = {"user": slice(0, 30), "item": slice(30, 53)}
+    design = fmlib.RelationalDesign(None, [fmlib.RelationBlock(users, u, "user"),
+                                           fmlib.RelationBlock(items, i, "item")], groups=groups)
+    stars = rng.integers(1, 6, 500).astype(float)
+    fits = [fmlib.BayesianFM(k=2, num_sweeps=15, task="ordinal", groups=groups, seed=2)
+            .fit(d, stars) for d in (design, design.to_csr())]
+    for key in ("w0", "w", "V", "cutpoints"):
+        np.testing.assert_allclose(fits[0].samples_[key], fits[1].samples_[key], atol=1e-8)
+    np.testing.assert_allclose(fits[0].predict_proba(design[:40]),
+                               fits[1].predict_proba(design.to_csr()[:40]), atol=1e-8)
+
+
+@pytest.mark.parametrize("task", ["regression", "classification", "ordinal"])
+def test_accumulated_test_predictions_equal_the_mean_over_kept_samples(task):
+    X, score, stars, cut = _planted_ordinal(700, seed=6)
+    y = {"regression": score, "classification": (score > 0).astype(float),
+         "ordinal": stars}[task]
+    X_train, X_test = X[:500], X[500:]
+    args = dict(k=3, num_sweeps=25, burn_in=5, task=task, seed=3)
+    kept = fmlib.BayesianFM(**args).fit(X_train, y[:500], X_test=X_test)
+    # the reference: numpy over the kept samples
+    links = []
+    for s in range(20):
+        yh = _dense_scores(X_test, kept.samples_["w0"][s], kept.samples_["w"][s],
+                           kept.samples_["V"][s])
+        if task == "regression":
+            links.append(yh)
+        elif task == "classification":
+            links.append(norm.cdf(yh))
+        else:
+            edges = np.r_[-np.inf, kept.samples_["cutpoints"][s], np.inf]
+            links.append(np.diff(norm.cdf(edges[None, :] - yh[:, None]), axis=1))
+    mean = np.mean(links, axis=0)
+    if task == "regression":
+        np.testing.assert_allclose(kept.test_prediction_, mean, rtol=1e-9, atol=1e-9)
+    else:
+        np.testing.assert_allclose(kept.test_proba_, mean, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(kept.predict_proba(X_test), kept.test_proba_, atol=1e-12)
+    np.testing.assert_allclose(kept.predict(X_test), kept.test_prediction_, atol=1e-12)
+    # without samples: the same draws, the same accumulated predictions, nothing kept
+    light = fmlib.BayesianFM(**args, keep_samples=False).fit(X_train, y[:500], X_test=X_test)
+    assert not hasattr(light, "samples_")
+    np.testing.assert_allclose(light.test_prediction_, kept.test_prediction_, atol=1e-12)
+    with pytest.raises(RuntimeError, match="keep_samples=False"):
+        light.predict(X_test)

@@ -151,7 +151,7 @@ def test_bayesian_fm_clone_get_set_params():
     bfm = fmlib.BayesianFM(k=3, num_sweeps=20, burn_in=5, seed=7)
     params = bfm.get_params()
     assert params == {"k": 3, "num_sweeps": 20, "burn_in": 5, "task": "regression",
-                      "groups": None, "init_std": 0.1, "seed": 7}
+                      "groups": None, "init_std": 0.1, "seed": 7, "keep_samples": True}
     clone = sklearn.base.clone(bfm)
     assert clone is not bfm and clone.get_params() == params
     assert clone.set_params(k=4).k == 4

@@ -1,0 +1,89 @@
+"""Benchmark: mean-field variational inference, fmlib against myFM, on MovieLens u1.
+
+MovieLens 100k, fold u1, the flat user + item one-hot design (the design of myFM's
+``ml-100k-variational.py`` with ``--feature mf``), rank 10, one prior group per
+one-hot block. ``fmlib.VariationalFM`` (numpy coordinate ascent, flat matrices only)
+and myFM 0.4.0's ``VariationalFMRegressor``, same number of iterations, in one process;
+test RMSE (not clipped), seconds, and fmlib's ELBO per iteration (it must not
+decrease). fmlib's implementation is written for reading, one numpy call per column and
+factor, not for speed; myFM's is compiled C++.
+
+    python benchmarks/bench_variational.py [--iters 50] [--out PATH]
+    python benchmarks/bench_variational.py --smoke      # seconds: 2 iterations, 4000 ratings
+
+Writes benchmarks/results/variational.json (with the provenance block of
+``benchmarks/common.py``) and prints a table; ``--smoke`` writes to a temporary file.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ["TQDM_DISABLE"] = "1"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+import numpy as np  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
+
+import fmlib  # noqa: E402
+
+OUT = common.RESULTS / "variational.json"
+RANK = 10
+rmse = common.rmse
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--iters", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=0)
+    common.add_smoke_arguments(parser, OUT)
+    args = parser.parse_args()
+    record = common.provenance(smoke=args.smoke)
+    out_path = common.results_path(args, OUT)
+    myfm = common.peer("myfm", args.smoke)
+    if args.smoke:
+        args.iters = 2
+    ml = common.movielens()
+    train, test = common.fold_frames(ml, "u1", side=False, smoke=args.smoke)
+    y, y_test = train["rating"].to_numpy(float), test["rating"].to_numpy(float)
+    users, items = ml.users["user"].to_numpy(), ml.items["item"].to_numpy()
+
+    def one_hot(frame):
+        u = np.searchsorted(users, frame["user"].to_numpy())
+        i = np.searchsorted(items, frame["item"].to_numpy())
+        rows = np.repeat(np.arange(len(frame)), 2)
+        cols = np.stack([u, users.size + i], 1).ravel()
+        return sp.csr_matrix((np.ones(rows.size), (rows, cols)),
+                             shape=(len(frame), users.size + items.size))
+
+    X, X_test = one_hot(train), one_hot(test)
+    groups = {"user": slice(0, users.size), "item": slice(users.size, X.shape[1])}
+    result = {"protocol": {"fold": "u1", "design": "user + item one-hot", "rank": RANK,
+                           "iterations": args.iters, "seed": args.seed, "clipped": False}}
+    with common.Timer() as t:
+        vfm = fmlib.VariationalFM(k=RANK, num_iter=args.iters, groups=groups, seed=args.seed)
+        vfm.fit(X, y)
+    elbo = vfm.trace_["elbo"].to_numpy()
+    result["fmlib"] = {"rmse": rmse(vfm.predict(X_test), y_test), "seconds_fit": t.seconds,
+                       "cpu_seconds_fit": t.cpu_seconds,
+                       "elbo_first_last": [float(elbo[0]), float(elbo[-1])],
+                       "elbo_non_decreasing": bool(np.all(np.diff(elbo) >= -1e-9 * np.abs(elbo[1:])))}
+    if myfm is not None:
+        with common.Timer() as t:
+            fm = myfm.VariationalFMRegressor(rank=RANK, random_seed=args.seed)
+            fm.fit(X, y, n_iter=args.iters, group_shapes=[users.size, items.size])
+        result["myfm"] = {"rmse": rmse(fm.predict(X_test), y_test), "seconds_fit": t.seconds,
+                          "cpu_seconds_fit": t.cpu_seconds}
+    for lib in [k for k in ("fmlib", "myfm") if k in result]:
+        r = result[lib]
+        print(f"{lib:6s} RMSE {r['rmse']:.4f}  fit {r['seconds_fit']:7.1f} s")
+    print(f"fmlib ELBO {elbo[0]:.1f} -> {elbo[-1]:.1f}, non-decreasing: "
+          f"{result['fmlib']['elbo_non_decreasing']}")
+    common.save_results(out_path, result, record, replace=True)
+
+
+if __name__ == "__main__":
+    main()
