@@ -271,7 +271,7 @@ def log_posterior(theta: np.ndarray, y_hat: np.ndarray, labels: np.ndarray,
         \nabla^2 f = J^\top \mathbf H_c J + \operatorname{diag}\Big(e^{\theta_m}
         \sum_{j \ge m} g_j\Big)_{m > 1} - r \mathbf I.
 
-    The sums over the ratings run in one compiled pass (:func:`_sums`).
+    The sums over the ratings run in one compiled pass (``_sums``).
 
     Returns:
         ``f`` or ``(f, gradient (K-1,), Hessian (K-1, K-1))``.
