@@ -62,6 +62,7 @@ _EXPORTS = {
     "movielens_design": "fmlib.data.movielens_design",
     # learning
     "TrainingDivergedError": "fmlib.learning.divergence",
+    "TrainingInterrupted": "fmlib.learning.divergence",
     "evaluate": "fmlib.learning.metrics",
     "train_step": "fmlib.learning.dense",
     "FMLayer": "fmlib.learning.keras_fm",

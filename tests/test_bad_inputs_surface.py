@@ -231,7 +231,7 @@ def test_fit_dataset_with_out_of_range_ids(index):
     """A sparse batch whose column id is beyond the model's width surfaced as graph text."""
     st = tf.SparseTensor([[0, 0], [1, index]], [1.0, 1.0], [2, 16])
     data = tf.data.Dataset.from_tensors((st, tf.constant([1.0, 2.0])))
-    with pytest.raises(ValueError, match="`X`.*(index|column|range)"):
+    with pytest.raises(ValueError, match=r"`X`.*(ind|column).*\[0, 16\)"):
         fmlib.fit(fmlib.FactorizationMachine(16, k=2, seed=0), data, None, num_epochs=1)
 
 
@@ -282,3 +282,23 @@ def test_estimator_divergence_quotes_the_users_lr(est):
     with pytest.raises(fmlib.TrainingDivergedError, match=r"lr=1e\+30|lr=1e30|lr=1\.0e\+30") as info:
         est(k=2, lr=1e30, num_epochs=3, solver="sgd", random_state=0).fit(X * 1e3, y)
     assert "0.01" not in str(info.value)
+
+
+# ---------------------------------------------------------------- solvers: overflow is divergence
+
+@pytest.mark.parametrize("scale", [1e160, 1e200])
+@pytest.mark.parametrize("lambdas", [(0.0, 0.0), (0.5, 2.0)])
+def test_als_overflow_is_a_divergence_quoting_the_users_arguments(scale, lambdas):
+    fm = fmlib.FactorizationMachine(16, k=2, seed=0, dtype=tf.float64)
+    with np.errstate(all="ignore"), pytest.raises(
+            fmlib.TrainingDivergedError,
+            match=rf"ALS sweep 1.*lambda_w={lambdas[0]}, lambda_v={lambdas[1]}"):
+        fmlib.fit(fm, X * scale, Y * scale, solver="als", num_epochs=3,
+                  lambda_w=lambdas[0], lambda_v=lambdas[1])
+
+
+@pytest.mark.parametrize("k, sweeps", [(2, 5), (3, 7)])
+def test_sampler_overflow_is_a_divergence_quoting_the_users_arguments(k, sweeps):
+    with np.errstate(all="ignore"), pytest.raises(
+            fmlib.TrainingDivergedError, match=rf"MCMC sweep.*k={k}, num_sweeps={sweeps}"):
+        fmlib.BayesianFM(k=k, num_sweeps=sweeps, seed=0).fit(X * 1e200, Y * 1e150)

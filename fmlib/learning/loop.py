@@ -11,7 +11,8 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from fmlib.learning.divergence import TrainingDivergedError, advice, check_weights_finite, diverged
+from fmlib.learning.divergence import (TrainingDivergedError, TrainingInterrupted, advice,
+                                       check_weights_finite, diverged)
 from fmlib.learning.metrics import metrics
 from fmlib.model.fm import FactorizationMachine
 
@@ -21,12 +22,41 @@ LOSS_NAMES = {"loss": "training loss", "val_loss": "validation loss"}
 def run_epochs(model: FactorizationMachine, run_epoch: Callable[[], float], num_epochs: int,
             task: str, validation: tuple | None, patience: int | None, verbose: bool,
             lr: Any) -> pd.DataFrame:
-    """The epoch loop every solver shares: validation, early stopping, the history table."""
+    """The epoch loop every solver shares: validation, early stopping, the history table.
+
+    Ctrl-C (``KeyboardInterrupt``) raises :class:`TrainingInterrupted` with the history of the
+    completed epochs. If ``run_epoch`` changes the weights only in whole steps (its attribute
+    ``whole_steps`` is True: each step one compiled call, which an interrupt cannot split), the
+    model keeps the weights of its last completed step; otherwise those of the last completed
+    epoch, restored from a copy taken before each epoch.
+    """
     variables = [model.w0, model.w, model.V]
     rows, seconds, best, best_weights, best_epoch, waited = [], [], math.inf, None, None, 0
+    whole_steps = getattr(run_epoch, "whole_steps", False)
+
+    def history_of(rows) -> pd.DataFrame:
+        history = (pd.DataFrame(rows).set_index("epoch") if rows
+                   else pd.DataFrame(columns=["loss"], index=pd.Index([], name="epoch")))
+        history.attrs["epoch_seconds"] = seconds[:len(rows)]
+        return history
+
     for epoch in range(1, num_epochs + 1):
         started = time.perf_counter()
-        train_loss = run_epoch()
+        before = None if whole_steps else [v.numpy() for v in variables]
+        try:
+            train_loss = run_epoch()
+        except KeyboardInterrupt:
+            if before is not None:
+                for var, value in zip(variables, before):
+                    var.assign(value)
+                kept = (f"the weights after epoch {epoch - 1}, its last completed epoch"
+                        if epoch > 1 else "the weights it had before fit")
+            else:
+                kept = "the weights of its last completed step"
+            raise TrainingInterrupted(
+                f"Training was interrupted (Ctrl-C) during epoch {epoch} of {num_epochs}; the "
+                f"model keeps {kept}. The {len(rows)} completed epoch(s) are in this "
+                "exception's `history`.", history_of(rows)) from None
         seconds.append(time.perf_counter() - started)
         check_weights_finite(variables, f"in epoch {epoch}", lr)
         row = {"epoch": epoch, "loss": train_loss}

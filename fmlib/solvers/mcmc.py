@@ -44,6 +44,7 @@ from fmlib.learning.metrics import accuracy, rmse
 from fmlib.solvers.registry import HyperParameters
 from fmlib.validation import (as_host_matrix, as_labels, as_targets, check_float, check_int, check_seed, check_task)
 from fmlib.validation import column_groups
+from fmlib.learning.divergence import TrainingInterrupted, check_solver_weights
 from fmlib.model.fm import FactorizationMachine
 from fmlib.data.design import RelationalDesign
 from fmlib.data.design_predict import predict as relational_predict
@@ -182,6 +183,7 @@ class BayesianFM(HyperParameters):
         if X.shape[0] == 0:
             raise ValueError("`X` has no rows; there is nothing to train on.")
         y = self._targets(y, X.shape[0], "y")
+        previous = {name: getattr(self, name, None) for name in ("n_features_in_", "groups_")}
         self.n_features_in_ = X.shape[1]
         test = None
         if (X_test is None) != (y_test is None):
@@ -193,8 +195,24 @@ class BayesianFM(HyperParameters):
         self.groups_ = (list(self.groups) if isinstance(self.groups, Mapping) else
                         ["all"] if self.groups is None else
                         [str(g) for g in np.unique(np.asarray(self.groups))])
-        self._run(X, y, group, burn_in, test)
+        try:
+            self._run(X, y, group, burn_in, test)
+        except KeyboardInterrupt:   # the samples and trace are set only when the run completes
+            for name, value in previous.items():
+                if value is None:
+                    self.__dict__.pop(name, None)
+                else:
+                    setattr(self, name, value)
+            raise TrainingInterrupted(
+                "BayesianFM.fit was interrupted (Ctrl-C) while sampling; the estimator is as it "
+                "was before this fit (no new samples kept). Use fewer `num_sweeps` for a "
+                "shorter run.") from None
         return self
+
+    def _settings(self) -> str:
+        """The arguments the user passed that shape the sampler, for divergence messages."""
+        return (f"BayesianFM(k={self.k}, num_sweeps={self.num_sweeps}, init_std={self.init_std}, "
+                f"task={self.task!r})")
 
     def _run(self, X, y, group, burn_in, test) -> None:
         rng = np.random.default_rng(self.seed)
@@ -217,6 +235,7 @@ class BayesianFM(HyperParameters):
             sweeper.update_w(alpha, mu_w[group], lam_w[group], rng.standard_normal(n), True)
             mu_v, lam_v = draw_normal_gamma(rng, sweeper.V, group, G, mu_v)
             sweeper.update_V(alpha, mu_v[group], lam_v[group], rng.standard_normal((n, k)), True)
+            check_solver_weights(sweeper.weights(), f"in MCMC sweep {sweep}", self._settings())
             if sweep > burn_in:
                 for key, value in sweeper.weights().items():
                     kept[key].append(value)
