@@ -545,14 +545,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         run = run_tf if args.method in TF_METHODS else run_libfm
         predictions = run(args)
         if args.out is not None:
-            with open(args.out, "w", encoding="utf-8") as handle:
-                handle.write("".join("%.9g\n" % p for p in predictions.tolist()))
+            from fmlib.fileio import write_text   # atomically: a failure keeps an old file
+
+            write_text(args.out, "".join("%.9g\n" % p for p in predictions.tolist()))
     except CommandLineError as err:
         print(f"python -m fmlib: error: {err}", file=sys.stderr)
         return 1
     except TrainingDiverged as err:
         print(f"python -m fmlib: error: {err}", file=sys.stderr)
         return 3
+    except KeyboardInterrupt as err:
+        print(f"python -m fmlib: interrupted (Ctrl-C){': ' + str(err) if str(err) else ''}; "
+              "nothing was written.", file=sys.stderr)
+        return 130
     except OSError as err:
         print(f"python -m fmlib: error: cannot write: {err}", file=sys.stderr)
         return 1

@@ -369,13 +369,17 @@ class FMModel(keras.Model):
             check_finite_array(values, label)
         return x
 
-    @staticmethod
-    def _prepare_y(y, name: str = "y"):
-        if y is None or isinstance(y, (tf.Tensor, tf.data.Dataset)):
+    def _prepare_y(self, y, name: str = "y"):
+        if y is None or isinstance(y, tf.data.Dataset):
             return y
-        y_arr = np.asarray(y)
+        y_arr = y.numpy() if isinstance(y, tf.Tensor) else np.asarray(y)
         check_numeric_array(y_arr.dtype, name)
         check_finite_array(y_arr.astype(np.float64), name)
+        if self.task == "classification" and not np.isin(y_arr, (0, 1)).all():
+            found = np.unique(y_arr)
+            raise ValueError(f"`{name}`: a classification model trains on labels 0 and 1 (binary "
+                             f"cross-entropy); got the values {found[:6].tolist()}"
+                             f"{' ...' if found.size > 6 else ''}. Map them to 0/1 first.")
         return y
 
     def fit(self, x=None, y=None, *args, **kwargs):
