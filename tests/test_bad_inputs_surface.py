@@ -271,7 +271,8 @@ class NotAModel:
     lambda m: fmlib.fit_bpr(m, np.eye(2), np.eye(3), [0, 1], [0, 1], num_epochs=1),
     lambda m: fmlib.FactorizationMachine.save(m, "x.npz"),
     lambda m: fmlib.FactorizationMachine.export(m, "x_model"),
-    lambda m: fmlib.mf_from_fm(m, 2, 3),
+    lambda m: fmlib.fit(m, np.eye(2), [1.0, 2.0]),
+    lambda m: fmlib.evaluate(m, np.eye(2), [1.0, 2.0]),
 ])
 @pytest.mark.parametrize("thing", [NotAModel(), "model.npz", None])
 def test_wrong_object_where_a_model_is_expected(tmp_path, monkeypatch, call, thing):
@@ -281,12 +282,35 @@ def test_wrong_object_where_a_model_is_expected(tmp_path, monkeypatch, call, thi
     assert list(tmp_path.iterdir()) == []
 
 
-def test_garbage_keras_file_is_named(tmp_path):
-    import keras
+@pytest.mark.parametrize("content", [b"not a zip archive at all" * 10, b"PK\x03\x04" + b"\0" * 50, b""])
+def test_garbage_keras_file_is_named(tmp_path, content):
     path = tmp_path / "model.keras"
-    path.write_bytes(b"not a zip archive at all" * 10)
-    with pytest.raises(ValueError, match="model.keras"):
-        fmlib.FMModel.load(path) if hasattr(fmlib.FMModel, "load") else fmlib.load_keras_model(path)
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match="`path`.*model.keras.*not a .keras"):
+        fmlib.FMModel.load(path)
+
+
+def test_missing_keras_file_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="`path`.*nothing.keras"):
+        fmlib.FMModel.load(tmp_path / "nothing.keras")
+
+
+def test_keras_round_trip_through_load(tmp_path):
+    model = fmlib.build_fm_model(5, k=2, seed=0)
+    model.compile()
+    x = np.random.default_rng(0).random((3, 5)).astype("float32")
+    model.save(tmp_path / "m.keras")
+    back = fmlib.FMModel.load(tmp_path / "m.keras")
+    np.testing.assert_allclose(back.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
+
+
+@pytest.mark.parametrize("content", [b"garbage" * 10, b"PK\x03\x04 broken"])
+def test_garbage_npz_file_gives_no_unsafe_advice(tmp_path, content):
+    path = tmp_path / "model.keras"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match="model.keras.*not a FactorizationMachine") as info:
+        fmlib.FactorizationMachine.load(path)
+    assert "allow_pickle" not in str(info.value)
 
 
 # ---------------------------------------------------------------- estimators

@@ -22,7 +22,9 @@ before training or predicting. Both layers are registered for ``.keras`` saving.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import zipfile
 from typing import Sequence
 
 import keras
@@ -321,6 +323,28 @@ class FMModel(keras.Model):
             loss, default_metrics = default_loss_and_metrics(self.task, self.from_logits)
             metrics = default_metrics if metrics is None else metrics
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+
+    @classmethod
+    def load(cls, path) -> "FMModel":
+        """A model saved with ``model.save("name.keras")``: ``keras.saving.load_model`` (fmlib's
+        layers are registered), with an error that names ``path`` when the file is missing or
+        is not a ``.keras`` archive (Keras says "File not found" for both)."""
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"`path` must be a path (str or os.PathLike); got {type(path).__name__}.")
+        path = os.fspath(path)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"`path`: no .keras file at {path!r}.")
+        if not zipfile.is_zipfile(path):
+            raise ValueError(f"`path`: {path!r} is not a .keras model file (the zip archive "
+                             "written by model.save('name.keras')).")
+        try:
+            model = keras.saving.load_model(path)
+        except (ValueError, KeyError, OSError, TypeError, zipfile.BadZipFile) as err:
+            raise ValueError(f"`path`: {path!r} could not be loaded as a Keras model: {err}") from None
+        if not isinstance(model, cls):
+            raise TypeError(f"`path`: {path!r} holds a {type(model).__name__}, not a fmlib "
+                            f"{cls.__name__}.")
+        return model
 
     def compile_from_config(self, config):
         """Recompile a loaded model (Keras skips models whose ``compile`` is overridden)."""

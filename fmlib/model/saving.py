@@ -54,8 +54,10 @@ def load(cls: type, path) :
             header = json.loads(str(data["header"]))
             weights = {name: data[name] for name in ("w0", "w", "V")}
     except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as err:
+        # (numpy's advice to load a non-.npz file "unsafely" with pickle is not repeated)
+        why = "it is not an .npz archive" if "pickle" in str(err) else str(err)
         raise ValueError(f"{path!r} is not a FactorizationMachine saved by fmlib "
-                         f"(FactorizationMachine.save): {err}") from None
+                         f"(FactorizationMachine.save): {why}") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ValueError(f"{path!r} is not a FactorizationMachine saved by fmlib: its header is {header!r}.")
     if header.get("format_version") != FORMAT_VERSION:
