@@ -25,7 +25,7 @@ import shutil
 import tempfile
 from typing import IO, Iterator
 
-__all__ = ["atomic_write", "atomic_directory", "write_text", "write_bytes", "format_float",
+__all__ = ["atomic_write", "atomic_path", "atomic_directory", "write_text", "write_bytes", "format_float",
            "check_writable_target"]
 
 
@@ -109,6 +109,32 @@ def atomic_write(path, mode: str = "w", encoding: str | None = "utf-8",
         with os.fdopen(fd, mode, **({"encoding": encoding, "newline": ""} if mode == "w" else {})) as handle:
             yield handle
             handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode_bits)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_folder(folder)
+
+
+@contextlib.contextmanager
+def atomic_path(path, name: str = "path") -> Iterator[str]:
+    """For writers that need a file *name* (``tf.io.TFRecordWriter``): ``with atomic_path(p) as
+    tmp: write(tmp)``; the temporary file, in the target's folder, replaces ``path`` when the
+    block ends without an exception and is removed otherwise."""
+    path = check_writable_target(path, name)
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        mode_bits = os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        mode_bits = _default_mode()
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.chmod(tmp, mode_bits)
         os.replace(tmp, path)

@@ -194,3 +194,27 @@ def test_save_libfm_interrupted_midway_keeps_the_previous_file(tmp_path, monkeyp
     with pytest.raises(KeyboardInterrupt):
         fmlib.save_libfm(path, np.ones((100, 3)), np.ones(100))
     assert path.read_text() == "1 0:1\n"
+
+
+# ------------------------------------------------------------------ TFRecord files
+
+def test_failed_write_examples_keeps_the_previous_file(tmp_path, monkeypatch):
+    from fmlib.distributed import records
+    path = tmp_path / "train.tfrecord"
+    X = np.eye(6)
+    records.write_examples(path, X, np.arange(6.0))
+    before = path.read_bytes()
+    real, calls = tf.train.Features, {"n": 0}
+
+    def dies_after_some_rows(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tf.train, "Features", dies_after_some_rows)
+    with pytest.raises(KeyboardInterrupt):
+        records.write_examples(path, 2 * X, np.arange(6.0))
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["train.tfrecord"]

@@ -129,3 +129,19 @@ def test_format_float_short_forms(value, text):
 def test_format_float_refuses_non_finite(value):
     with pytest.raises(ValueError, match="finite"):
         fileio.format_float(value)
+
+
+def test_atomic_path_for_writers_that_need_a_name(tmp_path):
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"old")
+    with pytest.raises(Boom):
+        with fileio.atomic_path(path) as tmp:
+            with open(tmp, "wb") as handle:
+                handle.write(b"half")
+            raise Boom
+    assert path.read_bytes() == b"old"
+    with fileio.atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            handle.write(b"new")
+    assert path.read_bytes() == b"new"
+    assert os.listdir(tmp_path) == ["f.bin"]

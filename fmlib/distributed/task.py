@@ -103,8 +103,9 @@ def main(argv=None) -> int:
     else:
         result = _train_multi_worker(args)
     if result is not None and args.result:
-        with open(args.result, "w") as f:
-            json.dump(result, f)
+        from fmlib.fileio import write_text
+
+        write_text(args.result, json.dumps(result))   # atomically: the launcher reads it whole
     return 0
 
 
