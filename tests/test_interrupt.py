@@ -145,3 +145,52 @@ def test_sigint_stops_a_process_training_on_an_endless_dataset(tmp_path):
     assert "interrupted (Ctrl-C) during epoch 1" in out
     fm = fmlib.FactorizationMachine.load(tmp_path / "fm.npz")
     assert np.isfinite(fm.V.numpy()).all()
+
+
+def _interrupted(call, seconds=2.0):
+    timer = _interrupt_after(seconds)
+    began = time.perf_counter()
+    try:
+        with pytest.raises(fmlib.TrainingInterrupted) as info:
+            call()
+    finally:
+        timer.cancel()
+    assert time.perf_counter() - began < seconds + 15
+    return info.value
+
+
+def test_ctrl_c_during_als_sweeps_keeps_a_completed_sweep():
+    rng = np.random.default_rng(0)
+    Xr, yr = rng.random((300, 40)), rng.random(300)
+    fm = fmlib.FactorizationMachine(40, k=4, seed=0, dtype=tf.float64)
+    stop = _interrupted(lambda: fmlib.fit(fm, Xr, yr, solver="als", num_epochs=10**7))
+    done = len(stop.history)
+    assert "after epoch" in str(stop) or "before fit" in str(stop)
+    # the kept weights are those of the last completed sweep: a fresh model with `done` sweeps
+    ref = fmlib.FactorizationMachine(40, k=4, seed=0, dtype=tf.float64)
+    if done:
+        fmlib.fit(ref, Xr, yr, solver="als", num_epochs=done)
+    for name, value in ref.get_weights().items():
+        np.testing.assert_allclose(fm.get_weights()[name], value, rtol=1e-9, atol=1e-12)
+
+
+def test_ctrl_c_during_bpr():
+    C = np.zeros((6, 16))
+    C[np.arange(6), np.arange(6)] = 1
+    I = np.zeros((10, 16))
+    I[np.arange(10), 6 + np.arange(10)] = 1
+    rng = np.random.default_rng(0)
+    ctx, pos = rng.integers(0, 6, 60), rng.integers(0, 10, 60)
+    fm = fmlib.FactorizationMachine(16, k=2, seed=0)
+    stop = _interrupted(lambda: fmlib.fit_bpr(fm, C, I, ctx, pos, num_epochs=10**7, batch_size=4))
+    assert "BPR training was interrupted" in str(stop)
+    assert np.isfinite(fm.V.numpy()).all()
+
+
+def test_ctrl_c_during_sampling_leaves_the_estimator_as_before():
+    rng = np.random.default_rng(0)
+    Xr, yr = rng.random((200, 12)), rng.random(200)
+    bfm = fmlib.BayesianFM(k=2, num_sweeps=10**7, seed=0)
+    stop = _interrupted(lambda: bfm.fit(Xr, yr))
+    assert "BayesianFM.fit was interrupted" in str(stop)
+    assert not hasattr(bfm, "samples_") and not hasattr(bfm, "n_features_in_")

@@ -64,11 +64,14 @@ def _parse_line(text: str, line_no: int, path: str, offset: int):
             col, val = int(index) - offset, float(value)
         except ValueError:
             col, val = -1, math.nan
-        if not colon or col < 0 or col >= MAX_INDEX or not math.isfinite(val):
+        if colon and col + offset >= MAX_INDEX:
+            raise LibFMFormatError(f"{where}: the index of {token!r} is too large (the largest "
+                                   f"index a matrix can hold here is 2^62 - 1).")
+        if not colon or col < 0 or not math.isfinite(val):
             lowest = "0" if offset == 0 else "1"
             raise LibFMFormatError(
                 f"{where}: expected index:value with an integer index >= "
-                f"{lowest} (and below 2^62) and a finite value; got {token!r}."
+                f"{lowest} and a finite value; got {token!r}."
             )
         cols.append(col)
         vals.append(val)
