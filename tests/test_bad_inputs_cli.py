@@ -128,3 +128,18 @@ def test_save_libfm_bad_targets(tmp_path, setup):
     path = tmp_path if setup == "dir" else tmp_path / "no" / "f.libfm"
     with pytest.raises(OSError, match="`path`"):
         fmlib.save_libfm(path, np.eye(2), [1.0, 2.0])
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"workers": 0}, ValueError, "`workers`"),
+    ({"ps": -1}, ValueError, "`ps`"),
+    ({"timeout": float("nan")}, ValueError, "`timeout`"),
+    ({"timeout": -1.0}, ValueError, "`timeout`"),
+    ({"timeout": 0}, ValueError, "`timeout`"),
+    ({"workers": 1.5}, TypeError, "`workers`"),
+])
+def test_launch_arguments_checked_before_any_process(tmp_path, kwargs, error, match):
+    from fmlib.distributed import launch
+    with pytest.raises(error, match=match):
+        launch([], tmp_path / "run", **kwargs)
+    assert not (tmp_path / "run").exists()
