@@ -121,28 +121,18 @@ def load_libfm(
         raise FileNotFoundError(f"`path`: no libFM file at {path!r}.")
     offset = 0 if zero_based else 1
     targets, indptr, indices, data = [], [0], [], []
-    with open(path, "rb") as handle:
-        for line_no, raw in enumerate(handle, start=1):
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                raise LibFMFormatError(
-                    f"{path}, line {line_no}: not UTF-8 text ({err.reason} at byte "
-                    f"{err.start}); a libFM file is plain text (is the file binary or UTF-16?)."
-                ) from None
-            if text.lstrip().startswith("#"):   # a comment line
-                continue
-            target, cols, vals = _parse_line(text, line_no, path, offset)
-            if n_features is not None and cols and max(cols) >= n_features:
-                raise LibFMFormatError(
-                    f"{path}, line {line_no}: index {max(cols) + offset} is beyond "
-                    f"n_features={n_features} (the largest allowed index is "
-                    f"{n_features - 1 + offset})."
-                )
-            targets.append(target)
-            indices.extend(cols)
-            data.extend(vals)
-            indptr.append(len(indices))
+    for line_no, text in _text_lines(path):
+        target, cols, vals = _parse_line(text, line_no, path, offset)
+        if n_features is not None and cols and max(cols) >= n_features:
+            raise LibFMFormatError(
+                f"{path}, line {line_no}: index {max(cols) + offset} is beyond "
+                f"n_features={n_features} (the largest allowed index is "
+                f"{n_features - 1 + offset})."
+            )
+        targets.append(target)
+        indices.extend(cols)
+        data.extend(vals)
+        indptr.append(len(indices))
     if not targets:
         raise LibFMFormatError(f"{path}: the file has no rows.")
     width = (max(indices) + 1 if indices else 0) if n_features is None else n_features
@@ -196,6 +186,23 @@ def save_libfm(path: str | os.PathLike, X: Any, y: Any, zero_based: bool = True)
     return os.fsdecode(os.fspath(path))
 
 
+def _text_lines(path: str):
+    """``(line number, text)`` of each line of a libFM file that is not a comment line; a line
+    that is not UTF-8 text (a binary or UTF-16 file) is a :class:`LibFMFormatError`."""
+    with open(path, "rb") as handle:
+        for line_no, raw in enumerate(handle, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise LibFMFormatError(
+                    f"{path}, line {line_no}: not UTF-8 text ({err.reason} at byte "
+                    f"{err.start}); a libFM file is plain text (is the file binary or UTF-16?)."
+                ) from None
+            if text.lstrip().startswith("#"):   # a comment line
+                continue
+            yield line_no, text
+
+
 def read_libfm_text(path: str | os.PathLike):
     """A libFM text file (``target index:value ...``) as ``(Rows, targets)``
     (:class:`fmlib.solvers.libfm.Rows`: CSR arrays), quickly and without TensorFlow or
@@ -210,22 +217,25 @@ def read_libfm_text(path: str | os.PathLike):
             return Rows(indptr, idx, values, int(idx.max()) + 1 if idx.size else 0), y
     path = os.fspath(path)
     targets, indptr, indices, data = [], [0], [], []
-    with open(path, encoding="utf-8") as handle:
-        for line_no, text in enumerate(handle, start=1):
-            tokens = text.split("#", 1)[0].split()
-            if not tokens:
-                raise LibFMFormatError(f"{path}, line {line_no}: expected a target value "
-                                       "followed by index:value pairs; got an empty line.")
-            try:
-                targets.append(float(tokens[0]))
-                for token in tokens[1:]:
-                    col, value = token.split(":")
-                    indices.append(int(col))
-                    data.append(float(value))
-            except ValueError:
-                _parse_line(text, line_no, path, 0)   # raises the precise message
-                raise
-            indptr.append(len(indices))
+    for line_no, text in _text_lines(path):
+        if "\x00" in text:
+            _parse_line(text, line_no, path, 0)   # raises: NUL bytes
+        tokens = text.split("#", 1)[0].split()
+        if not tokens:
+            raise LibFMFormatError(f"{path}, line {line_no}: expected a target value "
+                                   "followed by index:value pairs; got an empty line.")
+        try:
+            targets.append(float(tokens[0]))
+            for token in tokens[1:]:
+                col, value = token.split(":")
+                if int(col) >= MAX_INDEX or int(col) < 0:
+                    raise ValueError(col)
+                indices.append(int(col))
+                data.append(float(value))
+        except ValueError:
+            _parse_line(text, line_no, path, 0)   # raises the precise message
+            raise
+        indptr.append(len(indices))
     if not targets:
         raise LibFMFormatError(f"{path}: the file has no rows.")
     idx = np.asarray(indices, np.int64)
@@ -253,4 +263,9 @@ def _plain_bytes(raw: np.ndarray) -> bool:
     if raw.size == 0 or not _PLAIN[raw].all():
         return False
     newline = raw == 10
-    return not (newline[0] or np.any(newline[1:] & newline[:-1]))
+    if newline[0] or np.any(newline[1:] & newline[:-1]):
+        return False
+    # a run of more than 18 digits may not fit an int64 index: the line parser reports it
+    digit = np.r_[False, (raw >= 48) & (raw <= 57), False].astype(np.int8)
+    edges = np.flatnonzero(np.diff(digit))
+    return not (edges.size and (edges[1::2] - edges[::2]).max() > 18)
