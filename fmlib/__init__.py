@@ -63,6 +63,7 @@ _EXPORTS = {
     "myfm_movielens_design": "fmlib.data.myfm_protocol",
     # learning
     "TrainingDivergedError": "fmlib.learning.divergence",
+    "TrainingInterrupted": "fmlib.learning.divergence",
     "evaluate": "fmlib.learning.metrics",
     "train_step": "fmlib.learning.dense",
     "FMLayer": "fmlib.learning.keras_fm",

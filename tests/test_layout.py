@@ -17,7 +17,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1] / "fmlib"
 
 LAYERS = [
-    {"fmlib.validation", "fmlib.version"},
+    {"fmlib.validation", "fmlib.version", "fmlib.fileio"},
     {"fmlib.model"},
     {"fmlib.data"},
     {"fmlib.learning"},

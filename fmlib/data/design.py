@@ -28,7 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 import tensorflow as tf
 
-from fmlib.validation import as_host_matrix, column_groups
+from fmlib.validation import as_host_matrix, check_dtype, column_groups
 
 
 def _as_block_matrix(data: Any, name: str) -> sp.csr_matrix:
@@ -287,7 +287,9 @@ class RelationalDesign:
         return flat if flat.dtype == self.X.dtype else flat.astype(self.X.dtype)
 
     def astype(self, dtype: Any) -> "RelationalDesign":
-        """The same design with values of ``dtype`` (float32 or float64)."""
+        """The same design with values of ``dtype`` (float32 or float64; an integer dtype would
+        truncate the values and is refused)."""
+        dtype = check_dtype(dtype).as_numpy_dtype
         out = self._like(
             self.X.astype(dtype),
             [b.data.astype(dtype) for b in self.blocks],

@@ -27,7 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 import tensorflow as tf
 
-from fmlib.validation import check_int, check_seed
+from fmlib.validation import check_dtype, check_int, check_seed
 from fmlib.data.synthetic import PlantedFM, _power_law_weights, make_ratings
 
 
@@ -73,7 +73,9 @@ class RatingStream:
         return -(-self.n_ratings // self.chunk_size)
 
     def chunk(self, c: int, dtype=np.float32) -> tuple[sp.csr_matrix, np.ndarray]:
-        """Chunk ``c`` as ``(X, y)``: a CSR matrix of ``n_features`` columns and its ratings."""
+        """Chunk ``c`` as ``(X, y)``: a CSR matrix of ``n_features`` columns and its ratings
+        (``dtype`` float32 or float64: an integer dtype would truncate the ratings)."""
+        dtype = check_dtype(dtype).as_numpy_dtype
         c = check_int(c, "c", 0)
         if c >= self.n_chunks:
             raise ValueError(f"`c` must be < n_chunks = {self.n_chunks}; got {c}.")
@@ -111,7 +113,8 @@ class RatingStream:
         """A ``tf.data.Dataset`` of ``(X batch, y batch)``: sparse batches of ``batch_size`` rows
         cut from each chunk in turn (for ``fmlib.fit``). One chunk is held at a time."""
         batch_size = check_int(batch_size, "batch_size")
-        np_dtype = tf.as_dtype(dtype).as_numpy_dtype
+        dtype = check_dtype(dtype)   # an integer dtype would truncate ratings
+        np_dtype = dtype.as_numpy_dtype
 
         def batches():
             for X, y in self.chunks(np_dtype):

@@ -36,7 +36,20 @@ def _terminate(signum, frame):
 
 
 def main(argv=None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    from .task import TRAINING_BOUNDS, flag_errors
+
+    # every flag checked before any process starts: one line per error, exit code 2 (argparse's)
+    errors = flag_errors(args, {**TRAINING_BOUNDS, "--workers": (1, False), "--ps": (0, False),
+                                "--timeout": (0, True), "--users": (1, False),
+                                "--items": (1, False), "--ratings": (1, False)})
+    if args.train is not None and args.n_features is None:
+        errors.append("--train needs --n-features")
+    if errors:
+        for line in errors:
+            print(f"{p.prog}: error: {line}", file=sys.stderr)
+        return 2
     signal.signal(signal.SIGTERM, _terminate)
     from fmlib.distributed.launcher import ClusterError, launch
     from fmlib.distributed.run import run_local
@@ -56,9 +69,6 @@ def main(argv=None) -> int:
                 timeout=args.timeout, run_dir=args.run_dir, save=args.save,
                 say=lambda line: print(line, flush=True))
         else:
-            if args.n_features is None:
-                print("error: --train needs --n-features", file=sys.stderr)
-                return 2
             from fmlib.distributed.evaluation import history_frame
 
             forwarded = sys.argv[1:] if argv is None else list(argv)

@@ -170,6 +170,8 @@ def launch(task_args: list[str], run_dir, *, workers: int = 2, ps: int = 0,
     workers = check_int(workers, "workers")
     ps = check_int(ps, "ps", 0)
     timeout = check_float(timeout, "timeout")
+    if timeout == 0:
+        raise ValueError("`timeout` must be > 0 seconds; got 0.")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     result = run_dir / "result.json"

@@ -13,6 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 import tensorflow as tf
 
+from fmlib.fileio import atomic_path
 from fmlib.validation import as_host_matrix, as_targets
 from fmlib.distributed.lookup import Batch
 
@@ -32,7 +33,7 @@ def write_examples(path, X, y) -> int:
     """
     Xh = sp.csr_matrix(as_host_matrix(X, None, tf.float32, name="X"))
     yh = as_targets(y, Xh.shape[0], name="y").astype(np.float32)
-    with tf.io.TFRecordWriter(os.fspath(path)) as writer:
+    with atomic_path(path) as tmp, tf.io.TFRecordWriter(tmp) as writer:
         for r in range(Xh.shape[0]):
             a, b = Xh.indptr[r], Xh.indptr[r + 1]
             example = tf.train.Example(features=tf.train.Features(feature={

@@ -45,6 +45,27 @@ def training_parser() -> argparse.ArgumentParser:
     return p
 
 
+def flag_errors(args, bounds: dict) -> list[str]:
+    """One line per flag out of range: ``bounds`` maps a flag to ``(minimum, strict)``; a flag
+    whose value is None (not given) is skipped. NaN and infinities are out of range."""
+    import math
+
+    errors = []
+    for flag, (minimum, strict) in bounds.items():
+        value = getattr(args, flag.lstrip("-").replace("-", "_"), None)
+        if value is None:
+            continue
+        ok = math.isfinite(value) and (value > minimum if strict else value >= minimum)
+        if not ok:
+            errors.append(f"{flag} must be {'>' if strict else '>='} {minimum}; got {value}")
+    return errors
+
+
+TRAINING_BOUNDS = {"--n-features": (1, False), "--k": (1, False), "--init-std": (0, False),
+                   "--epochs": (1, False), "--batch-size": (1, False), "--lr": (0, True),
+                   "--seed": (0, False), "--shards": (1, False)}
+
+
 def main(argv=None) -> int:
     faulthandler.register(signal.SIGUSR1)   # `kill -USR1 <pid>`: Python stacks into the log
     parser = argparse.ArgumentParser(prog="python -m fmlib.distributed.task",
@@ -52,6 +73,11 @@ def main(argv=None) -> int:
     parser.add_argument("--result", default=None, help="JSON file the chief writes")
     parser.add_argument("--save", default=None, help=".npz file for the trained model")
     args = parser.parse_args(argv)
+    errors = flag_errors(args, TRAINING_BOUNDS)
+    if errors:
+        for line in errors:
+            print(f"{parser.prog}: error: {line}", file=sys.stderr)
+        return 2
     import tensorflow as tf
 
     # TensorFlow sizes its inter-op thread pool by the usable cores; with one core (taskset, a
@@ -77,8 +103,9 @@ def main(argv=None) -> int:
     else:
         result = _train_multi_worker(args)
     if result is not None and args.result:
-        with open(args.result, "w") as f:
-            json.dump(result, f)
+        from fmlib.fileio import write_text
+
+        write_text(args.result, json.dumps(result))   # atomically: the launcher reads it whole
     return 0
 
 

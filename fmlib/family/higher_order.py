@@ -51,6 +51,14 @@ def check_order(order, name: str = "order", minimum: int = 1) -> int:
     return check_int(order, name, minimum)
 
 
+def check_order_bound(order: int, n_features: int, name: str = "order") -> None:
+    """A model's order cannot exceed its number of features (no interaction of more distinct
+    features exists; the build would cost O(order) weights and ops for terms that are 0)."""
+    if order > n_features:
+        raise ValueError(f"`{name}` must be at most n_features={n_features} (an interaction of "
+                         f"{name} distinct features); got {order}.")
+
+
 def _host_pair(X, P, order: int) -> tuple[np.ndarray, np.ndarray]:
     """``X`` (batch, n) and ``P`` (n, k) as float64 numpy arrays, checked against each other."""
     P = np.asarray(P)
@@ -134,7 +142,18 @@ def _anova_unchecked(X, P: tf.Tensor, order: int) -> tf.Tensor:
     for t in range(1, order + 1):
         signed = [(-1.0) ** (s + 1) * A[t - s] * D[s] for s in range(1, t + 1)]
         A.append(tf.add_n(signed) / t)
-    return A[order]
+    # A row with fewer non-zeros than the order has no such subset: its kernel is exactly 0,
+    # but the power sums cancel only up to rounding (float32: errors of order 1)
+    enough = tf.cast(_row_nonzeros(X) >= order, A[order].dtype)
+    return A[order] * enough[:, None]
+
+
+def _row_nonzeros(X) -> tf.Tensor:
+    """``(batch,)`` number of non-zero entries per row of a dense or sparse batch."""
+    if isinstance(X, tf.SparseTensor):
+        present = tf.cast(tf.not_equal(X.values, 0), tf.int64)
+        return tf.math.unsorted_segment_sum(present, X.indices[:, 0], tf.shape(X, out_type=tf.int64)[0])
+    return tf.math.count_nonzero(X, axis=1, dtype=tf.int64)
 
 
 def anova_fast(X, P, order: int) -> tf.Tensor:
@@ -170,6 +189,8 @@ def anova_fast(X, P, order: int) -> tf.Tensor:
             f"{tuple(P.shape)} and dtype {P.dtype.name}."
         )
     X = as_batch(X, n_features=P.shape[0], dtype=P.dtype, name="X")
+    if order > P.shape[0]:   # no subset of `order` distinct features: exactly 0, and no work
+        return tf.zeros([tf.shape(X)[0]], P.dtype)
     return tf.reduce_sum(_anova_unchecked(X, P, order), axis=1)
 
 
@@ -208,6 +229,7 @@ class HigherOrderFMLayer(FMLayer):
 
     def build(self, input_shape):
         super().build(input_shape)
+        check_order_bound(self.order, self.n_features)
         self.P = [self.V] + [
             self.add_weight(
                 shape=(self.n_features, self.k),
@@ -289,6 +311,7 @@ def build_higher_order_fm_model(
     task, from_logits = check_output(task, from_logits)
     n_features = check_int(n_features, "n_features")
     order = check_order(order, minimum=2)
+    check_order_bound(order, n_features)
     options = layer_options(k, w0_init, l2_w, l2_v, v_init_std, seed)
     inputs = keras.Input(
         shape=(n_features,), sparse=check_bool(sparse, "sparse"), name="x"

@@ -356,13 +356,15 @@ def run_libfm(args: argparse.Namespace, out=None):
     return predictions
 
 
-def _check_finite(params, iteration: int) -> None:
+def _check_finite(params, iteration: int, lr: float | None = None) -> None:
     import numpy as np
 
     if not (np.isfinite(params.w0[0]) and np.all(np.isfinite(params.w))
             and np.all(np.isfinite(params.V))):
+        advice = (f"try a smaller -learn_rate (lr={lr} now)" if lr is not None
+                  else "try a stronger -regular, or scale the data down")
         raise TrainingDiverged(f"training diverged at iteration {iteration}: non-finite "
-                               f"parameters (try a smaller -learn_rate).")
+                               f"parameters ({advice}).")
 
 
 def _line(i: int, train: float, test: float | None, extra: str = "") -> str:
@@ -396,7 +398,7 @@ def _run_sgd(args, data, params, reg, task, rlog, out, L):
         else:
             sgda.epoch()
         learn = time.process_time() - start
-        _check_finite(params, i)
+        _check_finite(params, i, args.lr)
         if sgda is not None:
             val = evaluate(*data.validation)
         train = evaluate(data.X, data.y)
@@ -545,14 +547,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         run = run_tf if args.method in TF_METHODS else run_libfm
         predictions = run(args)
         if args.out is not None:
-            with open(args.out, "w", encoding="utf-8") as handle:
-                handle.write("".join("%.9g\n" % p for p in predictions.tolist()))
+            from fmlib.fileio import write_text   # atomically: a failure keeps an old file
+
+            write_text(args.out, "".join("%.9g\n" % p for p in predictions.tolist()))
     except CommandLineError as err:
         print(f"python -m fmlib: error: {err}", file=sys.stderr)
         return 1
     except TrainingDiverged as err:
         print(f"python -m fmlib: error: {err}", file=sys.stderr)
         return 3
+    except KeyboardInterrupt as err:
+        print(f"python -m fmlib: interrupted (Ctrl-C){': ' + str(err) if str(err) else ''}; "
+              "nothing was written.", file=sys.stderr)
+        return 130
     except OSError as err:
         print(f"python -m fmlib: error: cannot write: {err}", file=sys.stderr)
         return 1

@@ -30,7 +30,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from fmlib.validation import check_float, check_seed
+from fmlib.validation import check_float, check_learning_rate, check_seed
 from fmlib.solvers.mcmc import BayesianFM
 from fmlib.model.fm import FactorizationMachine
 from fmlib.solvers.fit import fit
@@ -103,6 +103,7 @@ def train_epochs(
                 groups=groups,
             )
         return
+    lr = check_learning_rate(lr)
     optimizer = _OPTIMIZERS[solver](learning_rate=lr)
     rng = np.random.default_rng(seed)
     for _ in range(num_epochs):
@@ -115,6 +116,7 @@ def train_epochs(
             num_epochs=1,
             batch_size=batch_size,
             optimizer=optimizer,
+            lr=lr,   # not used by an optimizer instance; quoted if training diverges
             lambda_w=lambda_w,
             lambda_v=lambda_v,
             shuffle=False,

@@ -99,6 +99,7 @@ def gradient_epochs(model, Xh, yh, task, batch_size, optimizer, lr, lambda_w, la
         _check_after_last_step(model, loss_fn, Xb, tf.constant(ye[s:e]), f"in epoch {epochs_done}", lr)
         return float(tf.add_n(losses)) / n
 
+    epoch.whole_steps = True   # each step is one compiled call: an interrupt falls between steps
     return epoch
 
 

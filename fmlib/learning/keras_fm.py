@@ -22,7 +22,9 @@ before training or predicting. Both layers are registered for ``.keras`` saving.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import zipfile
 from typing import Sequence
 
 import keras
@@ -322,6 +324,28 @@ class FMModel(keras.Model):
             metrics = default_metrics if metrics is None else metrics
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
 
+    @classmethod
+    def load(cls, path) -> "FMModel":
+        """A model saved with ``model.save("name.keras")``: ``keras.saving.load_model`` (fmlib's
+        layers are registered), with an error that names ``path`` when the file is missing or
+        is not a ``.keras`` archive (Keras says "File not found" for both)."""
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"`path` must be a path (str or os.PathLike); got {type(path).__name__}.")
+        path = os.fspath(path)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"`path`: no .keras file at {path!r}.")
+        if not zipfile.is_zipfile(path):
+            raise ValueError(f"`path`: {path!r} is not a .keras model file (the zip archive "
+                             "written by model.save('name.keras')).")
+        try:
+            model = keras.saving.load_model(path)
+        except (ValueError, KeyError, OSError, TypeError, zipfile.BadZipFile) as err:
+            raise ValueError(f"`path`: {path!r} could not be loaded as a Keras model: {err}") from None
+        if not isinstance(model, cls):
+            raise TypeError(f"`path`: {path!r} holds a {type(model).__name__}, not a fmlib "
+                            f"{cls.__name__}.")
+        return model
+
     def compile_from_config(self, config):
         """Recompile a loaded model (Keras skips models whose ``compile`` is overridden)."""
         self.compile(**keras.saving.deserialize_keras_object(config))
@@ -369,13 +393,17 @@ class FMModel(keras.Model):
             check_finite_array(values, label)
         return x
 
-    @staticmethod
-    def _prepare_y(y, name: str = "y"):
-        if y is None or isinstance(y, (tf.Tensor, tf.data.Dataset)):
+    def _prepare_y(self, y, name: str = "y"):
+        if y is None or isinstance(y, tf.data.Dataset):
             return y
-        y_arr = np.asarray(y)
+        y_arr = y.numpy() if isinstance(y, tf.Tensor) else np.asarray(y)
         check_numeric_array(y_arr.dtype, name)
         check_finite_array(y_arr.astype(np.float64), name)
+        if self.task == "classification" and not np.isin(y_arr, (0, 1)).all():
+            found = np.unique(y_arr)
+            raise ValueError(f"`{name}`: a classification model trains on labels 0 and 1 (binary "
+                             f"cross-entropy); got the values {found[:6].tolist()}"
+                             f"{' ...' if found.size > 6 else ''}. Map them to 0/1 first.")
         return y
 
     def fit(self, x=None, y=None, *args, **kwargs):

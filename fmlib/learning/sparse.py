@@ -41,6 +41,7 @@ Three things make a step cost O(k · nnz of the batch) instead of O(k n):
 """
 from __future__ import annotations
 
+import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
@@ -170,32 +171,54 @@ def nonzeros(Xb, dtype) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     return where[:, 0], where[:, 1], tf.gather_nd(Xb, where)
 
 
+CHUNK_SECONDS = 0.5   # a compiled call on a dataset returns after this long, so Ctrl-C is heard
+
+
 class DatasetEpoch:
-    """Compiled: the step over every ``(X batch, y batch)`` of a ``tf.data.Dataset``; returns
-    ``(summed loss, rows seen)``. Batches are checked in the graph (finite values, labels)."""
+    """Compiled: steps on the next ``(X batch, y batch)`` pairs of a dataset *iterator*, at most
+    ``max_steps`` and for about :data:`CHUNK_SECONDS`; returns ``(summed loss, rows seen, steps,
+    exhausted)``. Batches are checked in the graph (finite values, column ids, labels).
 
-    def __init__(self, step: SparseStep, task: str, dtype: tf.DType):
-        self.step, self.task, self.dtype = step, task, dtype
+    An epoch is a Python loop of such calls: between two calls Python handles Ctrl-C, so an
+    endless or slow dataset can always be interrupted, and the model then holds the weights of
+    its last completed step (each call is one unit: an interrupt cannot split it).
+    """
 
-    def __call__(self, dataset, lambda_w, lambda_v):
+    def __init__(self, step: SparseStep, task: str, dtype: tf.DType, n_features: int):
+        self.step, self.task, self.dtype, self.n_features = step, task, dtype, n_features
+
+    def __call__(self, iterator, max_steps, lambda_w, lambda_v):
         total, count = tf.zeros([], self.dtype), tf.zeros([], tf.int64)
-        for Xb, yb in dataset:
-            rows, cols, vals = nonzeros(Xb, self.dtype)
-            yb = tf.reshape(tf.cast(yb, self.dtype), [-1])
-            tf.debugging.assert_all_finite(vals, "X: a batch of the dataset holds NaN or inf")
-            tf.debugging.assert_all_finite(yb, "y: a batch of the dataset holds NaN or inf")
-            if self.task == "classification":
-                tf.debugging.Assert(tf.reduce_all((yb == 0) | (yb == 1) | (yb == -1)),
-                                    ["y: classification labels must be in {0, 1} or {-1, +1}"])
-                yb = tf.cast(yb > 0, self.dtype)
-            tf.debugging.Assert(tf.shape(yb, out_type=tf.int64)[0] == tf.shape(Xb, out_type=tf.int64)[0],
-                                ["X and y batches of the dataset differ in rows"])
-            loss = self.step(tf.cast(rows, tf.int32), tf.cast(cols, tf.int32), vals, yb, lambda_w,
-                             lambda_v)
-            n_b = tf.shape(yb, out_type=tf.int64)[0]
-            total += loss * tf.cast(n_b, self.dtype)
-            count += n_b
-        return total, count
+        steps, exhausted = tf.zeros([], tf.int64), tf.constant(False)
+        start = tf.timestamp()
+        while steps < max_steps and not exhausted and tf.timestamp() - start < CHUNK_SECONDS:
+            nxt = iterator.get_next_as_optional()
+            if nxt.has_value():
+                loss, n_b = self._one(*nxt.get_value(), lambda_w, lambda_v)
+                total += loss * tf.cast(n_b, self.dtype)
+                count += n_b
+                steps += 1
+            else:
+                exhausted = tf.constant(True)
+        return total, count, steps, exhausted
+
+    def _one(self, Xb, yb, lambda_w, lambda_v):
+        rows, cols, vals = nonzeros(Xb, self.dtype)
+        tf.debugging.Assert(tf.reduce_all((cols >= 0) & (cols < self.n_features)),
+                            [f"X: a batch of the dataset holds a column id outside [0, "
+                             f"{self.n_features}) (the model's n_features)"])
+        yb = tf.reshape(tf.cast(yb, self.dtype), [-1])
+        tf.debugging.assert_all_finite(vals, "X: a batch of the dataset holds NaN or inf")
+        tf.debugging.assert_all_finite(yb, "y: a batch of the dataset holds NaN or inf")
+        if self.task == "classification":
+            tf.debugging.Assert(tf.reduce_all((yb == 0) | (yb == 1) | (yb == -1)),
+                                ["y: classification labels must be in {0, 1} or {-1, +1}"])
+            yb = tf.cast(yb > 0, self.dtype)
+        tf.debugging.Assert(tf.shape(yb, out_type=tf.int64)[0] == tf.shape(Xb, out_type=tf.int64)[0],
+                            ["X and y batches of the dataset differ in rows"])
+        loss = self.step(tf.cast(rows, tf.int32), tf.cast(cols, tf.int32), vals, yb, lambda_w,
+                         lambda_v)
+        return loss, tf.shape(yb, out_type=tf.int64)[0]
 
 
 def sparse_optimizer(model, optimizer, lr: float, regularization: str):
@@ -295,24 +318,56 @@ def sparse_epochs(model, Xh, yh, task, batch_size, optimizer, lr, lambda_w, lamb
                     arrays = pending.result()
         return total / n
 
+    epoch.whole_steps = True   # one compiled call is a unit: an interrupt falls between calls
     return epoch
 
 
+def _graph_error_text(message: str) -> str:
+    """The line of a graph error that says what is wrong (the in-graph checks write ``X: ...``
+    or ``y: ...``), without TensorFlow's node names and stack."""
+    message = message.replace("assertion failed: [", "")
+    found = re.search(r"^\s*((?:X|y|X and y)[: ][^\n\]]*)", message, re.M)
+    if found:
+        return found.group(1).split(" [[")[0].strip()
+    lines = [line.strip() for line in message.splitlines() if line.strip()
+             and not line.strip().startswith(("[[", "Graph execution error", "Detected at node",
+                                              "File ", "Traceback"))]
+    return lines[-1].split(" [[")[0] if lines else message.strip()
+
+
 def dataset_epochs(model, dataset, task, optimizer, lr, lambda_w, lambda_v,
-                   regularization) -> Callable[[], float]:
-    """Prepare in-graph row-sparse training on a ``tf.data.Dataset``; returns ``epoch()``."""
+                   regularization, steps_per_epoch: int | None = None) -> Callable[[], float]:
+    """Prepare in-graph row-sparse training on a ``tf.data.Dataset``; returns ``epoch()``.
+
+    An epoch is one pass over a finite dataset, or ``steps_per_epoch`` batches (fewer if a
+    finite dataset ends first). An endless dataset (``.repeat()``) is read by one iterator
+    across epochs, so that every epoch sees new batches; ``fit`` refuses it without
+    ``steps_per_epoch``.
+    """
     opt = sparse_optimizer(model, optimizer, lr, regularization)
     run = _compiled(model, "dataset", optimizer.lower(), task, regularization, lambda: tf.function(
-        DatasetEpoch(SparseStep(model, opt, task, regularization), task, model.dtype)))
+        DatasetEpoch(SparseStep(model, opt, task, regularization), task, model.dtype,
+                     model.n_features)))
     lambdas = (tf.constant(lambda_w, model.dtype), tf.constant(lambda_v, model.dtype))
+    endless = int(dataset.cardinality()) == int(tf.data.INFINITE_CARDINALITY)
+    limit = tf.constant(2**62 if steps_per_epoch is None else steps_per_epoch, tf.int64)
+    shared = iter(dataset) if endless else None
 
     def epoch() -> float:
-        try:
-            total, count = run(dataset, *lambdas)
-        except tf.errors.InvalidArgumentError as err:
-            raise ValueError(f"`X` (a tf.data.Dataset) has a bad batch: {err.message}") from None
-        if int(count) == 0:
+        iterator = shared if endless else iter(dataset)
+        total, count, steps = 0.0, 0, 0
+        while True:
+            try:
+                t, c, s, exhausted = run(iterator, limit - steps, *lambdas)
+            except tf.errors.InvalidArgumentError as err:
+                raise ValueError(f"`X` (a tf.data.Dataset) has a bad batch: "
+                                 f"{_graph_error_text(err.message)}") from None
+            total, count, steps = total + float(t), count + int(c), steps + int(s)
+            if bool(exhausted) or steps >= int(limit):
+                break
+        if count == 0:
             raise ValueError("`X` (a tf.data.Dataset) produced no rows; there is nothing to train on.")
-        return float(total) / int(count)
+        return total / count
 
+    epoch.whole_steps = True
     return epoch

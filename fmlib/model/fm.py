@@ -191,6 +191,9 @@ class FactorizationMachine(tf.Module):
             >>> FactorizationMachine.load(path).get_weights()["V"].shape
             (16, 4)
         """
+        if not isinstance(self, FactorizationMachine):
+            raise TypeError(f"`self` must be a fmlib.FactorizationMachine (the model to save); "
+                            f"got {type(self).__name__}.")
         return saving.save(self, path)
 
     @classmethod
@@ -221,6 +224,9 @@ class FactorizationMachine(tf.Module):
             >>> serve(x=tf.zeros((3, 16)))["y_hat"].shape
             TensorShape([3])
         """
+        if not isinstance(self, FactorizationMachine):
+            raise TypeError(f"`self` must be a fmlib.FactorizationMachine (the model to export); "
+                            f"got {type(self).__name__}.")
         return saving.export(self, path)
 
     def __repr__(self) -> str:

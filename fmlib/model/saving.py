@@ -22,6 +22,7 @@ import zipfile
 import numpy as np
 import tensorflow as tf
 
+from fmlib.fileio import atomic_directory, atomic_write, check_writable_target
 from fmlib.model.score import fm_score_unchecked
 from fmlib.version import __version__
 
@@ -35,9 +36,11 @@ def save(model, path) -> str:
     header = {"format": FORMAT, "format_version": FORMAT_VERSION, "fmlib_version": __version__,
               "n_features": model.n_features, "k": model.k, "dtype": model.dtype.name,
               "pairwise": model.pairwise, "task": model.task}
-    path = os.fspath(path)
-    with open(path, "wb") as file:
+    # a temporary file beside `path`, renamed onto it when complete: a save that fails
+    # midway (full disk, Ctrl-C) leaves the previous file as it was
+    with atomic_write(path, "wb") as file:
         np.savez(file, header=np.array(json.dumps(header)), **model.get_weights())
+    path = os.fsdecode(os.fspath(path))
     return path
 
 
@@ -51,8 +54,10 @@ def load(cls: type, path) :
             header = json.loads(str(data["header"]))
             weights = {name: data[name] for name in ("w0", "w", "V")}
     except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as err:
+        # (numpy's advice to load a non-.npz file "unsafely" with pickle is not repeated)
+        why = "it is not an .npz archive" if "pickle" in str(err) else str(err)
         raise ValueError(f"{path!r} is not a FactorizationMachine saved by fmlib "
-                         f"(FactorizationMachine.save): {err}") from None
+                         f"(FactorizationMachine.save): {why}") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ValueError(f"{path!r} is not a FactorizationMachine saved by fmlib: its header is {header!r}.")
     if header.get("format_version") != FORMAT_VERSION:
@@ -95,8 +100,15 @@ class _Serving(tf.Module):
 
 def export(model, path) -> str:
     """Write ``model`` as a TensorFlow SavedModel directory at ``path``; returns the path."""
+    path = check_writable_target(path, "path", directory=True)
     module = _Serving(model)
-    path = os.fspath(path)
-    tf.saved_model.save(module, path, signatures={"serving_default": module.predict,
-                                                   "serving_sparse": module.predict_sparse})
+    # built in a temporary directory beside `path` and swapped in when complete: a failed
+    # export leaves a previous one as it was
+    with atomic_directory(path) as tmp:
+        try:
+            tf.saved_model.save(module, tmp, signatures={"serving_default": module.predict,
+                                                          "serving_sparse": module.predict_sparse})
+        except (OSError, tf.errors.OpError) as err:
+            raise OSError(f"`path`: could not export the model to {path!r}: "
+                          f"{getattr(err, 'message', None) or err}") from None
     return path

@@ -55,7 +55,7 @@ import scipy.sparse as sp
 import tensorflow as tf
 
 from fmlib.validation import check_learning_rate, check_float, check_int, check_seed
-from fmlib.learning.divergence import TrainingDivergedError
+from fmlib.learning.divergence import TrainingDivergedError, TrainingInterrupted
 from fmlib.learning.optimizers import OPTIMIZERS
 from fmlib.ranking.metrics import ranking_metrics
 from fmlib.ranking.scoring import catalogue_scores, check_blocks
@@ -316,9 +316,16 @@ def fit_bpr(model, contexts, items, context_ids, item_ids, *, num_epochs: int = 
         started = time.perf_counter()
         order = rng.permutation(len(c_ids))
         total = 0.0
-        for s in range(0, len(order), batch_size):
-            b = order[s:s + batch_size]
-            total += float(step(tf.constant(c_ids[b]), tf.constant(i_ids[b]), *lambdas)) * len(b)
+        try:
+            for s in range(0, len(order), batch_size):
+                b = order[s:s + batch_size]
+                total += float(step(tf.constant(c_ids[b]), tf.constant(i_ids[b]), *lambdas)) * len(b)
+        except KeyboardInterrupt:   # each step is one compiled call: an interrupt falls between
+            raise TrainingInterrupted(
+                f"BPR training was interrupted (Ctrl-C) during epoch {epoch} of {num_epochs}; the "
+                "model keeps the weights of its last completed step. The completed epochs are "
+                "in this exception's `history`.",
+                pd.DataFrame(rows).set_index("epoch") if rows else pd.DataFrame()) from None
         row = {"epoch": epoch, "loss": total / len(order), "seconds": time.perf_counter() - started}
         if not (math.isfinite(row["loss"]) and all(
                 bool(tf.reduce_all(tf.math.is_finite(v))) for v in (model.w, model.V))):

@@ -29,6 +29,7 @@ common in papers before Krichene and Rendle, KDD 2020) ranks the target among
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -62,6 +63,9 @@ def exclusion_mask(exclude: Any, shape: tuple[int, int], name: str = "exclude") 
         if exclude.dtype != bool and not np.isin(exclude, (0, 1)).all():
             raise ValueError(f"`{name}` as an array must be boolean or 0/1.")
         return exclude.astype(bool)
+    if isinstance(exclude, np.ndarray) and exclude.dtype != object:
+        raise ValueError(f"`{name}` as an array must be 2-D of shape {shape} (a mask); got shape "
+                         f"{exclude.shape}.")
     try:
         rows = list(exclude)
     except TypeError:
@@ -71,24 +75,47 @@ def exclusion_mask(exclude: Any, shape: tuple[int, int], name: str = "exclude") 
         raise ValueError(f"`{name}` must hold one sequence of item indices per context "
                          f"({n_rows}); got {len(rows)}.")
     mask = np.zeros(shape, bool)
+    rows = [None if np.isscalar(items) else np.asarray(list(items)) for items in rows]
+    if rows and all(items is not None and items.shape == (n_items,) for items in rows):
+        # nested lists of full rows: a 0/1 or boolean mask written as lists would be read as
+        # indices (0 and 1) if taken as index lists
+        if all(items.dtype == bool for items in rows):
+            return np.array(rows, bool)
+        if all(np.issubdtype(items.dtype, np.number) and np.isin(items, (0, 1)).all()
+               for items in rows):
+            raise ValueError(f"`{name}` looks like a 0/1 mask written as nested lists, which "
+                             "reads as item indices 0 and 1; pass it as a numpy boolean array "
+                             "(np.asarray(exclude, bool)), or one list of item indices per context.")
     for r, items in enumerate(rows):
-        items = np.asarray(list(items), dtype=np.int64) if not np.isscalar(items) else None
         if items is None:
             raise TypeError(f"`{name}[{r}]` must be a sequence of item indices.")
+        if items.size and not np.issubdtype(items.dtype, np.integer):
+            raise TypeError(f"`{name}[{r}]` must hold integer item indices; got dtype "
+                            f"{items.dtype} (a float index would be truncated).")
         if items.size and (items.min() < 0 or items.max() >= n_items):
             raise ValueError(f"`{name}[{r}]` holds item indices outside [0, {n_items}).")
-        mask[r, items] = True
+        if items.size != np.unique(items).size:
+            raise ValueError(f"`{name}[{r}]` repeats item indices; give each excluded item once "
+                             "(or a boolean mask as a numpy array).")
+        mask[r, items.astype(np.int64)] = True
     return mask
 
 
 def _checked_scores_targets(scores: Any, targets: Any) -> tuple[np.ndarray, np.ndarray]:
     scores = np.asarray(scores)
-    if scores.ndim != 2 or not np.issubdtype(scores.dtype, np.number):
+    if not (np.issubdtype(scores.dtype, np.floating) or np.issubdtype(scores.dtype, np.integer)):
+        raise TypeError(f"`scores` must be real numbers (float or int); got dtype {scores.dtype}.")
+    if scores.ndim != 2:
         raise ValueError(f"`scores` must be a 2-D numeric array (contexts, items); got shape "
                          f"{scores.shape} and dtype {scores.dtype}.")
+    if scores.shape[0] == 0:
+        raise ValueError("`scores` has no contexts (0 rows): there is nothing to average over.")
     if not np.isfinite(scores).all():
         raise ValueError("`scores` must be finite; it holds NaN or infinite values.")
     targets = np.asarray(targets)
+    if targets.size and not np.issubdtype(targets.dtype, np.integer):
+        raise TypeError(f"`targets` must be integer item indices; got dtype {targets.dtype} (a "
+                        "float index would be truncated).")
     if targets.shape != (scores.shape[0],) or not np.issubdtype(targets.dtype, np.integer):
         raise ValueError(f"`targets` must be {scores.shape[0]} integer item indices (one per row "
                          f"of `scores`); got shape {targets.shape} and dtype {targets.dtype}.")
@@ -165,6 +192,8 @@ def ranking_metrics(scores: Any, targets: Any, exclude: Any = None, k: int = 10,
 
     Returns:
         ``{"hr@k", "ndcg@k", "mrr", "auc"}`` with ``k`` written out, e.g. ``"ndcg@10"``.
+        AUC is averaged over the contexts with at least one candidate besides the target
+        (with none it is undefined: NaN if no context has one).
 
     Example:
         >>> m = ranking_metrics([[0.9, 0.1, 0.5, 0.3, 0.7]], [2], k=3)
@@ -175,8 +204,11 @@ def ranking_metrics(scores: Any, targets: Any, exclude: Any = None, k: int = 10,
     c = rank_counts(scores, targets, exclude, n_negatives, seed)
     rank = c["rank"]
     hit = rank <= k
-    n_others = np.maximum(c["n_candidates"] - 1, 1)
+    n_others = c["n_candidates"] - 1
+    defined = n_others > 0     # AUC compares the target with other candidates: none, no AUC
+    auc = ((c["below"] + 0.5 * c["ties"])[defined] / n_others[defined]).mean() if defined.any() \
+        else math.nan
     return {f"hr@{k}": float(hit.mean()),
             f"ndcg@{k}": float(np.where(hit, 1.0 / np.log2(rank + 1.0), 0.0).mean()),
             "mrr": float((1.0 / rank).mean()),
-            "auc": float(((c["below"] + 0.5 * c["ties"]) / n_others).mean())}
+            "auc": float(auc)}

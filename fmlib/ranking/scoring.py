@@ -35,6 +35,7 @@ import scipy.sparse as sp
 import tensorflow as tf
 
 from fmlib.validation import as_host_matrix, check_int, iter_batches
+from fmlib.model.fm import FactorizationMachine
 from fmlib.model.pairwise import lemma31, factor_products
 from fmlib.ranking.metrics import exclusion_mask
 
@@ -49,7 +50,10 @@ def _support(X: np.ndarray | sp.csr_matrix) -> np.ndarray:
 
 def check_blocks(contexts, items, model) -> tuple:
     """``contexts`` and ``items`` as checked host matrices of the model's width whose non-zero
-    columns are disjoint (the condition for the decomposition), else a ValueError."""
+    columns are disjoint (the condition for the decomposition), else a ValueError; a ``model``
+    that is not a :class:`fmlib.FactorizationMachine` is a TypeError."""
+    if not isinstance(model, FactorizationMachine):
+        raise TypeError(f"`model` must be a fmlib.FactorizationMachine; got {type(model).__name__}.")
     C = as_host_matrix(contexts, model.n_features, model.dtype, name="contexts", min_rows=1)
     I = as_host_matrix(items, model.n_features, model.dtype, name="items", min_rows=1)
     shared = np.intersect1d(_support(C), _support(I))

@@ -39,8 +39,15 @@ def leave_last_out(users: Any, timestamps: Any, n_holdout: int = 2
     if users.ndim != 1 or timestamps.shape != users.shape:
         raise ValueError(f"`users` and `timestamps` must be 1-D of the same length; got shapes "
                          f"{users.shape} and {timestamps.shape}.")
-    if not np.issubdtype(timestamps.dtype, np.number):
-        raise TypeError(f"`timestamps` must be numeric; got dtype {timestamps.dtype}.")
+    if not (np.issubdtype(timestamps.dtype, np.floating) or np.issubdtype(timestamps.dtype, np.integer)
+            or np.issubdtype(timestamps.dtype, np.datetime64)):
+        raise TypeError(f"`timestamps` must be real numbers or datetimes; got dtype {timestamps.dtype}.")
+    if np.issubdtype(timestamps.dtype, np.floating) and not np.isfinite(timestamps).all():
+        bad = int(np.flatnonzero(~np.isfinite(timestamps))[0])
+        raise ValueError(f"`timestamps` must be finite; row {bad} holds {timestamps[bad]} (a NaN "
+                         "would sort as the latest interaction).")
+    if np.issubdtype(timestamps.dtype, np.datetime64) and np.isnat(timestamps).any():
+        raise ValueError("`timestamps` must not hold NaT (not-a-time).")
     if n_holdout not in (1, 2) or isinstance(n_holdout, bool):
         raise ValueError(f"`n_holdout` must be 1 or 2; got {n_holdout!r}.")
     order = np.lexsort((np.arange(len(users)), timestamps, users))   # user, then time, then row

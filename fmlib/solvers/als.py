@@ -24,6 +24,7 @@ from typing import Any, Callable
 import numpy as np
 import scipy.sparse as sp
 
+from fmlib.learning.divergence import check_solver_weights
 from fmlib.model.fm import FactorizationMachine
 from fmlib.data.design import RelationalDesign
 from fmlib.solvers.sweeper import make_sweeper
@@ -46,12 +47,19 @@ def als_sweeps(model: FactorizationMachine,
     zero_w, zero_V = np.zeros(n), np.zeros((n, k))
     lam_w, lam_V = np.full(n, lambda_w), np.full((n, k), lambda_v)
 
+    sweeps = 0
+
     def sweep() -> float:
+        nonlocal sweeps
+        sweeps += 1
         sweeper.refresh()
         sweeper.update_w0(1.0, 0.0, 0.0, 0.0, sample=False)
         sweeper.update_w(1.0, zero_w, lam_w, zero_w, sample=False)
         sweeper.update_V(1.0, zero_V, lam_V, zero_V, sample=False)
-        model.set_weights(**sweeper.weights())
+        weights = sweeper.weights()
+        check_solver_weights(weights, f"in ALS sweep {sweeps}",
+                             f"solver='als', lambda_w={lambda_w}, lambda_v={lambda_v}")
+        model.set_weights(**weights)
         return float(np.mean(sweeper.e ** 2))
 
     return sweep

@@ -30,7 +30,7 @@ def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: st
         updates: str | None = None, regularization: str | None = None, groups=None,
         validation_data: tuple | None = None, patience: int | None = None,
         shuffle: bool | None = None, seed: int | None = None,
-        verbose: bool = False) -> pd.DataFrame:
+        verbose: bool = False, steps_per_epoch: int | None = None) -> pd.DataFrame:
     r"""Train ``model`` on ``(X, y)``; returns the per-epoch history.
 
     With ``solver="gradient"`` (the default) each step minimises, over a minibatch
@@ -111,6 +111,9 @@ def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: st
             grouped by a relation block's rows, fewer distinct rows per step
             (:mod:`fmlib.data.chunks`).
         seed: seed of the shuffling, for reproducible runs.
+        steps_per_epoch: batches per epoch when ``X`` is a ``tf.data.Dataset``: needed for an
+            endless one (``.repeat()``), which is then read by one iterator across epochs; a
+            finite dataset's epoch ends earlier if the data does. None (default): one pass.
         verbose: show a Keras progress bar per epoch with ``updates="dense"`` and print a
             line per epoch (off by default, so that notebook outputs are stable). The sparse
             path runs an epoch inside one compiled call and prints the line only.
@@ -153,6 +156,16 @@ def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: st
         if streamed:
             raise ValueError("a tf.data.Dataset `X` trains with solver='gradient'; "
                              f"got solver={solver!r}.")
+    if steps_per_epoch is not None:
+        steps_per_epoch = check_int(steps_per_epoch, "steps_per_epoch")
+        if not streamed:
+            raise ValueError("`steps_per_epoch` is for a tf.data.Dataset `X` (an epoch of arrays "
+                             f"is one pass over them); got X of type {type(X).__name__}.")
+    if streamed and steps_per_epoch is None and \
+            int(X.cardinality()) == int(tf.data.INFINITE_CARDINALITY):
+        raise ValueError("`X` is an endless tf.data.Dataset (.repeat() without a count): an "
+                         "epoch would never end. Pass `steps_per_epoch` (batches per epoch), "
+                         "or make it finite (.repeat(n), .take(n)).")
     if patience is not None:
         patience = check_int(patience, "patience")
         if validation_data is None:
@@ -162,7 +175,7 @@ def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: st
         dataset = _checked_dataset(X, y, model)
         validation = _validation_pair(validation_data, model, task)
         run_epoch = dataset_epochs(model, dataset, task, optimizer, lr, lambda_w, lambda_v,
-                                   regularization)
+                                   regularization, steps_per_epoch)
         model.task = task
         return run_epochs(model, run_epoch, num_epochs, task, validation, patience, verbose, lr)
 

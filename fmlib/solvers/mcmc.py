@@ -54,6 +54,7 @@ from fmlib.solvers.registry import HyperParameters
 from fmlib.validation import (as_host_matrix, as_labels, as_targets, check_float, check_int,
                               check_seed)
 from fmlib.validation import column_groups
+from fmlib.learning.divergence import TrainingInterrupted, check_solver_weights
 from fmlib.model.fm import FactorizationMachine
 from fmlib.data.design import RelationalDesign
 from fmlib.data.design_predict import predict as relational_predict
@@ -228,9 +229,12 @@ class BayesianFM(HyperParameters):
         :class:`~fmlib.RelationalDesign`: the sweeps then run on its relation
         blocks (:mod:`fmlib.solvers.sweeper`) and give the flat matrix's samples."""
         burn_in = self._check_params()
-        for attr in ("n_features_in_", "samples_", "classes_", "test_prediction_",
-                     "test_proba_", "acceptance_rate_"):
-            self.__dict__.pop(attr, None)
+        fitted = ("n_features_in_", "groups_", "samples_", "classes_", "test_prediction_",
+                  "test_proba_", "acceptance_rate_", "trace_")
+        previous = {name: self.__dict__.get(name) for name in fitted}
+        for attr in fitted[:-1]:
+            if attr != "groups_":
+                self.__dict__.pop(attr, None)
         X = self._matrix(X, "X")
         if X.shape[0] == 0:
             raise ValueError("`X` has no rows; there is nothing to train on.")
@@ -249,8 +253,24 @@ class BayesianFM(HyperParameters):
         self.groups_ = (list(self.groups) if isinstance(self.groups, Mapping) else
                         ["all"] if self.groups is None else
                         [str(g) for g in np.unique(np.asarray(self.groups))])
-        self._run(X, y, group, burn_in, test)
+        try:
+            self._run(X, y, group, burn_in, test)
+        except KeyboardInterrupt:   # the samples and trace are set only when the run completes
+            for name, value in previous.items():
+                if value is None:
+                    self.__dict__.pop(name, None)
+                else:
+                    setattr(self, name, value)
+            raise TrainingInterrupted(
+                "BayesianFM.fit was interrupted (Ctrl-C) while sampling; the estimator is as it "
+                "was before this fit (no new samples kept). Use fewer `num_sweeps` for a "
+                "shorter run.") from None
         return self
+
+    def _settings(self) -> str:
+        """The arguments the user passed that shape the sampler, for divergence messages."""
+        return (f"BayesianFM(k={self.k}, num_sweeps={self.num_sweeps}, init_std={self.init_std}, "
+                f"task={self.task!r})")
 
     def _run(self, X, y, group, burn_in, test) -> None:
         rng = np.random.default_rng(self.seed)
@@ -288,6 +308,7 @@ class BayesianFM(HyperParameters):
             mu_v, lam_v = draw_normal_gamma(rng, sweeper.V, group, G, mu_v)
             sweeper.update_V(alpha, mu_v[group], lam_v[group], rng.standard_normal((n, k)), True)
             weights = sweeper.weights()
+            check_solver_weights(weights, f"in MCMC sweep {sweep}", self._settings())
             if sweep > burn_in and self.keep_samples:
                 for key, value in weights.items():
                     kept[key].append(value)
