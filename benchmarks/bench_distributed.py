@@ -26,10 +26,10 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import common  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-import common  # noqa: E402
 import fmlib  # noqa: E402
 from fmlib import distributed as dist  # noqa: E402
 

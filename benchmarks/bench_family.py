@@ -48,11 +48,11 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import common  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy.stats import rankdata  # noqa: E402
 
-import common  # noqa: E402
 import fmlib  # noqa: E402
 
 FIELDS = ["user", "item", "age_bucket", "gender", "occupation"]

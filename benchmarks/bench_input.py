@@ -25,10 +25,10 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import common  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-import common  # noqa: E402
 import fmlib  # noqa: E402
 
 K, BATCHES, EPOCHS = 10, (1024, 4096), 3

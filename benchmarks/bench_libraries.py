@@ -40,9 +40,9 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TQDM_DISABLE", "1")   # myFM's progress bar
 
+import common  # noqa: E402
 import numpy as np  # noqa: E402
 
-import common  # noqa: E402
 import fmlib  # noqa: E402
 
 _smoke = "--smoke" in sys.argv

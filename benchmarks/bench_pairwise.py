@@ -19,10 +19,10 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import common  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-import common  # noqa: E402
 from fmlib.model.pairwise import factor_products, lemma31, pairwise_naive  # noqa: E402
 
 SIZES = [16, 32, 64, 128, 256, 512, 1024, 2048, 4096]

@@ -49,11 +49,11 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import common  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.svm import SVR  # noqa: E402
 
-import common  # noqa: E402
 import fmlib  # noqa: E402
 
 OUT = common.RESULTS / "paper.json"

@@ -40,10 +40,10 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")   # implicit warns otherwise (ALS)
 
+import common  # noqa: E402
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 
-import common  # noqa: E402
 import fmlib  # noqa: E402
 from fmlib import ranking  # noqa: E402
 

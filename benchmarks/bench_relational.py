@@ -37,11 +37,11 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TQDM_DISABLE", "1")
 
+import common  # noqa: E402
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-import common  # noqa: E402
 import fmlib  # noqa: E402
 from fmlib.solvers import coordinate  # noqa: E402
 from fmlib.solvers import sweeper as relational_sweeper  # noqa: E402

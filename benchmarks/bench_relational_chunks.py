@@ -51,9 +51,9 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TQDM_DISABLE", "1")
 
+import common  # noqa: E402
 import numpy as np  # noqa: E402
 
-import common  # noqa: E402
 import fmlib  # noqa: E402
 
 loop_module = importlib.import_module("fmlib.learning.loop")  # fit's epoch loop reads its clock

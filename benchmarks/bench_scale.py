@@ -25,9 +25,8 @@ import subprocess
 import sys
 import time
 
-import numpy as np
-
 import common
+import numpy as np
 
 CASES = [(10_000, 2_000, 500), (100_000, 10_000, 2_000), (1_000_000, 50_000, 10_000),
          (10_000_000, 200_000, 40_000)]

@@ -23,6 +23,7 @@ if hasattr(os, "sched_setaffinity"):
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import common  # noqa: E402
+
 from fmlib import make_ratings  # noqa: E402
 
 # Shapes like a large rating data set: users and items grow with the number of ratings.

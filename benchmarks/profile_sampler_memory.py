@@ -24,10 +24,13 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import common  # noqa: E402
+
 import fmlib  # noqa: E402
-from fmlib.solvers import mcmc  # noqa: E402
-from fmlib.solvers import sweeper  # noqa: E402
 from fmlib.data.relational_synthetic import make_relational_ratings  # noqa: E402
+from fmlib.solvers import (
+    mcmc,  # noqa: E402
+    sweeper,  # noqa: E402
+)
 
 
 def rss_mib() -> float:

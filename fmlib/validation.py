@@ -25,6 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 import tensorflow as tf
 
+
 def check_int(value: Any, name: str, minimum: int = 1) -> int:
     """``value`` as an int, or TypeError (not an integer) / ValueError (below ``minimum``)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):

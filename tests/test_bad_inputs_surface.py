@@ -6,7 +6,6 @@ names the argument (``match``). Only public ``fmlib`` names are used. Cases are 
 """
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np

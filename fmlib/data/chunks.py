@@ -40,8 +40,8 @@ from typing import Any
 
 import numpy as np
 
-from fmlib.validation import check_bool, check_int
 from fmlib.data.design import RelationalDesign
+from fmlib.validation import check_bool, check_int
 
 
 class BlockChunks:

@@ -37,7 +37,6 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from fmlib.data.design import RelationalDesign, RelationBlock, hstack_csr
 
-
 IMPLICIT_NORMS = ("sum", "sqrt")
 HANDLE_UNKNOWN = ("ignore", "warn", "bucket")
 UNKNOWN = "<unknown>"

@@ -14,8 +14,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from fmlib.data.encoding import FeatureEncoder
 from fmlib.data.design import RelationalDesign, RelationBlock
+from fmlib.data.encoding import FeatureEncoder
 
 USER_COLUMNS = ("user", "age_bucket", "gender", "occupation")
 ITEM_COLUMNS = ("item", "release_year")

@@ -28,10 +28,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from fmlib.validation import check_float, check_int, check_seed
-from fmlib.data.synthetic import PlantedFM, _power_law_weights
 from fmlib.data.design import RelationalDesign, RelationBlock
 from fmlib.data.design_predict import predict
+from fmlib.data.synthetic import PlantedFM, _power_law_weights
+from fmlib.validation import check_float, check_int, check_seed
 
 
 @dataclass

@@ -27,8 +27,8 @@ import numpy as np
 import scipy.sparse as sp
 import tensorflow as tf
 
-from fmlib.validation import check_dtype, check_int, check_seed
 from fmlib.data.synthetic import PlantedFM, _power_law_weights, make_ratings
+from fmlib.validation import check_dtype, check_int, check_seed
 
 
 class RatingStream:

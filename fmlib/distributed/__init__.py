@@ -15,7 +15,12 @@ from fmlib.distributed.evaluation import evaluate_files
 from fmlib.distributed.launcher import ClusterError, launch
 from fmlib.distributed.lookup import Batch, fm_score_rows, pull_rows, score_pulled
 from fmlib.distributed.ps import sharded_shapes, train_parameter_server
-from fmlib.distributed.records import parse_batch, read_batches, synthetic_split, write_examples
+from fmlib.distributed.records import (
+    parse_batch,
+    read_batches,
+    synthetic_split,
+    write_examples,
+)
 from fmlib.distributed.run import run_local
 from fmlib.distributed.sync import train_multi_worker
 

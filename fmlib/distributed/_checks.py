@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from fmlib.validation import check_int, check_learning_rate, check_seed
-from fmlib.model.fm import FactorizationMachine
 from fmlib.distributed.records import check_files
+from fmlib.model.fm import FactorizationMachine
+from fmlib.validation import check_int, check_learning_rate, check_seed
 
 
 def check_training(model, train_files, validation_files, num_epochs, batch_size, lr, seed):

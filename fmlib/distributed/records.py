@@ -13,9 +13,9 @@ import numpy as np
 import scipy.sparse as sp
 import tensorflow as tf
 
+from fmlib.distributed.lookup import Batch
 from fmlib.fileio import atomic_path
 from fmlib.validation import as_host_matrix, as_targets
-from fmlib.distributed.lookup import Batch
 
 FEATURES = {
     "ids": tf.io.VarLenFeature(tf.int64),

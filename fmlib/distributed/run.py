@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from fmlib.validation import as_host_matrix, check_int
 from fmlib.distributed.evaluation import history_frame
 from fmlib.distributed.launcher import launch
 from fmlib.distributed.records import write_examples
+from fmlib.validation import as_host_matrix, check_int
 
 
 def run_local(X_train, y_train, X_test=None, y_test=None, *, workers: int = 2, ps: int = 0,

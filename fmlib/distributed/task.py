@@ -112,8 +112,8 @@ def main(argv=None) -> int:
 def _train_multi_worker(args) -> dict | None:
     import tensorflow as tf
 
-    from fmlib.model.fm import FactorizationMachine
     from fmlib.distributed.sync import train_multi_worker
+    from fmlib.model.fm import FactorizationMachine
 
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     with strategy.scope():
@@ -131,8 +131,8 @@ def _train_multi_worker(args) -> dict | None:
 def _train_parameter_server(args, resolver, n_ps: int) -> dict:
     import tensorflow as tf
 
-    from fmlib.model.fm import FactorizationMachine
     from fmlib.distributed.ps import train_parameter_server
+    from fmlib.model.fm import FactorizationMachine
 
     shards = args.shards or n_ps
     strategy = tf.distribute.ParameterServerStrategy(
@@ -157,10 +157,10 @@ def _progress(row: dict) -> None:
 
 def _result(kind: str, model, history, args) -> dict:
     """The JSON result: history rows, cluster sizes, shard placement; saves the model."""
-    from fmlib.model.fm import FactorizationMachine
-    from fmlib.distributed.ps import sharded_shapes
-
     import tensorflow as tf
+
+    from fmlib.distributed.ps import sharded_shapes
+    from fmlib.model.fm import FactorizationMachine
 
     if args.save:   # a plain, single-process copy of the trained weights
         plain = FactorizationMachine(args.n_features, k=args.k)

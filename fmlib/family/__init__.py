@@ -12,7 +12,13 @@ with fmlib's input checks, task and compile defaults.
 from fmlib.family._fields import FamilyModel
 from fmlib.family.deepfm import FieldEmbedding, PairwiseInteraction, build_deepfm_model
 from fmlib.family.field_aware import FieldAwareFMLayer, build_ffm_model
-from fmlib.family.higher_order import (HigherOrderFMLayer, anova_dp, anova_fast, anova_naive, build_higher_order_fm_model)
+from fmlib.family.higher_order import (
+    HigherOrderFMLayer,
+    anova_dp,
+    anova_fast,
+    anova_naive,
+    build_higher_order_fm_model,
+)
 
 __all__ = [
     "FamilyModel",

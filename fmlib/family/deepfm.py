@@ -23,10 +23,16 @@ from typing import Sequence
 import keras
 import tensorflow as tf
 
-from fmlib.validation import check_float, check_int, check_seed
-from fmlib.learning.keras_fm import FMWeights
 from fmlib.family._build import check_output, field_inputs, layer_options, output_head
-from fmlib.family._fields import (FamilyModel, check_ids_shape, check_vocab_sizes, checked_field_inputs, feature_rows)
+from fmlib.family._fields import (
+    FamilyModel,
+    check_ids_shape,
+    check_vocab_sizes,
+    checked_field_inputs,
+    feature_rows,
+)
+from fmlib.learning.keras_fm import FMWeights
+from fmlib.validation import check_float, check_int, check_seed
 
 
 @keras.saving.register_keras_serializable(package="fmlib")

@@ -22,9 +22,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from fmlib.learning.keras_fm import FMWeights
 from fmlib.family._build import check_output, field_inputs, layer_options, output_head
-from fmlib.family._fields import (FamilyModel, check_ids_shape, check_vocab_sizes, checked_field_inputs, feature_rows)
+from fmlib.family._fields import (
+    FamilyModel,
+    check_ids_shape,
+    check_vocab_sizes,
+    checked_field_inputs,
+    feature_rows,
+)
+from fmlib.learning.keras_fm import FMWeights
 
 
 def ffm_pairwise_unchecked(V_rows: tf.Tensor) -> tf.Tensor:

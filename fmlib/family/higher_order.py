@@ -41,9 +41,21 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from fmlib.validation import (check_finite_array, check_numeric_array, as_batch, check_bool, check_int)
-from fmlib.learning.keras_fm import GRAPH_CHECK, FMLayer, FMModel, graph_finite, in_graph
 from fmlib.family._build import check_output, layer_options, output_head
+from fmlib.learning.keras_fm import (
+    GRAPH_CHECK,
+    FMLayer,
+    FMModel,
+    graph_finite,
+    in_graph,
+)
+from fmlib.validation import (
+    as_batch,
+    check_bool,
+    check_finite_array,
+    check_int,
+    check_numeric_array,
+)
 
 
 def check_order(order, name: str = "order", minimum: int = 1) -> int:

@@ -190,8 +190,12 @@ class Data:
                         raise CommandLineError(f"-{name}: no file at {path!r}.")
                     loaded[name] = read_libfm_text(path)
             # numba's modules only once the files have been read (a bad file answers fast)
-            from fmlib.interop.libfm_relations import (Relation, hstack_rows, read_groups,
-                                                       take_rows)
+            from fmlib.interop.libfm_relations import (
+                Relation,
+                hstack_rows,
+                read_groups,
+                take_rows,
+            )
             from fmlib.solvers.libfm import as_rows
 
             width = max(rows.n_cols for rows, _ in loaded.values())
@@ -493,7 +497,6 @@ def _run_coordinate(args, data, params, reg, per_group, task, rlog, out, L):
 # --- fmlib's minibatch solvers (TensorFlow) -------------------------------------------
 def run_tf(args: argparse.Namespace, out=None):
     """``-method adam|adagrad``: :func:`fmlib.fit`'s minibatch solvers on the mean loss."""
-    import numpy as np
 
     from fmlib.interop.libfm_files import load_libfm
     from fmlib.interop.sklearn import train_epochs
@@ -547,7 +550,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         run = run_tf if args.method in TF_METHODS else run_libfm
         predictions = run(args)
         if args.out is not None:
-            from fmlib.fileio import write_text   # atomically: a failure keeps an old file
+            from fmlib.fileio import (
+                write_text,  # atomically: a failure keeps an old file
+            )
 
             write_text(args.out, "".join("%.9g\n" % p for p in predictions.tolist()))
     except CommandLineError as err:

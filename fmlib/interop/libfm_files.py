@@ -27,7 +27,6 @@ import numpy as np
 
 from fmlib.fileio import atomic_write, format_float
 
-
 MAX_INDEX = 2**62   # a column index beyond any matrix scipy or TensorFlow can hold
 
 
@@ -209,7 +208,7 @@ def read_libfm_text(path: str | os.PathLike):
     scipy: what ``python -m fmlib`` reads. :func:`load_libfm` gives a scipy matrix and
     also rejects repeated indices."""
     if os.path.isfile(path) and _plain_bytes(raw := np.fromfile(path, np.uint8)):
-        from fmlib.interop import libfm_parse   # numba: only for files that can be plain
+        from fmlib.interop import libfm_parse  # numba: only for files that can be plain
         from fmlib.solvers.libfm import Rows
 
         ok, y, indptr, idx, values = libfm_parse.parse(raw)

@@ -30,12 +30,12 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from fmlib.validation import check_float, check_learning_rate, check_seed
-from fmlib.solvers.mcmc import BayesianFM
+from fmlib.learning.optimizers import OPTIMIZERS
 from fmlib.model.fm import FactorizationMachine
 from fmlib.solvers.fit import fit
+from fmlib.solvers.mcmc import BayesianFM
 from fmlib.solvers.registry import resolve
-from fmlib.learning.optimizers import OPTIMIZERS
+from fmlib.validation import check_float, check_learning_rate, check_seed
 
 SOLVERS = ("adam", "sgd", "adagrad", "als", "mcmc")
 # the estimator's arguments that are hyper-parameters of a solver in fmlib.solvers.registry

@@ -19,7 +19,12 @@ import numpy as np
 import scipy.sparse as sp
 import tensorflow as tf
 
-from fmlib.learning.divergence import TrainingDivergedError, advice, check_weights_finite, diverged
+from fmlib.learning.divergence import (
+    TrainingDivergedError,
+    advice,
+    check_weights_finite,
+    diverged,
+)
 from fmlib.learning.optimizers import OPTIMIZERS, check_unused_or_ours
 from fmlib.model.fm import FactorizationMachine
 from fmlib.model.losses import l2_loss, l2_penalty_unchecked, logistic_loss

@@ -32,10 +32,25 @@ import numpy as np
 import scipy.sparse as sp
 import tensorflow as tf
 
-from fmlib.validation import (check_finite_array, check_fits, check_numeric_array, check_rows, check_width, as_batch, check_bool, check_float, check_seed, check_task)
-from fmlib.model.score import fm_score_unchecked
-from fmlib.learning.divergence import TrainingDivergedError, check_weights_finite, diverged
+from fmlib.learning.divergence import (
+    TrainingDivergedError,
+    check_weights_finite,
+    diverged,
+)
 from fmlib.learning.optimizers import check_unused_or_ours
+from fmlib.model.score import fm_score_unchecked
+from fmlib.validation import (
+    as_batch,
+    check_bool,
+    check_finite_array,
+    check_fits,
+    check_float,
+    check_numeric_array,
+    check_rows,
+    check_seed,
+    check_task,
+    check_width,
+)
 
 # In-graph checks (tf.data input, compiled steps) start their message with this mark, so that
 # FMModel can turn TensorFlow's long graph trace back into the one-line ValueError.

@@ -11,8 +11,13 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from fmlib.learning.divergence import (TrainingDivergedError, TrainingInterrupted, advice,
-                                       check_weights_finite, diverged)
+from fmlib.learning.divergence import (
+    TrainingDivergedError,
+    TrainingInterrupted,
+    advice,
+    check_weights_finite,
+    diverged,
+)
 from fmlib.learning.metrics import metrics
 from fmlib.model.fm import FactorizationMachine
 

@@ -11,7 +11,13 @@ import math
 import numpy as np
 
 from fmlib.model.fm import FactorizationMachine
-from fmlib.validation import as_host_matrix, as_labels, as_targets, check_int, resolve_task
+from fmlib.validation import (
+    as_host_matrix,
+    as_labels,
+    as_targets,
+    check_int,
+    resolve_task,
+)
 
 
 def rmse(y: np.ndarray, y_hat: np.ndarray, overwrite: bool = False) -> float:

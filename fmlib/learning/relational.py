@@ -63,13 +63,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from fmlib.validation import check_learning_rate
-from fmlib.model.losses import l2_loss, l2_penalty_unchecked, logistic_loss
-from fmlib.model.pairwise import lemma31, factor_products
-from fmlib.learning.sparse import ROWS_PER_CALL, SparseStep, sparse_optimizer
-from fmlib.learning.optimizers import OPTIMIZERS, check_unused_or_ours
 from fmlib.data.chunks import BlockChunks
 from fmlib.data.design import RelationalDesign
+from fmlib.learning.optimizers import OPTIMIZERS, check_unused_or_ours
+from fmlib.learning.sparse import ROWS_PER_CALL, SparseStep, sparse_optimizer
+from fmlib.model.losses import l2_loss, l2_penalty_unchecked, logistic_loss
+from fmlib.model.pairwise import factor_products, lemma31
+from fmlib.validation import check_learning_rate
 
 
 def block_scores(w0, w_F, V_F, Z: tf.SparseTensor, gathers) -> tf.Tensor:

@@ -49,10 +49,10 @@ import numpy as np
 import scipy.sparse as sp
 import tensorflow as tf
 
-from fmlib.validation import check_learning_rate
 from fmlib.learning.lazy_optimizers import LAZY_OPTIMIZERS
 from fmlib.model.losses import l2_loss, logistic_loss
-from fmlib.model.pairwise import lemma31, factor_products
+from fmlib.model.pairwise import factor_products, lemma31
+from fmlib.validation import check_learning_rate
 
 REGULARIZATIONS = ("occurrence", "present", "global")
 ROWS_PER_CALL = 1 << 18   # rows per compiled call (at most): bounds the copies of a huge epoch

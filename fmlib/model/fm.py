@@ -14,10 +14,22 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from fmlib.validation import (check_finite_array, check_fits, check_numeric_array, as_batch, as_host_matrix, check_dtype, check_float, check_int, check_seed, check_task, iter_batches)
 from fmlib.model import saving
 from fmlib.model.pairwise import pairwise_naive_unchecked
 from fmlib.model.score import fm_score_unchecked, linear_unchecked
+from fmlib.validation import (
+    as_batch,
+    as_host_matrix,
+    check_dtype,
+    check_finite_array,
+    check_fits,
+    check_float,
+    check_int,
+    check_numeric_array,
+    check_seed,
+    check_task,
+    iter_batches,
+)
 
 
 class FactorizationMachine(tf.Module):

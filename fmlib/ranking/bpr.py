@@ -54,11 +54,11 @@ import pandas as pd
 import scipy.sparse as sp
 import tensorflow as tf
 
-from fmlib.validation import check_learning_rate, check_float, check_int, check_seed
 from fmlib.learning.divergence import TrainingDivergedError, TrainingInterrupted
 from fmlib.learning.optimizers import OPTIMIZERS
 from fmlib.ranking.metrics import ranking_metrics
 from fmlib.ranking.scoring import catalogue_scores, check_blocks
+from fmlib.validation import check_float, check_int, check_learning_rate, check_seed
 
 SAMPLINGS = ("uniform", "popularity")
 

@@ -34,10 +34,10 @@ import numpy as np
 import scipy.sparse as sp
 import tensorflow as tf
 
-from fmlib.validation import as_host_matrix, check_int, iter_batches
 from fmlib.model.fm import FactorizationMachine
-from fmlib.model.pairwise import lemma31, factor_products
+from fmlib.model.pairwise import factor_products, lemma31
 from fmlib.ranking.metrics import exclusion_mask
+from fmlib.validation import as_host_matrix, check_int, iter_batches
 
 
 def _support(X: np.ndarray | sp.csr_matrix) -> np.ndarray:

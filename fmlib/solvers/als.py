@@ -24,9 +24,9 @@ from typing import Any, Callable
 import numpy as np
 import scipy.sparse as sp
 
+from fmlib.data.design import RelationalDesign
 from fmlib.learning.divergence import check_solver_weights
 from fmlib.model.fm import FactorizationMachine
-from fmlib.data.design import RelationalDesign
 from fmlib.solvers.sweeper import make_sweeper
 
 

@@ -6,7 +6,6 @@ coordinate descent (chapter "Beyond SGD: coordinate descent and MCMC") share one
 """
 from __future__ import annotations
 
-
 import keras
 import pandas as pd
 import scipy.sparse as sp
@@ -20,7 +19,14 @@ from fmlib.learning.sparse import dataset_epochs, sparse_epochs
 from fmlib.model.fm import FactorizationMachine
 from fmlib.solvers.als import als_sweeps
 from fmlib.solvers.registry import SOLVERS, UPDATES, resolve  # noqa: F401  (re-exported)
-from fmlib.validation import (as_host_matrix, as_labels, as_targets, check_int, is_relational, resolve_task)
+from fmlib.validation import (
+    as_host_matrix,
+    as_labels,
+    as_targets,
+    check_int,
+    is_relational,
+    resolve_task,
+)
 
 
 def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: str | None = None,

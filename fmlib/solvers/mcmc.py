@@ -49,17 +49,23 @@ import scipy.sparse as sp
 import tensorflow as tf
 from scipy.special import ndtr, ndtri
 
-from fmlib.learning.metrics import accuracy, rmse
-from fmlib.solvers.registry import HyperParameters
-from fmlib.validation import (as_host_matrix, as_labels, as_targets, check_float, check_int,
-                              check_seed)
-from fmlib.validation import column_groups
-from fmlib.learning.divergence import TrainingInterrupted, check_solver_weights
-from fmlib.model.fm import FactorizationMachine
 from fmlib.data.design import RelationalDesign
 from fmlib.data.design_predict import predict as relational_predict
+from fmlib.learning.divergence import TrainingInterrupted, check_solver_weights
+from fmlib.learning.metrics import accuracy, rmse
+from fmlib.model.fm import FactorizationMachine
 from fmlib.solvers import ordinal as ordinal_solver
+from fmlib.solvers.registry import HyperParameters
 from fmlib.solvers.sweeper import make_sweeper
+from fmlib.validation import (
+    as_host_matrix,
+    as_labels,
+    as_targets,
+    check_float,
+    check_int,
+    check_seed,
+    column_groups,
+)
 
 # libFM's hyperprior constants: alpha ~ Gamma(A0/2, B0/2); lambda ~ Gamma(A_LAMBDA/2,
 # B_LAMBDA/2); mu | lambda ~ N(MU0, 1/(GAMMA0 lambda)).

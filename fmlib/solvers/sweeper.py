@@ -53,10 +53,10 @@ from typing import Any, NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
+from fmlib.data.design import RelationalDesign
+from fmlib.solvers import kernels
 from fmlib.solvers.coordinate import CoordinateSweeper, _Block, block_schedule
 from fmlib.validation import column_groups
-from fmlib.solvers import kernels
-from fmlib.data.design import RelationalDesign
 
 
 class _Columns(NamedTuple):

@@ -75,8 +75,14 @@ from scipy.special import digamma, gammaln, log_ndtr, ndtr
 from fmlib.data.design import RelationalDesign
 from fmlib.solvers.kernels import _jit
 from fmlib.solvers.mcmc import A0, A_LAMBDA, B0, B_LAMBDA, GAMMA0, MU0
-from fmlib.validation import (as_labels, as_targets, check_float, check_int, check_seed,
-                              column_groups)
+from fmlib.validation import (
+    as_labels,
+    as_targets,
+    check_float,
+    check_int,
+    check_seed,
+    column_groups,
+)
 
 _LOG_2PI = np.log(2 * np.pi)
 

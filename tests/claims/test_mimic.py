@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import tensorflow as tf
+from reference import fm_loop
 
 import fmlib
 from fmlib.claims import mimic
-from reference import fm_loop
 
 NU, NI, NT, K = 5, 7, 4, 3
 

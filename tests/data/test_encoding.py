@@ -2,9 +2,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from reference import fm_loop
 
 import fmlib
-from reference import fm_loop
 
 
 def frame():

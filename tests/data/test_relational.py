@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import tensorflow as tf
+from reference import fm_definition, fm_gradient, reference_sweep
 
 import fmlib
-from fmlib.solvers.coordinate import CoordinateSweeper, block_schedule
 from fmlib.data.design import RelationalDesign, RelationBlock
-from fmlib.data.movielens_design import movielens_design
 from fmlib.data.design_predict import predict, predict_tf
+from fmlib.data.movielens_design import movielens_design
+from fmlib.solvers.coordinate import block_schedule
 from fmlib.solvers.sweeper import RelationalSweeper, relational_schedule
-from reference import fm_definition, fm_gradient, reference_sweep
 
 K = 3
 

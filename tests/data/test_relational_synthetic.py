@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
+from reference import fm_definition
 
 from fmlib.data.relational_synthetic import make_relational_ratings
-from reference import fm_definition
 
 
 def test_rows_are_user_item_and_the_users_scaled_items_and_y_is_the_planted_fm():

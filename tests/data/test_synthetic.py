@@ -1,9 +1,9 @@
 import numpy as np
 import pandas as pd
 import pytest
+from reference import fm_loop
 
 import fmlib
-from reference import fm_loop
 
 
 def small(**kwargs):

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import tensorflow as tf
+from reference import fm_definition
 
 import fmlib
-from reference import fm_definition
 
 
 def small_stream(**kw):

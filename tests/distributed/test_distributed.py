@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import tensorflow as tf
+from reference import fm_gradient, fm_loop
 
 import fmlib
 from fmlib import distributed as dist
-from reference import fm_gradient, fm_loop
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT = 300    # seconds for one local cluster run (a bound: they take far less)

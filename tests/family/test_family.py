@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import tensorflow as tf
+from reference import fm_loop
 
 import fmlib
 from fmlib.family import anova_dp
-from reference import fm_loop
 
 
 def eq5_term(X, P, order):

@@ -1,11 +1,11 @@
+import keras
 import numpy as np
 import pytest
 import scipy.sparse as sp
 import tensorflow as tf
-import keras
+from reference import fm_loop
 
 import fmlib
-from reference import fm_loop
 
 
 def weights(n, k, seed=0):

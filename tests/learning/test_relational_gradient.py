@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import tensorflow as tf
+from reference import fm_definition, fm_gradient
 
 import fmlib
 from fmlib.data.design import RelationalDesign, RelationBlock
 from fmlib.learning.relational import BatchRows, block_scores
-from reference import fm_definition, fm_gradient
 
 
 def design_and_flat(n_rows=40, seed=0, main=True):

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import tensorflow as tf
+from reference import fm_gradient, fm_loop
 
 import fmlib
-from reference import fm_gradient, fm_loop
 
 
 def sparse_problem(n_rows=12, n=9, seed=0, classification=False):

@@ -1,11 +1,10 @@
 import numpy as np
 import pandas as pd
 import pytest
-import scipy.sparse as sp
 import tensorflow as tf
+from reference import planted_fm
 
 import fmlib
-from reference import planted_fm
 
 
 def test_figure1_trains_to_low_loss_with_train_step():

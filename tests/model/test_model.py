@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import tensorflow as tf
+from reference import fm_gradient, fm_loop
 
 import fmlib
-from reference import fm_gradient, fm_loop
 
 
 def random_model(n=12, k=4, seed=0, dtype=tf.float64):

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import tensorflow as tf
+from reference import pairwise_loop
 
 import fmlib
-from reference import pairwise_loop
 
 
 @pytest.mark.parametrize("dtype, tol", [(np.float32, 1e-4), (np.float64, 1e-10)])

@@ -1,13 +1,12 @@
 import json
-import zipfile
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 import tensorflow as tf
+from reference import fm_loop
 
 import fmlib
-from reference import fm_loop
 
 
 def _trained(task=None, dtype=tf.float32, pairwise="fast"):

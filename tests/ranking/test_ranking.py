@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import tensorflow as tf
+from reference import fm_gradient, fm_loop
 
 import fmlib
 from fmlib import ranking
 from fmlib.ranking import NegativeSampler
-from reference import fm_gradient, fm_loop
 
 # --- metrics -------------------------------------------------------------------------------------
 HAND_SCORES = np.array([[0.9, 0.1, 0.5, 0.3, 0.7],

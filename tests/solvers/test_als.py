@@ -4,10 +4,10 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 import tensorflow as tf
+from reference import fm_definition, fm_gradient, planted_fm, reference_sweep
 
 import fmlib
 from fmlib.solvers.coordinate import block_schedule
-from reference import fm_definition, fm_gradient, planted_fm, reference_sweep
 
 
 def objective(X, y, fm, lambda_w, lambda_v):

@@ -7,10 +7,10 @@ theta = -1, 0, 1 with the FM computed by its definition.
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from reference import fm_definition, reference_sweep
 
 from fmlib.solvers.coordinate import CoordinateSweeper, block_schedule
 from fmlib.validation import column_groups
-from reference import fm_definition, reference_sweep
 
 
 def mixed_design(n_rows=40, seed=0):

@@ -9,14 +9,23 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 import tensorflow as tf
+from reference import planted_fm
 from scipy.special import ndtr
 from scipy.stats import norm
 
 import fmlib
 from fmlib.solvers.coordinate import CoordinateSweeper, block_schedule
-from fmlib.solvers.mcmc import (A0, A_LAMBDA, B0, B_LAMBDA, GAMMA0, MU0, draw_alpha,
-                        draw_latent_targets, draw_normal_gamma)
-from reference import planted_fm
+from fmlib.solvers.mcmc import (
+    A0,
+    A_LAMBDA,
+    B0,
+    B_LAMBDA,
+    GAMMA0,
+    MU0,
+    draw_alpha,
+    draw_latent_targets,
+    draw_normal_gamma,
+)
 
 
 def test_gibbs_on_w_samples_the_conjugate_posterior_of_a_bayesian_linear_model():

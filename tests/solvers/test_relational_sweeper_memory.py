@@ -14,9 +14,9 @@ import pytest
 import scipy.sparse as sp
 
 import fmlib
-from fmlib.solvers.coordinate import CoordinateSweeper, block_schedule
 from fmlib.data.design import RelationalDesign, RelationBlock
 from fmlib.solvers import kernels
+from fmlib.solvers.coordinate import CoordinateSweeper, block_schedule
 from fmlib.solvers.sweeper import RelationalSweeper, _loop_arrays
 
 

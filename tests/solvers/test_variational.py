@@ -6,11 +6,11 @@ import copy
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from reference import planted_fm
 from scipy import optimize, stats
 
 import fmlib
 from fmlib.solvers import variational as vi
-from reference import planted_fm
 
 
 def _fitted(task="regression", num_iter=8, n_rows=25, seed=0):
