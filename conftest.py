@@ -1,4 +1,5 @@
 """pytest set-up shared by the unit tests and the notebooks run through nbval."""
+
 import functools
 import os
 
@@ -13,9 +14,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import matplotlib.font_manager  # noqa: E402,F401
 
 # Chapters that load MovieLens 100k (through fmlib.load_movielens).
-MOVIELENS_NOTEBOOKS = {"movielens.ipynb", "performance.ipynb", "keras_interface.ipynb",
-                       "solvers.ipynb", "relation_blocks.ipynb", "ranking.ipynb", "ecosystem.ipynb",
-                       "fm_family.ipynb"}
+MOVIELENS_NOTEBOOKS = {
+    "movielens.ipynb",
+    "performance.ipynb",
+    "keras_interface.ipynb",
+    "solvers.ipynb",
+    "relation_blocks.ipynb",
+    "ranking.ipynb",
+    "ecosystem.ipynb",
+    "fm_family.ipynb",
+}
 
 
 def _data_required() -> bool:
@@ -37,7 +45,8 @@ def _movielens():
             return None, (
                 "MovieLens 100k is not available, so the tests and chapters that use it are skipped. "
                 "Set FMLIB_DATA to a folder that contains ml-100k/, or run once with network access "
-                f"to download it from GroupLens (FMLIB_REQUIRE_DATA=1 makes this a failure). {err}")
+                f"to download it from GroupLens (FMLIB_REQUIRE_DATA=1 makes this a failure). {err}"
+            )
 
 
 @pytest.fixture(scope="session")

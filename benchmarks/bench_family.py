@@ -192,7 +192,10 @@ def tune(data: dict) -> dict:
     (a grid of one value, as under --smoke, has nothing to choose: no fits)."""
     chosen, runs = {}, []
     if len(GRID) == 1:
-        return {"chosen": {f"{m}|{t}": GRID[0] for t in TASKS for m in MODELS}, "runs": runs}
+        return {
+            "chosen": {f"{m}|{t}": GRID[0] for t in TASKS for m in MODELS},
+            "runs": runs,
+        }
     for task in TASKS:
         metric = "rmse" if task == "regression" else "logloss"
         for model_name in MODELS:

@@ -16,6 +16,7 @@ or a download).
 
 Writes benchmarks/results/input.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,7 +56,9 @@ def main() -> None:
     args = parser.parse_args()
     record = common.provenance(smoke=args.smoke)
     out = common.results_path(args, OUT)
-    train, _ = common.fold_frames(common.movielens(), "u1", side=False, smoke=args.smoke)
+    train, _ = common.fold_frames(
+        common.movielens(), "u1", side=False, smoke=args.smoke
+    )
     batches, epochs = ((512,), 2) if args.smoke else (BATCHES, EPOCHS)
     repeat = 1 if args.smoke else args.repeat
     encoder = fmlib.FeatureEncoder(categorical=["user", "item"])
@@ -63,26 +66,34 @@ def main() -> None:
     X_dense = X_sparse.toarray()
     y = train["rating"].to_numpy(np.float32)
     user_map, item_map = fmlib.IndexMap(train["user"]), fmlib.IndexMap(train["item"])
-    ids = np.stack([user_map.index(train["user"]), item_map.index(train["item"])], axis=1)
+    ids = np.stack(
+        [user_map.index(train["user"]), item_map.index(train["item"])], axis=1
+    )
 
     def run_fit(X, batch):
         fm = fmlib.FactorizationMachine(X.shape[1], k=K, seed=0)
-        history = fmlib.fit(fm, X, y, num_epochs=epochs, batch_size=batch, lr=0.01, seed=0)
+        history = fmlib.fit(
+            fm, X, y, num_epochs=epochs, batch_size=batch, lr=0.01, seed=0
+        )
         return statistics.median(history.attrs["epoch_seconds"][1:])
 
     def run_keras(batch):
-        model = fmlib.build_fm_model(vocab_sizes=[len(user_map), len(item_map)], k=K, seed=0)
+        model = fmlib.build_fm_model(
+            vocab_sizes=[len(user_map), len(item_map)], k=K, seed=0
+        )
         model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
         timer = EpochTimer()
         model.fit(ids, y, batch_size=batch, epochs=epochs, verbose=0, callbacks=[timer])
         return statistics.median(timer.seconds[1:])
 
-    layouts = {"dense one-hot (fmlib.fit)": lambda b: run_fit(X_dense, b),
-               "tf.SparseTensor from CSR (fmlib.fit)": lambda b: run_fit(X_sparse, b),
-               "field ids (FieldFMLayer, Keras fit)": run_keras}
+    layouts = {
+        "dense one-hot (fmlib.fit)": lambda b: run_fit(X_dense, b),
+        "tf.SparseTensor from CSR (fmlib.fit)": lambda b: run_fit(X_sparse, b),
+        "field ids (FieldFMLayer, Keras fit)": run_keras,
+    }
     times = {(name, b): [] for b in batches for name in layouts}
-    for _ in range(repeat):                 # interleaved, so machine noise hits all alike
-        for (name, batch) in times:
+    for _ in range(repeat):  # interleaved, so machine noise hits all alike
+        for name, batch in times:
             times[(name, batch)].append(layouts[name](batch))
     rows = []
     print(f"u1.base: {len(y):,} rows, {X_sparse.shape[1]:,} features, k = {K}")
@@ -90,11 +101,25 @@ def main() -> None:
     for (name, batch), values in times.items():
         t = statistics.median(values)
         dense = statistics.median(times[("dense one-hot (fmlib.fit)", batch)])
-        rows.append({"layout": name, "batch_size": batch, "seconds_per_epoch": t, "all": values,
-                     "rows_per_second": len(y) / t, "speedup_vs_dense": dense / t})
-        print(f"{name:<40} {batch:>6} {t:>8.3f} {len(y) / t:>10,.0f} {dense / t:>8.1f}x")
-    common.save_results(out, {"machine": record["machine"], "k": K, "epochs": epochs,
-                              "rows": rows}, record, replace=True)
+        rows.append(
+            {
+                "layout": name,
+                "batch_size": batch,
+                "seconds_per_epoch": t,
+                "all": values,
+                "rows_per_second": len(y) / t,
+                "speedup_vs_dense": dense / t,
+            }
+        )
+        print(
+            f"{name:<40} {batch:>6} {t:>8.3f} {len(y) / t:>10,.0f} {dense / t:>8.1f}x"
+        )
+    common.save_results(
+        out,
+        {"machine": record["machine"], "k": K, "epochs": epochs, "rows": rows},
+        record,
+        replace=True,
+    )
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ Without ``LIBFM`` only fmlib runs (its columns are filled, libFM's are null). li
 built from github.com/srendle/libfm with ``make`` (``bin/libFM``). Writes
 benchmarks/results/libfm.json (``--smoke``: a temporary file, or ``--out``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,14 +48,30 @@ N_USERS, N_ITEMS = 943, 1682
 # without it) and two other settings each; als and mcmc at 200 iterations.
 SETTINGS = [
     ("sgd", "defaults, -learn_rate 0.01", "-learn_rate 0.01"),
-    ("sgd", "30 iter, -regular 0,0,0.01", "-learn_rate 0.01 -regular 0,0,0.01 -iter 30"),
-    ("sgd", "k=16, -regular 0,0.01,0.05", "-learn_rate 0.005 -regular 0,0.01,0.05 -dim 1,1,16 -iter 50"),
+    (
+        "sgd",
+        "30 iter, -regular 0,0,0.01",
+        "-learn_rate 0.01 -regular 0,0,0.01 -iter 30",
+    ),
+    (
+        "sgd",
+        "k=16, -regular 0,0.01,0.05",
+        "-learn_rate 0.005 -regular 0,0.01,0.05 -dim 1,1,16 -iter 50",
+    ),
     ("sgda", "defaults, -learn_rate 0.01", "-learn_rate 0.01"),
     ("sgda", "30 iter", "-learn_rate 0.01 -iter 30"),
-    ("sgda", "k=16, -learn_rate 0.005, -meta", "-learn_rate 0.005 -dim 1,1,16 -iter 50 -meta {meta}"),
+    (
+        "sgda",
+        "k=16, -learn_rate 0.005, -meta",
+        "-learn_rate 0.005 -dim 1,1,16 -iter 50 -meta {meta}",
+    ),
     ("als", "defaults (-regular 0), 200 iter", "-iter 200"),
     ("als", "-regular 0,10,10", "-regular 0,10,10 -iter 200"),
-    ("als", "-meta, -regular 0,5,5,15,15", "-meta {meta} -regular 0,5,5,15,15 -iter 200"),
+    (
+        "als",
+        "-meta, -regular 0,5,5,15,15",
+        "-meta {meta} -regular 0,5,5,15,15 -iter 200",
+    ),
     ("mcmc", "defaults, 200 iter", "-iter 200"),
     ("mcmc", "k=10", "-dim 1,1,10 -iter 200"),
     ("mcmc", "-meta, -init_stdev 0.05", "-meta {meta} -init_stdev 0.05 -iter 200"),
@@ -73,7 +90,9 @@ def write_files(folder: Path, smoke: bool) -> dict[str, Path]:
         files[part].write_text("\n".join(lines) + "\n")
         if part == "base":
             files["fit"] = folder / "u1.fit.libfm"
-            files["fit"].write_text("\n".join(l for j, l in enumerate(lines) if j % 10) + "\n")
+            files["fit"].write_text(
+                "\n".join(l for j, l in enumerate(lines) if j % 10) + "\n"
+            )
             files["validation"] = folder / "u1.val.libfm"
             files["validation"].write_text("\n".join(lines[::10]) + "\n")
     files["meta"] = folder / "groups.txt"
@@ -83,8 +102,20 @@ def write_files(folder: Path, smoke: bool) -> dict[str, Path]:
 
 def command(program: list[str], method: str, flags: str, files, seed: int, out: Path):
     train = files["fit"] if method == "sgda" else files["base"]
-    cmd = program + ["-task", "r", "-train", str(train), "-test", str(files["test"]),
-                     "-method", method, "-seed", str(seed), "-out", str(out)]
+    cmd = program + [
+        "-task",
+        "r",
+        "-train",
+        str(train),
+        "-test",
+        str(files["test"]),
+        "-method",
+        method,
+        "-seed",
+        str(seed),
+        "-out",
+        str(out),
+    ]
     if method == "sgda":
         cmd += ["-validation", str(files["validation"])]
     return cmd + flags.format(meta=files["meta"]).split()
@@ -95,29 +126,45 @@ def run(cmd: list[str], out: Path, y_test: np.ndarray) -> dict:
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     seconds = time.perf_counter() - start
     if done.returncode != 0 or not out.exists():
-        raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stdout[-2000:]}"
-                           f"\n{done.stderr[-2000:]}")
+        raise RuntimeError(
+            f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stdout[-2000:]}"
+            f"\n{done.stderr[-2000:]}"
+        )
     pred = np.loadtxt(out)
     out.unlink()
     iters = [l for l in done.stdout.splitlines() if l.startswith("#Iter=")]
     printed = float(iters[-1].split("Test=")[1].split()[0]) if iters else None
-    return {"seconds": seconds, "rmse": float(np.sqrt(np.mean((pred - y_test) ** 2))),
-            "printed_test": printed}
+    return {
+        "seconds": seconds,
+        "rmse": float(np.sqrt(np.mean((pred - y_test) ** 2))),
+        "printed_test": printed,
+    }
 
 
 def summarise(runs: list[dict]) -> dict:
     rmse = [r["rmse"] for r in runs]
-    return {"rmse_mean": statistics.mean(rmse), "rmse_min": min(rmse), "rmse_max": max(rmse),
-            "printed_test_mean": statistics.mean(r["printed_test"] for r in runs),
-            "seconds_median": statistics.median(r["seconds"] for r in runs),
-            "runs": runs}
+    return {
+        "rmse_mean": statistics.mean(rmse),
+        "rmse_min": min(rmse),
+        "rmse_max": max(rmse),
+        "printed_test_mean": statistics.mean(r["printed_test"] for r in runs),
+        "seconds_median": statistics.median(r["seconds"] for r in runs),
+        "runs": runs,
+    }
 
 
 def import_seconds(module: str) -> float:
     code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                env=env, check=True).stdout.split()[-1])
+    return float(
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        ).stdout.split()[-1]
+    )
 
 
 def libfm_version(libfm: str | None) -> dict | None:
@@ -125,25 +172,33 @@ def libfm_version(libfm: str | None) -> dict | None:
     if not libfm:
         return None
     head = subprocess.run([libfm, "-help"], capture_output=True, text=True).stdout
-    version = next((l.split(":")[1].strip() for l in head.splitlines() if "Version" in l), None)
+    version = next(
+        (l.split(":")[1].strip() for l in head.splitlines() if "Version" in l), None
+    )
     return {"path": libfm, "version": version}
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", default="1,2,3", help="seeds of every run (default 1,2,3)")
+    parser.add_argument(
+        "--seeds", default="1,2,3", help="seeds of every run (default 1,2,3)"
+    )
     parser.add_argument("--only", default="", help="comma-separated methods to run")
     common.add_smoke_arguments(parser, OUT)
     args = parser.parse_args(argv)
-    record = common.provenance(["benchmarks/bench_libfm.py", *(sys.argv[1:] if argv is None
-                                                               else argv)], smoke=args.smoke)
+    record = common.provenance(
+        ["benchmarks/bench_libfm.py", *(sys.argv[1:] if argv is None else argv)],
+        smoke=args.smoke,
+    )
     out = common.results_path(args, OUT)
     seeds = [int(s) for s in args.seeds.split(",")]
     libfm = None if args.smoke else os.environ.get("LIBFM") or None
     if libfm and not os.access(libfm, os.X_OK):
         parser.error(f"LIBFM={libfm!r} is not an executable file.")
     settings = [s for s in SETTINGS if not args.only or s[0] in args.only.split(",")]
-    if args.smoke:   # one setting per method (the -meta ones: the most code), 3 iterations
+    if (
+        args.smoke
+    ):  # one setting per method (the -meta ones: the most code), 3 iterations
         seeds = seeds[:1]
         chosen = {}
         for m, label, flags in settings:
@@ -157,38 +212,74 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         files = write_files(folder, args.smoke)
-        y_test = np.array([float(l.split()[0]) for l in files["test"].read_text().splitlines()])
+        y_test = np.array(
+            [float(l.split()[0]) for l in files["test"].read_text().splitlines()]
+        )
         # one untimed run compiles and caches fmlib's loops (numba's on-disk cache)
-        subprocess.run(command(env_python, "sgda", "-iter 2 -learn_rate 0.01 -dim 1,1,2",
-                               files, 0, folder / "warm.txt"), capture_output=True)
-        subprocess.run(command(env_python, "mcmc", "-iter 2 -dim 1,1,2", files, 0,
-                               folder / "warm.txt"), capture_output=True)
+        subprocess.run(
+            command(
+                env_python,
+                "sgda",
+                "-iter 2 -learn_rate 0.01 -dim 1,1,2",
+                files,
+                0,
+                folder / "warm.txt",
+            ),
+            capture_output=True,
+        )
+        subprocess.run(
+            command(
+                env_python, "mcmc", "-iter 2 -dim 1,1,2", files, 0, folder / "warm.txt"
+            ),
+            capture_output=True,
+        )
         for method, label, flags in settings:
-            row = {"method": method, "setting": label, "flags": flags.format(meta="groups.txt")}
-            for name, program in (("fmlib", env_python), ("libfm", [libfm] if libfm else None)):
+            row = {
+                "method": method,
+                "setting": label,
+                "flags": flags.format(meta="groups.txt"),
+            }
+            for name, program in (
+                ("fmlib", env_python),
+                ("libfm", [libfm] if libfm else None),
+            ):
                 if program is None:
                     row[name] = None
                     continue
-                runs = [run(command(program, method, flags, files, s, folder / f"{name}.txt"),
-                            folder / f"{name}.txt", y_test) for s in seeds]
+                runs = [
+                    run(
+                        command(
+                            program, method, flags, files, s, folder / f"{name}.txt"
+                        ),
+                        folder / f"{name}.txt",
+                        y_test,
+                    )
+                    for s in seeds
+                ]
                 row[name] = summarise(runs)
             if row["libfm"]:
                 row["rmse_diff"] = row["fmlib"]["rmse_mean"] - row["libfm"]["rmse_mean"]
-                row["time_ratio"] = (row["fmlib"]["seconds_median"]
-                                     / row["libfm"]["seconds_median"])
+                row["time_ratio"] = (
+                    row["fmlib"]["seconds_median"] / row["libfm"]["seconds_median"]
+                )
                 row["target_rmse"] = 0.003 if method in ("als", "mcmc") else 0.01
                 row["rmse_met"] = abs(row["rmse_diff"]) <= row["target_rmse"]
                 row["time_met"] = row["time_ratio"] <= 2.0
             rows.append(row)
             print(_row_text(row), flush=True)
-    result = {"libfm": libfm_version(libfm),
-              "data": "MovieLens 100k u1.base / u1.test, user + item one-hot (2,625 columns)"
-                      + (" (smoke: first 2,000 / 500 ratings)" if args.smoke else ""),
-              "seeds": seeds,
-              "import_seconds": None if args.smoke else {
-                  "tensorflow": import_seconds("tensorflow"),
-                  "fmlib.solvers.libfm (numba)": import_seconds("fmlib.solvers.libfm")},
-              "rows": rows}
+    result = {
+        "libfm": libfm_version(libfm),
+        "data": "MovieLens 100k u1.base / u1.test, user + item one-hot (2,625 columns)"
+        + (" (smoke: first 2,000 / 500 ratings)" if args.smoke else ""),
+        "seeds": seeds,
+        "import_seconds": None
+        if args.smoke
+        else {
+            "tensorflow": import_seconds("tensorflow"),
+            "fmlib.solvers.libfm (numba)": import_seconds("fmlib.solvers.libfm"),
+        },
+        "rows": rows,
+    }
     common.save_results(out, result, record, replace=True)
     return result
 
@@ -205,12 +296,16 @@ def _smoke_flags(flags: str) -> list[str]:
 
 def _row_text(row: dict) -> str:
     f, l = row["fmlib"], row["libfm"]
-    text = (f"{row['method']:5s} {row['setting']:36s} fmlib RMSE {f['rmse_mean']:.4f} "
-            f"[{f['rmse_min']:.4f}, {f['rmse_max']:.4f}] {f['seconds_median']:.2f} s")
+    text = (
+        f"{row['method']:5s} {row['setting']:36s} fmlib RMSE {f['rmse_mean']:.4f} "
+        f"[{f['rmse_min']:.4f}, {f['rmse_max']:.4f}] {f['seconds_median']:.2f} s"
+    )
     if l:
-        text += (f" | libFM {l['rmse_mean']:.4f} [{l['rmse_min']:.4f}, {l['rmse_max']:.4f}] "
-                 f"{l['seconds_median']:.2f} s | diff {row['rmse_diff']:+.4f} "
-                 f"time x{row['time_ratio']:.2f}")
+        text += (
+            f" | libFM {l['rmse_mean']:.4f} [{l['rmse_min']:.4f}, {l['rmse_max']:.4f}] "
+            f"{l['seconds_median']:.2f} s | diff {row['rmse_diff']:+.4f} "
+            f"time x{row['time_ratio']:.2f}"
+        )
     return text
 
 

@@ -29,6 +29,7 @@ after ``pip install -r benchmarks/requirements.txt``:
 
 Writes benchmarks/results/libraries.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,7 +39,7 @@ import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("TQDM_DISABLE", "1")   # myFM's progress bar
+os.environ.setdefault("TQDM_DISABLE", "1")  # myFM's progress bar
 
 import common  # noqa: E402
 import numpy as np  # noqa: E402
@@ -56,11 +57,18 @@ OUT = common.RESULTS / "libraries.json"
 SIDE = ["age_bucket", "gender", "occupation"]
 DESIGNS = {
     "user+item": dict(categorical=["user", "item"]),
-    "all+implicit": dict(categorical=["user", "item"] + SIDE, multi_hot=["genres"],
-                         implicit=("user", "item"), implicit_norm="sqrt"),
+    "all+implicit": dict(
+        categorical=["user", "item"] + SIDE,
+        multi_hot=["genres"],
+        implicit=("user", "item"),
+        implicit_norm="sqrt",
+    ),
 }
 # lambda_v and learning rate per design: the chapter's choices (book/tuning/tune_movielens.py)
-FMLIB_TUNED = {"user+item": dict(lambda_v=2e-4, lr=0.01), "all+implicit": dict(lambda_v=1e-4, lr=0.01)}
+FMLIB_TUNED = {
+    "user+item": dict(lambda_v=2e-4, lr=0.01),
+    "all+implicit": dict(lambda_v=1e-4, lr=0.01),
+}
 MYFM_RANK, N_ITER, BURN_IN = 8, 100, 20
 THROUGHPUT_BATCHES = (1024, 4096, 16384)
 THROUGHPUT_SWEEPS = {"user+item": 50, "all+implicit": 5}
@@ -73,17 +81,21 @@ def smoke_settings() -> None:
     global N_ITER, BURN_IN, THROUGHPUT_BATCHES, THROUGHPUT_SWEEPS, THROUGHPUT_EPOCHS
     N_ITER, BURN_IN, THROUGHPUT_BATCHES, THROUGHPUT_EPOCHS = 5, 2, (512,), 2
     THROUGHPUT_SWEEPS = {design: 2 for design in THROUGHPUT_SWEEPS}
-    FMLIB["max_epochs"] = 2                       # the chapter's protocol, cut short
+    FMLIB["max_epochs"] = 2  # the chapter's protocol, cut short
 
 
 def run_fmlib(design, train, test):
     tuned = FMLIB_TUNED[design]
     start = time.perf_counter()
-    fm, encoder, history = fit_with_validation(train, DESIGNS[design], tuned["lambda_v"], tuned["lr"])
+    fm, encoder, history = fit_with_validation(
+        train, DESIGNS[design], tuned["lambda_v"], tuned["lr"]
+    )
     seconds = time.perf_counter() - start
     score = rmse(fm.predict(encoder.transform(test)), test["rating"].to_numpy(float))
-    epoch = statistics.median(history.attrs["epoch_seconds"][1:] or history.attrs["epoch_seconds"])
-    n_fit = int((~validation_mask(train)).sum())                     # rows trained on
+    epoch = statistics.median(
+        history.attrs["epoch_seconds"][1:] or history.attrs["epoch_seconds"]
+    )
+    n_fit = int((~validation_mask(train)).sum())  # rows trained on
     return score, seconds, n_fit / epoch, None
 
 
@@ -95,8 +107,13 @@ def run_myfm(design, train, test):
     # one prior (regularisation strength) per feature block, as myFM's documentation recommends
     group_shapes = [block.stop - block.start for block in encoder.groups_.values()]
     fit_start = time.perf_counter()
-    fm.fit(X, train["rating"].to_numpy(float), n_iter=N_ITER, n_kept_samples=N_ITER - BURN_IN,
-           group_shapes=group_shapes)
+    fm.fit(
+        X,
+        train["rating"].to_numpy(float),
+        n_iter=N_ITER,
+        n_kept_samples=N_ITER - BURN_IN,
+        group_shapes=group_shapes,
+    )
     sweeps = time.perf_counter() - fit_start
     seconds = time.perf_counter() - start
     score = rmse(fm.predict(encoder.transform(test)), test["rating"].to_numpy(float))
@@ -106,7 +123,9 @@ def run_myfm(design, train, test):
 def run_surprise(algo_cls, train, test):
     reader = surprise.Reader(rating_scale=(1, 5))
     start = time.perf_counter()
-    trainset = surprise.Dataset.load_from_df(train[["user", "item", "rating"]], reader).build_full_trainset()
+    trainset = surprise.Dataset.load_from_df(
+        train[["user", "item", "rating"]], reader
+    ).build_full_trainset()
     algo = algo_cls(random_state=0)
     algo.fit(trainset)
     seconds = time.perf_counter() - start
@@ -122,8 +141,12 @@ def throughput(ml, design: str, smoke: bool = False) -> dict:
     out = {"rows": X.shape[0], "nnz_per_row": X.nnz / X.shape[0]}
     for batch in THROUGHPUT_BATCHES:
         fm = fmlib.FactorizationMachine(X.shape[1], k=FMLIB["k"], seed=0)
-        history = fmlib.fit(fm, X, y, num_epochs=THROUGHPUT_EPOCHS, batch_size=batch, seed=0)
-        out[f"fmlib_batch_{batch}"] = X.shape[0] / statistics.median(history.attrs["epoch_seconds"][1:])
+        history = fmlib.fit(
+            fm, X, y, num_epochs=THROUGHPUT_EPOCHS, batch_size=batch, seed=0
+        )
+        out[f"fmlib_batch_{batch}"] = X.shape[0] / statistics.median(
+            history.attrs["epoch_seconds"][1:]
+        )
     if myfm is None:
         return out
     sweeps = THROUGHPUT_SWEEPS[design]
@@ -159,50 +182,90 @@ def main() -> None:
             if how is None:
                 start = time.perf_counter()
                 mean = train["rating"].mean()
-                out = (rmse(np.full(len(test), mean), test["rating"].to_numpy(float)),
-                       time.perf_counter() - start, None, None)
+                out = (
+                    rmse(np.full(len(test), mean), test["rating"].to_numpy(float)),
+                    time.perf_counter() - start,
+                    None,
+                    None,
+                )
             elif isinstance(how, tuple):
-                out = (run_fmlib if how[0] == "fmlib" else run_myfm)(how[1], train, test)
+                out = (run_fmlib if how[0] == "fmlib" else run_myfm)(
+                    how[1], train, test
+                )
             else:
                 out = run_surprise(how, train, test)
-            results[name].append(dict(zip(("rmse", "seconds", "rows_per_second", "nnz_per_row"), out)))
+            results[name].append(
+                dict(zip(("rmse", "seconds", "rows_per_second", "nnz_per_row"), out))
+            )
             print(f"{fold} {name:<24} RMSE {out[0]:.4f}  {out[1]:7.1f} s", flush=True)
 
     table = []
-    print(f"\n{'method':<24} {'RMSE mean':>9} {'± std':>7} {'s/fold':>7} {'rows/s (epoch or sweep)':>24}")
+    print(
+        f"\n{'method':<24} {'RMSE mean':>9} {'± std':>7} {'s/fold':>7} {'rows/s (epoch or sweep)':>24}"
+    )
     for name, runs in results.items():
         scores = [r["rmse"] for r in runs]
-        row = {"method": name, "rmse_mean": float(np.mean(scores)), "rmse_std": float(np.std(scores)),
-               "seconds_per_fold": statistics.median(r["seconds"] for r in runs), "folds": runs}
+        row = {
+            "method": name,
+            "rmse_mean": float(np.mean(scores)),
+            "rmse_std": float(np.std(scores)),
+            "seconds_per_fold": statistics.median(r["seconds"] for r in runs),
+            "folds": runs,
+        }
         if runs[0]["rows_per_second"] is not None:
-            row["rows_per_second"] = statistics.median(r["rows_per_second"] for r in runs)
+            row["rows_per_second"] = statistics.median(
+                r["rows_per_second"] for r in runs
+            )
             row["nnz_per_row"] = runs[0]["nnz_per_row"]
         table.append(row)
         rps = f"{row['rows_per_second']:,.0f}" if "rows_per_second" in row else ""
-        print(f"{name:<24} {row['rmse_mean']:>9.4f} {row['rmse_std']:>7.4f} "
-              f"{row['seconds_per_fold']:>7.1f} {rps:>24}")
-    print(f"\nThroughput on u1.base (rows per second; fmlib: one epoch, k = {FMLIB['k']}; "
-          f"myFM: one Gibbs sweep, rank {MYFM_RANK})")
-    print(f"{'design':<14} {'nnz/row':>7} " + " ".join(f"{'fmlib b=' + str(b):>13}" for b in THROUGHPUT_BATCHES)
-          + f" {'myFM':>10} {'best fmlib / myFM':>18}")
+        print(
+            f"{name:<24} {row['rmse_mean']:>9.4f} {row['rmse_std']:>7.4f} "
+            f"{row['seconds_per_fold']:>7.1f} {rps:>24}"
+        )
+    print(
+        f"\nThroughput on u1.base (rows per second; fmlib: one epoch, k = {FMLIB['k']}; "
+        f"myFM: one Gibbs sweep, rank {MYFM_RANK})"
+    )
+    print(
+        f"{'design':<14} {'nnz/row':>7} "
+        + " ".join(f"{'fmlib b=' + str(b):>13}" for b in THROUGHPUT_BATCHES)
+        + f" {'myFM':>10} {'best fmlib / myFM':>18}"
+    )
     speeds, ratios = {}, {}
     for design in DESIGNS:
         speeds[design] = t = throughput(ml, design, args.smoke)
-        if "myfm" not in t:                             # --smoke without myFM
-            print(f"{design:<14} {t['nnz_per_row']:>7.1f} "
-                  + " ".join(f"{t[f'fmlib_batch_{b}']:>13,.0f}" for b in THROUGHPUT_BATCHES))
+        if "myfm" not in t:  # --smoke without myFM
+            print(
+                f"{design:<14} {t['nnz_per_row']:>7.1f} "
+                + " ".join(
+                    f"{t[f'fmlib_batch_{b}']:>13,.0f}" for b in THROUGHPUT_BATCHES
+                )
+            )
             continue
         best = max(t[f"fmlib_batch_{b}"] for b in THROUGHPUT_BATCHES)
-        ratios[design] = {str(b): t[f"fmlib_batch_{b}"] / t["myfm"] for b in THROUGHPUT_BATCHES}
-        print(f"{design:<14} {t['nnz_per_row']:>7.1f} "
-              + " ".join(f"{t[f'fmlib_batch_{b}']:>13,.0f}" for b in THROUGHPUT_BATCHES)
-              + f" {t['myfm']:>10,.0f} {best / t['myfm']:>18.2f}")
-    common.save_results(out_path, {
-        "machine": record["machine"], "folds": args.folds.split(","),
-        "fmlib": {**FMLIB, "tuned": FMLIB_TUNED},
-        "myfm": {"rank": MYFM_RANK, "n_iter": N_ITER, "burn_in": BURN_IN},
-        "throughput": speeds, "throughput_ratio_fmlib_over_myfm_by_batch": ratios,
-        "rows": table}, record, replace=True)
+        ratios[design] = {
+            str(b): t[f"fmlib_batch_{b}"] / t["myfm"] for b in THROUGHPUT_BATCHES
+        }
+        print(
+            f"{design:<14} {t['nnz_per_row']:>7.1f} "
+            + " ".join(f"{t[f'fmlib_batch_{b}']:>13,.0f}" for b in THROUGHPUT_BATCHES)
+            + f" {t['myfm']:>10,.0f} {best / t['myfm']:>18.2f}"
+        )
+    common.save_results(
+        out_path,
+        {
+            "machine": record["machine"],
+            "folds": args.folds.split(","),
+            "fmlib": {**FMLIB, "tuned": FMLIB_TUNED},
+            "myfm": {"rank": MYFM_RANK, "n_iter": N_ITER, "burn_in": BURN_IN},
+            "throughput": speeds,
+            "throughput_ratio_fmlib_over_myfm_by_batch": ratios,
+            "rows": table,
+        },
+        record,
+        replace=True,
+    )
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ Writes benchmarks/results/ordinal.json (with the provenance block of
 ``benchmarks/common.py``) and prints a table. ``--smoke`` runs fmlib only when myFM is
 not installed, and writes to a temporary file.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,7 +35,7 @@ import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ["TQDM_DISABLE"] = "1"            # myFM's progress bars
+os.environ["TQDM_DISABLE"] = "1"  # myFM's progress bars
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 import numpy as np  # noqa: E402
@@ -46,27 +47,43 @@ OUT = common.RESULTS / "ordinal.json"
 RANK = 10
 PUBLISHED = {"myfm_regression": 0.8833, "myfm_ordinal": 0.8808}
 METHODS = ("fmlib_regression", "fmlib_ordinal", "myfm_regression", "myfm_ordinal")
-myfm = None                                 # the peer library, imported in main()
+myfm = None  # the peer library, imported in main()
 rmse = common.rmse
 
 
 def myfm_blocks(design):
-    return [myfm.RelationBlock(b.index.astype(np.int64), sp.csr_matrix(b.data))
-            for b in design.blocks]
+    return [
+        myfm.RelationBlock(b.index.astype(np.int64), sp.csr_matrix(b.data))
+        for b in design.blocks
+    ]
 
 
 def run_fmlib(task, design, design_test, y, y_test, sweeps, seed, burn_in=0):
     with common.Timer() as t:
-        bfm = fmlib.BayesianFM(k=RANK, num_sweeps=sweeps, burn_in=burn_in, task=task,
-                               groups=design.groups, seed=seed, keep_samples=False)
+        bfm = fmlib.BayesianFM(
+            k=RANK,
+            num_sweeps=sweeps,
+            burn_in=burn_in,
+            task=task,
+            groups=design.groups,
+            seed=seed,
+            keep_samples=False,
+        )
         bfm.fit(design, y, X_test=design_test)
     seconds, cpu = t.seconds, t.cpu_seconds
-    out = {"rmse": rmse(bfm.test_prediction_, y_test), "seconds_fit": seconds,
-           "seconds_total": seconds, "seconds_per_sweep": seconds / sweeps,
-           "cpu_seconds_fit": cpu, "cpu_seconds_per_sweep": cpu / sweeps}
+    out = {
+        "rmse": rmse(bfm.test_prediction_, y_test),
+        "seconds_fit": seconds,
+        "seconds_total": seconds,
+        "seconds_per_sweep": seconds / sweeps,
+        "cpu_seconds_fit": cpu,
+        "cpu_seconds_per_sweep": cpu / sweeps,
+    }
     if task == "ordinal":
         out["acceptance_rate"] = bfm.acceptance_rate_
-        out["cutpoints_last"] = [bfm.trace_[f"cutpoint[{j}]"].iloc[-1] for j in (1, 2, 3, 4)]
+        out["cutpoints_last"] = [
+            bfm.trace_[f"cutpoint[{j}]"].iloc[-1] for j in (1, 2, 3, 4)
+        ]
     return out
 
 
@@ -82,32 +99,57 @@ def run_myfm(task, design, design_test, y, y_test, sweeps, seed, burn_in=0):
             proba = fm.predict_proba(design_test.X, myfm_blocks(design_test))
             pred = 1 + proba @ np.arange(proba.shape[1])
     total = fitted + t_predict.seconds
-    return {"rmse": rmse(pred, y_test), "seconds_fit": fitted, "seconds_total": total,
-            "seconds_per_sweep": fitted / sweeps, "cpu_seconds_fit": cpu,
-            "cpu_seconds_per_sweep": cpu / sweeps}
+    return {
+        "rmse": rmse(pred, y_test),
+        "seconds_fit": fitted,
+        "seconds_total": total,
+        "seconds_per_sweep": fitted / sweeps,
+        "cpu_seconds_fit": cpu,
+        "cpu_seconds_per_sweep": cpu / sweeps,
+    }
 
 
 def _myfm_fit(task, design, y, shapes, sweeps, seed, burn_in):
     if task == "regression":
         fm = myfm.MyFMRegressor(rank=RANK, random_seed=seed)
-        fm.fit(design.X, y, X_rel=myfm_blocks(design), group_shapes=shapes,
-               n_iter=sweeps, n_kept_samples=sweeps - burn_in)
+        fm.fit(
+            design.X,
+            y,
+            X_rel=myfm_blocks(design),
+            group_shapes=shapes,
+            n_iter=sweeps,
+            n_kept_samples=sweeps - burn_in,
+        )
     else:
         fm = myfm.MyFMOrderedProbit(rank=RANK, random_seed=seed)
-        fm.fit(design.X, y.astype(np.int64) - 1, X_rel=myfm_blocks(design),
-               group_shapes=shapes, n_iter=sweeps, n_kept_samples=sweeps - burn_in)
+        fm.fit(
+            design.X,
+            y.astype(np.int64) - 1,
+            X_rel=myfm_blocks(design),
+            group_shapes=shapes,
+            n_iter=sweeps,
+            n_kept_samples=sweeps - burn_in,
+        )
     return fm
 
 
 def summary(runs: list[dict]) -> dict:
     out = {}
-    for key in ("rmse", "seconds_fit", "seconds_total", "seconds_per_sweep",
-                "cpu_seconds_fit", "cpu_seconds_per_sweep"):
+    for key in (
+        "rmse",
+        "seconds_fit",
+        "seconds_total",
+        "seconds_per_sweep",
+        "cpu_seconds_fit",
+        "cpu_seconds_per_sweep",
+    ):
         values = [r[key] for r in runs if key in r]
         if not values:
             continue
-        out[key] = {"mean": statistics.fmean(values),
-                    "sd": statistics.stdev(values) if len(values) > 1 else 0.0}
+        out[key] = {
+            "mean": statistics.fmean(values),
+            "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+        }
     return out
 
 
@@ -117,8 +159,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--sweeps", type=int, default=512)
     parser.add_argument("--fold", default="u1")
-    parser.add_argument("--burn-in", type=int, default=0,
-                        help="samples discarded by both libraries (myFM's protocol: 0)")
+    parser.add_argument(
+        "--burn-in",
+        type=int,
+        default=0,
+        help="samples discarded by both libraries (myFM's protocol: 0)",
+    )
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     common.add_smoke_arguments(parser, OUT)
     args = parser.parse_args()
@@ -135,26 +181,39 @@ def main() -> None:
     with common.Timer() as t:
         design, design_test = fmlib.myfm_movielens_design(ml, train, test)
     print(f"{args.fold}: {design} (built in {t.seconds:.1f} s)", flush=True)
-    for method in args.methods:   # warm-up, not timed: numba compiles (or loads) its kernels
+    for (
+        method
+    ) in args.methods:  # warm-up, not timed: numba compiles (or loads) its kernels
         lib, task = method.split("_")
-        (run_fmlib if lib == "fmlib" else run_myfm)(task, design, design_test, y, y_test, 2, 0)
+        (run_fmlib if lib == "fmlib" else run_myfm)(
+            task, design, design_test, y, y_test, 2, 0
+        )
     runs = {m: [] for m in args.methods}
     for seed in args.seeds:
-        for method in args.methods:   # interleaved: a busy spell hits every method alike
+        for method in args.methods:  # interleaved: a busy spell hits every method alike
             lib, task = method.split("_")
             run = (run_fmlib if lib == "fmlib" else run_myfm)(
-                task, design, design_test, y, y_test, args.sweeps, seed, args.burn_in)
+                task, design, design_test, y, y_test, args.sweeps, seed, args.burn_in
+            )
             run["seed"] = seed
             runs[method].append(run)
-            print(f"  seed {seed} {method:17s} RMSE {run['rmse']:.4f}  fit "
-                  f"{run['seconds_fit']:6.1f} s  total {run['seconds_total']:6.1f} s",
-                  flush=True)
+            print(
+                f"  seed {seed} {method:17s} RMSE {run['rmse']:.4f}  fit "
+                f"{run['seconds_fit']:6.1f} s  total {run['seconds_total']:6.1f} s",
+                flush=True,
+            )
     result = {
-        "protocol": {"fold": args.fold, "rank": RANK, "sweeps": args.sweeps,
-                     "kept_samples": args.sweeps - args.burn_in, "burn_in": args.burn_in,
-                     "clipped": False,
-                     "design": "fmlib.myfm_movielens_design (myFM's ml-100k-extended)",
-                     "columns": design.n_features, "groups": list(design.groups)},
+        "protocol": {
+            "fold": args.fold,
+            "rank": RANK,
+            "sweeps": args.sweeps,
+            "kept_samples": args.sweeps - args.burn_in,
+            "burn_in": args.burn_in,
+            "clipped": False,
+            "design": "fmlib.myfm_movielens_design (myFM's ml-100k-extended)",
+            "columns": design.n_features,
+            "groups": list(design.groups),
+        },
         "published_myfm_u1_512": PUBLISHED,
         "seeds": args.seeds,
         "runs": runs,
@@ -167,16 +226,25 @@ def main() -> None:
 def report(r: dict) -> None:
     s = r["summary"]
     n = len(r["seeds"])
-    print(f"\n{r['protocol']['fold']}, rank {RANK}, {r['protocol']['sweeps']} sweeps, "
-          f"{n} seed(s): mean ± sd")
-    print(f"{'method':18s} {'RMSE':>17s} {'fit s':>13s} {'s/sweep':>15s} {'CPU s/sweep':>15s}")
+    print(
+        f"\n{r['protocol']['fold']}, rank {RANK}, {r['protocol']['sweeps']} sweeps, "
+        f"{n} seed(s): mean ± sd"
+    )
+    print(
+        f"{'method':18s} {'RMSE':>17s} {'fit s':>13s} {'s/sweep':>15s} {'CPU s/sweep':>15s}"
+    )
     for m in s:
         e = s[m]
-        print(f"{m:18s} {e['rmse']['mean']:.4f} ± {e['rmse']['sd']:.4f}  "
-              f"{e['seconds_fit']['mean']:6.1f} ± {e['seconds_fit']['sd']:4.1f}  "
-              f"{e['seconds_per_sweep']['mean']:.4f} ± {e['seconds_per_sweep']['sd']:.4f}  "
-              + (f"{e['cpu_seconds_per_sweep']['mean']:.4f} ± {e['cpu_seconds_per_sweep']['sd']:.4f}"
-                 if "cpu_seconds_per_sweep" in e else ""))
+        print(
+            f"{m:18s} {e['rmse']['mean']:.4f} ± {e['rmse']['sd']:.4f}  "
+            f"{e['seconds_fit']['mean']:6.1f} ± {e['seconds_fit']['sd']:4.1f}  "
+            f"{e['seconds_per_sweep']['mean']:.4f} ± {e['seconds_per_sweep']['sd']:.4f}  "
+            + (
+                f"{e['cpu_seconds_per_sweep']['mean']:.4f} ± {e['cpu_seconds_per_sweep']['sd']:.4f}"
+                if "cpu_seconds_per_sweep" in e
+                else ""
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ per-call costs no longer dominate).
 
 Writes benchmarks/results/pairwise.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,10 @@ SIZES = [16, 32, 64, 128, 256, 512, 1024, 2048, 4096]
 SMOKE_SIZES = [16, 32, 64]
 OUT = common.RESULTS / "pairwise.json"
 K = 8
-NAIVE_ROWS = 64            # rows per call for the naive form
-FAST_ENTRIES = 2 ** 20     # the fast form gets 2^20 / n rows per call: the same memory at every n
+NAIVE_ROWS = 64  # rows per call for the naive form
+FAST_ENTRIES = (
+    2**20
+)  # the fast form gets 2^20 / n rows per call: the same memory at every n
 
 
 def fast_kernel(X, V):
@@ -39,7 +42,7 @@ def fast_kernel(X, V):
 
 
 def median_seconds(f, X, V, repeat: int) -> float:
-    f(X, V).numpy()                                   # trace and warm up
+    f(X, V).numpy()  # trace and warm up
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
@@ -68,18 +71,45 @@ def main() -> None:
         X_fast = tf.constant(rng.normal(size=(fast_rows, n)), tf.float32)
         t_naive = median_seconds(naive, X_naive, V, repeat) / NAIVE_ROWS
         t_fast = median_seconds(fast, X_fast, V, repeat) / fast_rows
-        rows.append({"n": n, "naive_seconds_per_row": t_naive, "fast_seconds_per_row": t_fast,
-                     "speedup": t_naive / t_fast})
-        print(f"{n:>6} {t_naive * 1e6:>13.3f} {t_fast * 1e6:>12.4f} {t_naive / t_fast:>9.1f}")
+        rows.append(
+            {
+                "n": n,
+                "naive_seconds_per_row": t_naive,
+                "fast_seconds_per_row": t_fast,
+                "speedup": t_naive / t_fast,
+            }
+        )
+        print(
+            f"{n:>6} {t_naive * 1e6:>13.3f} {t_fast * 1e6:>12.4f} {t_naive / t_fast:>9.1f}"
+        )
     big = [r for r in rows if r["n"] >= (256 if not args.smoke else 16)]
-    slopes = {name: float(np.polyfit(np.log([r["n"] for r in big]),
-                                     np.log([r[f"{name}_seconds_per_row"] for r in big]), 1)[0])
-              for name in ("naive", "fast")}
-    print(f"log-log slopes for n >= 256: naive {slopes['naive']:.2f} (theory 2), "
-          f"fast {slopes['fast']:.2f} (theory 1)")
-    common.save_results(out, {"machine": record["machine"], "k": K, "naive_rows": NAIVE_ROWS,
-                              "fast_entries": FAST_ENTRIES, "rows": rows,
-                              "slopes_n_ge_256": slopes}, record, replace=True)
+    slopes = {
+        name: float(
+            np.polyfit(
+                np.log([r["n"] for r in big]),
+                np.log([r[f"{name}_seconds_per_row"] for r in big]),
+                1,
+            )[0]
+        )
+        for name in ("naive", "fast")
+    }
+    print(
+        f"log-log slopes for n >= 256: naive {slopes['naive']:.2f} (theory 2), "
+        f"fast {slopes['fast']:.2f} (theory 1)"
+    )
+    common.save_results(
+        out,
+        {
+            "machine": record["machine"],
+            "k": K,
+            "naive_rows": NAIVE_ROWS,
+            "fast_entries": FAST_ENTRIES,
+            "rows": rows,
+            "slopes_n_ge_256": slopes,
+        },
+        record,
+        replace=True,
+    )
 
 
 if __name__ == "__main__":

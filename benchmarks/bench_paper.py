@@ -67,10 +67,18 @@ SYNTH = dict(
 )
 FM_K, FM_SWEEPS, ALS_SWEEPS = 8, 100, 15
 # --smoke: the same sweeps on tiny settings (the module's settings are replaced by these)
-SMOKE = dict(LAMBDAS=(10.0,), SVR_C=(3.0,), FRACTIONS=(0.02,), SVR_FRACTIONS=(0.02,),
-             COPIES=(0, 2), FM_SWEEPS=10, ALS_SWEEPS=3,
-             SYNTH=dict(n_users=60, n_items=60, k=4, n_background=600, n_test_pairs=200,
-                        noise=0.5))
+SMOKE = dict(
+    LAMBDAS=(10.0,),
+    SVR_C=(3.0,),
+    FRACTIONS=(0.02,),
+    SVR_FRACTIONS=(0.02,),
+    COPIES=(0, 2),
+    FM_SWEEPS=10,
+    ALS_SWEEPS=3,
+    SYNTH=dict(
+        n_users=60, n_items=60, k=4, n_background=600, n_test_pairs=200, noise=0.5
+    ),
+)
 
 
 def rmse(y, y_hat) -> float:
@@ -90,8 +98,13 @@ def fm_als(lam):
         fm = fmlib.FactorizationMachine(X.shape[1], k=FM_K, init_std=0.1, seed=seed)
         fm.set_weights(w0=np.float32(y.mean()))
         fmlib.fit(
-            fm, X, y, solver="als", num_epochs=CONFIG["ALS_SWEEPS"], lambda_w=lam,
-            lambda_v=lam
+            fm,
+            X,
+            y,
+            solver="als",
+            num_epochs=CONFIG["ALS_SWEEPS"],
+            lambda_w=lam,
+            lambda_v=lam,
         )
         return fm.predict(X_test)
 
@@ -122,8 +135,16 @@ def svr(C):
     return run
 
 
-CONFIG = dict(LAMBDAS=LAMBDAS, SVR_C=SVR_C, FRACTIONS=FRACTIONS, SVR_FRACTIONS=SVR_FRACTIONS,
-              COPIES=COPIES, FM_SWEEPS=FM_SWEEPS, ALS_SWEEPS=ALS_SWEEPS, SYNTH=SYNTH)
+CONFIG = dict(
+    LAMBDAS=LAMBDAS,
+    SVR_C=SVR_C,
+    FRACTIONS=FRACTIONS,
+    SVR_FRACTIONS=SVR_FRACTIONS,
+    COPIES=COPIES,
+    FM_SWEEPS=FM_SWEEPS,
+    ALS_SWEEPS=ALS_SWEEPS,
+    SYNTH=SYNTH,
+)
 TUNED = {  # model -> (its grid's name in CONFIG, the model given a grid value)
     "linear": ("LAMBDAS", lambda lam: ridge(lam, False)),
     "poly-2": ("LAMBDAS", lambda lam: ridge(lam, True)),

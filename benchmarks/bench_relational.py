@@ -46,7 +46,9 @@ import fmlib  # noqa: E402
 from fmlib.solvers import coordinate  # noqa: E402
 from fmlib.solvers import sweeper as relational_sweeper  # noqa: E402
 
-fit_module = importlib.import_module("fmlib.solvers.fit")  # where fit looks up als_sweeps
+fit_module = importlib.import_module(
+    "fmlib.solvers.fit"
+)  # where fit looks up als_sweeps
 myfm = common.peer("myfm", "--smoke" in sys.argv)
 OUT = common.RESULTS / "relational.json"
 RANK, SEED, LAMBDA = 10, 0, 30.0
@@ -178,7 +180,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     common.add_smoke_arguments(parser, OUT)
     args = parser.parse_args()
-    record = common.provenance(smoke=args.smoke)  # the code this process runs: read first
+    record = common.provenance(
+        smoke=args.smoke
+    )  # the code this process runs: read first
     out_path = common.results_path(args, OUT)
     if args.smoke:
         smoke_settings()
@@ -278,7 +282,12 @@ def main() -> None:
     }
     if myfm is not None:
         fm, _ = myfm_fit(
-            empty, myfm_blocks(design), y, shapes, FULL_SWEEPS, FULL_SWEEPS - FULL_BURN_IN
+            empty,
+            myfm_blocks(design),
+            y,
+            shapes,
+            FULL_SWEEPS,
+            FULL_SWEEPS - FULL_BURN_IN,
         )
         full["myfm_relational"] = rmse(
             fm.predict(

@@ -56,7 +56,9 @@ import numpy as np  # noqa: E402
 
 import fmlib  # noqa: E402
 
-loop_module = importlib.import_module("fmlib.learning.loop")  # fit's epoch loop reads its clock
+loop_module = importlib.import_module(
+    "fmlib.learning.loop"
+)  # fit's epoch loop reads its clock
 OUT = common.RESULTS / "relational_chunks.json"
 SEED = 0
 BATCHES = (256, 1024, 4096)

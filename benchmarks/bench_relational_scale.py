@@ -230,7 +230,9 @@ def run_scale(sizes, solvers, earlier: list) -> dict:
             print(json.dumps(result), flush=True)
             runs.append(result)
     if SMOKE and any("failed" in r for r in runs):  # a full run records it and goes on
-        raise SystemExit(f"--smoke: a worker failed: {[r for r in runs if 'failed' in r]}")
+        raise SystemExit(
+            f"--smoke: a worker failed: {[r for r in runs if 'failed' in r]}"
+        )
     runs.sort(key=lambda r: (r["size"], SOLVERS.index(r["solver"])))
     slopes, last = {}, {}
     for solver in SOLVERS:
@@ -403,7 +405,9 @@ def main() -> None:
             result = run_movielens()
             print_movielens(result)
         # "environment": the run metadata before common.py, now in "provenance"
-        common.save_results(out, {part: result}, record, part=part, remove=("environment",))
+        common.save_results(
+            out, {part: result}, record, part=part, remove=("environment",)
+        )
 
 
 if __name__ == "__main__":

@@ -55,6 +55,7 @@ grid about 10 min per design).
 
 Writes benchmarks/results/solvers.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,7 +67,7 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("TQDM_DISABLE", "1")   # myFM's progress bar
+os.environ.setdefault("TQDM_DISABLE", "1")  # myFM's progress bar
 
 import common  # noqa: E402
 import numpy as np  # noqa: E402
@@ -78,11 +79,16 @@ from fmlib.solvers import coordinate  # noqa: E402
 ROOT = common.ROOT
 myfm = common.peer("myfm", "--smoke" in sys.argv)
 tune_movielens = common.tuning_module()
-fit_with_validation, validation_mask = tune_movielens.fit_with_validation, tune_movielens.validation_mask
+fit_with_validation, validation_mask = (
+    tune_movielens.fit_with_validation,
+    tune_movielens.validation_mask,
+)
 
 BASE = ["user", "item"]
 SIDE = ["age_bucket", "gender", "occupation", "release_year"]
-IMPLICIT = dict(implicit=("user", "item"), implicit_items=("item", "user"), implicit_norm="sqrt")
+IMPLICIT = dict(
+    implicit=("user", "item"), implicit_items=("item", "user"), implicit_norm="sqrt"
+)
 DESIGNS = {
     "user+item": dict(categorical=BASE),
     "+side": dict(categorical=BASE + SIDE, multi_hot=["genres"]),
@@ -91,14 +97,21 @@ DESIGNS = {
 }
 METHODS = ("fmlib Adam", "fmlib ALS", "fmlib BayesianFM", "myFM")
 FOLDS = ("u1", "u2", "u3", "u4", "u5")
-ADAM = dict(lambda_v=1e-4, lr=0.01)                      # k = 8 etc.: tune_movielens.FIXED
+ADAM = dict(lambda_v=1e-4, lr=0.01)  # k = 8 etc.: tune_movielens.FIXED
 RANK, N_SWEEPS, BURN_IN, SEED = 10, 200, 20, 0
 ALS = dict(k=10, init_std=0.1, max_sweeps=50, patience=3)
 ALS_GRID = (1.0, 3.0, 10.0, 30.0)
-ALS_GRID_UP, ALS_GRID_DOWN = (100.0, 300.0, 1000.0), (0.3, 0.1)   # only if the best is at an end
+ALS_GRID_UP, ALS_GRID_DOWN = (
+    (100.0, 300.0, 1000.0),
+    (0.3, 0.1),
+)  # only if the best is at an end
 # sweeps per throughput measurement: (BayesianFM, ALS, myFM)
-THROUGHPUT_SWEEPS = {"user+item": (20, 20, 50), "+side": (10, 10, 30),
-                     "+implicit": (5, 5, 10), "+dates": (5, 5, 10)}
+THROUGHPUT_SWEEPS = {
+    "user+item": (20, 20, 50),
+    "+side": (10, 10, 30),
+    "+implicit": (5, 5, 10),
+    "+dates": (5, 5, 10),
+}
 OUT = common.RESULTS / "solvers.json"
 SMOKE = False
 
@@ -123,7 +136,9 @@ def scores(y_hat, y) -> dict:
 def group_shapes(encoder) -> list[int]:
     """Sizes of the encoder's blocks in column order (myFM's ``group_shapes``)."""
     blocks = sorted(encoder.groups_.values(), key=lambda s: s.start)
-    assert blocks[0].start == 0 and all(a.stop == b.start for a, b in zip(blocks, blocks[1:]))
+    assert blocks[0].start == 0 and all(
+        a.stop == b.start for a, b in zip(blocks, blocks[1:])
+    )
     return [b.stop - b.start for b in blocks]
 
 
@@ -154,17 +169,34 @@ def save(state: dict, path: Path, changed: tuple[str, str], record: dict) -> Non
     Read-modify-write under a lock (``common.update_results``): entries written meanwhile by
     another run of this script (another design or fold) are kept, and copied into ``state``.
     """
+
     def change(disk: dict) -> dict:
         for section in SECTIONS:
             disk.setdefault(section, {})
         section, key = changed
         disk[section][key] = state[section][key]
         for name in SECTIONS:
-            state[name].update({k: v for k, v in disk[name].items() if (name, k) != changed})
-        als = {**ALS, "grid": ALS_GRID, "grid_up": ALS_GRID_UP, "grid_down": ALS_GRID_DOWN}
-        disk.update(machine=record["machine"], sweeps=state["sweeps"],
-                    config={"designs": DESIGNS, "adam": ADAM, "als": als, "rank": RANK,
-                            "burn_in": BURN_IN, "seed": SEED})
+            state[name].update(
+                {k: v for k, v in disk[name].items() if (name, k) != changed}
+            )
+        als = {
+            **ALS,
+            "grid": ALS_GRID,
+            "grid_up": ALS_GRID_UP,
+            "grid_down": ALS_GRID_DOWN,
+        }
+        disk.update(
+            machine=record["machine"],
+            sweeps=state["sweeps"],
+            config={
+                "designs": DESIGNS,
+                "adam": ADAM,
+                "als": als,
+                "rank": RANK,
+                "burn_in": BURN_IN,
+                "seed": SEED,
+            },
+        )
         return disk
 
     common.update_results(path, change, record, quiet=True)
@@ -195,22 +227,38 @@ class Fold:
 # --- the methods --------------------------------------------------------------------------
 def run_adam(f: Fold, sweeps: int) -> dict:
     start = time.perf_counter()
-    fm, encoder, history = fit_with_validation(f.train, DESIGNS[f.design], ADAM["lambda_v"], ADAM["lr"])
+    fm, encoder, history = fit_with_validation(
+        f.train, DESIGNS[f.design], ADAM["lambda_v"], ADAM["lr"]
+    )
     y_hat = fm.predict(encoder.transform(f.test))
-    return {**scores(y_hat, f.y_test), "seconds": time.perf_counter() - start,
-            "epochs": len(history), "best_epoch": history.attrs["best_epoch"]}
+    return {
+        **scores(y_hat, f.y_test),
+        "seconds": time.perf_counter() - start,
+        "epochs": len(history),
+        "best_epoch": history.attrs["best_epoch"],
+    }
 
 
 def als_model(f: Fold, lam: float, max_sweeps: int | None = None):
     """ALS on the 90% of the fold's matrix, early stopping on the 10% held out."""
     max_sweeps = ALS["max_sweeps"] if max_sweeps is None else max_sweeps
     fit_rows = ~f.val
-    fm = fmlib.FactorizationMachine(f.X.shape[1], k=ALS["k"], init_std=ALS["init_std"], seed=SEED,
-                                    dtype=tf.float64)
+    fm = fmlib.FactorizationMachine(
+        f.X.shape[1], k=ALS["k"], init_std=ALS["init_std"], seed=SEED, dtype=tf.float64
+    )
     fm.w0.assign(f.y[fit_rows].mean())
-    history = fmlib.fit(fm, f.X[fit_rows], f.y[fit_rows], solver="als", num_epochs=max_sweeps,
-                        lambda_w=lam, lambda_v=lam, groups=f.encoder.groups_,
-                        validation_data=(f.X[f.val], f.y[f.val]), patience=ALS["patience"])
+    history = fmlib.fit(
+        fm,
+        f.X[fit_rows],
+        f.y[fit_rows],
+        solver="als",
+        num_epochs=max_sweeps,
+        lambda_w=lam,
+        lambda_v=lam,
+        groups=f.encoder.groups_,
+        validation_data=(f.X[f.val], f.y[f.val]),
+        patience=ALS["patience"],
+    )
     return fm, history
 
 
@@ -232,11 +280,17 @@ def choose_lambda(state: dict, ml, design: str, path: Path, record: dict) -> flo
             start = time.perf_counter()
             _, history = als_model(f, lam)
             best = history.attrs["best_epoch"]
-            entry["grid"][str(lam)] = {"val_rmse": float(history.loc[best, "val_rmse"]),
-                                       "best_sweep": int(best), "sweeps": len(history),
-                                       "seconds": time.perf_counter() - start}
-            print(f"  ALS lambda grid, {design}, u1 validation: lambda={lam:g} val RMSE "
-                  f"{entry['grid'][str(lam)]['val_rmse']:.4f} (best sweep {best})", flush=True)
+            entry["grid"][str(lam)] = {
+                "val_rmse": float(history.loc[best, "val_rmse"]),
+                "best_sweep": int(best),
+                "sweeps": len(history),
+                "seconds": time.perf_counter() - start,
+            }
+            print(
+                f"  ALS lambda grid, {design}, u1 validation: lambda={lam:g} val RMSE "
+                f"{entry['grid'][str(lam)]['val_rmse']:.4f} (best sweep {best})",
+                flush=True,
+            )
             save(state, path, ("als_lambda", design), record)
         chosen = min(grid, key=lambda lam: entry["grid"][str(lam)]["val_rmse"])
         if chosen == max(grid) and up:
@@ -255,34 +309,55 @@ def run_als(f: Fold, lam: float) -> dict:
     fm, history = als_model(f.build(), lam)
     y_hat = fm.predict(f.X_test)
     seconds = history.attrs["epoch_seconds"]
-    return {**scores(y_hat, f.y_test), "seconds": time.perf_counter() - start, "lambda": lam,
-            "sweeps": len(history), "best_sweep": history.attrs["best_epoch"],
-            "seconds_per_sweep": statistics.median(seconds[1:] or seconds)}
+    return {
+        **scores(y_hat, f.y_test),
+        "seconds": time.perf_counter() - start,
+        "lambda": lam,
+        "sweeps": len(history),
+        "best_sweep": history.attrs["best_epoch"],
+        "seconds_per_sweep": statistics.median(seconds[1:] or seconds),
+    }
 
 
 def run_bayesian(f: Fold, sweeps: int) -> dict:
     f.build()
     start = time.perf_counter()
-    bfm = fmlib.BayesianFM(k=RANK, num_sweeps=sweeps, burn_in=BURN_IN, groups=f.encoder.groups_,
-                           seed=SEED).fit(f.X, f.y)
+    bfm = fmlib.BayesianFM(
+        k=RANK, num_sweeps=sweeps, burn_in=BURN_IN, groups=f.encoder.groups_, seed=SEED
+    ).fit(f.X, f.y)
     fit_seconds = time.perf_counter() - start
     y_hat = bfm.predict(f.X_test)
-    return {**scores(y_hat, f.y_test), "seconds": time.perf_counter() - start,
-            "fit_seconds": fit_seconds, "seconds_per_sweep": fit_seconds / sweeps,
-            "sweeps": sweeps, "kept": sweeps - BURN_IN,
-            "train_rmse_last": float(bfm.trace_["train_rmse"].iloc[-1])}
+    return {
+        **scores(y_hat, f.y_test),
+        "seconds": time.perf_counter() - start,
+        "fit_seconds": fit_seconds,
+        "seconds_per_sweep": fit_seconds / sweeps,
+        "sweeps": sweeps,
+        "kept": sweeps - BURN_IN,
+        "train_rmse_last": float(bfm.trace_["train_rmse"].iloc[-1]),
+    }
 
 
 def run_myfm(f: Fold, sweeps: int) -> dict:
     f.build()
     start = time.perf_counter()
     fm = myfm.MyFMRegressor(rank=RANK, random_seed=SEED).fit(
-        f.X, f.y, n_iter=sweeps, n_kept_samples=sweeps - BURN_IN, group_shapes=group_shapes(f.encoder))
+        f.X,
+        f.y,
+        n_iter=sweeps,
+        n_kept_samples=sweeps - BURN_IN,
+        group_shapes=group_shapes(f.encoder),
+    )
     fit_seconds = time.perf_counter() - start
     y_hat = fm.predict(f.X_test)
-    return {**scores(y_hat, f.y_test), "seconds": time.perf_counter() - start,
-            "fit_seconds": fit_seconds, "seconds_per_sweep": fit_seconds / sweeps,
-            "sweeps": sweeps, "kept": sweeps - BURN_IN}
+    return {
+        **scores(y_hat, f.y_test),
+        "seconds": time.perf_counter() - start,
+        "fit_seconds": fit_seconds,
+        "seconds_per_sweep": fit_seconds / sweeps,
+        "sweeps": sweeps,
+        "kept": sweeps - BURN_IN,
+    }
 
 
 # --- throughput ---------------------------------------------------------------------------
@@ -301,34 +376,53 @@ def throughput(ml, design: str, lam: float) -> dict:
 
     coordinate.CoordinateSweeper.refresh = timed_refresh
     try:
-        fmlib.BayesianFM(k=RANK, num_sweeps=n_bfm, burn_in=n_bfm - 1, groups=f.encoder.groups_,
-                         seed=SEED).fit(f.X, f.y)
+        fmlib.BayesianFM(
+            k=RANK,
+            num_sweeps=n_bfm,
+            burn_in=n_bfm - 1,
+            groups=f.encoder.groups_,
+            seed=SEED,
+        ).fit(f.X, f.y)
         stamps.append(time.perf_counter())
     finally:
         coordinate.CoordinateSweeper.refresh = original
-    per_sweep = np.diff(stamps[1:])                      # sweep 1 .. n_bfm (the last includes wrap-up)
+    per_sweep = np.diff(stamps[1:])  # sweep 1 .. n_bfm (the last includes wrap-up)
     out["bayesian_seconds_per_sweep"] = float(np.median(per_sweep[1:]))
     out["bayesian_first_sweep_seconds"] = float(per_sweep[0])
     out["bayesian_rows_per_second"] = rows / out["bayesian_seconds_per_sweep"]
 
-    fm = fmlib.FactorizationMachine(f.X.shape[1], k=ALS["k"], init_std=ALS["init_std"], seed=SEED,
-                                    dtype=tf.float64)
+    fm = fmlib.FactorizationMachine(
+        f.X.shape[1], k=ALS["k"], init_std=ALS["init_std"], seed=SEED, dtype=tf.float64
+    )
     fm.w0.assign(f.y.mean())
-    history = fmlib.fit(fm, f.X, f.y, solver="als", num_epochs=n_als, lambda_w=lam, lambda_v=lam,
-                        groups=f.encoder.groups_)
+    history = fmlib.fit(
+        fm,
+        f.X,
+        f.y,
+        solver="als",
+        num_epochs=n_als,
+        lambda_w=lam,
+        lambda_v=lam,
+        groups=f.encoder.groups_,
+    )
     out["als_seconds_per_sweep"] = float(np.median(history.attrs["epoch_seconds"][1:]))
     out["als_rows_per_second"] = rows / out["als_seconds_per_sweep"]
 
-    out["als_over_bayesian_time"] = out["als_seconds_per_sweep"] / out["bayesian_seconds_per_sweep"]
+    out["als_over_bayesian_time"] = (
+        out["als_seconds_per_sweep"] / out["bayesian_seconds_per_sweep"]
+    )
     out["sweeps_timed"] = {"bayesian": n_bfm, "als": n_als}
-    if myfm is None:                                  # --smoke without myFM
+    if myfm is None:  # --smoke without myFM
         return out
     start = time.perf_counter()
     myfm.MyFMRegressor(rank=RANK, random_seed=SEED).fit(
-        f.X, f.y, n_iter=n_myfm, n_kept_samples=1, group_shapes=group_shapes(f.encoder))
+        f.X, f.y, n_iter=n_myfm, n_kept_samples=1, group_shapes=group_shapes(f.encoder)
+    )
     out["myfm_seconds_per_sweep"] = (time.perf_counter() - start) / n_myfm
     out["myfm_rows_per_second"] = rows / out["myfm_seconds_per_sweep"]
-    out["bayesian_over_myfm_throughput"] = out["bayesian_rows_per_second"] / out["myfm_rows_per_second"]
+    out["bayesian_over_myfm_throughput"] = (
+        out["bayesian_rows_per_second"] / out["myfm_rows_per_second"]
+    )
     out["sweeps_timed"]["myfm"] = n_myfm
     return out
 
@@ -336,41 +430,64 @@ def throughput(ml, design: str, lam: float) -> dict:
 # --- tables -------------------------------------------------------------------------------
 def report(state: dict) -> None:
     runs = state["runs"]
-    print("\nTest RMSE, predictions clipped to [1, 5] (raw in brackets); s = training + prediction")
-    print(f"{'design':<10} {'method':<17} {'n':>2} {'mean':>7} {'± std':>7} {'raw mean':>9} "
-          + " ".join(f"{fold:>16}" for fold in FOLDS) + f" {'s/fold':>7}")
+    print(
+        "\nTest RMSE, predictions clipped to [1, 5] (raw in brackets); s = training + prediction"
+    )
+    print(
+        f"{'design':<10} {'method':<17} {'n':>2} {'mean':>7} {'± std':>7} {'raw mean':>9} "
+        + " ".join(f"{fold:>16}" for fold in FOLDS)
+        + f" {'s/fold':>7}"
+    )
     for design in DESIGNS:
         for method in METHODS:
-            done = {fold: runs[k] for fold in FOLDS if (k := f"{design}|{fold}|{method}") in runs}
+            done = {
+                fold: runs[k]
+                for fold in FOLDS
+                if (k := f"{design}|{fold}|{method}") in runs
+            }
             if not done:
                 continue
             clipped = [r["rmse_clipped"] for r in done.values()]
             raw = [r["rmse"] for r in done.values()]
-            cells = " ".join(f"{done[fold]['rmse_clipped']:>7.4f} ({done[fold]['rmse']:.4f})" if fold in done
-                             else f"{'':>16}" for fold in FOLDS)
+            cells = " ".join(
+                f"{done[fold]['rmse_clipped']:>7.4f} ({done[fold]['rmse']:.4f})"
+                if fold in done
+                else f"{'':>16}"
+                for fold in FOLDS
+            )
             std = f"{np.std(clipped):>7.4f}" if len(done) > 1 else f"{'':>7}"
             seconds = statistics.median(r["seconds"] for r in done.values())
-            print(f"{design:<10} {method:<17} {len(done):>2} {np.mean(clipped):>7.4f} {std} "
-                  f"{np.mean(raw):>9.4f} {cells} {seconds:>7.1f}")
+            print(
+                f"{design:<10} {method:<17} {len(done):>2} {np.mean(clipped):>7.4f} {std} "
+                f"{np.mean(raw):>9.4f} {cells} {seconds:>7.1f}"
+            )
     if state["als_lambda"]:
         print("\nALS lambda (u1 validation RMSE per grid value):")
         for design, entry in state["als_lambda"].items():
-            grid = ", ".join(f"{lam}: {g['val_rmse']:.4f}" for lam, g in entry["grid"].items())
+            grid = ", ".join(
+                f"{lam}: {g['val_rmse']:.4f}" for lam, g in entry["grid"].items()
+            )
             print(f"  {design:<10} chosen {entry.get('chosen', '?')}  ({grid})")
     if state["throughput"]:
         print("\nThroughput on u1.base (80,000 rows), rows x sweeps / s")
-        print(f"{'design':<10} {'nnz/row':>7} {'BayesianFM':>11} {'s/sweep':>8} {'myFM':>10} {'s/sweep':>8} "
-              f"{'ALS s/sweep':>11} {'BFM/myFM':>9} {'ALS/BFM time':>12}")
+        print(
+            f"{'design':<10} {'nnz/row':>7} {'BayesianFM':>11} {'s/sweep':>8} {'myFM':>10} {'s/sweep':>8} "
+            f"{'ALS s/sweep':>11} {'BFM/myFM':>9} {'ALS/BFM time':>12}"
+        )
         for design, t in state["throughput"].items():
-            if "myfm_rows_per_second" not in t:      # --smoke without myFM
-                print(f"{design:<10} {t['nnz_per_row']:>7.1f} {t['bayesian_rows_per_second']:>11,.0f} "
-                      f"{t['bayesian_seconds_per_sweep']:>8.3f} {'':>10} {'':>8} "
-                      f"{t['als_seconds_per_sweep']:>11.3f}")
+            if "myfm_rows_per_second" not in t:  # --smoke without myFM
+                print(
+                    f"{design:<10} {t['nnz_per_row']:>7.1f} {t['bayesian_rows_per_second']:>11,.0f} "
+                    f"{t['bayesian_seconds_per_sweep']:>8.3f} {'':>10} {'':>8} "
+                    f"{t['als_seconds_per_sweep']:>11.3f}"
+                )
                 continue
-            print(f"{design:<10} {t['nnz_per_row']:>7.1f} {t['bayesian_rows_per_second']:>11,.0f} "
-                  f"{t['bayesian_seconds_per_sweep']:>8.3f} {t['myfm_rows_per_second']:>10,.0f} "
-                  f"{t['myfm_seconds_per_sweep']:>8.3f} {t['als_seconds_per_sweep']:>11.3f} "
-                  f"{t['bayesian_over_myfm_throughput']:>9.2f} {t['als_over_bayesian_time']:>12.2f}")
+            print(
+                f"{design:<10} {t['nnz_per_row']:>7.1f} {t['bayesian_rows_per_second']:>11,.0f} "
+                f"{t['bayesian_seconds_per_sweep']:>8.3f} {t['myfm_rows_per_second']:>10,.0f} "
+                f"{t['myfm_seconds_per_sweep']:>8.3f} {t['als_seconds_per_sweep']:>11.3f} "
+                f"{t['bayesian_over_myfm_throughput']:>9.2f} {t['als_over_bayesian_time']:>12.2f}"
+            )
 
 
 def main() -> None:
@@ -378,10 +495,18 @@ def main() -> None:
     parser.add_argument("--folds", default=",".join(FOLDS))
     parser.add_argument("--designs", default=",".join(DESIGNS))
     parser.add_argument("--methods", default=",".join(METHODS))
-    parser.add_argument("--no-throughput", action="store_true", help="skip the throughput table")
-    parser.add_argument("--redo", default="", help="methods (and/or 'throughput') to recompute for the "
-                        "chosen designs and folds even if present, e.g. after a change to the solvers")
-    parser.add_argument("--sweeps", type=int, default=N_SWEEPS, help="Gibbs sweeps (smoke tests only)")
+    parser.add_argument(
+        "--no-throughput", action="store_true", help="skip the throughput table"
+    )
+    parser.add_argument(
+        "--redo",
+        default="",
+        help="methods (and/or 'throughput') to recompute for the "
+        "chosen designs and folds even if present, e.g. after a change to the solvers",
+    )
+    parser.add_argument(
+        "--sweeps", type=int, default=N_SWEEPS, help="Gibbs sweeps (smoke tests only)"
+    )
     common.add_smoke_arguments(parser, OUT)
     args = parser.parse_args()
     record = common.provenance(smoke=args.smoke)
@@ -391,29 +516,43 @@ def main() -> None:
         args.folds, args.designs, args.sweeps = "u1", "user+item", 4
         if myfm is None:
             args.methods = ",".join(m for m in METHODS if m != "myFM")
-    folds, designs, methods = (s.split(",") for s in (args.folds, args.designs, args.methods))
+    folds, designs, methods = (
+        s.split(",") for s in (args.folds, args.designs, args.methods)
+    )
     redo = [r for r in args.redo.split(",") if r]
-    for name, given, known in (("fold", folds, FOLDS), ("design", designs, DESIGNS),
-                               ("method", methods, METHODS), ("--redo entry", redo, METHODS + ("throughput",))):
+    for name, given, known in (
+        ("fold", folds, FOLDS),
+        ("design", designs, DESIGNS),
+        ("method", methods, METHODS),
+        ("--redo entry", redo, METHODS + ("throughput",)),
+    ):
         if unknown := [g for g in given if g not in known]:
             parser.error(f"unknown {name}(s) {unknown}; choose from {list(known)}")
     state = load(args.out)
     state.setdefault("sweeps", args.sweeps)
     if state["sweeps"] != args.sweeps:
-        parser.error(f"{args.out} holds runs with {state['sweeps']} sweeps; use another --out")
+        parser.error(
+            f"{args.out} holds runs with {state['sweeps']} sweeps; use another --out"
+        )
     ml = common.movielens()
     version = code_version(record)
     print(f"fmlib {version}", flush=True)
     for design in designs:
-        lam = choose_lambda(state, ml, design, args.out, record) if "fmlib ALS" in methods else None
+        lam = (
+            choose_lambda(state, ml, design, args.out, record)
+            if "fmlib ALS" in methods
+            else None
+        )
         for fold in folds:
             f = None
             for method in methods:
                 key = f"{design}|{fold}|{method}"
                 if method in redo:
                     state["runs"].pop(key, None)
-                if key in state["runs"] and (method != "fmlib ALS" or state["runs"][key]["lambda"] == lam):
-                    continue                          # done (ALS: with the lambda chosen now)
+                if key in state["runs"] and (
+                    method != "fmlib ALS" or state["runs"][key]["lambda"] == lam
+                ):
+                    continue  # done (ALS: with the lambda chosen now)
                 f = f or Fold(ml, fold, design)
                 if method == "fmlib Adam":
                     out = run_adam(f, args.sweeps)
@@ -424,22 +563,43 @@ def main() -> None:
                 else:
                     out = run_myfm(f, args.sweeps)
                 if f._built:
-                    out.update(encode_seconds=f.encode_seconds, nnz_per_row=f.X.nnz / f.X.shape[0],
-                               columns=f.X.shape[1])
-                state["runs"][key] = {**out, **version, "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+                    out.update(
+                        encode_seconds=f.encode_seconds,
+                        nnz_per_row=f.X.nnz / f.X.shape[0],
+                        columns=f.X.shape[1],
+                    )
+                state["runs"][key] = {
+                    **out,
+                    **version,
+                    "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+                }
                 save(state, args.out, ("runs", key), record)
-                print(f"{design:<10} {fold} {method:<17} RMSE clipped {out['rmse_clipped']:.4f} "
-                      f"raw {out['rmse']:.4f}  {out['seconds']:7.1f} s", flush=True)
+                print(
+                    f"{design:<10} {fold} {method:<17} RMSE clipped {out['rmse_clipped']:.4f} "
+                    f"raw {out['rmse']:.4f}  {out['seconds']:7.1f} s",
+                    flush=True,
+                )
         if "throughput" in redo:
             state["throughput"].pop(design, None)
         if not args.no_throughput and design not in state["throughput"]:
             lam_t = state["als_lambda"].get(design, {}).get("chosen", 10.0)
-            state["throughput"][design] = {**throughput(ml, design, lam_t), "als_lambda": lam_t, **version}
+            state["throughput"][design] = {
+                **throughput(ml, design, lam_t),
+                "als_lambda": lam_t,
+                **version,
+            }
             save(state, args.out, ("throughput", design), record)
             t = state["throughput"][design]
-            myfm_sweep = f"{t['myfm_seconds_per_sweep']:.3f}" if "myfm_seconds_per_sweep" in t else "-"
-            print(f"{design:<10} throughput: BayesianFM {t['bayesian_seconds_per_sweep']:.3f} s/sweep, "
-                  f"myFM {myfm_sweep}, ALS {t['als_seconds_per_sweep']:.3f}", flush=True)
+            myfm_sweep = (
+                f"{t['myfm_seconds_per_sweep']:.3f}"
+                if "myfm_seconds_per_sweep" in t
+                else "-"
+            )
+            print(
+                f"{design:<10} throughput: BayesianFM {t['bayesian_seconds_per_sweep']:.3f} s/sweep, "
+                f"myFM {myfm_sweep}, ALS {t['als_seconds_per_sweep']:.3f}",
+                flush=True,
+            )
     report(state)
     print(f"wrote {args.out}")
 

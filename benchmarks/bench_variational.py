@@ -14,6 +14,7 @@ factor, not for speed; myFM's is compiled C++.
 Writes benchmarks/results/variational.json (with the provenance block of
 ``benchmarks/common.py``) and prints a table; ``--smoke`` writes to a temporary file.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,32 +57,52 @@ def main() -> None:
         i = np.searchsorted(items, frame["item"].to_numpy())
         rows = np.repeat(np.arange(len(frame)), 2)
         cols = np.stack([u, users.size + i], 1).ravel()
-        return sp.csr_matrix((np.ones(rows.size), (rows, cols)),
-                             shape=(len(frame), users.size + items.size))
+        return sp.csr_matrix(
+            (np.ones(rows.size), (rows, cols)),
+            shape=(len(frame), users.size + items.size),
+        )
 
     X, X_test = one_hot(train), one_hot(test)
     groups = {"user": slice(0, users.size), "item": slice(users.size, X.shape[1])}
-    result = {"protocol": {"fold": "u1", "design": "user + item one-hot", "rank": RANK,
-                           "iterations": args.iters, "seed": args.seed, "clipped": False}}
+    result = {
+        "protocol": {
+            "fold": "u1",
+            "design": "user + item one-hot",
+            "rank": RANK,
+            "iterations": args.iters,
+            "seed": args.seed,
+            "clipped": False,
+        }
+    }
     with common.Timer() as t:
-        vfm = fmlib.VariationalFM(k=RANK, num_iter=args.iters, groups=groups, seed=args.seed)
+        vfm = fmlib.VariationalFM(
+            k=RANK, num_iter=args.iters, groups=groups, seed=args.seed
+        )
         vfm.fit(X, y)
     elbo = vfm.trace_["elbo"].to_numpy()
-    result["fmlib"] = {"rmse": rmse(vfm.predict(X_test), y_test), "seconds_fit": t.seconds,
-                       "cpu_seconds_fit": t.cpu_seconds,
-                       "elbo_first_last": [float(elbo[0]), float(elbo[-1])],
-                       "elbo_non_decreasing": bool(np.all(np.diff(elbo) >= -1e-9 * np.abs(elbo[1:])))}
+    result["fmlib"] = {
+        "rmse": rmse(vfm.predict(X_test), y_test),
+        "seconds_fit": t.seconds,
+        "cpu_seconds_fit": t.cpu_seconds,
+        "elbo_first_last": [float(elbo[0]), float(elbo[-1])],
+        "elbo_non_decreasing": bool(np.all(np.diff(elbo) >= -1e-9 * np.abs(elbo[1:]))),
+    }
     if myfm is not None:
         with common.Timer() as t:
             fm = myfm.VariationalFMRegressor(rank=RANK, random_seed=args.seed)
             fm.fit(X, y, n_iter=args.iters, group_shapes=[users.size, items.size])
-        result["myfm"] = {"rmse": rmse(fm.predict(X_test), y_test), "seconds_fit": t.seconds,
-                          "cpu_seconds_fit": t.cpu_seconds}
+        result["myfm"] = {
+            "rmse": rmse(fm.predict(X_test), y_test),
+            "seconds_fit": t.seconds,
+            "cpu_seconds_fit": t.cpu_seconds,
+        }
     for lib in [k for k in ("fmlib", "myfm") if k in result]:
         r = result[lib]
         print(f"{lib:6s} RMSE {r['rmse']:.4f}  fit {r['seconds_fit']:7.1f} s")
-    print(f"fmlib ELBO {elbo[0]:.1f} -> {elbo[-1]:.1f}, non-decreasing: "
-          f"{result['fmlib']['elbo_non_decreasing']}")
+    print(
+        f"fmlib ELBO {elbo[0]:.1f} -> {elbo[-1]:.1f}, non-decreasing: "
+        f"{result['fmlib']['elbo_non_decreasing']}"
+    )
     common.save_results(out_path, result, record, replace=True)
 
 

@@ -22,6 +22,7 @@ results file.
 Run the scripts from the repository root; they import this module as ``common`` (their own
 folder is first on ``sys.path``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,26 +52,35 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 #: The keys of every provenance record, in every results file.
 PROVENANCE_KEYS = (
-    "commit",          # git commit of the code run (full hash), None outside a checkout
-    "dirty",           # True: the code run (DIRTY_PATHS) had uncommitted changes
-    "command",         # the command line, as typed from the repository root
-    "smoke",           # True for a --smoke run (its numbers mean nothing)
+    "commit",  # git commit of the code run (full hash), None outside a checkout
+    "dirty",  # True: the code run (DIRTY_PATHS) had uncommitted changes
+    "command",  # the command line, as typed from the repository root
+    "smoke",  # True for a --smoke run (its numbers mean nothing)
     "python",
-    "versions",        # distribution -> version, for the libraries installed (CORE + PEERS)
-    "cpu_count",       # os.cpu_count()
-    "cpus_usable",     # CPUs this process may run on (its affinity), when known
-    "machine",         # platform.machine()
+    "versions",  # distribution -> version, for the libraries installed (CORE + PEERS)
+    "cpu_count",  # os.cpu_count()
+    "cpus_usable",  # CPUs this process may run on (its affinity), when known
+    "machine",  # platform.machine()
     "started_utc",
-    "finished_utc",    # filled by save_results
-    "wall_seconds",    # started -> finished
-    "load_average",    # os.getloadavg() when the results were saved (the machine is shared)
-    "note",            # None for a record made by the run; else how it was made (recovered)
+    "finished_utc",  # filled by save_results
+    "wall_seconds",  # started -> finished
+    "load_average",  # os.getloadavg() when the results were saved (the machine is shared)
+    "note",  # None for a record made by the run; else how it was made (recovered)
 )
 #: The code a benchmark executes: uncommitted changes here make a run "dirty".
 DIRTY_PATHS = ("fmlib", "benchmarks/*.py", "book/tuning/*.py")
 #: Distributions whose versions every record holds (when installed).
-CORE = ("numpy", "scipy", "pandas", "tensorflow", "tensorflow-cpu", "keras", "scikit-learn",
-        "numba", "fmlib")
+CORE = (
+    "numpy",
+    "scipy",
+    "pandas",
+    "tensorflow",
+    "tensorflow-cpu",
+    "keras",
+    "scikit-learn",
+    "numba",
+    "fmlib",
+)
 #: The libraries compared against; recorded when installed.
 PEERS = ("myfm", "scikit-surprise", "implicit")
 
@@ -78,8 +88,9 @@ PEERS = ("myfm", "scikit-surprise", "implicit")
 # --- provenance --------------------------------------------------------------------------
 def _git(*args: str) -> str | None:
     try:
-        out = subprocess.run(["git", *args], cwd=ROOT, text=True, capture_output=True,
-                             timeout=30)
+        out = subprocess.run(
+            ["git", *args], cwd=ROOT, text=True, capture_output=True, timeout=30
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() if out.returncode == 0 else None
@@ -101,7 +112,7 @@ def versions(names=CORE + PEERS) -> dict[str, str]:
         try:
             found[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
-            if name == "fmlib":          # run from the checkout without `pip install -e .`
+            if name == "fmlib":  # run from the checkout without `pip install -e .`
                 with contextlib.suppress(ImportError):
                     from fmlib.version import __version__
 
@@ -179,7 +190,7 @@ def _status_mib(field: str) -> float | None:
         with open("/proc/self/status") as status:
             for line in status:
                 if line.startswith(field + ":"):
-                    return int(line.split()[1]) / 1024          # kB
+                    return int(line.split()[1]) / 1024  # kB
     except OSError:
         pass
     return None
@@ -207,15 +218,24 @@ def rss_mib() -> float | None:
 
 
 # --- results files -----------------------------------------------------------------------
-def add_smoke_arguments(parser: argparse.ArgumentParser, default_out: Path | None) -> None:
+def add_smoke_arguments(
+    parser: argparse.ArgumentParser, default_out: Path | None
+) -> None:
     """``--smoke`` and ``--out`` (default: the committed results file; a temporary file
     under ``--smoke``)."""
-    parser.add_argument("--smoke", action="store_true",
-                        help="a seconds-long run on tiny sizes, without the peer libraries, "
-                             "written to a temporary file (or --out): checks the script runs")
-    parser.add_argument("--out", type=Path, default=None,
-                        help=f"results file (default {default_out.relative_to(ROOT) if default_out else 'none'}"
-                             "; under --smoke a temporary file)")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="a seconds-long run on tiny sizes, without the peer libraries, "
+        "written to a temporary file (or --out): checks the script runs",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help=f"results file (default {default_out.relative_to(ROOT) if default_out else 'none'}"
+        "; under --smoke a temporary file)",
+    )
 
 
 def results_path(args: argparse.Namespace, default_out: Path) -> Path:
@@ -273,8 +293,15 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def save_results(path: Path, update: dict, record: dict, *, part: str | None = None,
-                 replace: bool = False, remove: tuple[str, ...] = ()) -> dict:
+def save_results(
+    path: Path,
+    update: dict,
+    record: dict,
+    *,
+    part: str | None = None,
+    replace: bool = False,
+    remove: tuple[str, ...] = (),
+) -> dict:
     """Merge ``update`` into the results file ``path`` and record the run's provenance.
 
     The top-level keys of ``update`` replace those in the file; the others are kept
@@ -285,6 +312,7 @@ def save_results(path: Path, update: dict, record: dict, *, part: str | None = N
     command produced it. Read-modify-write under a lock, written atomically
     (:func:`write_atomic`). Returns what was written.
     """
+
     def merge(results: dict) -> dict:
         results = {} if replace else results
         for key in remove:
@@ -295,8 +323,9 @@ def save_results(path: Path, update: dict, record: dict, *, part: str | None = N
     return update_results(path, merge, record, part=part)
 
 
-def update_results(path: Path, change, record: dict, *, part: str | None = None,
-                   quiet: bool = False) -> dict:
+def update_results(
+    path: Path, change, record: dict, *, part: str | None = None, quiet: bool = False
+) -> dict:
     """The general form of :func:`save_results`: under the lock, ``change(results)`` gets
     the file's results (a dict, {} for a new file) and returns the new ones; the run's
     provenance is added and the file written atomically. Returns what was written."""
@@ -348,8 +377,9 @@ def movielens():
     return fmlib.load_movielens("ml-100k")
 
 
-def fold_frames(ml, fold: str = "u1", *, side: bool = True, dates: bool = False,
-                smoke: bool = False):
+def fold_frames(
+    ml, fold: str = "u1", *, side: bool = True, dates: bool = False, smoke: bool = False
+):
     """(train, test) frames of a predefined fold, with the side features (``side``) and the
     rating's day (``dates``); under ``smoke`` their first rows only."""
     train, test = ml.split(fold)
@@ -365,11 +395,16 @@ def u1_relational(ml=None, smoke: bool = False):
     (design, design_test, y, y_test)."""
     import fmlib
 
-    train, test = fold_frames(ml if ml is not None else movielens(), "u1", dates=True,
-                              smoke=smoke)
+    train, test = fold_frames(
+        ml if ml is not None else movielens(), "u1", dates=True, smoke=smoke
+    )
     design, design_test = fmlib.movielens_design(train, test)
-    return (design, design_test, train["rating"].to_numpy(float),
-            test["rating"].to_numpy(float))
+    return (
+        design,
+        design_test,
+        train["rating"].to_numpy(float),
+        test["rating"].to_numpy(float),
+    )
 
 
 def tuning_module():

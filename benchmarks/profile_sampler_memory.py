@@ -86,7 +86,9 @@ class Recorder:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=float, default=1e6)
-    parser.add_argument("--smoke", action="store_true", help="3,000 ratings: checks the script runs")
+    parser.add_argument(
+        "--smoke", action="store_true", help="3,000 ratings: checks the script runs"
+    )
     args = parser.parse_args()
     size = 3000 if args.smoke else int(args.size)
     print(json.dumps(common.finish(common.provenance(smoke=args.smoke))))

@@ -77,25 +77,76 @@ _EXPORTS = {
     # the paper's claims
     "Poly2Regression": "fmlib.claims.poly2",
     "poly2_expand": "fmlib.claims.poly2",
-    **{name: "fmlib.claims.mimic" for name in (
-        "fm_from_fpmc", "fm_from_mf", "fm_from_pitf", "fm_from_svdpp", "fpmc_extra_terms",
-        "fpmc_features", "mf_features", "mf_from_fm", "pitf_features", "svdpp_extra_terms",
-        "svdpp_features")},
+    **{
+        name: "fmlib.claims.mimic"
+        for name in (
+            "fm_from_fpmc",
+            "fm_from_mf",
+            "fm_from_pitf",
+            "fm_from_svdpp",
+            "fpmc_extra_terms",
+            "fpmc_features",
+            "mf_features",
+            "mf_from_fm",
+            "pitf_features",
+            "svdpp_extra_terms",
+            "svdpp_features",
+        )
+    },
     # the FM family
-    **{name: "fmlib.family" for name in (
-        "FieldAwareFMLayer", "HigherOrderFMLayer", "anova_fast", "anova_naive",
-        "build_deepfm_model", "build_ffm_model", "build_higher_order_fm_model")},
+    **{
+        name: "fmlib.family"
+        for name in (
+            "FieldAwareFMLayer",
+            "HigherOrderFMLayer",
+            "anova_fast",
+            "anova_naive",
+            "build_deepfm_model",
+            "build_ffm_model",
+            "build_higher_order_fm_model",
+        )
+    },
     # ranking
-    **{name: "fmlib.ranking" for name in (
-        "catalogue_scores", "fit_bpr", "leave_last_out", "ranking_metrics", "recommend")},
+    **{
+        name: "fmlib.ranking"
+        for name in (
+            "catalogue_scores",
+            "fit_bpr",
+            "leave_last_out",
+            "ranking_metrics",
+            "recommend",
+        )
+    },
     # scikit-learn and libFM
-    **{name: "fmlib.interop" for name in (
-        "FMClassifier", "FMRegressor", "LibFMFormatError", "load_libfm", "save_libfm",
-        "LibFMModelError", "load_libfm_model", "save_libfm_model", "LibFMRelationError",
-        "load_libfm_relational", "save_libfm_relation")},
+    **{
+        name: "fmlib.interop"
+        for name in (
+            "FMClassifier",
+            "FMRegressor",
+            "LibFMFormatError",
+            "load_libfm",
+            "save_libfm",
+            "LibFMModelError",
+            "load_libfm_model",
+            "save_libfm_model",
+            "LibFMRelationError",
+            "load_libfm_relational",
+            "save_libfm_relation",
+        )
+    },
 }
-_SUBPACKAGES = ("validation", "model", "data", "learning", "solvers", "claims", "family",
-                "ranking", "interop", "distributed")
+_SUBPACKAGES = (
+    "validation",
+    "model",
+    "data",
+    "learning",
+    "solvers",
+    "claims",
+    "family",
+    "ranking",
+    "interop",
+    "distributed",
+)
 
 __all__ = sorted([*_EXPORTS, "distributed", "ranking"])
 

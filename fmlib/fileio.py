@@ -16,6 +16,7 @@ file) goes through this module:
 
 This module is the bottom layer of fmlib: it imports nothing from the library.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -25,8 +26,15 @@ import shutil
 import tempfile
 from typing import IO, Iterator
 
-__all__ = ["atomic_write", "atomic_path", "atomic_directory", "write_text", "write_bytes", "format_float",
-           "check_writable_target"]
+__all__ = [
+    "atomic_write",
+    "atomic_path",
+    "atomic_directory",
+    "write_text",
+    "write_bytes",
+    "format_float",
+    "check_writable_target",
+]
 
 
 def _umask() -> int:
@@ -49,21 +57,31 @@ def check_writable_target(path, name: str = "path", directory: bool = False) -> 
     the folder does not exist; ``PermissionError`` when the folder cannot be written.
     """
     if not isinstance(path, (str, bytes, os.PathLike)):
-        raise TypeError(f"`{name}` must be a path (str or os.PathLike); got {type(path).__name__}.")
+        raise TypeError(
+            f"`{name}` must be a path (str or os.PathLike); got {type(path).__name__}."
+        )
     path = os.fsdecode(os.fspath(path))
     if not path:
         raise ValueError(f"`{name}` must be a path; got an empty string.")
     if directory and os.path.exists(path) and not os.path.isdir(path):
-        raise NotADirectoryError(f"`{name}`: {path!r} is a file, not a directory; a SavedModel is a "
-                                 "directory. Choose another path or remove the file.")
+        raise NotADirectoryError(
+            f"`{name}`: {path!r} is a file, not a directory; a SavedModel is a "
+            "directory. Choose another path or remove the file."
+        )
     if not directory and os.path.isdir(path):
-        raise IsADirectoryError(f"`{name}`: {path!r} is a directory; expected a file path.")
+        raise IsADirectoryError(
+            f"`{name}`: {path!r} is a directory; expected a file path."
+        )
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise FileNotFoundError(f"`{name}`: the folder {folder!r} of {path!r} does not exist.")
+        raise FileNotFoundError(
+            f"`{name}`: the folder {folder!r} of {path!r} does not exist."
+        )
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise PermissionError(f"`{name}`: the folder {folder!r} is not writable, so {path!r} "
-                              "cannot be written.")
+        raise PermissionError(
+            f"`{name}`: the folder {folder!r} is not writable, so {path!r} "
+            "cannot be written."
+        )
     return path
 
 
@@ -82,8 +100,9 @@ def _fsync_folder(folder: str) -> None:
 
 
 @contextlib.contextmanager
-def atomic_write(path, mode: str = "w", encoding: str | None = "utf-8",
-                 name: str = "path") -> Iterator[IO]:
+def atomic_write(
+    path, mode: str = "w", encoding: str | None = "utf-8", name: str = "path"
+) -> Iterator[IO]:
     """Write ``path`` all at once: ``with atomic_write(p, "wb") as f: f.write(...)``.
 
     The caller writes to a temporary file in the target's folder; when the ``with`` block ends
@@ -104,9 +123,13 @@ def atomic_write(path, mode: str = "w", encoding: str | None = "utf-8",
         mode_bits = os.stat(path).st_mode & 0o7777
     except FileNotFoundError:
         mode_bits = _default_mode()
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(
+        dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp"
+    )
     try:
-        with os.fdopen(fd, mode, **({"encoding": encoding, "newline": ""} if mode == "w" else {})) as handle:
+        with os.fdopen(
+            fd, mode, **({"encoding": encoding, "newline": ""} if mode == "w" else {})
+        ) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
@@ -130,7 +153,9 @@ def atomic_path(path, name: str = "path") -> Iterator[str]:
         mode_bits = os.stat(path).st_mode & 0o7777
     except FileNotFoundError:
         mode_bits = _default_mode()
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(
+        dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp"
+    )
     os.close(fd)
     try:
         yield tmp
@@ -175,7 +200,7 @@ def atomic_directory(path, name: str = "path") -> Iterator[str]:
     tmp = tempfile.mkdtemp(dir=folder, prefix="." + base + ".", suffix=".tmp")
     try:
         yield tmp
-        os.chmod(tmp, 0o777 & ~_umask())   # as os.mkdir would (mkdtemp gives 0o700)
+        os.chmod(tmp, 0o777 & ~_umask())  # as os.mkdir would (mkdtemp gives 0o700)
         if os.path.isdir(path):
             old = tempfile.mkdtemp(dir=folder, prefix="." + base + ".", suffix=".old")
             os.rmdir(old)
@@ -183,7 +208,7 @@ def atomic_directory(path, name: str = "path") -> Iterator[str]:
             try:
                 os.replace(tmp, path)
             except BaseException:
-                os.replace(old, path)   # put the previous directory back
+                os.replace(old, path)  # put the previous directory back
                 raise
             shutil.rmtree(old, ignore_errors=True)
         else:

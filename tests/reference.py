@@ -1,4 +1,5 @@
 """Independent numpy references, written from Rendle (2010) with plain loops."""
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -31,7 +32,9 @@ def fm_gradient(x, V):
     n, k = V.shape
     for i in range(n):
         for f in range(k):
-            d_V[i, f] = x[i] * sum(V[j, f] * x[j] for j in range(n)) - V[i, f] * x[i] ** 2
+            d_V[i, f] = (
+                x[i] * sum(V[j, f] * x[j] for j in range(n)) - V[i, f] * x[i] ** 2
+            )
     return d_w0, d_w, d_V
 
 
@@ -47,10 +50,12 @@ def planted_fm(n_rows=6000, n=40, k=3, noise=0.1, seed=0, classification=False):
     rng = np.random.default_rng(seed)
     w0, w, V = 0.5, rng.normal(0, 0.5, n), rng.normal(0, 0.7, (n, k))
     cols = np.stack([rng.choice(n, 3, replace=False) for _ in range(n_rows)])
-    X = sp.csr_matrix((np.ones(3 * n_rows), (np.repeat(np.arange(n_rows), 3), cols.ravel())),
-                      shape=(n_rows, n))
+    X = sp.csr_matrix(
+        (np.ones(3 * n_rows), (np.repeat(np.arange(n_rows), 3), cols.ravel())),
+        shape=(n_rows, n),
+    )
     Xd = X.toarray()
-    score = w0 + Xd @ w + 0.5 * (((Xd @ V) ** 2) - (Xd ** 2) @ (V ** 2)).sum(1)
+    score = w0 + Xd @ w + 0.5 * (((Xd @ V) ** 2) - (Xd**2) @ (V**2)).sum(1)
     if classification:
         y = (rng.random(n_rows) < 1 / (1 + np.exp(-3 * score))).astype(float)
     else:
@@ -83,7 +88,11 @@ def reference_sweep(X, y, w0, w, V, schedule, alpha, mu, lam, z, sample):
                 w0 = saved
             else:
                 params[kind][index] = saved
-            return alpha / 2 * residual @ residual + lam[kind][index] / 2 * (t - mu[kind][index]) ** 2
+            return (
+                alpha / 2 * residual @ residual
+                + lam[kind][index] / 2 * (t - mu[kind][index]) ** 2
+            )
+
         return objective
 
     def draw(kind, index):

@@ -3,6 +3,7 @@
 Every writer of the library is killed midway (a writer that raises after some bytes, a sync
 that fails) and the previous file must still be there, whole; round trips are bit-exact.
 """
+
 from __future__ import annotations
 
 import os
@@ -41,7 +42,7 @@ def test_failed_save_keeps_the_previous_model(tmp_path, monkeypatch):
     again = fmlib.FactorizationMachine.load(path)
     for name, value in before.get_weights().items():
         np.testing.assert_array_equal(again.get_weights()[name], value)
-    assert sorted(os.listdir(tmp_path)) == ["model.npz"]     # no temporary file left
+    assert sorted(os.listdir(tmp_path)) == ["model.npz"]  # no temporary file left
 
 
 def test_interrupted_save_keeps_the_previous_model(tmp_path, monkeypatch):
@@ -72,12 +73,16 @@ def test_failed_export_keeps_the_previous_export(tmp_path, monkeypatch):
     path = tmp_path / "served"
     _fm(0).export(path)
     x = tf.constant(np.random.default_rng(0).random((4, 6)))
-    before = tf.saved_model.load(str(path)).signatures["serving_default"](x=x)["y_hat"].numpy()
+    before = (
+        tf.saved_model.load(str(path))
+        .signatures["serving_default"](x=x)["y_hat"]
+        .numpy()
+    )
     real_save = tf.saved_model.save
 
     def half_save(module, where, **kwargs):
         real_save(module, where, **kwargs)
-        for name in os.listdir(where):          # then lose part of it, and fail
+        for name in os.listdir(where):  # then lose part of it, and fail
             target = os.path.join(where, name)
             if os.path.isfile(target):
                 os.truncate(target, 3)
@@ -87,7 +92,11 @@ def test_failed_export_keeps_the_previous_export(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         _fm(1).export(path)
     monkeypatch.undo()
-    after = tf.saved_model.load(str(path)).signatures["serving_default"](x=x)["y_hat"].numpy()
+    after = (
+        tf.saved_model.load(str(path))
+        .signatures["serving_default"](x=x)["y_hat"]
+        .numpy()
+    )
     np.testing.assert_array_equal(after, before)
     assert sorted(os.listdir(tmp_path)) == ["served"]
 
@@ -98,14 +107,19 @@ def test_export_replaces_a_previous_export(tmp_path):
     new = _fm(1)
     new.export(path)
     x = np.random.default_rng(0).random((4, 6))
-    got = tf.saved_model.load(str(path)).signatures["serving_default"](x=tf.constant(x))["y_hat"]
+    got = tf.saved_model.load(str(path)).signatures["serving_default"](
+        x=tf.constant(x)
+    )["y_hat"]
     np.testing.assert_allclose(got.numpy(), new.predict(x).ravel(), rtol=1e-12)
 
 
-@pytest.mark.parametrize("setup, error, match", [
-    ("file", NotADirectoryError, "`path`.*is a file"),
-    ("missing_folder", FileNotFoundError, "`path`.*does not exist"),
-])
+@pytest.mark.parametrize(
+    "setup, error, match",
+    [
+        ("file", NotADirectoryError, "`path`.*is a file"),
+        ("missing_folder", FileNotFoundError, "`path`.*does not exist"),
+    ],
+)
 def test_export_onto_a_file_or_missing_folder(tmp_path, setup, error, match):
     path = tmp_path / "target"
     if setup == "file":
@@ -125,6 +139,7 @@ def test_save_onto_a_directory(tmp_path):
 
 # ------------------------------------------------------------------ libFM files
 
+
 def _random_doubles(rng, size):
     """Finite float64 of every magnitude (random bit patterns), not only short decimals."""
     values = rng.integers(0, 2**64, size=size, dtype=np.uint64).view(np.float64)
@@ -136,7 +151,7 @@ def test_libfm_round_trip_is_bit_exact(tmp_path):
     rng = np.random.default_rng(7)
     rows, cols = 40, 25
     X = sp.random(rows, cols, density=0.3, random_state=1, format="csr")
-    X.data = _random_doubles(rng, 4 * X.nnz)[:X.nnz]
+    X.data = _random_doubles(rng, 4 * X.nnz)[: X.nnz]
     y = _random_doubles(rng, 4 * rows)[:rows]
     path = fmlib.save_libfm(tmp_path / "d.libfm", X, y)
     X2, y2 = fmlib.load_libfm(path, n_features=cols)
@@ -147,7 +162,9 @@ def test_libfm_round_trip_is_bit_exact(tmp_path):
     assert X2.data.tobytes() == X.data.tobytes()
 
 
-@pytest.mark.parametrize("value", [0.1, 1 / 3, 2 / 3 * 1e-300, 123456789.123456789, 5e-324])
+@pytest.mark.parametrize(
+    "value", [0.1, 1 / 3, 2 / 3 * 1e-300, 123456789.123456789, 5e-324]
+)
 def test_libfm_values_that_need_17_digits(tmp_path, value):
     path = fmlib.save_libfm(tmp_path / "d.libfm", np.array([[value, 0.0]]), [value])
     X2, y2 = fmlib.load_libfm(path, n_features=2)
@@ -155,7 +172,9 @@ def test_libfm_values_that_need_17_digits(tmp_path, value):
 
 
 def test_save_libfm_leaves_the_callers_matrix(tmp_path):
-    X = sp.csr_matrix((np.array([1.0, 2.0, 0.0]), np.array([1, 0, 2]), np.array([0, 3])), shape=(1, 3))
+    X = sp.csr_matrix(
+        (np.array([1.0, 2.0, 0.0]), np.array([1, 0, 2]), np.array([0, 3])), shape=(1, 3)
+    )
     before = (X.data.copy(), X.indices.copy())
     fmlib.save_libfm(tmp_path / "d.libfm", X, [1.0])
     np.testing.assert_array_equal(X.data, before[0])
@@ -169,7 +188,7 @@ def test_failed_save_libfm_keeps_the_previous_file(tmp_path, monkeypatch):
     def no_space(fd):
         raise Boom(28, "No space left on device")
 
-    monkeypatch.setattr(os, "fsync", no_space)      # every byte written, the sync fails
+    monkeypatch.setattr(os, "fsync", no_space)  # every byte written, the sync fails
     with pytest.raises(Boom):
         fmlib.save_libfm(path, np.eye(50), np.arange(50.0))
     monkeypatch.undo()
@@ -181,6 +200,7 @@ def test_save_libfm_interrupted_midway_keeps_the_previous_file(tmp_path, monkeyp
     path = tmp_path / "d.libfm"
     path.write_text("1 0:1\n")
     import fmlib.fileio as fileio
+
     calls = {"n": 0}
     real = fileio.format_float
 
@@ -190,7 +210,9 @@ def test_save_libfm_interrupted_midway_keeps_the_previous_file(tmp_path, monkeyp
             raise KeyboardInterrupt
         return real(value)
 
-    monkeypatch.setattr("fmlib.interop.libfm_files.format_float", dies_after_some_values)
+    monkeypatch.setattr(
+        "fmlib.interop.libfm_files.format_float", dies_after_some_values
+    )
     with pytest.raises(KeyboardInterrupt):
         fmlib.save_libfm(path, np.ones((100, 3)), np.ones(100))
     assert path.read_text() == "1 0:1\n"
@@ -198,8 +220,10 @@ def test_save_libfm_interrupted_midway_keeps_the_previous_file(tmp_path, monkeyp
 
 # ------------------------------------------------------------------ TFRecord files
 
+
 def test_failed_write_examples_keeps_the_previous_file(tmp_path, monkeypatch):
     from fmlib.distributed import records
+
     path = tmp_path / "train.tfrecord"
     X = np.eye(6)
     records.write_examples(path, X, np.arange(6.0))

@@ -5,6 +5,7 @@ tests run each script as a user would (``python benchmarks/<script>.py --smoke``
 subprocess, writing to a temporary file, and check that the committed results are untouched
 and that what the script wrote carries the provenance block.
 """
+
 from __future__ import annotations
 
 import ast
@@ -28,17 +29,36 @@ import common  # noqa: E402
 
 SCRIPTS = sorted(p.name for p in BENCHMARKS.glob("*.py") if p.name != "common.py")
 # Scripts whose smoke run reads MovieLens 100k (the others generate their data).
-NEEDS_MOVIELENS = {"bench_input.py", "bench_family.py", "bench_libraries.py", "bench_paper.py",
-                   "bench_ranking.py", "bench_relational.py", "bench_relational_chunks.py",
-                   "bench_relational_scale.py", "bench_solvers.py", "bench_sparse.py",
-                   "bench_ordinal.py", "bench_variational.py"}
+NEEDS_MOVIELENS = {
+    "bench_input.py",
+    "bench_family.py",
+    "bench_libraries.py",
+    "bench_paper.py",
+    "bench_ranking.py",
+    "bench_relational.py",
+    "bench_relational_chunks.py",
+    "bench_relational_scale.py",
+    "bench_solvers.py",
+    "bench_sparse.py",
+    "bench_ordinal.py",
+    "bench_variational.py",
+}
 # Scripts that print their result and write no results file.
 NO_RESULTS_FILE = {"profile_sampler_memory.py"}
 # Committed results written before benchmarks/common.py whose provenance cannot be recovered
 # from the file itself (no commit recorded): the next run of their script adds it.
-LACKING_PROVENANCE = {"distributed.json", "family.json", "input.json", "libraries.json",
-                      "pairwise.json", "paper.json", "ranking.json", "ranking_first_grid.json",
-                      "scale.json", "synthetic.json"}
+LACKING_PROVENANCE = {
+    "distributed.json",
+    "family.json",
+    "input.json",
+    "libraries.json",
+    "pairwise.json",
+    "paper.json",
+    "ranking.json",
+    "ranking_first_grid.json",
+    "scale.json",
+    "synthetic.json",
+}
 # Seconds per script: a guard against a hang, not a budget. A smoke run takes 5-22 CPU
 # seconds (most of it TensorFlow's import, once per process); on the 2-core machine shared
 # with other jobs (load average 10) the slowest took 160 s of wall time.
@@ -48,10 +68,16 @@ SMOKE_JOBS = int(os.environ.get("BENCH_SMOKE_JOBS", "2"))  # smoke runs at a tim
 
 # --- rmse ----------------------------------------------------------------------------------
 def test_rmse_hand_values():
-    assert common.rmse([1.0, 2.0, 3.0], [1.0, 2.0, 5.0]) == pytest.approx(math.sqrt(4 / 3))
-    assert common.rmse(np.array([[3.0], [4.0]]), [1.0, 2.0]) == pytest.approx(2.0)  # (n, 1)
+    assert common.rmse([1.0, 2.0, 3.0], [1.0, 2.0, 5.0]) == pytest.approx(
+        math.sqrt(4 / 3)
+    )
+    assert common.rmse(np.array([[3.0], [4.0]]), [1.0, 2.0]) == pytest.approx(
+        2.0
+    )  # (n, 1)
     # clipped to the star range first: 0 -> 1 and 6.5 -> 5
-    assert common.rmse([0.0, 6.5], [1.0, 4.0], clip=(1, 5)) == pytest.approx(math.sqrt(0.5))
+    assert common.rmse([0.0, 6.5], [1.0, 4.0], clip=(1, 5)) == pytest.approx(
+        math.sqrt(0.5)
+    )
 
 
 def test_rmse_rejects_different_lengths():
@@ -61,7 +87,9 @@ def test_rmse_rejects_different_lengths():
 
 # --- provenance ----------------------------------------------------------------------------
 def test_provenance_has_every_key():
-    record = common.finish(common.provenance(["benchmarks/bench_x.py", "--smoke"], smoke=True))
+    record = common.finish(
+        common.provenance(["benchmarks/bench_x.py", "--smoke"], smoke=True)
+    )
     assert tuple(record) == common.PROVENANCE_KEYS
     assert record["command"] == "python benchmarks/bench_x.py --smoke"
     assert record["smoke"] is True
@@ -74,8 +102,9 @@ def test_provenance_has_every_key():
 
 
 def test_provenance_reads_this_checkout():
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, text=True,
-                            capture_output=True)
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=ROOT, text=True, capture_output=True
+    )
     if commit.returncode != 0:
         pytest.skip("not a git checkout")
     assert common.git_state()[0] == commit.stdout.strip()
@@ -87,12 +116,18 @@ def test_save_results_merges_parts(tmp_path):
     first = common.provenance(["benchmarks/b.py", "--part", "a"])
     common.save_results(path, {"a": [1, 2], "old": 0}, first, part="a")
     second = common.provenance(["benchmarks/b.py", "--part", "b"])
-    common.save_results(path, {"b": {"x": np.float64(0.5)}}, second, part="b", remove=("old",))
+    common.save_results(
+        path, {"b": {"x": np.float64(0.5)}}, second, part="b", remove=("old",)
+    )
     results = json.loads(path.read_text())
-    assert results["a"] == [1, 2] and results["b"] == {"x": 0.5} and "old" not in results
+    assert (
+        results["a"] == [1, 2] and results["b"] == {"x": 0.5} and "old" not in results
+    )
     assert results["provenance"]["command"] == "python benchmarks/b.py --part b"
     assert {p: r["command"][-1] for p, r in results["provenance_by_part"].items()} == {
-        "a": "a", "b": "b"}
+        "a": "a",
+        "b": "b",
+    }
     common.save_results(path, {"c": 1}, second, replace=True)
     assert set(json.loads(path.read_text())) == {"c", "provenance"}
 
@@ -124,9 +159,12 @@ def test_failed_write_leaves_the_old_file(tmp_path, monkeypatch, failure):
     update = {"rows": list(range(10_000))}
     if failure == "mid-write":
         fdopen = os.fdopen
-        monkeypatch.setattr(common.os, "fdopen", lambda *a, **k: FailingHandle(fdopen(*a, **k)))
+        monkeypatch.setattr(
+            common.os, "fdopen", lambda *a, **k: FailingHandle(fdopen(*a, **k))
+        )
         expected = OSError
     elif failure == "replace":
+
         def replace(src, dst):
             raise OSError("injected")
 
@@ -138,7 +176,9 @@ def test_failed_write_leaves_the_old_file(tmp_path, monkeypatch, failure):
     with pytest.raises(expected):
         common.save_results(path, update, record)
     assert path.read_bytes() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]  # no temporary file left
+    assert [p.name for p in tmp_path.iterdir()] == [
+        "results.json"
+    ]  # no temporary file left
 
 
 def test_smoke_never_writes_committed_results(tmp_path):
@@ -148,10 +188,16 @@ def test_smoke_never_writes_committed_results(tmp_path):
     out = common.results_path(args, common.RESULTS / "x.json")
     assert out.parent != common.RESULTS and out.name == "x.json"
     with pytest.raises(SystemExit, match="does not write into"):
-        common.results_path(argparse.Namespace(smoke=True, out=common.RESULTS / "x.json"),
-                            common.RESULTS / "x.json")
-    assert common.results_path(argparse.Namespace(smoke=False, out=None),
-                               common.RESULTS / "x.json") == common.RESULTS / "x.json"
+        common.results_path(
+            argparse.Namespace(smoke=True, out=common.RESULTS / "x.json"),
+            common.RESULTS / "x.json",
+        )
+    assert (
+        common.results_path(
+            argparse.Namespace(smoke=False, out=None), common.RESULTS / "x.json"
+        )
+        == common.RESULTS / "x.json"
+    )
 
 
 # --- timing and memory ---------------------------------------------------------------------
@@ -165,11 +211,15 @@ def test_timer_measures_wall_and_cpu():
 def test_peak_memory_of_a_small_worker_of_a_large_parent():
     """A worker started by a parent holding ~400 MiB reports its own peak, not the parent's
     (``ru_maxrss`` of a forked-and-exec'd child can carry the parent's memory)."""
-    big = np.ones(400 * 2**20 // 8)                     # 400 MiB resident in this process
+    big = np.ones(400 * 2**20 // 8)  # 400 MiB resident in this process
     assert common.peak_rss_mib() > 400
     code = "import sys; sys.path.insert(0, sys.argv[1]); import common; print(common.peak_rss_mib())"
-    child = subprocess.run([sys.executable, "-c", code, str(BENCHMARKS)], capture_output=True,
-                           text=True, check=True)
+    child = subprocess.run(
+        [sys.executable, "-c", code, str(BENCHMARKS)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert float(child.stdout) < 200, child.stdout
     del big
 
@@ -178,14 +228,21 @@ def test_peak_memory_of_a_small_worker_of_a_large_parent():
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_script_uses_common(script):
     tree = ast.parse((BENCHMARKS / script).read_text())
-    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
-                for alias in node.names}
+    imported = {
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    }
     assert "common" in imported
     assert "--smoke" in (BENCHMARKS / script).read_text()
 
 
 def _digest(folder: Path) -> dict:
-    return {p.name: hashlib.sha1(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*"))}
+    return {
+        p.name: hashlib.sha1(p.read_bytes()).hexdigest()
+        for p in sorted(folder.glob("*"))
+    }
 
 
 def _smoke(script: str, out: Path) -> tuple[subprocess.CompletedProcess, float]:
@@ -193,11 +250,21 @@ def _smoke(script: str, out: Path) -> tuple[subprocess.CompletedProcess, float]:
     command = [sys.executable, str(BENCHMARKS / script), "--smoke"]
     if script not in NO_RESULTS_FILE:
         command += ["--out", str(out)]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TQDM_DISABLE="1",
-               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    env = dict(
+        os.environ,
+        TF_CPP_MIN_LOG_LEVEL="3",
+        TQDM_DISABLE="1",
+        PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    )
     started = time.perf_counter()
-    run = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
-                         timeout=SMOKE_TIMEOUT)
+    run = subprocess.run(
+        command,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=SMOKE_TIMEOUT,
+    )
     return run, time.perf_counter() - started
 
 
@@ -209,13 +276,17 @@ def smoke_runs(request, tmp_path_factory):
     try:
         request.getfixturevalue("movielens_or_skip")
         scripts = SCRIPTS
-    except pytest.skip.Exception:  # no MovieLens: those scripts' tests skip with the message
+    except (
+        pytest.skip.Exception
+    ):  # no MovieLens: those scripts' tests skip with the message
         scripts = [s for s in SCRIPTS if s not in NEEDS_MOVIELENS]
     committed = _digest(common.RESULTS)
     folder = tmp_path_factory.mktemp("smoke")
     pool = ThreadPoolExecutor(max_workers=SMOKE_JOBS)
-    runs = {s: (pool.submit(_smoke, s, folder / f"{s}.json"), folder / f"{s}.json")
-            for s in scripts}
+    runs = {
+        s: (pool.submit(_smoke, s, folder / f"{s}.json"), folder / f"{s}.json")
+        for s in scripts
+    }
     runs[None] = committed
     yield runs
     pool.shutdown(wait=True)
@@ -230,7 +301,8 @@ def test_smoke_run(script, smoke_runs, request):
     future, out = smoke_runs[script]
     run, seconds = future.result()
     assert run.returncode == 0, (
-        f"{script} --smoke failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}")
+        f"{script} --smoke failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
+    )
     print(f"{script} --smoke: {seconds:.1f} s")
     if script in NO_RESULTS_FILE:
         record = json.loads(run.stdout.splitlines()[0])  # its first line
@@ -258,7 +330,9 @@ def test_committed_results_carry_provenance():
     for path in sorted(common.RESULTS.glob("*.json")):
         results = json.loads(path.read_text())
         if path.name in LACKING_PROVENANCE:
-            assert "provenance" not in results, f"{path.name} has one now: update the list"
+            assert "provenance" not in results, (
+                f"{path.name} has one now: update the list"
+            )
             continue
         assert tuple(results["provenance"]) == common.PROVENANCE_KEYS, path.name
         for part, record in results.get("provenance_by_part", {}).items():

@@ -13,6 +13,7 @@ Needs the built book (``jupyter-book build .``) and the system Chromium (Debian 
 ``chromium``). Without them the test is skipped with a message, unless FMLIB_REQUIRE_BROWSER=1
 (set by CI), in which case it fails.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,9 +26,15 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"
 SHOTS = ROOT / "_build" / "screenshots"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         ]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 WAIT_FOR_MATHJAX = """async () => {
     if (!document.querySelector('.math')) return 'no maths';
@@ -69,11 +76,20 @@ TEX_IN_TITLES = ("\\(", "$", "\\frac")
 
 
 def _tex_in_title_or_nav(name, places: dict) -> list[str]:
-    problems = [f"{name}: TeX {d!r} in the page <title>: {places['title']!r}"
-                for d in TEX_IN_TITLES if d in places["title"]]
-    problems += [f"{name}: TeX {d!r} in the navigation" for d in TEX_IN_TITLES if d in places["nav"]]
+    problems = [
+        f"{name}: TeX {d!r} in the page <title>: {places['title']!r}"
+        for d in TEX_IN_TITLES
+        if d in places["title"]
+    ]
+    problems += [
+        f"{name}: TeX {d!r} in the navigation"
+        for d in TEX_IN_TITLES
+        if d in places["nav"]
+    ]
     if places["navMaths"]:
-        problems.append(f"{name}: {places['navMaths']} formula(s) typeset in the navigation")
+        problems.append(
+            f"{name}: {places['navMaths']} formula(s) typeset in the navigation"
+        )
     return problems
 
 
@@ -112,10 +128,14 @@ def _pages() -> list[pathlib.Path]:
 
 def _unavailable() -> str | None:
     if CHROMIUM is None:
-        return ("Chromium not found: install the Debian/Ubuntu package `chromium` "
-                "(apt-get install chromium) to run the browser check")
+        return (
+            "Chromium not found: install the Debian/Ubuntu package `chromium` "
+            "(apt-get install chromium) to run the browser check"
+        )
     if not _pages():
-        return "the book is not built: run `jupyter-book build . -W -n --keep-going` first"
+        return (
+            "the book is not built: run `jupyter-book build . -W -n --keep-going` first"
+        )
     return None
 
 
@@ -131,7 +151,9 @@ def test_every_page_renders_offline():
     problems, network = [], []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        context = browser.new_context(offline=True, viewport={"width": 1200, "height": 900})
+        context = browser.new_context(
+            offline=True, viewport={"width": 1200, "height": 900}
+        )
 
         def only_local(route):
             if route.request.url.startswith("file:"):
@@ -144,7 +166,12 @@ def test_every_page_renders_offline():
         for path in _pages():
             page = context.new_page()
             errors: list[str] = []
-            page.on("console", lambda m, errors=errors: errors.append(m.text) if m.type == "error" else None)
+            page.on(
+                "console",
+                lambda m, errors=errors: (
+                    errors.append(m.text) if m.type == "error" else None
+                ),
+            )
             page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
             page.goto(path.as_uri(), wait_until="load")
             status = page.evaluate(WAIT_FOR_MATHJAX)
@@ -156,7 +183,9 @@ def test_every_page_renders_offline():
             if status == "MathJax did not load":
                 problems.append(f"{name}: MathJax did not load")
             if facts["untypeset"]:
-                problems.append(f"{name}: {facts['untypeset']} of {facts['formulas']} formulas not typeset")
+                problems.append(
+                    f"{name}: {facts['untypeset']} of {facts['formulas']} formulas not typeset"
+                )
             if facts["texErrors"]:
                 problems.append(f"{name}: {facts['texErrors']} TeX error(s)")
             if facts["rawTeX"]:

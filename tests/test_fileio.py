@@ -1,4 +1,5 @@
 """fmlib.fileio: a failed write leaves the previous file; floats as text read back exactly."""
+
 from __future__ import annotations
 
 import os
@@ -19,9 +20,9 @@ def test_atomic_write_replaces_on_success(tmp_path):
     path.write_text("old")
     with fileio.atomic_write(path) as handle:
         handle.write("new")
-        assert path.read_text() == "old"       # nothing visible before the end
+        assert path.read_text() == "old"  # nothing visible before the end
     assert path.read_text() == "new"
-    assert os.listdir(tmp_path) == ["f.txt"]   # no temporary file left
+    assert os.listdir(tmp_path) == ["f.txt"]  # no temporary file left
 
 
 @pytest.mark.parametrize("mode, payload", [("w", "x" * 10_000), ("wb", b"\0" * 10_000)])
@@ -55,12 +56,15 @@ def test_permissions_of_the_replaced_file_are_kept(tmp_path):
     assert os.stat(path).st_mode & 0o777 == 0o640
 
 
-@pytest.mark.parametrize("target, error, match", [
-    ("is_a_dir", IsADirectoryError, "`path`.*directory"),
-    ("missing/f", FileNotFoundError, "`path`.*does not exist"),
-    (12, TypeError, "`path`"),
-    ("", ValueError, "`path`"),
-])
+@pytest.mark.parametrize(
+    "target, error, match",
+    [
+        ("is_a_dir", IsADirectoryError, "`path`.*directory"),
+        ("missing/f", FileNotFoundError, "`path`.*does not exist"),
+        (12, TypeError, "`path`"),
+        ("", ValueError, "`path`"),
+    ],
+)
 def test_bad_targets(tmp_path, target, error, match):
     (tmp_path / "is_a_dir").mkdir()
     target = str(tmp_path / target) if isinstance(target, str) and target else target
@@ -113,14 +117,27 @@ def _random_doubles(rng, size):
 
 def test_format_float_round_trips_every_float64_exactly():
     rng = np.random.default_rng(0)
-    values = np.r_[_random_doubles(rng, 20_000), 0.1, 1 / 3, 5e-324, np.finfo(np.float64).max,
-                   -0.0, 2.0**53 + 2, np.float32(0.1)]
+    values = np.r_[
+        _random_doubles(rng, 20_000),
+        0.1,
+        1 / 3,
+        5e-324,
+        np.finfo(np.float64).max,
+        -0.0,
+        2.0**53 + 2,
+        np.float32(0.1),
+    ]
     for value in values:
         text = fileio.format_float(value)
-        assert struct.pack("<d", float(text)) == struct.pack("<d", float(value)), (value, text)
+        assert struct.pack("<d", float(text)) == struct.pack("<d", float(value)), (
+            value,
+            text,
+        )
 
 
-@pytest.mark.parametrize("value, text", [(1.0, "1"), (-3.0, "-3"), (0.5, "0.5"), (1e25, "1e+25")])
+@pytest.mark.parametrize(
+    "value, text", [(1.0, "1"), (-3.0, "-3"), (0.5, "0.5"), (1e25, "1e+25")]
+)
 def test_format_float_short_forms(value, text):
     assert fileio.format_float(value) == text
 

@@ -1,5 +1,6 @@
 """Every long loop can be stopped (issue #31): endless datasets need a limit, Ctrl-C leaves the
 model as of the last completed step or epoch, with a clear message."""
+
 from __future__ import annotations
 
 import _thread
@@ -22,7 +23,9 @@ X, Y, _ = fmlib.rendle_figure1()
 
 
 def _endless():
-    rows = tf.data.Dataset.from_tensor_slices((X.astype(np.float32), Y.astype(np.float32)))
+    rows = tf.data.Dataset.from_tensor_slices(
+        (X.astype(np.float32), Y.astype(np.float32))
+    )
     return rows.batch(4).repeat()
 
 
@@ -35,20 +38,30 @@ def _interrupt_after(seconds: float) -> threading.Timer:
 def test_endless_dataset_without_a_limit_is_refused_at_once():
     started = time.perf_counter()
     with pytest.raises(ValueError, match="`X` is an endless.*`steps_per_epoch`"):
-        fmlib.fit(fmlib.FactorizationMachine(16, k=2, seed=0), _endless(), None, num_epochs=1)
+        fmlib.fit(
+            fmlib.FactorizationMachine(16, k=2, seed=0), _endless(), None, num_epochs=1
+        )
     assert time.perf_counter() - started < 5
 
 
 def test_steps_per_epoch_is_for_datasets_only():
     with pytest.raises(ValueError, match="`steps_per_epoch`"):
-        fmlib.fit(fmlib.FactorizationMachine(16, k=2, seed=0), X, Y, num_epochs=1, steps_per_epoch=3)
+        fmlib.fit(
+            fmlib.FactorizationMachine(16, k=2, seed=0),
+            X,
+            Y,
+            num_epochs=1,
+            steps_per_epoch=3,
+        )
 
 
 def test_endless_dataset_epochs_read_on():
     """One iterator across epochs: 2 epochs of 2 batches = the first 4 batches in order,
     the same as 1 epoch over 4 batches (plain SGD, no shuffling)."""
     a = fmlib.FactorizationMachine(16, k=2, seed=0)
-    fmlib.fit(a, _endless(), None, num_epochs=2, steps_per_epoch=2, optimizer="sgd", lr=0.05)
+    fmlib.fit(
+        a, _endless(), None, num_epochs=2, steps_per_epoch=2, optimizer="sgd", lr=0.05
+    )
     b = fmlib.FactorizationMachine(16, k=2, seed=0)
     fmlib.fit(b, _endless().take(4), None, num_epochs=1, optimizer="sgd", lr=0.05)
     np.testing.assert_allclose(a.V.numpy(), b.V.numpy(), rtol=1e-5, atol=1e-7)
@@ -61,7 +74,10 @@ def test_ctrl_c_on_an_endless_dataset_in_process():
     timer = _interrupt_after(2.0)
     began = time.perf_counter()
     try:
-        with pytest.raises(fmlib.TrainingInterrupted, match="interrupted.*epoch 1 of 3.*last completed step") as info:
+        with pytest.raises(
+            fmlib.TrainingInterrupted,
+            match="interrupted.*epoch 1 of 3.*last completed step",
+        ) as info:
             fmlib.fit(fm, _endless(), None, num_epochs=3, steps_per_epoch=10**12)
     finally:
         timer.cancel()
@@ -69,7 +85,9 @@ def test_ctrl_c_on_an_endless_dataset_in_process():
     assert isinstance(info.value, KeyboardInterrupt)
     assert len(info.value.history) == 0
     V = fm.V.numpy()
-    assert np.isfinite(V).all() and not np.array_equal(V, start)   # the steps done are kept
+    assert np.isfinite(V).all() and not np.array_equal(
+        V, start
+    )  # the steps done are kept
 
 
 def test_interrupt_restores_the_last_completed_epoch():
@@ -88,7 +106,9 @@ def test_interrupt_restores_the_last_completed_epoch():
         after[calls["n"]] = fm.get_weights()
         return 1.0
 
-    with pytest.raises(fmlib.TrainingInterrupted, match="epoch 3 of 5.*after epoch 2") as info:
+    with pytest.raises(
+        fmlib.TrainingInterrupted, match="epoch 3 of 5.*after epoch 2"
+    ) as info:
         run_epochs(fm, run_epoch, 5, "regression", None, None, False, None)
     for name, value in after[2].items():
         np.testing.assert_array_equal(fm.get_weights()[name], value)
@@ -127,11 +147,16 @@ SCRIPT = textwrap.dedent("""
 
 def test_sigint_stops_a_process_training_on_an_endless_dataset(tmp_path):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(tmp_path / "fm.npz")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, str(tmp_path / "fm.npz")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         assert proc.stdout.readline().strip() == "training"
-        time.sleep(3.0)                 # well inside the compiled loop
+        time.sleep(3.0)  # well inside the compiled loop
         proc.send_signal(signal.SIGINT)
         sent = time.perf_counter()
         out, err = proc.communicate(timeout=30)
@@ -182,7 +207,9 @@ def test_ctrl_c_during_bpr():
     rng = np.random.default_rng(0)
     ctx, pos = rng.integers(0, 6, 60), rng.integers(0, 10, 60)
     fm = fmlib.FactorizationMachine(16, k=2, seed=0)
-    stop = _interrupted(lambda: fmlib.fit_bpr(fm, C, I, ctx, pos, num_epochs=10**7, batch_size=4))
+    stop = _interrupted(
+        lambda: fmlib.fit_bpr(fm, C, I, ctx, pos, num_epochs=10**7, batch_size=4)
+    )
     assert "BPR training was interrupted" in str(stop)
     assert np.isfinite(fm.V.numpy()).all()
 

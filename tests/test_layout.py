@@ -5,6 +5,7 @@ The layers are written once, here, bottom to top; a package may import from its 
 package and from lower layers only. Imports inside functions count too: a lazy import
 is still a dependency.
 """
+
 from __future__ import annotations
 
 import ast
@@ -67,8 +68,14 @@ def imports(path: pathlib.Path) -> list[tuple[str, list[str], int]]:
             if target == "fmlib" or target.startswith("fmlib."):
                 names = [a.name for a in node.names]
                 # `from fmlib.pkg import module` imports a module
-                subs = [f"{target}.{n}" for n in names if (ROOT.parent / f"{target}.{n}".replace(".", "/")).with_suffix(".py").exists()
-                        or (ROOT.parent / f"{target}.{n}".replace(".", "/")).is_dir()]
+                subs = [
+                    f"{target}.{n}"
+                    for n in names
+                    if (ROOT.parent / f"{target}.{n}".replace(".", "/"))
+                    .with_suffix(".py")
+                    .exists()
+                    or (ROOT.parent / f"{target}.{n}".replace(".", "/")).is_dir()
+                ]
                 found.append((target, names, node.lineno))
                 found += [(s, [], node.lineno) for s in subs]
         elif isinstance(node, ast.Import):
@@ -84,7 +91,7 @@ GRAPH = {module_name(p): imports(p) for p in MODULES}
 
 def test_layers_cover_every_module():
     for module in GRAPH:
-        layer_of(module)   # raises for a module outside the layers
+        layer_of(module)  # raises for a module outside the layers
 
 
 @pytest.mark.parametrize("module", sorted(GRAPH))
@@ -95,7 +102,8 @@ def test_no_upward_import(module):
         if package_of(target) == package_of(module):
             continue
         assert layer_of(target) < layer_of(module), (
-            f"{module} (line {line}) imports {target}, which is not in a lower layer")
+            f"{module} (line {line}) imports {target}, which is not in a lower layer"
+        )
 
 
 @pytest.mark.parametrize("module", sorted(GRAPH))
@@ -104,9 +112,12 @@ def test_no_private_name_across_packages(module):
         if package_of(target) == package_of(module):
             continue
         private = [n for n in names if n.startswith("_") and not n.startswith("__")]
-        private_module = [p for p in target.split(".")[1:] if p.startswith("_") and p != "__init__"]
+        private_module = [
+            p for p in target.split(".")[1:] if p.startswith("_") and p != "__init__"
+        ]
         assert not private and not private_module, (
-            f"{module} (line {line}) imports the private {private or target} of another package")
+            f"{module} (line {line}) imports the private {private or target} of another package"
+        )
 
 
 def test_no_cycles():
@@ -120,7 +131,7 @@ def test_no_cycles():
         stack.append(m)
         for t in sorted(edges[m]):
             if state.get(t) == 1:
-                cycle = stack[stack.index(t):] + [t]
+                cycle = stack[stack.index(t) :] + [t]
                 raise AssertionError("import cycle: " + " -> ".join(cycle))
             if t not in state:
                 visit(t)
@@ -142,26 +153,42 @@ def test_the_checker_finds_what_it_should():
 def test_tests_mirror_the_packages():
     """Each package's tests live in tests/<package>/; the project-wide ones in tests/."""
     tests = ROOT.parent / "tests"
-    packages = {p.name for p in ROOT.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
-    folders = {p.name for p in tests.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))}
+    packages = {
+        p.name for p in ROOT.iterdir() if p.is_dir() and (p / "__init__.py").exists()
+    }
+    folders = {
+        p.name
+        for p in tests.iterdir()
+        if p.is_dir() and not p.name.startswith(("_", "."))
+    }
     assert folders <= packages, f"test folders without a package: {folders - packages}"
     assert packages - {"validation"} <= folders | {"model"}, packages - folders
     for folder in folders:
-        assert list((tests / folder).glob("test_*.py")), f"tests/{folder} holds no tests"
+        assert list((tests / folder).glob("test_*.py")), (
+            f"tests/{folder} holds no tests"
+        )
 
 
 def test_import_fmlib_is_light():
     """``import fmlib`` loads neither TensorFlow, numba, scikit-learn nor the distributed code."""
-    code = ("import sys, fmlib; heavy = [m for m in ('tensorflow', 'numba', 'sklearn', "
-            "'fmlib.distributed', 'fmlib.solvers') if m in sys.modules]; print(heavy)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    code = (
+        "import sys, fmlib; heavy = [m for m in ('tensorflow', 'numba', 'sklearn', "
+        "'fmlib.distributed', 'fmlib.solvers') if m in sys.modules]; print(heavy)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == "[]", out.stdout
 
 
 def test_public_names_load_lazily():
     """A public name loads its module on first use and no more than it needs."""
-    code = ("import sys, fmlib; fmlib.FactorizationMachine; "
-            "print([m for m in ('numba', 'fmlib.distributed', 'fmlib.solvers') if m in sys.modules]); "
-            "import fmlib.model.fm as m; print(fmlib.FactorizationMachine is m.FactorizationMachine)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    code = (
+        "import sys, fmlib; fmlib.FactorizationMachine; "
+        "print([m for m in ('numba', 'fmlib.distributed', 'fmlib.solvers') if m in sys.modules]); "
+        "import fmlib.model.fm as m; print(fmlib.FactorizationMachine is m.FactorizationMachine)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert out.stdout.split("\n")[:2] == ["[]", "True"], out.stdout

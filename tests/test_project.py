@@ -1,4 +1,5 @@
 """The project's own promises: the README's commands and the CI script agree."""
+
 import pathlib
 import re
 
@@ -13,7 +14,10 @@ def test_readme_has_the_two_setup_commands_and_ci_runs_the_test_one():
     assert build.endswith("jupyter-book build . -W -n --keep-going")
     assert "pytest" in test and "--nbval" in test and " book" in test
     marker = readme.splitlines().index(
-        next(line for line in readme.splitlines() if line.startswith("<!-- test-command")))
+        next(
+            line for line in readme.splitlines() if line.startswith("<!-- test-command")
+        )
+    )
     assert readme.splitlines()[marker + 2] == test
     assert "sed -n '3p'" in (ROOT / ".ci" / "run").read_text()
 
@@ -39,8 +43,14 @@ def _log_level_after_import(env: dict) -> str:
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"} | env
     env["PYTHONPATH"] = str(ROOT)
     code = "import os, fmlib; print(os.environ['TF_CPP_MIN_LOG_LEVEL'])"
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         timeout=120, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     return out.stdout.strip()
 
 

@@ -42,8 +42,7 @@ def _as_block_matrix(data: Any, name: str) -> sp.csr_matrix:
     if not sp.issparse(X):
         if np.ndim(data) != 2:
             raise ValueError(
-                f"`{name}` must be 2-D (rows, features); got shape "
-                f"{np.shape(data)}."
+                f"`{name}` must be 2-D (rows, features); got shape {np.shape(data)}."
             )
         X = sp.csr_matrix(X)
     X.eliminate_zeros()
@@ -59,8 +58,7 @@ def _as_index(index: Any, n_block_rows: int, name: str) -> np.ndarray:
     )
     if arr.ndim != 1:
         raise ValueError(
-            f"`{name}` must be 1-D (one block row per rating); got shape "
-            f"{arr.shape}."
+            f"`{name}` must be 1-D (one block row per rating); got shape {arr.shape}."
         )
     if arr.size and not np.issubdtype(arr.dtype, np.integer):
         raise TypeError(
@@ -76,7 +74,6 @@ def _as_index(index: Any, n_block_rows: int, name: str) -> np.ndarray:
     return arr
 
 
-
 def hstack_csr(blocks: list[sp.csr_matrix], n_rows: int) -> sp.csr_matrix:
     """Place CSR blocks side by side in O(nnz), keeping each row's columns sorted.
 
@@ -86,17 +83,19 @@ def hstack_csr(blocks: list[sp.csr_matrix], n_rows: int) -> sp.csr_matrix:
     takes a fraction of that.)
     """
     total = sum(block.nnz for block in blocks)
-    index_dtype = np.int32 if max(total, sum(b.shape[1] for b in blocks)) < 2**31 else np.int64
+    index_dtype = (
+        np.int32 if max(total, sum(b.shape[1] for b in blocks)) < 2**31 else np.int64
+    )
     indptr = np.zeros(n_rows + 1, index_dtype)
     for block in blocks:
         indptr += block.indptr.astype(index_dtype, copy=False)
     indices = np.empty(total, index_dtype)
     data = np.empty(total, np.float64)
-    filled = indptr[:-1].copy()           # next free slot of every row
+    filled = indptr[:-1].copy()  # next free slot of every row
     col = 0
     for block in blocks:
         block = sp.csr_matrix(block)
-        block.sum_duplicates()            # a no-op for the canonical blocks built above
+        block.sum_duplicates()  # a no-op for the canonical blocks built above
         block_indptr = block.indptr.astype(index_dtype, copy=False)
         per_row = np.diff(block_indptr)
         dest = np.repeat(filled - block_indptr[:-1], per_row)
@@ -182,7 +181,7 @@ class RelationalDesign:
         ((3, 5), [0.0, 0.0, 1.0, 0.0, 1.0])
     """
 
-    is_relational_design = True   # read by fmlib.validation.is_relational
+    is_relational_design = True  # read by fmlib.validation.is_relational
 
     def __init__(
         self,
@@ -243,7 +242,7 @@ class RelationalDesign:
                 "`groups` must be None or a mapping name -> columns; got "
                 f"{type(groups).__name__}."
             )
-        
+
         column_groups(groups, int(self.offsets[-1]), "groups")
         return dict(groups)
 

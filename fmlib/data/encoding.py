@@ -23,6 +23,7 @@ the other features (for an unseen user: the item, the side features, ``w0``).
 :meth:`FeatureEncoder.field_ids` gives the same categories as integer ids per field, for
 :class:`fmlib.FieldFMLayer` (chapter "The Keras interface").
 """
+
 from __future__ import annotations
 
 import numbers
@@ -46,11 +47,18 @@ def _object_array(values: Iterable) -> np.ndarray:
     """A 1-D object array of ``values`` (a Series is converted without a Python-level loop)."""
     if isinstance(values, (pd.Series, pd.Index)):
         return values.to_numpy(dtype=object)
-    return pd.Series(list(values), dtype=object).to_numpy()   # a tuple stays one cell
+    return pd.Series(list(values), dtype=object).to_numpy()  # a tuple stays one cell
 
 
-_FAST_KINDS = {"string": "str", "integer": "number", "floating": "number", "mixed-integer-float": "number",
-               "decimal": "number", "boolean": "bool", "empty": None}
+_FAST_KINDS = {
+    "string": "str",
+    "integer": "number",
+    "floating": "number",
+    "mixed-integer-float": "number",
+    "decimal": "number",
+    "boolean": "bool",
+    "empty": None,
+}
 
 
 def _value_kind(value) -> str:
@@ -88,13 +96,17 @@ class IndexMap:
 
     def __init__(self, ids: Iterable, reserve_unknown: bool = False, name: str = "ids"):
         if isinstance(ids, (str, bytes)) or not hasattr(ids, "__iter__"):
-            raise TypeError(f"`{name}` must be a collection of ids; got {type(ids).__name__} {ids!r} "
-                            f"(for one id write [{ids!r}]).")
+            raise TypeError(
+                f"`{name}` must be a collection of ids; got {type(ids).__name__} {ids!r} "
+                f"(for one id write [{ids!r}])."
+            )
         values = pd.unique(_object_array(ids))
         kinds = _kinds(values)
         if len(kinds) > 1:
-            raise TypeError(f"`{name}` mixes kinds of ids {sorted(kinds)}; use one kind (e.g. all "
-                            "strings or all numbers), since '1' and 1 would be different ids.")
+            raise TypeError(
+                f"`{name}` mixes kinds of ids {sorted(kinds)}; use one kind (e.g. all "
+                "strings or all numbers), since '1' and 1 would be different ids."
+            )
         self.kind = next(iter(kinds), None)
         self.ids = pd.Index(values, dtype=object).sort_values()
         self.reserve_unknown = reserve_unknown
@@ -107,9 +119,11 @@ class IndexMap:
         values = _object_array(values)
         other = _kinds(values) - {self.kind}
         if self.kind is not None and other:
-            raise TypeError(f"`{name}` holds ids of kind {sorted(other)}, but they were {self.kind!r} "
-                            "when the map was built: no value would be found. Convert them first "
-                            "(e.g. .astype(str)).")
+            raise TypeError(
+                f"`{name}` holds ids of kind {sorted(other)}, but they were {self.kind!r} "
+                "when the map was built: no value would be found. Convert them first "
+                "(e.g. .astype(str))."
+            )
         idx = self.ids.get_indexer(pd.Index(values, dtype=object))
         if self.reserve_unknown:
             idx[idx < 0] = self.unknown
@@ -119,14 +133,18 @@ class IndexMap:
 def _one_hot(idx: np.ndarray, width: int) -> sp.csr_matrix:
     known = idx >= 0
     rows = np.flatnonzero(known)
-    return sp.csr_matrix((np.ones(rows.size), (rows, idx[known])), shape=(idx.size, width))
+    return sp.csr_matrix(
+        (np.ones(rows.size), (rows, idx[known])), shape=(idx.size, width)
+    )
 
 
 def _column_list(columns, name: str) -> list:
     """Column names as a list; a single string is an error (it would be split into letters)."""
     if isinstance(columns, (str, bytes)) or not hasattr(columns, "__iter__"):
-        raise TypeError(f"`{name}` must be a list of column names; got {type(columns).__name__} "
-                        f"{columns!r} (for one column write [{columns!r}]).")
+        raise TypeError(
+            f"`{name}` must be a list of column names; got {type(columns).__name__} "
+            f"{columns!r} (for one column write [{columns!r}])."
+        )
     return list(columns)
 
 
@@ -173,10 +191,16 @@ class FeatureEncoder(TransformerMixin, BaseEstimator):
         [1.0, 0.0, 1.0, 0.0, 0.5, 0.5]
     """
 
-    def __init__(self, categorical: Sequence[str] = (), multi_hot: Sequence[str] = (),
-                 implicit: tuple[str, str] | None = None, numeric: Sequence[str] = (),
-                 implicit_norm: str = "sum", implicit_items: tuple[str, str] | None = None,
-                 handle_unknown: str = "ignore"):
+    def __init__(
+        self,
+        categorical: Sequence[str] = (),
+        multi_hot: Sequence[str] = (),
+        implicit: tuple[str, str] | None = None,
+        numeric: Sequence[str] = (),
+        implicit_norm: str = "sum",
+        implicit_items: tuple[str, str] | None = None,
+        handle_unknown: str = "ignore",
+    ):
         # scikit-learn's contract: the arguments are stored as given (``clone`` and
         # ``get_params`` rely on it). They are checked here, so that a bad configuration
         # fails where it is written, and again in ``fit`` (after ``set_params``).
@@ -194,24 +218,39 @@ class FeatureEncoder(TransformerMixin, BaseEstimator):
         implicit_norm, handle_unknown = self.implicit_norm, self.handle_unknown
         implicit, implicit_items = self.implicit, self.implicit_items
         if implicit_norm not in IMPLICIT_NORMS:
-            raise ValueError(f"`implicit_norm` must be one of {IMPLICIT_NORMS}; got {implicit_norm!r}.")
+            raise ValueError(
+                f"`implicit_norm` must be one of {IMPLICIT_NORMS}; got {implicit_norm!r}."
+            )
         if not (isinstance(handle_unknown, str) and handle_unknown in HANDLE_UNKNOWN):
-            raise ValueError(f"`handle_unknown` must be one of {HANDLE_UNKNOWN}; got {handle_unknown!r}.")
+            raise ValueError(
+                f"`handle_unknown` must be one of {HANDLE_UNKNOWN}; got {handle_unknown!r}."
+            )
         self._categorical = _column_list(self.categorical, "categorical")
         self._multi_hot = _column_list(self.multi_hot, "multi_hot")
-        self._implicit = tuple(_column_list(implicit, "implicit")) if implicit is not None else None
+        self._implicit = (
+            tuple(_column_list(implicit, "implicit")) if implicit is not None else None
+        )
         self._numeric = _column_list(self.numeric, "numeric")
         if self._implicit is not None and len(self._implicit) != 2:
-            raise ValueError(f"`implicit` must be a pair (user_column, item_column); got {implicit!r}.")
-        self._implicit_items = (tuple(_column_list(implicit_items, "implicit_items"))
-                                if implicit_items is not None else None)
+            raise ValueError(
+                f"`implicit` must be a pair (user_column, item_column); got {implicit!r}."
+            )
+        self._implicit_items = (
+            tuple(_column_list(implicit_items, "implicit_items"))
+            if implicit_items is not None
+            else None
+        )
         if self._implicit_items is not None and len(self._implicit_items) != 2:
-            raise ValueError("`implicit_items` must be a pair (item_column, user_column); "
-                             f"got {implicit_items!r}.")
+            raise ValueError(
+                "`implicit_items` must be a pair (item_column, user_column); "
+                f"got {implicit_items!r}."
+            )
         names = self._categorical + self._multi_hot + self._numeric
         duplicated = sorted({c for c in names if names.count(c) > 1})
         if duplicated:
-            raise ValueError(f"each column may appear in one block only; repeated: {duplicated}.")
+            raise ValueError(
+                f"each column may appear in one block only; repeated: {duplicated}."
+            )
         if not names and not self._implicit_blocks():
             raise ValueError("FeatureEncoder needs at least one column to encode.")
 
@@ -231,32 +270,52 @@ class FeatureEncoder(TransformerMixin, BaseEstimator):
             cols += [c for c in (key, member) if c not in cols]
         return cols
 
-    def _check_frame(self, df: pd.DataFrame, name: str, columns: list[str] | None = None) -> None:
+    def _check_frame(
+        self, df: pd.DataFrame, name: str, columns: list[str] | None = None
+    ) -> None:
         """Check the ``columns`` of ``df`` this encoder reads (by default all of them)."""
         if not isinstance(df, pd.DataFrame):
-            raise TypeError(f"`{name}` must be a pandas DataFrame; got {type(df).__name__}.")
+            raise TypeError(
+                f"`{name}` must be a pandas DataFrame; got {type(df).__name__}."
+            )
         columns = self._needed_columns() if columns is None else columns
         missing = [c for c in columns if c not in df.columns]
         if missing:
-            raise ValueError(f"`{name}` lacks the column(s) {missing}; it has {list(df.columns)}.")
+            raise ValueError(
+                f"`{name}` lacks the column(s) {missing}; it has {list(df.columns)}."
+            )
         bucketed = self._categorical if self.handle_unknown == "bucket" else []
         keys = [c for b in self._implicit_blocks() for c in b[1:]]
-        for c in [c for c in self._categorical + keys if c in columns and c not in bucketed]:
+        for c in [
+            c for c in self._categorical + keys if c in columns and c not in bucketed
+        ]:
             n_missing = int(df[c].isna().sum())
             if n_missing:
-                raise ValueError(f"column {c!r} of `{name}` has {n_missing} missing value(s); "
-                                 "fill or drop them first.")
+                raise ValueError(
+                    f"column {c!r} of `{name}` has {n_missing} missing value(s); "
+                    "fill or drop them first."
+                )
         for c in [c for c in self._numeric if c in columns]:
             values = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=float)
             bad = int(np.sum(~np.isfinite(values)))
             if bad:
-                raise ValueError(f"numeric column {c!r} of `{name}` has {bad} missing, non-numeric or "
-                                 "infinite value(s).")
-        for c in [c for c in self._multi_hot if c in columns]:   # every row: a string in row 5,000 would be split into letters
-            bad = [v for v in df[c] if isinstance(v, (str, bytes)) or not hasattr(v, "__iter__")]
+                raise ValueError(
+                    f"numeric column {c!r} of `{name}` has {bad} missing, non-numeric or "
+                    "infinite value(s)."
+                )
+        for c in [
+            c for c in self._multi_hot if c in columns
+        ]:  # every row: a string in row 5,000 would be split into letters
+            bad = [
+                v
+                for v in df[c]
+                if isinstance(v, (str, bytes)) or not hasattr(v, "__iter__")
+            ]
             if bad:
-                raise ValueError(f"multi-hot column {c!r} must hold collections (list, tuple, set) "
-                                 f"of values per row; got e.g. {bad[0]!r}.")
+                raise ValueError(
+                    f"multi-hot column {c!r} must hold collections (list, tuple, set) "
+                    f"of values per row; got e.g. {bad[0]!r}."
+                )
 
     # --- fit / transform ---------------------------------------------------------------
     def fit(self, df: pd.DataFrame, y=None) -> "FeatureEncoder":
@@ -266,12 +325,22 @@ class FeatureEncoder(TransformerMixin, BaseEstimator):
         self._configure()
         self._check_frame(df, "df")
         if len(df) == 0:
-            raise ValueError("`df` has no rows: fit learns the columns from them; got an empty frame.")
+            raise ValueError(
+                "`df` has no rows: fit learns the columns from them; got an empty frame."
+            )
         bucket = self.handle_unknown == "bucket"
-        self.maps_ = {c: IndexMap(df[c].dropna() if bucket else df[c], reserve_unknown=bucket,
-                                  name=f"df[{c!r}]") for c in self._categorical}
+        self.maps_ = {
+            c: IndexMap(
+                df[c].dropna() if bucket else df[c],
+                reserve_unknown=bucket,
+                name=f"df[{c!r}]",
+            )
+            for c in self._categorical
+        }
         for c in self._multi_hot:
-            self.maps_[c] = IndexMap(chain.from_iterable(df[c]), name=f"df[{c!r}] (set members)")
+            self.maps_[c] = IndexMap(
+                chain.from_iterable(df[c]), name=f"df[{c!r}] (set members)"
+            )
         names, groups, start = [], {}, 0
 
         def add(group: str, block_names: list[str]) -> None:
@@ -281,8 +350,11 @@ class FeatureEncoder(TransformerMixin, BaseEstimator):
             start += len(block_names)
 
         for c in self._categorical + self._multi_hot:
-            add(c, [f"{c}={v}" for v in self.maps_[c].ids] + [f"{c}={UNKNOWN}"] * (
-                c in self._categorical and bucket))
+            add(
+                c,
+                [f"{c}={v}" for v in self.maps_[c].ids]
+                + [f"{c}={UNKNOWN}"] * (c in self._categorical and bucket),
+            )
         self.implicit_ = {}
         for group, key_col, member_col in self._implicit_blocks():
             keys, members, matrix = self._fit_implicit(df, key_col, member_col)
@@ -305,12 +377,19 @@ class FeatureEncoder(TransformerMixin, BaseEstimator):
         columns seen at ``fit``.
         """
         if not hasattr(self, "feature_names_"):
-            raise RuntimeError("call fit (or fit_transform) before get_feature_names_out.")
+            raise RuntimeError(
+                "call fit (or fit_transform) before get_feature_names_out."
+            )
         seen = getattr(self, "feature_names_in_", None)
-        if input_features is not None and seen is not None and \
-                list(input_features) != list(seen):
-            raise ValueError(f"`input_features` must be the columns seen at fit, {list(seen)}; "
-                             f"got {list(input_features)}.")
+        if (
+            input_features is not None
+            and seen is not None
+            and list(input_features) != list(seen)
+        ):
+            raise ValueError(
+                f"`input_features` must be the columns seen at fit, {list(seen)}; "
+                f"got {list(input_features)}."
+            )
         return np.asarray(self.feature_names_, dtype=object)
 
     def _fit_implicit(self, df: pd.DataFrame, key_col: str, member_col: str):
@@ -318,19 +397,27 @@ class FeatureEncoder(TransformerMixin, BaseEstimator):
         keys unseen in ``fit``."""
         keys = IndexMap(df[key_col], name=f"df[{key_col!r}]")
         members = IndexMap(df[member_col], name=f"df[{member_col!r}]")
-        pairs = pd.DataFrame({"k": keys.index(df[key_col]), "m": members.index(df[member_col])})
+        pairs = pd.DataFrame(
+            {"k": keys.index(df[key_col]), "m": members.index(df[member_col])}
+        )
         pairs = pairs.drop_duplicates()
-        seen = sp.csr_matrix((np.ones(len(pairs)), (pairs["k"], pairs["m"])),
-                             shape=(len(keys), len(members)))
+        seen = sp.csr_matrix(
+            (np.ones(len(pairs)), (pairs["k"], pairs["m"])),
+            shape=(len(keys), len(members)),
+        )
         counts = np.asarray(seen.sum(axis=1)).ravel()
         scale = 1.0 / counts if self.implicit_norm == "sum" else 1.0 / np.sqrt(counts)
-        matrix = sp.vstack([sp.diags(scale) @ seen, sp.csr_matrix((1, len(members)))], format="csr")
+        matrix = sp.vstack(
+            [sp.diags(scale) @ seen, sp.csr_matrix((1, len(members)))], format="csr"
+        )
         return keys, members, matrix
 
     def transform(self, df: pd.DataFrame) -> sp.csr_matrix:
         """Encode ``df`` with the columns learned in :meth:`fit`; returns CSR of shape ``(len(df), n_features_)``."""
         blocks = self._encode(df, "transform")
-        flat = [b[0][b[1]] if isinstance(b, tuple) else b for b in blocks]   # (matrix, rows)
+        flat = [
+            b[0][b[1]] if isinstance(b, tuple) else b for b in blocks
+        ]  # (matrix, rows)
         return hstack_csr(flat, len(df))
 
     def transform_design(self, df: pd.DataFrame):
@@ -356,8 +443,12 @@ class FeatureEncoder(TransformerMixin, BaseEstimator):
             names += self.feature_names_[cols]
             start += cols.stop - cols.start
         X = hstack_csr([b for _, b in main], len(df)) if main else None
-        return RelationalDesign(X, [RelationBlock(b[0], b[1], g) for g, b in relations],
-                                groups=groups, feature_names=names)
+        return RelationalDesign(
+            X,
+            [RelationBlock(b[0], b[1], g) for g, b in relations],
+            groups=groups,
+            feature_names=names,
+        )
 
     def _encode(self, df: pd.DataFrame, method: str) -> list:
         """The blocks of ``df`` in the order of ``groups_``: CSR matrices, and for an
@@ -370,32 +461,41 @@ class FeatureEncoder(TransformerMixin, BaseEstimator):
         blocks, unseen = [], {}
         for c in self._categorical:
             idx = self.maps_[c].index(df[c], f"df[{c!r}]")
-            unseen[c] = int(np.sum(idx == self.maps_[c].unknown))   # -1, or the bucket
+            unseen[c] = int(np.sum(idx == self.maps_[c].unknown))  # -1, or the bucket
             blocks.append(_one_hot(idx, len(self.maps_[c])))
         for c in self._multi_hot:
             cells = [list(v) for v in df[c].to_numpy(dtype=object)]
             lengths = np.fromiter((len(v) for v in cells), dtype=np.int64, count=n)
-            idx = self.maps_[c].index(chain.from_iterable(cells), f"df[{c!r}] (set members)")
+            idx = self.maps_[c].index(
+                chain.from_iterable(cells), f"df[{c!r}] (set members)"
+            )
             rows = np.repeat(np.arange(n), lengths)
             known = idx >= 0
             unseen[c] = int(np.count_nonzero(np.bincount(rows[~known], minlength=n)))
-            per_row = np.bincount(rows[known], minlength=n)      # known members per row
+            per_row = np.bincount(rows[known], minlength=n)  # known members per row
             weights = 1.0 / per_row[rows[known]]
-            blocks.append(sp.csr_matrix((weights, (rows[known], idx[known])),
-                                        shape=(n, len(self.maps_[c]))))
+            blocks.append(
+                sp.csr_matrix(
+                    (weights, (rows[known], idx[known])), shape=(n, len(self.maps_[c]))
+                )
+            )
         for group, key_col, _ in self._implicit_blocks():
             keys, matrix = self.implicit_[group]
             idx = keys.index(df[key_col], f"df[{key_col!r}]")
             unseen[group] = int(np.sum(idx < 0))
-            idx[idx < 0] = matrix.shape[0] - 1                       # the all-zero row
+            idx[idx < 0] = matrix.shape[0] - 1  # the all-zero row
             blocks.append((matrix, idx))
         for c in self._numeric:
             values = pd.to_numeric(df[c]).to_numpy(dtype=float)
             blocks.append(sp.csr_matrix(values[:, None]))
         self.unseen_ = unseen
         if self.handle_unknown == "warn" and any(unseen.values()):
-            warnings.warn("rows with values unseen at fit (their blocks are all zero), per column: "
-                          f"{ {c: k for c, k in unseen.items() if k} }", UserWarning, stacklevel=3)
+            warnings.warn(
+                "rows with values unseen at fit (their blocks are all zero), per column: "
+                f"{ {c: k for c, k in unseen.items() if k} }",
+                UserWarning,
+                stacklevel=3,
+            )
         return blocks
 
     def fit_transform(self, df: pd.DataFrame, y=None) -> sp.csr_matrix:
@@ -419,24 +519,46 @@ class FeatureEncoder(TransformerMixin, BaseEstimator):
         if not hasattr(self, "feature_names_"):
             raise RuntimeError("call fit (or fit_transform) before field_ids.")
         if not self._categorical:
-            raise ValueError("field_ids needs categorical columns; this encoder has none.")
+            raise ValueError(
+                "field_ids needs categorical columns; this encoder has none."
+            )
         self._check_frame(df, "df", columns=self._categorical)
-        ids = np.stack([self.maps_[c].index(df[c], f"df[{c!r}]") for c in self._categorical], axis=1)
-        unseen = {c: int(n) for c, n in zip(self._categorical, np.sum(ids < 0, axis=0)) if n}
+        ids = np.stack(
+            [self.maps_[c].index(df[c], f"df[{c!r}]") for c in self._categorical],
+            axis=1,
+        )
+        unseen = {
+            c: int(n) for c, n in zip(self._categorical, np.sum(ids < 0, axis=0)) if n
+        }
         if unseen:
-            raise ValueError(f"`df` has values unseen at fit (rows per column: {unseen}), which have "
-                             "no id; make the encoder with handle_unknown='bucket' to give them one.")
+            raise ValueError(
+                f"`df` has values unseen at fit (rows per column: {unseen}), which have "
+                "no id; make the encoder with handle_unknown='bucket' to give them one."
+            )
         return ids.astype(np.int64), [len(self.maps_[c]) for c in self._categorical]
 
     def __repr__(self) -> str:
-        defaults = {"multi_hot": [], "implicit": None, "numeric": [], "implicit_norm": "sum",
-                    "implicit_items": None, "handle_unknown": "ignore"}
+        defaults = {
+            "multi_hot": [],
+            "implicit": None,
+            "numeric": [],
+            "implicit_norm": "sum",
+            "implicit_items": None,
+            "handle_unknown": "ignore",
+        }
         args = [f"categorical={self._categorical!r}"] if self._categorical else []
-        current = {name: getattr(self, "_" + name, getattr(self, name)) for name in defaults}
-        args += [f"{name}={current[name]!r}" for name, default in defaults.items()
-                 if current[name] != default]
+        current = {
+            name: getattr(self, "_" + name, getattr(self, name)) for name in defaults
+        }
+        args += [
+            f"{name}={current[name]!r}"
+            for name, default in defaults.items()
+            if current[name] != default
+        ]
         text = f"FeatureEncoder({', '.join(args)})"
         if hasattr(self, "groups_"):
-            blocks = ", ".join(f"{g}: {b.stop - b.start:,}" for g, b in self.groups_.items())
+            blocks = ", ".join(
+                f"{g}: {b.stop - b.start:,}" for g, b in self.groups_.items()
+            )
             text += f" fitted: {self.n_features_:,} columns ({blocks})"
         return text

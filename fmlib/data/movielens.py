@@ -19,6 +19,7 @@ values (``ml-100k``) or against the manifest written when the verified zip was
 extracted (``ml-1m``), so a truncated or edited file is an error, never a
 silently different dataset. The chapter "MovieLens 100k" uses this module.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -71,11 +72,31 @@ ML100K_SHA256 = {
 }
 ML1M_FILES = ("ratings.dat", "users.dat", "movies.dat")
 MANIFEST = "SHA256SUMS.fmlib"
-TIMEOUT = 15.0   # seconds: for the name lookup, the connection and each read of the download
+TIMEOUT = (
+    15.0  # seconds: for the name lookup, the connection and each read of the download
+)
 SPLITS = ("u1", "u2", "u3", "u4", "u5", "ua", "ub")
-ML100K_GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
-                 "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
-                 "Romance", "Sci-Fi", "Thriller", "War", "Western")
+ML100K_GENRES = (
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+)
 
 
 class MovieLensError(OSError):
@@ -110,10 +131,14 @@ class MovieLens:
     path: Path
 
     def __repr__(self) -> str:
-        return (f"MovieLens({self.name!r}: {len(self.ratings)} ratings, {len(self.users)} users, "
-                f"{len(self.items)} items)")
+        return (
+            f"MovieLens({self.name!r}: {len(self.ratings)} ratings, {len(self.users)} users, "
+            f"{len(self.items)} items)"
+        )
 
-    def with_side_features(self, ratings: pd.DataFrame, dates: bool = False) -> pd.DataFrame:
+    def with_side_features(
+        self, ratings: pd.DataFrame, dates: bool = False
+    ) -> pd.DataFrame:
         """``ratings`` joined with the user and item attributes the book uses as side features.
 
         Adds ``age_bucket`` (the seven age groups of ml-1m: ``"<18"``, ``"18-24"``,
@@ -126,33 +151,59 @@ class MovieLens:
         """
         missing = [c for c in ("user", "item") if c not in ratings.columns]
         if missing:
-            raise ValueError(f"`ratings` must have columns 'user' and 'item'; missing {missing}.")
+            raise ValueError(
+                f"`ratings` must have columns 'user' and 'item'; missing {missing}."
+            )
         users = self.users[["user", "age", "gender", "occupation"]].assign(
-            age_bucket=lambda d: pd.cut(d["age"], AGE_BINS, right=False, labels=AGE_LABELS).astype(str))
-        out = ratings.merge(users.drop(columns="age"), on="user", how="left", validate="many_to_one")
-        out = out.merge(self.items[["item", "genres"]], on="item", how="left", validate="many_to_one")
+            age_bucket=lambda d: pd.cut(
+                d["age"], AGE_BINS, right=False, labels=AGE_LABELS
+            ).astype(str)
+        )
+        out = ratings.merge(
+            users.drop(columns="age"), on="user", how="left", validate="many_to_one"
+        )
+        out = out.merge(
+            self.items[["item", "genres"]],
+            on="item",
+            how="left",
+            validate="many_to_one",
+        )
         for col, known in (("gender", "user"), ("genres", "item")):
             unknown = out[col].isna()
             if unknown.any():
                 example = out.loc[unknown, known].iloc[0]
                 example = example.item() if isinstance(example, np.generic) else example
-                raise ValueError(f"`ratings` has {int(unknown.sum())} rows whose {known} is not in "
-                                 f"{self.name}, e.g. {known}={example!r}.")
+                raise ValueError(
+                    f"`ratings` has {int(unknown.sum())} rows whose {known} is not in "
+                    f"{self.name}, e.g. {known}={example!r}."
+                )
         if dates:
             out = self._with_dates(out)
         return out
 
     def _with_dates(self, out: pd.DataFrame) -> pd.DataFrame:
         if "timestamp" not in out.columns:
-            raise ValueError("`ratings` needs a 'timestamp' column for dates=True; it has "
-                             f"{list(out.columns)}.")
+            raise ValueError(
+                "`ratings` needs a 'timestamp' column for dates=True; it has "
+                f"{list(out.columns)}."
+            )
         if "release_date" not in self.items.columns:
-            raise ValueError(f"dates=True needs release dates, which {self.name} does not have.")
-        day = pd.to_datetime(out["timestamp"], unit="s", utc=True).dt.strftime("%Y-%m-%d")
-        year = out[["item"]].merge(self.items[["item", "release_date"]], on="item", how="left")
+            raise ValueError(
+                f"dates=True needs release dates, which {self.name} does not have."
+            )
+        day = pd.to_datetime(out["timestamp"], unit="s", utc=True).dt.strftime(
+            "%Y-%m-%d"
+        )
+        year = out[["item"]].merge(
+            self.items[["item", "release_date"]], on="item", how="left"
+        )
         year = year["release_date"].dt.year
-        return out.assign(day=day.to_numpy(), release_year=np.where(
-            year.isna(), "unknown", year.fillna(0).astype(int).astype(str)))
+        return out.assign(
+            day=day.to_numpy(),
+            release_year=np.where(
+                year.isna(), "unknown", year.fillna(0).astype(int).astype(str)
+            ),
+        )
 
     def split(self, fold: str) -> tuple[pd.DataFrame, pd.DataFrame]:
         """The predefined (train, test) ratings of ``ml-100k``: ``"u1"``…``"u5"``, ``"ua"``, ``"ub"``.
@@ -161,16 +212,22 @@ class MovieLens:
         partition the data; ``ua``/``ub`` hold out exactly 10 ratings per user.
         """
         if self.name != "ml-100k":
-            raise ValueError(f"predefined splits exist for ml-100k only; this is {self.name}.")
+            raise ValueError(
+                f"predefined splits exist for ml-100k only; this is {self.name}."
+            )
         if fold not in SPLITS:
             raise ValueError(f"`fold` must be one of {SPLITS}; got {fold!r}.")
-        return (_read_ratings_100k(self.path / f"{fold}.base"),
-                _read_ratings_100k(self.path / f"{fold}.test"))
+        return (
+            _read_ratings_100k(self.path / f"{fold}.base"),
+            _read_ratings_100k(self.path / f"{fold}.test"),
+        )
 
 
 def default_data_home() -> Path:
     """Where datasets are stored when no ``data_home`` is given and ``FMLIB_DATA`` is unset."""
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".cache"
+    )
     return Path(cache) / "fmlib"
 
 
@@ -199,7 +256,8 @@ def _expected_hashes(name: str, folder: Path) -> dict[str, str]:
         raise MovieLensError(
             f"{folder} has no {MANIFEST}, so its files cannot be verified. Remove the folder and "
             f"let fmlib download {BASE_URL}{name}.zip (it checks the zip's sha256 and writes the "
-            f"manifest), or put the official {name}.zip in {folder.parent} and load again.")
+            f"manifest), or put the official {name}.zip in {folder.parent} and load again."
+        )
     pairs = (line.split() for line in manifest.read_text().splitlines() if line.strip())
     return {fname: digest for digest, fname in pairs}
 
@@ -208,12 +266,15 @@ def _verify(name: str, folder: Path) -> None:
     for fname, expected in _expected_hashes(name, folder).items():
         path = folder / fname
         if not path.exists():
-            raise MovieLensError(f"{path} is missing: {folder} is not a complete {name} data set.")
+            raise MovieLensError(
+                f"{path} is missing: {folder} is not a complete {name} data set."
+            )
         actual = _sha256(path)
         if actual != expected:
             raise MovieLensError(
                 f"{path} does not match the official {name} file (sha256 {actual}, expected "
-                f"{expected}): it is truncated or edited. Delete {folder} to download it again.")
+                f"{expected}): it is truncated or edited. Delete {folder} to download it again."
+            )
 
 
 def _extract_all(zip_path: Path, staging: Path) -> None:
@@ -222,12 +283,16 @@ def _extract_all(zip_path: Path, staging: Path) -> None:
         with zipfile.ZipFile(zip_path) as archive:
             for member in archive.namelist():  # refuse paths that escape the folder
                 if member.startswith(("/", "\\")) or ".." in Path(member).parts:
-                    raise MovieLensError(f"{zip_path} contains an unsafe path: {member!r}")
+                    raise MovieLensError(
+                        f"{zip_path} contains an unsafe path: {member!r}"
+                    )
             archive.extractall(staging)
     except (zipfile.BadZipFile, zlib.error, EOFError) as err:
-        raise MovieLensError(f"{zip_path} is not a complete zip file ({err}): it matches the "
-                             "given sha256 but is truncated or corrupt. Delete it and download "
-                             "the official zip again.") from None
+        raise MovieLensError(
+            f"{zip_path} is not a complete zip file ({err}): it matches the "
+            "given sha256 but is truncated or corrupt. Delete it and download "
+            "the official zip again."
+        ) from None
 
 
 def _resolve(host: str, port: int, timeout: float) -> None:
@@ -244,7 +309,9 @@ def _resolve(host: str, port: int, timeout: float) -> None:
     thread.start()
     thread.join(timeout)
     if thread.is_alive():
-        raise MovieLensTimeout(f"looking up {host} took more than {timeout} s (no network?)")
+        raise MovieLensTimeout(
+            f"looking up {host} took more than {timeout} s (no network?)"
+        )
     if "error" in outcome:
         raise MovieLensError(f"cannot resolve {host}: {outcome['error']}")
 
@@ -252,19 +319,34 @@ def _resolve(host: str, port: int, timeout: float) -> None:
 def _fetch(url: str, dest: Path, timeout: float) -> None:
     """Download ``url`` to ``dest``; every wait (lookup, connect, each read) is bounded by ``timeout``."""
     parts = urllib.parse.urlsplit(url)
-    _resolve(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80), timeout)
+    _resolve(
+        parts.hostname or "",
+        parts.port or (443 if parts.scheme == "https" else 80),
+        timeout,
+    )
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, open(dest, "wb") as out:
+        with (
+            urllib.request.urlopen(url, timeout=timeout) as response,
+            open(dest, "wb") as out,
+        ):
             shutil.copyfileobj(response, out, 1 << 20)
     except urllib.error.URLError as err:  # also HTTPError (404, ...)
         if isinstance(err.reason, TimeoutError):
-            raise MovieLensTimeout(f"connecting to {parts.netloc} timed out after {timeout} s") from None
+            raise MovieLensTimeout(
+                f"connecting to {parts.netloc} timed out after {timeout} s"
+            ) from None
         raise MovieLensError(str(err.reason)) from None
     except TimeoutError:
-        raise MovieLensTimeout(f"{parts.netloc} accepted the connection but sent no data for "
-                               f"{timeout} s") from None
-    except (OSError, http.client.HTTPException) as err:  # reset, refused, truncated transfer
-        raise MovieLensError(f"the transfer failed: {type(err).__name__}: {err}") from None
+        raise MovieLensTimeout(
+            f"{parts.netloc} accepted the connection but sent no data for {timeout} s"
+        ) from None
+    except (
+        OSError,
+        http.client.HTTPException,
+    ) as err:  # reset, refused, truncated transfer
+        raise MovieLensError(
+            f"the transfer failed: {type(err).__name__}: {err}"
+        ) from None
 
 
 def _extract_verified(name: str, zip_path: Path, data_home: Path) -> None:
@@ -277,27 +359,40 @@ def _extract_verified(name: str, zip_path: Path, data_home: Path) -> None:
             raise MovieLensError(f"{zip_path} does not contain a folder {name}/")
         if name == "ml-1m":  # the zip's checksum vouches for these files: record them
             (extracted / MANIFEST).write_text(
-                "".join(f"{_sha256(extracted / f)}  {f}\n" for f in ML1M_FILES if (extracted / f).exists()))
+                "".join(
+                    f"{_sha256(extracted / f)}  {f}\n"
+                    for f in ML1M_FILES
+                    if (extracted / f).exists()
+                )
+            )
         _verify(name, extracted)
         target = data_home / name
         if target.exists():
-            raise MovieLensError(f"{target} appeared while downloading; remove it and try again.")
+            raise MovieLensError(
+                f"{target} appeared while downloading; remove it and try again."
+            )
         os.replace(extracted, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _download(name: str, data_home: Path, base_url: str, zip_sha256: str, timeout: float) -> None:
+def _download(
+    name: str, data_home: Path, base_url: str, zip_sha256: str, timeout: float
+) -> None:
     url = f"{base_url.rstrip('/')}/{name}.zip"
     data_home.mkdir(parents=True, exist_ok=True)
     local_zip = data_home / f"{name}.zip"
     workdir = Path(tempfile.mkdtemp(prefix=f".{name}-download-", dir=data_home))
     try:
-        if local_zip.exists():  # a zip the user placed there, or left by an earlier download
+        if (
+            local_zip.exists()
+        ):  # a zip the user placed there, or left by an earlier download
             zip_path = local_zip
             if _sha256(zip_path) != zip_sha256:
-                raise MovieLensError(f"{zip_path} does not have the sha256 of the official {name}.zip "
-                                     f"({zip_sha256}); delete it and load again to download it.")
+                raise MovieLensError(
+                    f"{zip_path} does not have the sha256 of the official {name}.zip "
+                    f"({zip_sha256}); delete it and load again to download it."
+                )
         else:
             zip_path = workdir / f"{name}.zip"
             try:
@@ -307,46 +402,84 @@ def _download(name: str, data_home: Path, base_url: str, zip_sha256: str, timeou
                     f"Could not download {name} from {url} ({err}). Without network access, "
                     f"download {url} elsewhere and either unzip it into {data_home} (so that "
                     f"{data_home / name} exists) or put the zip at {local_zip}; or set "
-                    f"FMLIB_DATA to a folder that contains {name}/.") from None
+                    f"FMLIB_DATA to a folder that contains {name}/."
+                ) from None
             actual = _sha256(zip_path)
             if actual != zip_sha256:
-                raise MovieLensError(f"The file downloaded from {url} failed its sha256 check "
-                                     f"(expected {zip_sha256}, got {actual}).")
+                raise MovieLensError(
+                    f"The file downloaded from {url} failed its sha256 check "
+                    f"(expected {zip_sha256}, got {actual})."
+                )
         _extract_verified(name, zip_path, data_home)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _read_ratings_100k(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path, sep="\t", names=["user", "item", "rating", "timestamp"],
-                       dtype={"user": np.int64, "item": np.int64, "rating": np.int64, "timestamp": np.int64})
+    return pd.read_csv(
+        path,
+        sep="\t",
+        names=["user", "item", "rating", "timestamp"],
+        dtype={
+            "user": np.int64,
+            "item": np.int64,
+            "rating": np.int64,
+            "timestamp": np.int64,
+        },
+    )
 
 
 def _load_100k(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     ratings = _read_ratings_100k(folder / "u.data")
-    users = pd.read_csv(folder / "u.user", sep="|", names=["user", "age", "gender", "occupation", "zip"],
-                        dtype={"user": np.int64, "age": np.int64, "zip": str})
-    genre_names = pd.read_csv(folder / "u.genre", sep="|", names=["genre", "id"], encoding="latin-1")
+    users = pd.read_csv(
+        folder / "u.user",
+        sep="|",
+        names=["user", "age", "gender", "occupation", "zip"],
+        dtype={"user": np.int64, "age": np.int64, "zip": str},
+    )
+    genre_names = pd.read_csv(
+        folder / "u.genre", sep="|", names=["genre", "id"], encoding="latin-1"
+    )
     genres = list(genre_names.dropna().sort_values("id")["genre"])
-    items = pd.read_csv(folder / "u.item", sep="|", encoding="latin-1", header=None,
-                        names=["item", "title", "release_date", "video_release_date", "imdb_url"] + genres)
+    items = pd.read_csv(
+        folder / "u.item",
+        sep="|",
+        encoding="latin-1",
+        header=None,
+        names=["item", "title", "release_date", "video_release_date", "imdb_url"]
+        + genres,
+    )
     flags = items[genres].to_numpy(dtype=bool)
     items = items[["item", "title", "release_date"]].assign(
-        release_date=pd.to_datetime(items["release_date"], format="%d-%b-%Y", errors="coerce"),
-        genres=[tuple(g for g, on in zip(genres, row) if on) for row in flags])
+        release_date=pd.to_datetime(
+            items["release_date"], format="%d-%b-%Y", errors="coerce"
+        ),
+        genres=[tuple(g for g, on in zip(genres, row) if on) for row in flags],
+    )
     return ratings, users, items
 
 
 def _load_1m(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     def read(fname, names):
         text = (folder / fname).read_bytes().decode("latin-1")
-        return pd.read_csv(io.StringIO(text.replace("::", "\t")), sep="\t", names=names, header=None,
-                           quoting=3)
-    ratings = read("ratings.dat", ["user", "item", "rating", "timestamp"]).astype(np.int64)
+        return pd.read_csv(
+            io.StringIO(text.replace("::", "\t")),
+            sep="\t",
+            names=names,
+            header=None,
+            quoting=3,
+        )
+
+    ratings = read("ratings.dat", ["user", "item", "rating", "timestamp"]).astype(
+        np.int64
+    )
     users = read("users.dat", ["user", "gender", "age", "occupation", "zip"])
     users = users[["user", "age", "gender", "occupation", "zip"]].astype({"zip": str})
     movies = read("movies.dat", ["item", "title", "genres"])
-    movies["genres"] = [tuple(g.split("|")) if isinstance(g, str) and g else () for g in movies["genres"]]
+    movies["genres"] = [
+        tuple(g.split("|")) if isinstance(g, str) and g else ()
+        for g in movies["genres"]
+    ]
     return ratings, users, movies
 
 
@@ -359,21 +492,38 @@ def _check_sha256(digest) -> str:
 
 def _checked_home(data_home) -> Path:
     if data_home is not None and not isinstance(data_home, (str, os.PathLike)):
-        raise TypeError(f"`data_home` must be a path; got {type(data_home).__name__} {data_home!r}.")
+        raise TypeError(
+            f"`data_home` must be a path; got {type(data_home).__name__} {data_home!r}."
+        )
     home = resolve_data_home(data_home)
     if home.exists() and not home.is_dir():
-        source = "`data_home`" if data_home is not None else (
-            "FMLIB_DATA" if os.environ.get("FMLIB_DATA") else "the default data home")
+        source = (
+            "`data_home`"
+            if data_home is not None
+            else (
+                "FMLIB_DATA"
+                if os.environ.get("FMLIB_DATA")
+                else "the default data home"
+            )
+        )
         raise ValueError(f"{source} must be a folder; {home} is a file.")
     folder_parent = next((p for p in home.parents if p.exists()), None)
     if folder_parent is not None and not folder_parent.is_dir():
-        raise ValueError(f"the data home {home} lies under {folder_parent}, which is a file.")
+        raise ValueError(
+            f"the data home {home} lies under {folder_parent}, which is a file."
+        )
     return home
 
 
-def load_movielens(name: str = "ml-100k", data_home: str | os.PathLike | None = None, *,
-                   download: bool = True, base_url: str = BASE_URL,
-                   zip_sha256: str | None = None, timeout: float = TIMEOUT) -> MovieLens:
+def load_movielens(
+    name: str = "ml-100k",
+    data_home: str | os.PathLike | None = None,
+    *,
+    download: bool = True,
+    base_url: str = BASE_URL,
+    zip_sha256: str | None = None,
+    timeout: float = TIMEOUT,
+) -> MovieLens:
     """Load a MovieLens data set, downloading and verifying it first if needed.
 
     Args:
@@ -402,18 +552,25 @@ def load_movielens(name: str = "ml-100k", data_home: str | os.PathLike | None = 
     """
     if not (isinstance(name, str) and name in ZIP_SHA256):
         raise ValueError(f"`name` must be one of {sorted(ZIP_SHA256)}; got {name!r}.")
-    download, timeout = check_bool(download, "download"), check_float(timeout, "timeout")
+    download, timeout = (
+        check_bool(download, "download"),
+        check_float(timeout, "timeout"),
+    )
     if timeout == 0:
         raise ValueError("`timeout` must be > 0 seconds; got 0.")
     if not (isinstance(base_url, str) and base_url.startswith(("http://", "https://"))):
-        raise ValueError(f"`base_url` must be an http:// or https:// URL; got {base_url!r}.")
+        raise ValueError(
+            f"`base_url` must be an http:// or https:// URL; got {base_url!r}."
+        )
     expected = _check_sha256(ZIP_SHA256[name] if zip_sha256 is None else zip_sha256)
     home = _checked_home(data_home)
     folder = home / name
     if not folder.is_dir():
         if not download:
-            raise MovieLensError(f"{folder} does not exist and download=False. Download "
-                                 f"{BASE_URL}{name}.zip and unzip it into {home}.")
+            raise MovieLensError(
+                f"{folder} does not exist and download=False. Download "
+                f"{BASE_URL}{name}.zip and unzip it into {home}."
+            )
         _download(name, home, base_url, expected, timeout)
     _verify(name, folder)
     ratings, users, items = (_load_100k if name == "ml-100k" else _load_1m)(folder)

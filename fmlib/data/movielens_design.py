@@ -69,8 +69,13 @@ def movielens_design(
         if frame is None:
             continue
         _check_per_entity(frame, frame_name, "user", user_columns, "user_columns")
-        _check_per_entity(frame, frame_name, "item", list(item_columns) + list(item_multi_hot),
-                          "item_columns")
+        _check_per_entity(
+            frame,
+            frame_name,
+            "item",
+            list(item_columns) + list(item_multi_hot),
+            "item_columns",
+        )
     user_enc = FeatureEncoder(
         categorical=list(user_columns),
         implicit_norm=implicit_norm,
@@ -99,21 +104,32 @@ def movielens_design(
     return design(train), (None if test is None else design(test))
 
 
-def _check_per_entity(frame: pd.DataFrame, frame_name: str, key: str, columns, arg: str) -> None:
+def _check_per_entity(
+    frame: pd.DataFrame, frame_name: str, key: str, columns, arg: str
+) -> None:
     """Each of ``columns`` must hold one value per ``key`` (user or item): the block stores one
     row per entity, so a column that varies within an entity would be copied from one rating to
     all of that entity's ratings (a silently wrong design)."""
     if not isinstance(frame, pd.DataFrame):
-        raise TypeError(f"`{frame_name}` must be a pandas DataFrame; got {type(frame).__name__}.")
+        raise TypeError(
+            f"`{frame_name}` must be a pandas DataFrame; got {type(frame).__name__}."
+        )
     missing = [c for c in [key, *columns] if c not in frame.columns]
     if missing:
-        raise ValueError(f"`{arg}`: `{frame_name}` has no column(s) {missing}; it has "
-                         f"{list(frame.columns)}.")
+        raise ValueError(
+            f"`{arg}`: `{frame_name}` has no column(s) {missing}; it has "
+            f"{list(frame.columns)}."
+        )
     for col in columns:
         if col == key:
             continue
-        values = frame[col].map(lambda v: tuple(sorted(v, key=str))
-                                if isinstance(v, (list, tuple, set, np.ndarray)) else v)
+        values = frame[col].map(
+            lambda v: (
+                tuple(sorted(v, key=str))
+                if isinstance(v, (list, tuple, set, np.ndarray))
+                else v
+            )
+        )
         distinct = values.groupby(frame[key], sort=False).nunique(dropna=False)
         if (distinct > 1).any():
             who = distinct.index[np.argmax(distinct.to_numpy() > 1)]
@@ -121,4 +137,5 @@ def _check_per_entity(frame: pd.DataFrame, frame_name: str, key: str, columns, a
                 f"`{arg}`: column {col!r} is not a property of the {key}: in `{frame_name}`, "
                 f"{key} {who!r} has {int(distinct[who])} different values. A relation block "
                 f"holds one row per {key}; put per-rating columns in a flat FeatureEncoder "
-                "design instead.")
+                "design instead."
+            )

@@ -30,6 +30,7 @@ predicts with a draw from the day group's prior); here such a rating has no day
 column. And the bin of a missing value (one movie has no release date) is a column
 of its own in both.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -47,12 +48,16 @@ _RATING_COLUMNS = ("user", "item", "timestamp")
 def _one_hot(codes: np.ndarray, n: int) -> sp.csr_matrix:
     """Rows with one 1 at ``codes[r]``; a negative code gives an empty row."""
     rows = np.flatnonzero(codes >= 0)
-    return sp.csr_matrix((np.ones(rows.size), (rows, codes[rows])), shape=(codes.size, n))
+    return sp.csr_matrix(
+        (np.ones(rows.size), (rows, codes[rows])), shape=(codes.size, n)
+    )
 
 
 def _categorical(values: pd.Series) -> tuple[sp.csr_matrix, list[str]]:
     vocab = sorted(set(values))
-    return _one_hot(pd.Index(vocab).get_indexer(values), len(vocab)), [str(v) for v in vocab]
+    return _one_hot(pd.Index(vocab).get_indexer(values), len(vocab)), [
+        str(v) for v in vocab
+    ]
 
 
 def _binned(values: np.ndarray) -> tuple[sp.csr_matrix, list[str]]:
@@ -67,12 +72,15 @@ def _binned(values: np.ndarray) -> tuple[sp.csr_matrix, list[str]]:
     return _one_hot(codes, cuts.size + 2), names
 
 
-def _sets(owner_codes: np.ndarray, member_codes: np.ndarray, n_owners: int,
-          n_members: int) -> sp.csr_matrix:
+def _sets(
+    owner_codes: np.ndarray, member_codes: np.ndarray, n_owners: int, n_members: int
+) -> sp.csr_matrix:
     """Row ``o``: the distinct members paired with owner ``o``, each 1/sqrt(count)."""
-    M = sp.csr_matrix((np.ones(owner_codes.size), (owner_codes, member_codes)),
-                      shape=(n_owners, n_members))
-    M.data[:] = 1.0                                   # duplicates count once
+    M = sp.csr_matrix(
+        (np.ones(owner_codes.size), (owner_codes, member_codes)),
+        shape=(n_owners, n_members),
+    )
+    M.data[:] = 1.0  # duplicates count once
     count = np.diff(M.indptr)
     M.data /= np.sqrt(np.repeat(np.maximum(count, 1), count))
     return M
@@ -80,12 +88,15 @@ def _sets(owner_codes: np.ndarray, member_codes: np.ndarray, n_owners: int,
 
 def _check_ratings(frame, name: str) -> pd.DataFrame:
     if not isinstance(frame, pd.DataFrame):
-        raise TypeError(f"`{name}` must be a pandas DataFrame of ratings; got "
-                        f"{type(frame).__name__}.")
+        raise TypeError(
+            f"`{name}` must be a pandas DataFrame of ratings; got "
+            f"{type(frame).__name__}."
+        )
     missing = [c for c in _RATING_COLUMNS if c not in frame.columns]
     if missing:
-        raise ValueError(f"`{name}` must have columns {list(_RATING_COLUMNS)}; missing "
-                         f"{missing}.")
+        raise ValueError(
+            f"`{name}` must have columns {list(_RATING_COLUMNS)}; missing {missing}."
+        )
     return frame
 
 
@@ -113,8 +124,10 @@ def myfm_movielens_design(ml, train: pd.DataFrame, test: pd.DataFrame | None = N
     if test is not None:
         test = _check_ratings(test, "test")
     if "release_date" not in ml.items.columns or "zip" not in ml.users.columns:
-        raise ValueError(f"`ml` must be MovieLens 100k (users' zip codes and movies' release "
-                         f"dates); got {getattr(ml, 'name', type(ml).__name__)!r}.")
+        raise ValueError(
+            f"`ml` must be MovieLens 100k (users' zip codes and movies' release "
+            f"dates); got {getattr(ml, 'name', type(ml).__name__)!r}."
+        )
     users = ml.users.sort_values("user").reset_index(drop=True)
     items = ml.items.sort_values("item").reset_index(drop=True)
     user_ids, item_ids = pd.Index(users["user"]), pd.Index(items["item"])
@@ -123,40 +136,67 @@ def myfm_movielens_design(ml, train: pd.DataFrame, test: pd.DataFrame | None = N
         u, i = user_ids.get_indexer(frame["user"]), item_ids.get_indexer(frame["item"])
         for what, c, col in (("user", u, "user"), ("movie", i, "item")):
             if np.any(c < 0):
-                raise ValueError(f"`{name}` has a {what} not in {ml.name}: "
-                                 f"{col}={frame[col].to_numpy()[c < 0][0].item()!r}.")
+                raise ValueError(
+                    f"`{name}` has a {what} not in {ml.name}: "
+                    f"{col}={frame[col].to_numpy()[c < 0][0].item()!r}."
+                )
         return u, i
 
     u_train, i_train = codes(train, "train")
     user_parts = [
-        ("user", sp.identity(len(users), format="csr"), [str(u) for u in users["user"]]),
+        (
+            "user",
+            sp.identity(len(users), format="csr"),
+            [str(u) for u in users["user"]],
+        ),
         ("age", *_binned(users["age"].to_numpy(float))),
         ("occupation", *_categorical(users["occupation"])),
         ("zip", *_categorical(users["zip"].astype(str).str[0])),
     ]
     train_items, i_vocab = np.unique(i_train, return_inverse=True)
-    user_parts.append(("rated", _sets(u_train, i_vocab, len(users), train_items.size),
-                       [str(item_ids[j]) for j in train_items]))
+    user_parts.append(
+        (
+            "rated",
+            _sets(u_train, i_vocab, len(users), train_items.size),
+            [str(item_ids[j]) for j in train_items],
+        )
+    )
     years = items["release_date"].dt.year.to_numpy(float)
     genre_names = sorted({g for gs in items["genres"] for g in gs})
     g_rows = np.repeat(np.arange(len(items)), [len(gs) for gs in items["genres"]])
-    g_cols = pd.Index(genre_names).get_indexer([g for gs in items["genres"] for g in gs])
+    g_cols = pd.Index(genre_names).get_indexer(
+        [g for gs in items["genres"] for g in gs]
+    )
     item_parts = [
-        ("item", sp.identity(len(items), format="csr"), [str(i) for i in items["item"]]),
+        (
+            "item",
+            sp.identity(len(items), format="csr"),
+            [str(i) for i in items["item"]],
+        ),
         ("release_year", *_binned(years)),
         ("genres", _sets(g_rows, g_cols, len(items), len(genre_names)), genre_names),
     ]
     train_users, u_vocab = np.unique(u_train, return_inverse=True)
-    item_parts.append(("rated_by", _sets(i_train, u_vocab, len(items), train_users.size),
-                       [str(user_ids[j]) for j in train_users]))
+    item_parts.append(
+        (
+            "rated_by",
+            _sets(i_train, u_vocab, len(items), train_users.size),
+            [str(user_ids[j]) for j in train_users],
+        )
+    )
 
     def day(frame):
-        return pd.to_datetime(frame["timestamp"], unit="s", utc=True).dt.strftime("%Y-%m-%d")
+        return pd.to_datetime(frame["timestamp"], unit="s", utc=True).dt.strftime(
+            "%Y-%m-%d"
+        )
 
     days = sorted(set(day(train)))
     groups, names, start = {}, [], 0
-    for name, parts in (("day", [("day", None, days)]), ("user", user_parts),
-                        ("item", item_parts)):
+    for name, parts in (
+        ("day", [("day", None, days)]),
+        ("user", user_parts),
+        ("item", item_parts),
+    ):
         for group, _, cols in parts:
             groups[group] = slice(start, start + len(cols))
             names += [f"{group}={c}" for c in cols]
@@ -167,7 +207,10 @@ def myfm_movielens_design(ml, train: pd.DataFrame, test: pd.DataFrame | None = N
     def design(frame, name):
         u, i = codes(frame, name)
         main = _one_hot(pd.Index(days).get_indexer(day(frame)), len(days))
-        blocks = [RelationBlock(user_data, u, "user"), RelationBlock(item_data, i, "item")]
+        blocks = [
+            RelationBlock(user_data, u, "user"),
+            RelationBlock(item_data, i, "item"),
+        ]
         return RelationalDesign(main, blocks, groups=groups, feature_names=names)
 
     return design(train, "train"), (None if test is None else design(test, "test"))

@@ -17,6 +17,7 @@ Every rating of user :math:`u` for item :math:`i` comes from the FM of Rendle
 :math:`\varepsilon \sim \mathcal N(0, \text{noise}^2)`. Everything is vectorised
 with numpy: the cost is O(n_ratings · k) with no Python loop per rating.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,8 +27,8 @@ import pandas as pd
 
 from fmlib.validation import check_float, check_int, check_seed
 
-MAX_DRAWS_PER_RATING = 20     # redraws allowed before the exact (dense) sampler takes over
-MAX_DENSE_PAIRS = 5 * 10**7   # the exact sampler holds one float per (user, item) pair
+MAX_DRAWS_PER_RATING = 20  # redraws allowed before the exact (dense) sampler takes over
+MAX_DENSE_PAIRS = 5 * 10**7  # the exact sampler holds one float per (user, item) pair
 
 OUTPUTS = ("continuous", "stars", "binary")
 
@@ -91,8 +92,14 @@ def _distinct(values: np.ndarray) -> np.ndarray:
     return values[keep]
 
 
-def _sample_pairs_exact(n_users: int, n_items: int, n_ratings: int, p_user: np.ndarray,
-                        p_item: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _sample_pairs_exact(
+    n_users: int,
+    n_items: int,
+    n_ratings: int,
+    p_user: np.ndarray,
+    p_item: np.ndarray,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
     """Weighted sampling without replacement over all pairs (Gumbel top-k: the n largest of
     log p + Gumbel noise). Exact, but O(n_users * n_items) memory."""
     n_pairs = n_users * n_items
@@ -100,8 +107,11 @@ def _sample_pairs_exact(n_users: int, n_items: int, n_ratings: int, p_user: np.n
         raise ValueError(
             f"cannot draw `n_ratings`={n_ratings} distinct pairs: with popularity_skew and "
             "activity_skew this large, redrawing almost never finds a new pair, and the exact "
-            f"sampler would need {n_pairs} pairs in memory. Lower the skews or ask for fewer ratings.")
-    with np.errstate(divide="ignore"):   # weight 0 -> key -inf: never chosen before a reachable pair
+            f"sampler would need {n_pairs} pairs in memory. Lower the skews or ask for fewer ratings."
+        )
+    with np.errstate(
+        divide="ignore"
+    ):  # weight 0 -> key -inf: never chosen before a reachable pair
         keys = (np.log(p_user)[:, None] + np.log(p_item)[None, :]).ravel()
     keys = keys + rng.gumbel(size=n_pairs)
     chosen = np.argpartition(-keys, n_ratings - 1)[:n_ratings]
@@ -109,8 +119,14 @@ def _sample_pairs_exact(n_users: int, n_items: int, n_ratings: int, p_user: np.n
     return chosen // n_items, chosen % n_items
 
 
-def _sample_pairs(n_users: int, n_items: int, n_ratings: int, p_user: np.ndarray,
-                  p_item: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _sample_pairs(
+    n_users: int,
+    n_items: int,
+    n_ratings: int,
+    p_user: np.ndarray,
+    p_item: np.ndarray,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
     """Draw ``n_ratings`` distinct (user, item) pairs, user ~ p_user, item ~ p_item."""
     n_pairs = n_users * n_items
     reachable = np.count_nonzero(p_user) * np.count_nonzero(p_item)
@@ -118,7 +134,8 @@ def _sample_pairs(n_users: int, n_items: int, n_ratings: int, p_user: np.ndarray
         raise ValueError(
             f"only {reachable} (user, item) pairs have a non-zero probability with "
             f"popularity_skew and activity_skew this large, fewer than `n_ratings`={n_ratings}; "
-            "lower the skews or ask for fewer ratings.")
+            "lower the skews or ask for fewer ratings."
+        )
     if n_ratings > 0.3 * n_pairs:
         return _sample_pairs_exact(n_users, n_items, n_ratings, p_user, p_item, rng)
     # Sparse regime: draw pairs with replacement, keep the distinct ones (a sort, not a
@@ -126,11 +143,17 @@ def _sample_pairs(n_users: int, n_items: int, n_ratings: int, p_user: np.ndarray
     cdf_user, cdf_item = np.cumsum(p_user), np.cumsum(p_item)
 
     def draw(size: int) -> np.ndarray:
-        u = np.minimum(np.searchsorted(cdf_user, rng.random(size) * cdf_user[-1], side="right"), n_users - 1)
-        i = np.minimum(np.searchsorted(cdf_item, rng.random(size) * cdf_item[-1], side="right"), n_items - 1)
+        u = np.minimum(
+            np.searchsorted(cdf_user, rng.random(size) * cdf_user[-1], side="right"),
+            n_users - 1,
+        )
+        i = np.minimum(
+            np.searchsorted(cdf_item, rng.random(size) * cdf_item[-1], side="right"),
+            n_items - 1,
+        )
         return u.astype(np.int64) * n_items + i
 
-    budget = MAX_DRAWS_PER_RATING * n_ratings      # bounds the time spent redrawing
+    budget = MAX_DRAWS_PER_RATING * n_ratings  # bounds the time spent redrawing
     budget -= int(n_ratings * 1.1) + 16
     distinct = _distinct(draw(int(n_ratings * 1.1) + 16))
     while distinct.size < n_ratings and budget > 0:
@@ -146,12 +169,25 @@ def _sample_pairs(n_users: int, n_items: int, n_ratings: int, p_user: np.ndarray
     return pair_ids // n_items, pair_ids % n_items
 
 
-def make_ratings(n_users: int = 1000, n_items: int = 500, *, n_ratings: int | None = None,
-                 density: float | None = None, k: int = 4, n_age_groups: int = 0,
-                 n_genres: int = 0, max_genres_per_item: int = 3, popularity_skew: float = 0.8,
-                 activity_skew: float = 0.8, noise: float = 0.3, global_bias: float = 3.5,
-                 bias_std: float = 0.5, factor_std: float | None = None, output: str = "continuous",
-                 seed: int | None = 0) -> SyntheticRatings:
+def make_ratings(
+    n_users: int = 1000,
+    n_items: int = 500,
+    *,
+    n_ratings: int | None = None,
+    density: float | None = None,
+    k: int = 4,
+    n_age_groups: int = 0,
+    n_genres: int = 0,
+    max_genres_per_item: int = 3,
+    popularity_skew: float = 0.8,
+    activity_skew: float = 0.8,
+    noise: float = 0.3,
+    global_bias: float = 3.5,
+    bias_std: float = 0.5,
+    factor_std: float | None = None,
+    output: str = "continuous",
+    seed: int | None = 0,
+) -> SyntheticRatings:
     """Generate ratings from a planted FM; see the module docstring for the model.
 
     Args:
@@ -196,20 +232,33 @@ def make_ratings(n_users: int = 1000, n_items: int = 500, *, n_ratings: int | No
         n_ratings = max(1, int(round(density * n_pairs)))
     n_ratings = check_int(n_ratings, "n_ratings", 1)
     if n_ratings > n_pairs:
-        raise ValueError(f"`n_ratings` must be <= n_users * n_items = {n_pairs}; got {n_ratings}.")
+        raise ValueError(
+            f"`n_ratings` must be <= n_users * n_items = {n_pairs}; got {n_ratings}."
+        )
     noise = check_float(noise, "noise", 0.0)
     bias_std = check_float(bias_std, "bias_std", 0.0)
     popularity_skew = check_float(popularity_skew, "popularity_skew", 0.0)
     activity_skew = check_float(activity_skew, "activity_skew", 0.0)
-    factor_std = k ** -0.25 if factor_std is None else check_float(factor_std, "factor_std", 0.0)
+    factor_std = (
+        k**-0.25 if factor_std is None else check_float(factor_std, "factor_std", 0.0)
+    )
     global_bias = check_float(global_bias, "global_bias", -np.inf)
 
     rng = np.random.default_rng(check_seed(seed))
     # --- the planted FM -------------------------------------------------------------
     w_user, w_item = rng.normal(0, bias_std, n_users), rng.normal(0, bias_std, n_items)
-    V_user, V_item = rng.normal(0, factor_std, (n_users, k)), rng.normal(0, factor_std, (n_items, k))
-    w_age, V_age = rng.normal(0, bias_std, n_age_groups), rng.normal(0, factor_std, (n_age_groups, k))
-    w_genre, V_genre = rng.normal(0, bias_std, n_genres), rng.normal(0, factor_std, (n_genres, k))
+    V_user, V_item = (
+        rng.normal(0, factor_std, (n_users, k)),
+        rng.normal(0, factor_std, (n_items, k)),
+    )
+    w_age, V_age = (
+        rng.normal(0, bias_std, n_age_groups),
+        rng.normal(0, factor_std, (n_age_groups, k)),
+    )
+    w_genre, V_genre = (
+        rng.normal(0, bias_std, n_genres),
+        rng.normal(0, factor_std, (n_genres, k)),
+    )
 
     # --- side features --------------------------------------------------------------
     age = rng.integers(0, n_age_groups, n_users) if n_age_groups else None
@@ -220,19 +269,19 @@ def make_ratings(n_users: int = 1000, n_items: int = 500, *, n_ratings: int | No
         member = np.zeros((n_items, n_genres))
         mask = np.arange(n_genres)[None, :] < n_g[:, None]
         member[np.repeat(np.arange(n_items), n_genres)[mask.ravel()], order[mask]] = 1.0
-        genre_x = member / n_g[:, None]                      # normalised multi-hot block
+        genre_x = member / n_g[:, None]  # normalised multi-hot block
     # Per-user and per-item parts of the FM (the user and item blocks of x are fixed by u and i):
     # score(u, i) = w0 + lin_u + lin_i + 1/2 (|a_u + b_i|^2 - s_u - s_i), Lemma 3.1 per pair.
-    lin_u, a_u, s_u = w_user.copy(), V_user.copy(), (V_user ** 2).sum(1)
+    lin_u, a_u, s_u = w_user.copy(), V_user.copy(), (V_user**2).sum(1)
     if n_age_groups:
         lin_u += w_age[age]
         a_u += V_age[age]
         s_u += (V_age[age] ** 2).sum(1)
-    lin_i, b_i, s_i = w_item.copy(), V_item.copy(), (V_item ** 2).sum(1)
+    lin_i, b_i, s_i = w_item.copy(), V_item.copy(), (V_item**2).sum(1)
     if n_genres:
         lin_i += genre_x @ w_genre
         b_i += genre_x @ V_genre
-        s_i += (genre_x ** 2) @ (V_genre ** 2).sum(1)
+        s_i += (genre_x**2) @ (V_genre**2).sum(1)
 
     # --- who rates what ---------------------------------------------------------------
     p_user = _power_law_weights(n_users, activity_skew, rng)
@@ -240,15 +289,21 @@ def make_ratings(n_users: int = 1000, n_items: int = 500, *, n_ratings: int | No
     users, items = _sample_pairs(n_users, n_items, n_ratings, p_user, p_item, rng)
 
     total = a_u[users] + b_i[items]
-    score = (global_bias + lin_u[users] + lin_i[items]
-             + 0.5 * ((total ** 2).sum(1) - s_u[users] - s_i[items]))
+    score = (
+        global_bias
+        + lin_u[users]
+        + lin_i[items]
+        + 0.5 * ((total**2).sum(1) - s_u[users] - s_i[items])
+    )
     noisy = score + rng.normal(0, noise, n_ratings) if noise > 0 else score.copy()
     if output == "continuous":
         rating = noisy
     elif output == "stars":
         rating = np.clip(np.rint(noisy), 1, 5).astype(np.int64)
     else:
-        rating = (rng.random(n_ratings) < 1 / (1 + np.exp(-(noisy - global_bias)))).astype(np.int64)
+        rating = (
+            rng.random(n_ratings) < 1 / (1 + np.exp(-(noisy - global_bias)))
+        ).astype(np.int64)
 
     ratings = pd.DataFrame({"user": users, "item": items, "rating": rating})
     user_table = pd.DataFrame({"user": np.arange(n_users)})
@@ -261,11 +316,17 @@ def make_ratings(n_users: int = 1000, n_items: int = 500, *, n_ratings: int | No
         item_table["genres"] = genre_lists
         ratings["genres"] = item_table["genres"].to_numpy()[items]
 
-    names = ([f"user={u}" for u in range(n_users)] + [f"item={i}" for i in range(n_items)]
-             + [f"age_group={g}" for g in range(n_age_groups)] + [f"genre={g}" for g in range(n_genres)])
+    names = (
+        [f"user={u}" for u in range(n_users)]
+        + [f"item={i}" for i in range(n_items)]
+        + [f"age_group={g}" for g in range(n_age_groups)]
+        + [f"genre={g}" for g in range(n_genres)]
+    )
     truth = PlantedFM(
         w0=global_bias,
         w=pd.Series(np.concatenate([w_user, w_item, w_age, w_genre]), index=names),
         V=pd.DataFrame(np.concatenate([V_user, V_item, V_age, V_genre]), index=names),
     )
-    return SyntheticRatings(ratings=ratings, users=user_table, items=item_table, truth=truth, score=score)
+    return SyntheticRatings(
+        ratings=ratings, users=user_table, items=item_table, truth=truth, score=score
+    )

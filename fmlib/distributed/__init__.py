@@ -11,6 +11,7 @@ Both trainers train a :class:`fmlib.FactorizationMachine` created under
 ``strategy.scope()``, with the forward pass of :mod:`fmlib.distributed.lookup` (pull the
 rows a batch touches, Lemma 3.1). Chapter "Training on several machines".
 """
+
 from fmlib.distributed.evaluation import evaluate_files
 from fmlib.distributed.launcher import ClusterError, launch
 from fmlib.distributed.lookup import Batch, fm_score_rows, pull_rows, score_pulled

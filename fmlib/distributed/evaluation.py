@@ -3,6 +3,7 @@
 The table has the columns of :func:`fmlib.fit` for regression (``loss``, ``val_loss``,
 ``val_rmse``, indexed by ``epoch``). Chapter "Training on several machines".
 """
+
 from __future__ import annotations
 
 import math
@@ -36,12 +37,18 @@ def epoch_row(epoch: int, train_loss: float, model, validation_files) -> dict:
     """One row of the history: the epoch, its mean training loss, validation metrics."""
     row = {"epoch": epoch, "loss": train_loss}
     if validation_files is not None:
-        row.update({f"val_{key}": value
-                    for key, value in evaluate_files(model, validation_files).items()})
+        row.update(
+            {
+                f"val_{key}": value
+                for key, value in evaluate_files(model, validation_files).items()
+            }
+        )
     return row
 
 
-def history_frame(rows: list[dict], epoch_seconds: list[float] | None = None) -> pd.DataFrame:
+def history_frame(
+    rows: list[dict], epoch_seconds: list[float] | None = None
+) -> pd.DataFrame:
     """The rows as :func:`fmlib.fit` returns them: a DataFrame indexed by epoch, with the
     seconds of each epoch's training steps in ``attrs["epoch_seconds"]`` (not a column, so
     that printed histories stay reproducible)."""

@@ -8,6 +8,7 @@ a process failing, a timeout, Ctrl-C), :func:`stop` ends every group with SIGTER
 SIGKILL after a grace period, and waits for each with a timeout. Chapter "Training on
 several machines".
 """
+
 from __future__ import annotations
 
 import json
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from fmlib.validation import check_float, check_int
 
-GRACE_SECONDS = 5.0     # SIGTERM -> SIGKILL
+GRACE_SECONDS = 5.0  # SIGTERM -> SIGKILL
 POLL_SECONDS = 0.1
 LOG_TAIL_LINES = 15
 
@@ -36,7 +37,7 @@ class ClusterError(RuntimeError):
 class Task:
     """One process of the cluster: its role in ``TF_CONFIG``, address, process and log."""
 
-    kind: str         # "chief", "worker" or "ps"
+    kind: str  # "chief", "worker" or "ps"
     index: int
     address: str
     log: Path
@@ -76,7 +77,9 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
     try:
         import ctypes
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(
+            1, signal.SIGKILL
+        )  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
 
@@ -88,9 +91,14 @@ def start(tasks: list[Task], spec: dict, task_args: list[str], say=print) -> Non
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         with open(task.log, "wb") as log:
             task.process = subprocess.Popen(
-                [sys.executable, "-m", "fmlib.distributed.task", *task_args], env=env,
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, preexec_fn=_die_with_parent)
+                [sys.executable, "-m", "fmlib.distributed.task", *task_args],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
         say(f"started {task.name} on {task.address} (pid {task.process.pid})")
 
 
@@ -114,7 +122,9 @@ def stop(tasks: list[Task], grace: float = GRACE_SECONDS) -> None:
         running = [p for p in running if p.poll() is None]
         if not running:
             return
-    raise ClusterError(f"processes {[p.pid for p in running]} did not end after SIGKILL.")
+    raise ClusterError(
+        f"processes {[p.pid for p in running]} did not end after SIGKILL."
+    )
 
 
 def _exit_text(code: int) -> str:
@@ -124,8 +134,14 @@ def _exit_text(code: int) -> str:
 
 
 def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
-    text = path.read_text(errors="replace").strip().splitlines() if path.exists() else []
-    kept = [line for line in text if not line.startswith(("WARNING: All log", "I0000", "W0000"))]
+    text = (
+        path.read_text(errors="replace").strip().splitlines() if path.exists() else []
+    )
+    kept = [
+        line
+        for line in text
+        if not line.startswith(("WARNING: All log", "I0000", "W0000"))
+    ]
     return "\n".join("    " + line for line in kept[-lines:]) or "    (empty log)"
 
 
@@ -137,19 +153,30 @@ def watch(tasks: list[Task], trainers: list[Task], timeout: float) -> None:
         for task in tasks:
             code = task.process.poll()
             if code is not None and (code != 0 or task not in trainers):
-                raise ClusterError(f"{task.name} (pid {task.process.pid}) {_exit_text(code)} "
-                                   f"before training finished. End of its log {task.log}:\n"
-                                   + _tail(task.log))
+                raise ClusterError(
+                    f"{task.name} (pid {task.process.pid}) {_exit_text(code)} "
+                    f"before training finished. End of its log {task.log}:\n"
+                    + _tail(task.log)
+                )
         if all(t.process.poll() == 0 for t in trainers):
             return
         if time.monotonic() > deadline:
-            raise ClusterError(f"training did not finish within timeout={timeout} s; "
-                               "stopping the cluster.")
+            raise ClusterError(
+                f"training did not finish within timeout={timeout} s; "
+                "stopping the cluster."
+            )
         time.sleep(POLL_SECONDS)
 
 
-def launch(task_args: list[str], run_dir, *, workers: int = 2, ps: int = 0,
-           timeout: float = 600.0, say=print) -> dict:
+def launch(
+    task_args: list[str],
+    run_dir,
+    *,
+    workers: int = 2,
+    ps: int = 0,
+    timeout: float = 600.0,
+    say=print,
+) -> dict:
     """Run a training cluster of local processes; returns the chief's JSON result.
 
     Args:
@@ -176,8 +203,11 @@ def launch(task_args: list[str], run_dir, *, workers: int = 2, ps: int = 0,
     run_dir.mkdir(parents=True, exist_ok=True)
     result = run_dir / "result.json"
     spec = cluster_spec(workers, ps, free_ports(workers + ps + (1 if ps else 0)))
-    tasks = [Task(kind, i, address, run_dir / f"{kind}-{i}.log")
-             for kind, addresses in spec.items() for i, address in enumerate(addresses)]
+    tasks = [
+        Task(kind, i, address, run_dir / f"{kind}-{i}.log")
+        for kind, addresses in spec.items()
+        for i, address in enumerate(addresses)
+    ]
     trainers = [t for t in tasks if t.kind == "chief"] if ps else tasks
     try:
         start(tasks, spec, [*task_args, "--result", str(result)], say)

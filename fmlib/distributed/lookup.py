@@ -15,6 +15,7 @@ which on a ``ShardedVariable`` asks each parameter server only for its own rows)
 ``fmlib.distributed.sync`` and ``fmlib.distributed.ps`` push back one gradient row per
 pulled row. Chapter "Training on several machines".
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -56,8 +57,13 @@ def pull_rows(w0, w, V, ids: tf.Tensor) -> Pulled:
     lookup reads ``len(uid)`` rows, never the whole table.
     """
     uid, pos = tf.unique(ids)
-    return Pulled(uid, pos, tf.convert_to_tensor(w0),
-                  tf.nn.embedding_lookup(w, uid), tf.nn.embedding_lookup(V, uid))
+    return Pulled(
+        uid,
+        pos,
+        tf.convert_to_tensor(w0),
+        tf.nn.embedding_lookup(w, uid),
+        tf.nn.embedding_lookup(V, uid),
+    )
 
 
 def score_pulled(w0, w_rows, V_rows, pos, batch: Batch) -> tf.Tensor:
@@ -70,8 +76,9 @@ def score_pulled(w0, w_rows, V_rows, pos, batch: Batch) -> tf.Tensor:
     """
     n_rows = tf.shape(batch.y, out_type=tf.int64)[0]
     indices = tf.stack([tf.cast(batch.rows, tf.int64), tf.cast(pos, tf.int64)], axis=1)
-    X_U = tf.SparseTensor(indices, batch.x,
-                          tf.stack([n_rows, tf.shape(w_rows, out_type=tf.int64)[0]]))
+    X_U = tf.SparseTensor(
+        indices, batch.x, tf.stack([n_rows, tf.shape(w_rows, out_type=tf.int64)[0]])
+    )
     return fm_score_unchecked(w0, w_rows, V_rows, X_U)
 
 

@@ -15,6 +15,7 @@ with ``scatter_sub`` on the sharded variable (each server receives only its own 
 Workers do not wait for each other (asynchronous SGD): the result is close to, but not
 equal to, one process's. Chapter "Training on several machines".
 """
+
 from __future__ import annotations
 
 import time
@@ -40,9 +41,9 @@ def make_ps_step(strategy: tf.distribute.Strategy, model, lr: float, batch_size:
     batch's mean squared error (before the update)."""
 
     def replica_step(batch):
-        p = pull_rows(model.w0, model.w, model.V, batch.ids)                        # pull
+        p = pull_rows(model.w0, model.w, model.V, batch.ids)  # pull
         sse, g0, gw, gV = row_gradients(p, batch, 1.0 / batch_size)
-        model.w0.assign_sub(lr * g0)                                                # push
+        model.w0.assign_sub(lr * g0)  # push
         model.w.scatter_sub(tf.IndexedSlices(lr * gw, p.uid))
         model.V.scatter_sub(tf.IndexedSlices(lr * gV, p.uid))
         return sse / batch_size
@@ -54,9 +55,17 @@ def make_ps_step(strategy: tf.distribute.Strategy, model, lr: float, batch_size:
     return step
 
 
-def train_parameter_server(coordinator, model, train_files, *, validation_files=None,
-                           num_epochs: int = 10, batch_size: int = 256, lr: float = 0.01,
-                           on_epoch=None) -> pd.DataFrame:
+def train_parameter_server(
+    coordinator,
+    model,
+    train_files,
+    *,
+    validation_files=None,
+    num_epochs: int = 10,
+    batch_size: int = 256,
+    lr: float = 0.01,
+    on_epoch=None,
+) -> pd.DataFrame:
     r"""Train ``model`` by asynchronous SGD on parameter servers; run it on the coordinator.
 
     Args:
@@ -77,20 +86,30 @@ def train_parameter_server(coordinator, model, train_files, *, validation_files=
         ``history.attrs["epoch_seconds"]``: wall-clock seconds of each epoch's steps.
     """
     train_files, validation_files, num_epochs, batch_size, lr, _ = check_training(
-        model, train_files, validation_files, num_epochs, batch_size, lr, None)
+        model, train_files, validation_files, num_epochs, batch_size, lr, None
+    )
     if not isinstance(coordinator, tf.distribute.coordinator.ClusterCoordinator):
-        raise TypeError("`coordinator` must be a tf.distribute.coordinator.ClusterCoordinator; "
-                        f"got {type(coordinator).__name__}.")
+        raise TypeError(
+            "`coordinator` must be a tf.distribute.coordinator.ClusterCoordinator; "
+            f"got {type(coordinator).__name__}."
+        )
     strategy = coordinator.strategy
     check_created_in(strategy, model)
     n_examples = count_examples(train_files)
     steps = n_examples // batch_size
     if steps == 0:
-        raise ValueError(f"`batch_size`={batch_size} is larger than the {n_examples} examples.")
+        raise ValueError(
+            f"`batch_size`={batch_size} is larger than the {n_examples} examples."
+        )
 
     def dataset_fn():
         ds = tf.data.TFRecordDataset(train_files).shuffle(min(n_examples, 1 << 20))
-        return ds.repeat().batch(batch_size, drop_remainder=True).map(parse_batch).prefetch(2)
+        return (
+            ds.repeat()
+            .batch(batch_size, drop_remainder=True)
+            .map(parse_batch)
+            .prefetch(2)
+        )
 
     iterator = iter(coordinator.create_per_worker_dataset(dataset_fn))
     step = make_ps_step(strategy, model, lr, batch_size)

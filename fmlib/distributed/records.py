@@ -5,6 +5,7 @@ Each example stores the non-zeros of one row :math:`\mathbf x` (``ids``: the col
 format, which ``tf.data`` reads on every worker, splits into shards and streams without
 loading a whole file. Chapter "Training on several machines".
 """
+
 from __future__ import annotations
 
 import os
@@ -36,11 +37,21 @@ def write_examples(path, X, y) -> int:
     with atomic_path(path) as tmp, tf.io.TFRecordWriter(tmp) as writer:
         for r in range(Xh.shape[0]):
             a, b = Xh.indptr[r], Xh.indptr[r + 1]
-            example = tf.train.Example(features=tf.train.Features(feature={
-                "ids": tf.train.Feature(int64_list=tf.train.Int64List(value=Xh.indices[a:b])),
-                "values": tf.train.Feature(float_list=tf.train.FloatList(value=Xh.data[a:b])),
-                "y": tf.train.Feature(float_list=tf.train.FloatList(value=[yh[r]])),
-            }))
+            example = tf.train.Example(
+                features=tf.train.Features(
+                    feature={
+                        "ids": tf.train.Feature(
+                            int64_list=tf.train.Int64List(value=Xh.indices[a:b])
+                        ),
+                        "values": tf.train.Feature(
+                            float_list=tf.train.FloatList(value=Xh.data[a:b])
+                        ),
+                        "y": tf.train.Feature(
+                            float_list=tf.train.FloatList(value=[yh[r]])
+                        ),
+                    }
+                )
+            )
             writer.write(example.SerializeToString())
     return Xh.shape[0]
 
@@ -67,7 +78,9 @@ def check_files(files, name: str) -> list[str]:
     if isinstance(files, (str, os.PathLike)):
         files = [files]
     if not isinstance(files, (list, tuple)) or not files:
-        raise ValueError(f"`{name}` must be a path or a non-empty list of paths; got {files!r}.")
+        raise ValueError(
+            f"`{name}` must be a path or a non-empty list of paths; got {files!r}."
+        )
     paths = [os.fspath(f) for f in files]
     missing = [p for p in paths if "://" not in p and not os.path.exists(p)]
     if missing:
@@ -75,8 +88,14 @@ def check_files(files, name: str) -> list[str]:
     return paths
 
 
-def synthetic_split(n_users: int = 300, n_items: int = 200, n_ratings: int = 20000, *,
-                    test_fraction: float = 0.1, seed: int = 0):
+def synthetic_split(
+    n_users: int = 300,
+    n_items: int = 200,
+    n_ratings: int = 20000,
+    *,
+    test_fraction: float = 0.1,
+    seed: int = 0,
+):
     """Ratings of :func:`fmlib.make_ratings` as one-hot ``[user | item]`` rows, split at random.
 
     Returns ``(X_train, y_train, X_test, y_test)`` with CSR matrices of
@@ -86,9 +105,13 @@ def synthetic_split(n_users: int = 300, n_items: int = 200, n_ratings: int = 200
 
     ratings = make_ratings(n_users, n_items, n_ratings=n_ratings, seed=seed).ratings
     rows = np.repeat(np.arange(len(ratings)), 2)
-    cols = np.c_[ratings["user"].to_numpy(), n_users + ratings["item"].to_numpy()].ravel()
-    X = sp.csr_matrix((np.ones(rows.size, np.float32), (rows, cols)),
-                      shape=(len(ratings), n_users + n_items))
+    cols = np.c_[
+        ratings["user"].to_numpy(), n_users + ratings["item"].to_numpy()
+    ].ravel()
+    X = sp.csr_matrix(
+        (np.ones(rows.size, np.float32), (rows, cols)),
+        shape=(len(ratings), n_users + n_items),
+    )
     y = ratings["rating"].to_numpy(np.float32)
     order = np.random.default_rng(seed).permutation(len(y))
     n_test = int(round(test_fraction * len(y)))

@@ -2,6 +2,7 @@
 
 Chapter "Training on several machines".
 """
+
 from __future__ import annotations
 
 import shutil
@@ -16,11 +17,26 @@ from fmlib.distributed.records import write_examples
 from fmlib.validation import as_host_matrix, check_int
 
 
-def run_local(X_train, y_train, X_test=None, y_test=None, *, workers: int = 2, ps: int = 0,
-              k: int = 8, num_epochs: int = 5, batch_size: int = 256, lr: float = 0.05,
-              init_std: float = 0.01, seed: int = 0, shuffle: bool = True,
-              timeout: float = 600.0, run_dir=None, save=None,
-              say=print) -> tuple[pd.DataFrame, dict]:
+def run_local(
+    X_train,
+    y_train,
+    X_test=None,
+    y_test=None,
+    *,
+    workers: int = 2,
+    ps: int = 0,
+    k: int = 8,
+    num_epochs: int = 5,
+    batch_size: int = 256,
+    lr: float = 0.05,
+    init_std: float = 0.01,
+    seed: int = 0,
+    shuffle: bool = True,
+    timeout: float = 600.0,
+    run_dir=None,
+    save=None,
+    say=print,
+) -> tuple[pd.DataFrame, dict]:
     """Train an FM on ``workers`` local worker processes (and ``ps`` parameter servers).
 
     ``ps=0`` trains synchronously (:func:`~fmlib.distributed.train_multi_worker`), ``ps >= 1``
@@ -44,9 +60,24 @@ def run_local(X_train, y_train, X_test=None, y_test=None, *, workers: int = 2, p
     run_dir = Path(tempfile.mkdtemp(prefix="fmlib-cluster-") if temporary else run_dir)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        args = ["--train", str(run_dir / "train.tfrecord"), "--n-features", str(n_features),
-                "--k", str(k), "--epochs", str(num_epochs), "--batch-size", str(batch_size),
-                "--lr", str(lr), "--init-std", str(init_std), "--seed", str(seed)]
+        args = [
+            "--train",
+            str(run_dir / "train.tfrecord"),
+            "--n-features",
+            str(n_features),
+            "--k",
+            str(k),
+            "--epochs",
+            str(num_epochs),
+            "--batch-size",
+            str(batch_size),
+            "--lr",
+            str(lr),
+            "--init-std",
+            str(init_std),
+            "--seed",
+            str(seed),
+        ]
         write_examples(run_dir / "train.tfrecord", Xh, y_train)
         if X_test is not None:
             write_examples(run_dir / "test.tfrecord", X_test, y_test)

@@ -16,6 +16,7 @@ all-gathered), and every worker applies the same SGD step
 :math:`\theta \leftarrow \theta - \eta \sum_r g_r`: the copies stay identical, and the run
 equals one process on the full batches. Chapter "Training on several machines".
 """
+
 from __future__ import annotations
 
 import time
@@ -36,7 +37,9 @@ def sharded_batches(files, n_examples: int, global_batch: int, shuffle: bool, se
 
     def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
         ds = tf.data.TFRecordDataset(files)
-        if shuffle:   # the same seed on every worker: the same order, then disjoint shards
+        if (
+            shuffle
+        ):  # the same seed on every worker: the same order, then disjoint shards
             ds = ds.shuffle(n_examples, seed=seed, reshuffle_each_iteration=True)
         ds = ds.shard(context.num_input_pipelines, context.input_pipeline_id)
         local = context.get_per_replica_batch_size(global_batch)
@@ -45,13 +48,17 @@ def sharded_batches(files, n_examples: int, global_batch: int, shuffle: bool, se
     return dataset_fn
 
 
-def make_sync_step(strategy: tf.distribute.Strategy, model, lr: float, global_batch: int):
+def make_sync_step(
+    strategy: tf.distribute.Strategy, model, lr: float, global_batch: int
+):
     """The compiled step: per-replica row gradients, all-reduced, one SGD update everywhere;
     returns the global batch's sum of squared errors."""
 
     def replica_gradients(batch):
         p = pull_rows(model.w0, model.w, model.V, batch.ids)
-        sse, g0, gw, gV = row_gradients(p, batch, 1.0 / global_batch)  # this replica's share
+        sse, g0, gw, gV = row_gradients(
+            p, batch, 1.0 / global_batch
+        )  # this replica's share
         return sse, g0, tf.IndexedSlices(gw, p.uid), tf.IndexedSlices(gV, p.uid)
 
     @tf.function
@@ -66,10 +73,19 @@ def make_sync_step(strategy: tf.distribute.Strategy, model, lr: float, global_ba
     return step
 
 
-def train_multi_worker(strategy: tf.distribute.Strategy, model, train_files, *,
-                       validation_files=None, num_epochs: int = 10, batch_size: int = 256,
-                       lr: float = 0.01, shuffle: bool = True, seed: int | None = 0,
-                       on_epoch=None) -> pd.DataFrame:
+def train_multi_worker(
+    strategy: tf.distribute.Strategy,
+    model,
+    train_files,
+    *,
+    validation_files=None,
+    num_epochs: int = 10,
+    batch_size: int = 256,
+    lr: float = 0.01,
+    shuffle: bool = True,
+    seed: int | None = 0,
+    on_epoch=None,
+) -> pd.DataFrame:
     r"""Train ``model`` by synchronous SGD on every worker of ``strategy``; run it on each worker.
 
     Args:
@@ -93,28 +109,38 @@ def train_multi_worker(strategy: tf.distribute.Strategy, model, train_files, *,
         ``history.attrs["epoch_seconds"]``: wall-clock seconds of each epoch's steps.
     """
     train_files, validation_files, num_epochs, batch_size, lr, seed = check_training(
-        model, train_files, validation_files, num_epochs, batch_size, lr, seed)
+        model, train_files, validation_files, num_epochs, batch_size, lr, seed
+    )
     check_created_in(strategy, model)
     replicas = strategy.num_replicas_in_sync
     if batch_size % replicas:
-        raise ValueError(f"`batch_size` must be divisible by the {replicas} replicas; "
-                         f"got {batch_size}.")
+        raise ValueError(
+            f"`batch_size` must be divisible by the {replicas} replicas; "
+            f"got {batch_size}."
+        )
     if shuffle and seed is None:
-        raise ValueError("`seed` must be set when `shuffle=True`: every worker shuffles with it, "
-                         "so that the shards of one epoch are disjoint.")
+        raise ValueError(
+            "`seed` must be set when `shuffle=True`: every worker shuffles with it, "
+            "so that the shards of one epoch are disjoint."
+        )
     n_examples = count_examples(train_files)
     steps = n_examples // batch_size
     if steps == 0:
-        raise ValueError(f"`batch_size`={batch_size} is larger than the {n_examples} examples.")
+        raise ValueError(
+            f"`batch_size`={batch_size} is larger than the {n_examples} examples."
+        )
     dataset = strategy.distribute_datasets_from_function(
-        sharded_batches(train_files, n_examples, batch_size, shuffle, seed))
+        sharded_batches(train_files, n_examples, batch_size, shuffle, seed)
+    )
     step = make_sync_step(strategy, model, lr, batch_size)
     rows, seconds = [], []
     for epoch in range(1, num_epochs + 1):
         started = time.perf_counter()
         sse = sum(float(step(batch)) for batch in dataset)
         seconds.append(time.perf_counter() - started)
-        rows.append(epoch_row(epoch, sse / (steps * batch_size), model, validation_files))
+        rows.append(
+            epoch_row(epoch, sse / (steps * batch_size), model, validation_files)
+        )
         if on_epoch is not None:
             on_epoch(rows[-1])
     return history_frame(rows, seconds)

@@ -13,6 +13,7 @@ The result is a JSON file (``--result``): the history rows, the strategy, and wh
 shards of ``w`` and ``V`` live. ``--save`` writes the trained model as a
 :meth:`fmlib.FactorizationMachine.save` file.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,25 +24,41 @@ import signal
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("GRPC_FAIL_FAST", "use_caller")   # the TF guide's advice for PS clusters
+os.environ.setdefault(
+    "GRPC_FAIL_FAST", "use_caller"
+)  # the TF guide's advice for PS clusters
 MIN_INTER_OP_THREADS = 4
 
 
 def training_parser() -> argparse.ArgumentParser:
     """The options every training process takes (the launcher passes them on)."""
     p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--train", nargs="+", help="TFRecord file(s) of the training examples")
-    p.add_argument("--test", nargs="+", default=None, help="TFRecord file(s) to validate on")
+    p.add_argument(
+        "--train", nargs="+", help="TFRecord file(s) of the training examples"
+    )
+    p.add_argument(
+        "--test", nargs="+", default=None, help="TFRecord file(s) to validate on"
+    )
     p.add_argument("--n-features", type=int, help="number of columns n of X")
     p.add_argument("--k", type=int, default=8, help="latent factors (default 8)")
-    p.add_argument("--init-std", type=float, default=0.01, help="std of V's init (0.01)")
+    p.add_argument(
+        "--init-std", type=float, default=0.01, help="std of V's init (0.01)"
+    )
     p.add_argument("--epochs", type=int, default=5, help="passes over the data (5)")
-    p.add_argument("--batch-size", type=int, default=256, help="global batch size (256)")
+    p.add_argument(
+        "--batch-size", type=int, default=256, help="global batch size (256)"
+    )
     p.add_argument("--lr", type=float, default=0.05, help="SGD learning rate (0.05)")
-    p.add_argument("--seed", type=int, default=0, help="seed of V's init and shuffling (0)")
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of V's init and shuffling (0)"
+    )
     p.add_argument("--no-shuffle", action="store_true", help="keep the file order")
-    p.add_argument("--shards", type=int, default=None,
-                   help="shards of w and V (default: one per parameter server)")
+    p.add_argument(
+        "--shards",
+        type=int,
+        default=None,
+        help="shards of w and V (default: one per parameter server)",
+    )
     return p
 
 
@@ -57,19 +74,33 @@ def flag_errors(args, bounds: dict) -> list[str]:
             continue
         ok = math.isfinite(value) and (value > minimum if strict else value >= minimum)
         if not ok:
-            errors.append(f"{flag} must be {'>' if strict else '>='} {minimum}; got {value}")
+            errors.append(
+                f"{flag} must be {'>' if strict else '>='} {minimum}; got {value}"
+            )
     return errors
 
 
-TRAINING_BOUNDS = {"--n-features": (1, False), "--k": (1, False), "--init-std": (0, False),
-                   "--epochs": (1, False), "--batch-size": (1, False), "--lr": (0, True),
-                   "--seed": (0, False), "--shards": (1, False)}
+TRAINING_BOUNDS = {
+    "--n-features": (1, False),
+    "--k": (1, False),
+    "--init-std": (0, False),
+    "--epochs": (1, False),
+    "--batch-size": (1, False),
+    "--lr": (0, True),
+    "--seed": (0, False),
+    "--shards": (1, False),
+}
 
 
 def main(argv=None) -> int:
-    faulthandler.register(signal.SIGUSR1)   # `kill -USR1 <pid>`: Python stacks into the log
-    parser = argparse.ArgumentParser(prog="python -m fmlib.distributed.task",
-                                     parents=[training_parser()], description=__doc__)
+    faulthandler.register(
+        signal.SIGUSR1
+    )  # `kill -USR1 <pid>`: Python stacks into the log
+    parser = argparse.ArgumentParser(
+        prog="python -m fmlib.distributed.task",
+        parents=[training_parser()],
+        description=__doc__,
+    )
     parser.add_argument("--result", default=None, help="JSON file the chief writes")
     parser.add_argument("--save", default=None, help=".npz file for the trained model")
     args = parser.parse_args(argv)
@@ -82,19 +113,33 @@ def main(argv=None) -> int:
 
     # TensorFlow sizes its inter-op thread pool by the usable cores; with one core (taskset, a
     # 1-CPU container) a parameter-server worker blocks its only thread and never runs a step.
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    tf.config.threading.set_inter_op_parallelism_threads(max(MIN_INTER_OP_THREADS, cores or 1))
+    cores = (
+        len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else os.cpu_count()
+    )
+    tf.config.threading.set_inter_op_parallelism_threads(
+        max(MIN_INTER_OP_THREADS, cores or 1)
+    )
     resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
     cluster = resolver.cluster_spec().as_dict()
     if not cluster:
-        parser.error("TF_CONFIG is not set: this process needs to know its cluster and task.")
+        parser.error(
+            "TF_CONFIG is not set: this process needs to know its cluster and task."
+        )
     if "ps" in cluster and resolver.task_type in ("worker", "ps"):
         config = tf.compat.v1.ConfigProto(
-            inter_op_parallelism_threads=max(MIN_INTER_OP_THREADS, cores or 1))
-        server = tf.distribute.Server(resolver.cluster_spec(), job_name=resolver.task_type,
-                                      task_index=resolver.task_id, protocol="grpc",
-                                      config=config, start=True)
-        server.join()    # serves until the launcher (or you) stops the process
+            inter_op_parallelism_threads=max(MIN_INTER_OP_THREADS, cores or 1)
+        )
+        server = tf.distribute.Server(
+            resolver.cluster_spec(),
+            job_name=resolver.task_type,
+            task_index=resolver.task_id,
+            protocol="grpc",
+            config=config,
+            start=True,
+        )
+        server.join()  # serves until the launcher (or you) stops the process
         return 0
     if args.train is None or args.n_features is None:
         parser.error("the training process needs --train and --n-features.")
@@ -105,7 +150,9 @@ def main(argv=None) -> int:
     if result is not None and args.result:
         from fmlib.fileio import write_text
 
-        write_text(args.result, json.dumps(result))   # atomically: the launcher reads it whole
+        write_text(
+            args.result, json.dumps(result)
+        )  # atomically: the launcher reads it whole
     return 0
 
 
@@ -117,12 +164,21 @@ def _train_multi_worker(args) -> dict | None:
 
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     with strategy.scope():
-        model = FactorizationMachine(args.n_features, k=args.k, init_std=args.init_std,
-                                     seed=args.seed)
-    history = train_multi_worker(strategy, model, args.train, validation_files=args.test,
-                                 num_epochs=args.epochs, batch_size=args.batch_size,
-                                 lr=args.lr, shuffle=not args.no_shuffle, seed=args.seed,
-                                 on_epoch=_progress)
+        model = FactorizationMachine(
+            args.n_features, k=args.k, init_std=args.init_std, seed=args.seed
+        )
+    history = train_multi_worker(
+        strategy,
+        model,
+        args.train,
+        validation_files=args.test,
+        num_epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        shuffle=not args.no_shuffle,
+        seed=args.seed,
+        on_epoch=_progress,
+    )
     if not strategy.cluster_resolver.task_id == 0:
         return None
     return _result("multi-worker", model, history, args)
@@ -138,21 +194,35 @@ def _train_parameter_server(args, resolver, n_ps: int) -> dict:
     strategy = tf.distribute.ParameterServerStrategy(
         resolver,
         variable_partitioner=tf.distribute.experimental.partitioners.FixedShardsPartitioner(
-            shards))
+            shards
+        ),
+    )
     coordinator = tf.distribute.coordinator.ClusterCoordinator(strategy)
     with strategy.scope():
-        model = FactorizationMachine(args.n_features, k=args.k, init_std=args.init_std,
-                                     seed=args.seed)
-    history = train_parameter_server(coordinator, model, args.train,
-                                     validation_files=args.test, num_epochs=args.epochs,
-                                     batch_size=args.batch_size, lr=args.lr,
-                                     on_epoch=_progress)
+        model = FactorizationMachine(
+            args.n_features, k=args.k, init_std=args.init_std, seed=args.seed
+        )
+    history = train_parameter_server(
+        coordinator,
+        model,
+        args.train,
+        validation_files=args.test,
+        num_epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        on_epoch=_progress,
+    )
     return _result("parameter-server", model, history, args)
 
 
 def _progress(row: dict) -> None:
-    print(" ".join(f"{key}={value:.4f}" if isinstance(value, float) else f"{key}={value}"
-                   for key, value in row.items()), flush=True)
+    print(
+        " ".join(
+            f"{key}={value:.4f}" if isinstance(value, float) else f"{key}={value}"
+            for key, value in row.items()
+        ),
+        flush=True,
+    )
 
 
 def _result(kind: str, model, history, args) -> dict:
@@ -162,18 +232,29 @@ def _result(kind: str, model, history, args) -> dict:
     from fmlib.distributed.ps import sharded_shapes
     from fmlib.model.fm import FactorizationMachine
 
-    if args.save:   # a plain, single-process copy of the trained weights
+    if args.save:  # a plain, single-process copy of the trained weights
         plain = FactorizationMachine(args.n_features, k=args.k)
-        plain.set_weights(w0=model.w0.numpy(), w=tf.convert_to_tensor(model.w).numpy(),
-                          V=tf.convert_to_tensor(model.V).numpy())
+        plain.set_weights(
+            w0=model.w0.numpy(),
+            w=tf.convert_to_tensor(model.w).numpy(),
+            V=tf.convert_to_tensor(model.V).numpy(),
+        )
         plain.task = "regression"
         plain.save(args.save)
-    cluster = tf.distribute.cluster_resolver.TFConfigClusterResolver().cluster_spec().as_dict()
-    return {"strategy": kind, "workers": len(cluster.get("worker", [])),
-            "ps": len(cluster.get("ps", [])),
-            "history": history.reset_index().to_dict(orient="records"),
-            "epoch_seconds": history.attrs.get("epoch_seconds", []),
-            "w_shards": sharded_shapes(model.w), "V_shards": sharded_shapes(model.V)}
+    cluster = (
+        tf.distribute.cluster_resolver.TFConfigClusterResolver()
+        .cluster_spec()
+        .as_dict()
+    )
+    return {
+        "strategy": kind,
+        "workers": len(cluster.get("worker", [])),
+        "ps": len(cluster.get("ps", [])),
+        "history": history.reset_index().to_dict(orient="records"),
+        "epoch_seconds": history.attrs.get("epoch_seconds", []),
+        "w_shards": sharded_shapes(model.w),
+        "V_shards": sharded_shapes(model.V),
+    }
 
 
 if __name__ == "__main__":

@@ -87,9 +87,15 @@ class FieldAwareFMLayer(FMWeights):
         **kwargs,
     ):
         # k, initializers and regularizers: checked, kept and serialised as in FMLayer
-        super().__init__(k=k, w0_initializer=w0_initializer, w_initializer=w_initializer,
-                         v_initializer=v_initializer, w_regularizer=w_regularizer,
-                         v_regularizer=v_regularizer, **kwargs)
+        super().__init__(
+            k=k,
+            w0_initializer=w0_initializer,
+            w_initializer=w_initializer,
+            v_initializer=v_initializer,
+            w_regularizer=w_regularizer,
+            v_regularizer=v_regularizer,
+            **kwargs,
+        )
         self.vocab_sizes = check_vocab_sizes(vocab_sizes)
 
     def build(self, input_shape):

@@ -67,8 +67,10 @@ def check_order_bound(order: int, n_features: int, name: str = "order") -> None:
     """A model's order cannot exceed its number of features (no interaction of more distinct
     features exists; the build would cost O(order) weights and ops for terms that are 0)."""
     if order > n_features:
-        raise ValueError(f"`{name}` must be at most n_features={n_features} (an interaction of "
-                         f"{name} distinct features); got {order}.")
+        raise ValueError(
+            f"`{name}` must be at most n_features={n_features} (an interaction of "
+            f"{name} distinct features); got {order}."
+        )
 
 
 def _host_pair(X, P, order: int) -> tuple[np.ndarray, np.ndarray]:
@@ -164,7 +166,9 @@ def _row_nonzeros(X) -> tf.Tensor:
     """``(batch,)`` number of non-zero entries per row of a dense or sparse batch."""
     if isinstance(X, tf.SparseTensor):
         present = tf.cast(tf.not_equal(X.values, 0), tf.int64)
-        return tf.math.unsorted_segment_sum(present, X.indices[:, 0], tf.shape(X, out_type=tf.int64)[0])
+        return tf.math.unsorted_segment_sum(
+            present, X.indices[:, 0], tf.shape(X, out_type=tf.int64)[0]
+        )
     return tf.math.count_nonzero(X, axis=1, dtype=tf.int64)
 
 
@@ -201,7 +205,9 @@ def anova_fast(X, P, order: int) -> tf.Tensor:
             f"{tuple(P.shape)} and dtype {P.dtype.name}."
         )
     X = as_batch(X, n_features=P.shape[0], dtype=P.dtype, name="X")
-    if order > P.shape[0]:   # no subset of `order` distinct features: exactly 0, and no work
+    if (
+        order > P.shape[0]
+    ):  # no subset of `order` distinct features: exactly 0, and no work
         return tf.zeros([tf.shape(X)[0]], P.dtype)
     return tf.reduce_sum(_anova_unchecked(X, P, order), axis=1)
 

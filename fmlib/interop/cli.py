@@ -71,41 +71,90 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """libFM's flags (one dash, as libFM spells them) plus fmlib's ``-batch_size``."""
-    p = _Parser(prog="python -m fmlib", formatter_class=argparse.RawDescriptionHelpFormatter,
-                description="Train a Factorization Machine on libFM files with libFM's "
-                            "flags and algorithms.", epilog=DIFFERENCES, add_help=False)
+    p = _Parser(
+        prog="python -m fmlib",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train a Factorization Machine on libFM files with libFM's "
+        "flags and algorithms.",
+        epilog=DIFFERENCES,
+        add_help=False,
+    )
     p.add_argument("-h", "--help", "-help", action="help", help="this screen")
-    p.add_argument("-task", required=True, choices=("r", "c"),
-                   help="r: regression, c: binary classification (targets <= 0: negative)")
-    p.add_argument("-train", required=True, metavar="FILE", help="training data (libFM text)")
+    p.add_argument(
+        "-task",
+        required=True,
+        choices=("r", "c"),
+        help="r: regression, c: binary classification (targets <= 0: negative)",
+    )
+    p.add_argument(
+        "-train", required=True, metavar="FILE", help="training data (libFM text)"
+    )
     p.add_argument("-test", metavar="FILE", help="test data (libFM text)")
-    p.add_argument("-validation", metavar="FILE",
-                   help="validation data: the rows sgda learns its regularisation on")
-    p.add_argument("-dim", default="1,1,8",
-                   help="'k0,k1,k': use bias, use 1-way terms, k factors (default '1,1,8')")
+    p.add_argument(
+        "-validation",
+        metavar="FILE",
+        help="validation data: the rows sgda learns its regularisation on",
+    )
+    p.add_argument(
+        "-dim",
+        default="1,1,8",
+        help="'k0,k1,k': use bias, use 1-way terms, k factors (default '1,1,8')",
+    )
     p.add_argument("-iter", type=int, default=100, help="iterations (default 100)")
-    p.add_argument("-method", default="mcmc", choices=LIBFM_METHODS + TF_METHODS,
-                   type=str.lower, help="default mcmc")
-    p.add_argument("-learn_rate", default="0.1", help="learning rate of sgd/sgda/adam/"
-                   "adagrad (default 0.1)")
-    p.add_argument("-regular", default="",
-                   help="'r0,r1,r2' (bias, 1-way, 2-way) or 'r' for all, for sgd and als; "
-                        "for als also 'r0,rw_1..rw_G,rv_1..rv_G' per -meta group (default 0)")
-    p.add_argument("-init_stdev", type=float, default=0.1,
-                   help="standard deviation of the initial factors (default 0.1)")
-    p.add_argument("-meta", metavar="FILE", help="group id of every feature, one per line")
-    p.add_argument("-relation", metavar="PREFIXES",
-                   help="BS relation files: comma-separated prefixes (each with .x, .train, "
-                        ".test and optionally .groups)")
+    p.add_argument(
+        "-method",
+        default="mcmc",
+        choices=LIBFM_METHODS + TF_METHODS,
+        type=str.lower,
+        help="default mcmc",
+    )
+    p.add_argument(
+        "-learn_rate",
+        default="0.1",
+        help="learning rate of sgd/sgda/adam/adagrad (default 0.1)",
+    )
+    p.add_argument(
+        "-regular",
+        default="",
+        help="'r0,r1,r2' (bias, 1-way, 2-way) or 'r' for all, for sgd and als; "
+        "for als also 'r0,rw_1..rw_G,rv_1..rv_G' per -meta group (default 0)",
+    )
+    p.add_argument(
+        "-init_stdev",
+        type=float,
+        default=0.1,
+        help="standard deviation of the initial factors (default 0.1)",
+    )
+    p.add_argument(
+        "-meta", metavar="FILE", help="group id of every feature, one per line"
+    )
+    p.add_argument(
+        "-relation",
+        metavar="PREFIXES",
+        help="BS relation files: comma-separated prefixes (each with .x, .train, "
+        ".test and optionally .groups)",
+    )
     p.add_argument("-out", metavar="FILE", help="write the test predictions here")
-    p.add_argument("-rlog", metavar="FILE", help="write libFM's per-iteration measurements")
-    p.add_argument("-verbosity", type=int, default=0, help="how much to print (default 0)")
-    p.add_argument("-save_model", metavar="FILE", help="write the model (sgd, sgda, als)")
-    p.add_argument("-load_model", metavar="FILE", help="start from this model (sgd, sgda, als)")
+    p.add_argument(
+        "-rlog", metavar="FILE", help="write libFM's per-iteration measurements"
+    )
+    p.add_argument(
+        "-verbosity", type=int, default=0, help="how much to print (default 0)"
+    )
+    p.add_argument(
+        "-save_model", metavar="FILE", help="write the model (sgd, sgda, als)"
+    )
+    p.add_argument(
+        "-load_model", metavar="FILE", help="start from this model (sgd, sgda, als)"
+    )
     p.add_argument("-seed", type=int, default=None, help="seed of all random draws")
     p.add_argument("-cache_size", help=argparse.SUPPRESS)
-    p.add_argument("-batch_size", type=int, default=256,
-                   help="fmlib only: rows per step of adam/adagrad (default 256)")
+    p.add_argument(
+        "-batch_size",
+        type=int,
+        default=256,
+        help="fmlib only: rows per step of adam/adagrad (default 256)",
+    )
     return p
 
 
@@ -124,23 +173,35 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
     dim = args.dim.split(",")
-    if len(dim) != 3 or not all(d.strip().isdigit() for d in dim) or \
-            int(dim[0]) > 1 or int(dim[1]) > 1:
-        parser.error(f"-dim must be 'k0,k1,k' with k0, k1 in {{0, 1}} and k >= 0; "
-                     f"got {args.dim!r}.")
+    if (
+        len(dim) != 3
+        or not all(d.strip().isdigit() for d in dim)
+        or int(dim[0]) > 1
+        or int(dim[1]) > 1
+    ):
+        parser.error(
+            f"-dim must be 'k0,k1,k' with k0, k1 in {{0, 1}} and k >= 0; "
+            f"got {args.dim!r}."
+        )
     args.k0, args.k1, args.k = bool(int(dim[0])), bool(int(dim[1])), int(dim[2])
     tf_method = args.method in TF_METHODS
     if tf_method and (not (args.k0 and args.k1) or args.k < 1):
-        parser.error(f"-dim must be '1,1,k' with k >= 1 for -method {args.method} (fmlib's "
-                     f"minibatch solvers always learn w0 and w); got {args.dim!r}.")
+        parser.error(
+            f"-dim must be '1,1,k' with k >= 1 for -method {args.method} (fmlib's "
+            f"minibatch solvers always learn w0 and w); got {args.dim!r}."
+        )
     args.regular_values = _floats(args.regular, "regular", parser)
     n_reg = len(args.regular_values)
     if n_reg not in (0, 1, 3) and not (args.method == "als" and n_reg % 2 == 1):
-        parser.error(f"-regular must be 'r' or 'r0,r1,r2' (als also 'r0' and one 1-way and "
-                     f"one 2-way value per -meta group); got {args.regular!r}.")
+        parser.error(
+            f"-regular must be 'r' or 'r0,r1,r2' (als also 'r0' and one 1-way and "
+            f"one 2-way value per -meta group); got {args.regular!r}."
+        )
     if tf_method and n_reg == 3 and args.regular_values[0] != 0:
-        parser.error(f"-regular: -method {args.method} does not regularise w0, so r0 must be "
-                     f"0; got {args.regular!r}.")
+        parser.error(
+            f"-regular: -method {args.method} does not regularise w0, so r0 must be "
+            f"0; got {args.regular!r}."
+        )
     learn_rate = _floats(args.learn_rate, "learn_rate", parser)
     if len(learn_rate) != 1 or learn_rate[0] <= 0:
         parser.error(f"-learn_rate must be one number > 0; got {args.learn_rate!r}.")
@@ -153,19 +214,32 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.seed is not None and not 0 <= args.seed < 2**32:
         parser.error(f"-seed must be in 0..2**32-1; got {args.seed}.")
     if args.method == "sgda" and args.validation is None:
-        parser.error("-method sgda learns its regularisation on -validation: give the file.")
+        parser.error(
+            "-method sgda learns its regularisation on -validation: give the file."
+        )
     if args.method in ("sgd", "sgda") + TF_METHODS and args.relation:
-        parser.error(f"-relation works with als and mcmc; libFM does not support relations "
-                     f"with {args.method}, nor does fmlib.")
+        parser.error(
+            f"-relation works with als and mcmc; libFM does not support relations "
+            f"with {args.method}, nor does fmlib."
+        )
     if args.method == "mcmc" and (args.save_model or args.load_model):
         flag = "-save_model" if args.save_model else "-load_model"
-        parser.error(f"{flag} works with sgd, sgda and als, as in libFM (an mcmc "
-                     f"prediction is an average over samples, not one model).")
-    if tf_method and (args.save_model or args.load_model or args.relation or args.rlog
-                      or args.validation):
-        parser.error(f"-method {args.method} is fmlib's minibatch solver: -save_model, "
-                     f"-load_model, -relation, -rlog and -validation are for sgd, sgda, als "
-                     f"and mcmc.")
+        parser.error(
+            f"{flag} works with sgd, sgda and als, as in libFM (an mcmc "
+            f"prediction is an average over samples, not one model)."
+        )
+    if tf_method and (
+        args.save_model
+        or args.load_model
+        or args.relation
+        or args.rlog
+        or args.validation
+    ):
+        parser.error(
+            f"-method {args.method} is fmlib's minibatch solver: -save_model, "
+            f"-load_model, -relation, -rlog and -validation are for sgd, sgda, als "
+            f"and mcmc."
+        )
     if args.out is not None and args.test is None:
         parser.error("-out writes the test predictions: it needs -test.")
     args.relations = [r for r in (args.relation or "").split(",") if r]
@@ -199,19 +273,27 @@ class Data:
             from fmlib.solvers.libfm import as_rows
 
             width = max(rows.n_cols for rows, _ in loaded.values())
-            groups = read_groups(args.meta, width) if args.meta else np.zeros(width, np.int64)
+            groups = (
+                read_groups(args.meta, width)
+                if args.meta
+                else np.zeros(width, np.int64)
+            )
             relations = [Relation(prefix) for prefix in args.relations]
             for name, (rows, y) in loaded.items():
                 blocks = [as_rows(rows, width)]
                 for rel in relations:
                     if name == "validation":
-                        raise CommandLineError("-validation is for sgda; relations for als "
-                                               "and mcmc.")
+                        raise CommandLineError(
+                            "-validation is for sgda; relations for als and mcmc."
+                        )
                     blocks.append(take_rows(rel.B, rel.index(name, rows.n_rows)))
                 loaded[name] = (hstack_rows(blocks) if relations else blocks[0], y)
-            for rel in relations:   # libFM: each relation's groups follow the main ones
-                rel_groups = rel.groups if rel.groups is not None else np.zeros(rel.B.n_cols,
-                                                                                np.int64)
+            for rel in relations:  # libFM: each relation's groups follow the main ones
+                rel_groups = (
+                    rel.groups
+                    if rel.groups is not None
+                    else np.zeros(rel.B.n_cols, np.int64)
+                )
                 groups = np.concatenate([groups, rel_groups + groups.max() + 1])
         except (OSError, ValueError) as err:
             raise CommandLineError(str(err)) from None
@@ -223,8 +305,10 @@ class Data:
         self.n_groups = int(groups.max()) + 1
         self.main_width = width
         self.target_range = (float(self.y.min()), float(self.y.max()))
-        if args.task == "c":   # libFM: targets <= 0 are the negative class
-            for rows_y in (self.y,) + tuple(p[1] for p in (self.test, self.validation) if p):
+        if args.task == "c":  # libFM: targets <= 0 are the negative class
+            for rows_y in (self.y,) + tuple(
+                p[1] for p in (self.test, self.validation) if p
+            ):
                 rows_y[:] = np.where(rows_y <= 0, -1.0, 1.0)
 
 
@@ -246,8 +330,9 @@ class RLog:
 
     def new_line(self) -> None:
         if self.handle:
-            self.handle.write("\t".join(_g(self.values.get(f, math.nan)) for f in self.fields)
-                              + "\n")
+            self.handle.write(
+                "\t".join(_g(self.values.get(f, math.nan)) for f in self.fields) + "\n"
+            )
             self.handle.flush()
         self.values = {}
 
@@ -262,8 +347,12 @@ def _g(x: float) -> str:
 
 
 def _rlog_fields(args, data) -> list[str]:
-    base = (["rmse", "mae"] if args.task == "r" else ["accuracy"]) + \
-        ["time_pred", "time_learn", "time_learn2", "time_learn4"]
+    base = (["rmse", "mae"] if args.task == "r" else ["accuracy"]) + [
+        "time_pred",
+        "time_learn",
+        "time_learn2",
+        "time_learn4",
+    ]
     if args.method == "sgd":
         return base + ["rmse_train"]
     if args.method == "sgda":
@@ -274,8 +363,15 @@ def _rlog_fields(args, data) -> list[str]:
             fields += [f"regw[{g}]"] + [f"regv[{g},{f}]" for f in range(args.k)]
         return fields
     kinds = ["this", "all", "all_but5"]
-    fields = base + ["alpha"] + ([f"rmse_mcmc_{s}" for s in kinds] if args.task == "r" else
-                                 [f"acc_mcmc_{s}" for s in kinds] + [f"ll_mcmc_{s}" for s in kinds])
+    fields = (
+        base
+        + ["alpha"]
+        + (
+            [f"rmse_mcmc_{s}" for s in kinds]
+            if args.task == "r"
+            else [f"acc_mcmc_{s}" for s in kinds] + [f"ll_mcmc_{s}" for s in kinds]
+        )
+    )
     for g in range(data.n_groups):
         fields += [f"wmu[{g}]", f"wlambda[{g}]"]
         for f in range(args.k):
@@ -296,9 +392,11 @@ def _regular(args, data):
         return tuple(r), None
     G = data.n_groups
     if len(r) != 1 + 2 * G:
-        raise CommandLineError(f"-regular has {len(r)} values; per group it needs "
-                               f"1 + 2 x {G} groups = {1 + 2 * G}.")
-    return (r[0], 0.0, 0.0), (np.array(r[1:1 + G]), np.array(r[1 + G:]))
+        raise CommandLineError(
+            f"-regular has {len(r)} values; per group it needs "
+            f"1 + 2 x {G} groups = {1 + 2 * G}."
+        )
+    return (r[0], 0.0, 0.0), (np.array(r[1 : 1 + G]), np.array(r[1 + G :]))
 
 
 def _evaluate(task: str, y_hat, y, target_range):
@@ -307,7 +405,7 @@ def _evaluate(task: str, y_hat, y, target_range):
 
     if task == "r":
         err = np.clip(y_hat, *target_range) - y
-        return float(np.sqrt(np.mean(err ** 2))), float(np.mean(np.abs(err)))
+        return float(np.sqrt(np.mean(err**2))), float(np.mean(np.abs(err)))
     return float(np.mean((y_hat >= 0) == (y >= 0))), math.nan
 
 
@@ -315,16 +413,18 @@ def run_libfm(args: argparse.Namespace, out=None):
     """Train with one of libFM's methods as the flags say, printing libFM's lines; returns
     the test predictions (or None without -test)."""
     out = sys.stdout if out is None else out
-    data = Data(args)     # first: a bad file is reported before numba loads
+    data = Data(args)  # first: a bad file is reported before numba loads
 
     from fmlib.solvers import libfm as L
 
     task = L.REGRESSION if args.task == "r" else L.CLASSIFICATION
     seed = args.seed if args.seed is not None else int(time.time()) % 2**32
-    params = L.init_params(data.n, args.k, args.init_stdev, seed, args.method,
-                           args.k0, args.k1)
+    params = L.init_params(
+        data.n, args.k, args.init_stdev, seed, args.method, args.k0, args.k1
+    )
     if args.load_model:
         from fmlib.interop.libfm_model import read_libfm_model
+
         try:
             loaded = read_libfm_model(args.load_model, n_features=data.n)
         except (OSError, ValueError) as err:
@@ -332,29 +432,39 @@ def run_libfm(args: argparse.Namespace, out=None):
         if loaded.V.shape[1] != args.k or (loaded.k0, loaded.k1) != (args.k0, args.k1):
             raise CommandLineError(
                 f"-load_model: {args.load_model} has k={loaded.V.shape[1]}, bias "
-                f"{int(loaded.k0)}, 1-way {int(loaded.k1)}; -dim says {args.dim!r}.")
+                f"{int(loaded.k0)}, 1-way {int(loaded.k1)}; -dim says {args.dim!r}."
+            )
         params.w0[:], params.w[:], params.V[:] = loaded.w0, loaded.w, loaded.V
     reg, per_group = _regular(args, data)
-    print(f"fmlib: {data.X.n_rows} training rows, {data.n} features, task "
-          f"{'regression' if task == 0 else 'classification'}, method {args.method}, "
-          f"k={args.k}", file=out, flush=True)
+    print(
+        f"fmlib: {data.X.n_rows} training rows, {data.n} features, task "
+        f"{'regression' if task == 0 else 'classification'}, method {args.method}, "
+        f"k={args.k}",
+        file=out,
+        flush=True,
+    )
     if args.verbosity > 0:
-        print(f"num_attributes={data.n}\tnum_groups={data.n_groups}\tuse w0={int(args.k0)}"
-              f"\tuse w1={int(args.k1)}\tdim v={args.k}\treg_w0={reg[0]}\treg_w={reg[1]}"
-              f"\treg_v={reg[2]}\tinit ~ N(0,{args.init_stdev})\tlearn_rate={args.lr}"
-              f"\tmin_target={data.target_range[0]}\tmax_target={data.target_range[1]}",
-              file=out, flush=True)
+        print(
+            f"num_attributes={data.n}\tnum_groups={data.n_groups}\tuse w0={int(args.k0)}"
+            f"\tuse w1={int(args.k1)}\tdim v={args.k}\treg_w0={reg[0]}\treg_w={reg[1]}"
+            f"\treg_v={reg[2]}\tinit ~ N(0,{args.init_stdev})\tlearn_rate={args.lr}"
+            f"\tmin_target={data.target_range[0]}\tmax_target={data.target_range[1]}",
+            file=out,
+            flush=True,
+        )
     rlog = RLog(args.rlog, _rlog_fields(args, data))
     try:
         if args.method in ("sgd", "sgda"):
             predictions = _run_sgd(args, data, params, reg, task, rlog, out, L)
         else:
-            predictions = _run_coordinate(args, data, params, reg, per_group, task, rlog,
-                                          out, L)
+            predictions = _run_coordinate(
+                args, data, params, reg, per_group, task, rlog, out, L
+            )
     finally:
         rlog.close()
     if args.save_model:
         from fmlib.interop.libfm_model import write_libfm_model
+
         write_libfm_model(args.save_model, params)
         print(f"Writing FM model to {args.save_model}", file=out, flush=True)
     return predictions
@@ -363,12 +473,20 @@ def run_libfm(args: argparse.Namespace, out=None):
 def _check_finite(params, iteration: int, lr: float | None = None) -> None:
     import numpy as np
 
-    if not (np.isfinite(params.w0[0]) and np.all(np.isfinite(params.w))
-            and np.all(np.isfinite(params.V))):
-        advice = (f"try a smaller -learn_rate (lr={lr} now)" if lr is not None
-                  else "try a stronger -regular, or scale the data down")
-        raise TrainingDiverged(f"training diverged at iteration {iteration}: non-finite "
-                               f"parameters ({advice}).")
+    if not (
+        np.isfinite(params.w0[0])
+        and np.all(np.isfinite(params.w))
+        and np.all(np.isfinite(params.V))
+    ):
+        advice = (
+            f"try a smaller -learn_rate (lr={lr} now)"
+            if lr is not None
+            else "try a stronger -regular, or scale the data down"
+        )
+        raise TrainingDiverged(
+            f"training diverged at iteration {iteration}: non-finite "
+            f"parameters ({advice})."
+        )
 
 
 def _line(i: int, train: float, test: float | None, extra: str = "") -> str:
@@ -381,9 +499,17 @@ def _run_sgd(args, data, params, reg, task, rlog, out, L):
 
     sgda = None
     if args.method == "sgda":
-        sgda = L.SGDA(data.X, data.y, data.validation[0], data.validation[1], params,
-                      groups=data.groups, learn_rate=args.lr, task=task,
-                      target_range=data.target_range)
+        sgda = L.SGDA(
+            data.X,
+            data.y,
+            data.validation[0],
+            data.validation[1],
+            params,
+            groups=data.groups,
+            learn_rate=args.lr,
+            task=task,
+            target_range=data.target_range,
+        )
     test = data.test
     main_metric = "rmse" if args.task == "r" else "accuracy"
 
@@ -417,7 +543,9 @@ def _run_sgd(args, data, params, reg, task, rlog, out, L):
                 rlog.log(**{f"regw[{g}]": sgda.reg_w[g]})
                 rlog.log(**{f"regv[{g},{f}]": sgda.reg_v[g, f] for f in range(args.k)})
         rlog.new_line()
-    train = _evaluate(args.task, L.predict(data.X, params), data.y, data.target_range)[0]
+    train = _evaluate(args.task, L.predict(data.X, params), data.y, data.target_range)[
+        0
+    ]
     final = f"Final\tTrain={_g(train)}"
     if test:
         final += f"\tTest={_g(_evaluate(args.task, L.predict(test[0], params), test[1], data.target_range)[0])}"
@@ -425,17 +553,28 @@ def _run_sgd(args, data, params, reg, task, rlog, out, L):
     if not test:
         return None
     y_hat = L.predict(test[0], params)
-    return np.clip(y_hat, *data.target_range) if args.task == "r" else 1 / (1 + np.exp(-y_hat))
+    return (
+        np.clip(y_hat, *data.target_range)
+        if args.task == "r"
+        else 1 / (1 + np.exp(-y_hat))
+    )
 
 
 def _run_coordinate(args, data, params, reg, per_group, task, rlog, out, L):
     import numpy as np
 
     test = data.test
-    learner = L.CoordinateLearner(data.X, data.y, test[0] if test else None, params,
-                                  groups=data.groups, regular=reg,
-                                  sample=args.method == "mcmc", task=task,
-                                  target_range=data.target_range)
+    learner = L.CoordinateLearner(
+        data.X,
+        data.y,
+        test[0] if test else None,
+        params,
+        groups=data.groups,
+        regular=reg,
+        sample=args.method == "mcmc",
+        task=task,
+        target_range=data.target_range,
+    )
     if per_group is not None:
         learner.w_lambda[:] = per_group[0]
         learner.v_lambda[:] = per_group[1][:, None]
@@ -444,8 +583,12 @@ def _run_coordinate(args, data, params, reg, per_group, task, rlog, out, L):
         start, wall = time.process_time(), time.perf_counter()
         learner.sweep()
         learn = time.process_time() - start
-        rlog.log(time_learn=learn, time_learn2=learn, time_learn4=time.perf_counter() - wall,
-                 alpha=learner.alpha)
+        rlog.log(
+            time_learn=learn,
+            time_learn2=learn,
+            time_learn4=time.perf_counter() - wall,
+            alpha=learner.alpha,
+        )
         _check_finite(params, i)
         extra, test_value = "", None
         if test:
@@ -453,36 +596,53 @@ def _run_coordinate(args, data, params, reg, per_group, task, rlog, out, L):
             # libFM's normalisers; all_but5 before sweep 5 divides by the unsigned i - 4
             norm_but5 = 1.0 / ((i - 4) % 2**32) if i != 4 else math.inf
             results = {}
-            for kind, pred, norm in (("this", learner.test_this, 1.0),
-                                     ("all", learner.test_sum, 1.0 / (i + 1)),
-                                     ("all_but5", learner.test_sum_but5, norm_but5)):
+            for kind, pred, norm in (
+                ("this", learner.test_this, 1.0),
+                ("all", learner.test_sum, 1.0 / (i + 1)),
+                ("all_but5", learner.test_sum_but5, norm_but5),
+            ):
                 with np.errstate(invalid="ignore"):
                     p = pred * norm
                 if args.task == "r":
                     p = np.where(np.isnan(p), hi, np.minimum(hi, np.maximum(lo, p)))
                     err = p - y
-                    results[kind] = (float(np.sqrt(np.mean(err ** 2))),
-                                     float(np.mean(np.abs(err))))
+                    results[kind] = (
+                        float(np.sqrt(np.mean(err**2))),
+                        float(np.mean(np.abs(err))),
+                    )
                 else:
                     m = (y + 1) / 2
                     pll = np.clip(p, 0.01, 0.99)
-                    ll = float(np.mean(-(m * np.log10(pll) + (1 - m) * np.log10(1 - pll))))
+                    ll = float(
+                        np.mean(-(m * np.log10(pll) + (1 - m) * np.log10(1 - pll)))
+                    )
                     acc = float(np.mean(((p >= 0.5) & (y > 0)) | ((p < 0.5) & (y < 0))))
                     results[kind] = (acc, ll)
             test_value = results["all"][0]
             if args.task == "r":
-                rlog.log(rmse=results["all"][0], mae=results["all"][1],
-                         **{f"rmse_mcmc_{k}": v[0] for k, v in results.items()})
+                rlog.log(
+                    rmse=results["all"][0],
+                    mae=results["all"][1],
+                    **{f"rmse_mcmc_{k}": v[0] for k, v in results.items()},
+                )
             else:
                 extra = f"\tTest(ll)={_g(results['all'][1])}"
-                rlog.log(accuracy=results["all"][0],
-                         **{f"acc_mcmc_{k}": v[0] for k, v in results.items()},
-                         **{f"ll_mcmc_{k}": v[1] for k, v in results.items()})
+                rlog.log(
+                    accuracy=results["all"][0],
+                    **{f"acc_mcmc_{k}": v[0] for k, v in results.items()},
+                    **{f"ll_mcmc_{k}": v[1] for k, v in results.items()},
+                )
         for g in range(data.n_groups):
-            rlog.log(**{f"wmu[{g}]": learner.w_mu[g], f"wlambda[{g}]": learner.w_lambda[g]})
+            rlog.log(
+                **{f"wmu[{g}]": learner.w_mu[g], f"wlambda[{g}]": learner.w_lambda[g]}
+            )
             for f in range(args.k):
-                rlog.log(**{f"vmu[{g},{f}]": learner.v_mu[g, f],
-                            f"vlambda[{g},{f}]": learner.v_lambda[g, f]})
+                rlog.log(
+                    **{
+                        f"vmu[{g},{f}]": learner.v_mu[g, f],
+                        f"vlambda[{g},{f}]": learner.v_lambda[g, f],
+                    }
+                )
         print(_line(i, learner.train_metric, test_value, extra), file=out, flush=True)
         rlog.new_line()
     if not test:
@@ -515,6 +675,7 @@ def run_tf(args: argparse.Namespace, out=None):
         groups = None
         if args.meta:
             from fmlib.interop.libfm_relations import read_groups
+
             groups = read_groups(args.meta, width)
         X.resize((X.shape[0], width))
         y = as_labels(y, task, f"the targets of {args.train}")
@@ -524,13 +685,32 @@ def run_tf(args: argparse.Namespace, out=None):
     except (OSError, ValueError) as err:
         raise CommandLineError(str(err)) from None
     r = args.regular_values
-    lambda_w, lambda_v = (0.0, 0.0) if not r else ((r[0], r[0]) if len(r) == 1 else r[1:3])
-    print(f"fmlib: {X.shape[0]} training rows, {X.shape[1]} features, task {task}, "
-          f"method {args.method}, k={args.k}", file=out, flush=True)
-    model = FactorizationMachine(X.shape[1], args.k, init_std=args.init_stdev, seed=args.seed)
-    epochs = train_epochs(model, X, y, solver=args.method, task=task, num_epochs=args.iter,
-                          batch_size=args.batch_size, lr=args.lr, lambda_w=lambda_w,
-                          lambda_v=lambda_v, groups=groups, seed=args.seed)
+    lambda_w, lambda_v = (
+        (0.0, 0.0) if not r else ((r[0], r[0]) if len(r) == 1 else r[1:3])
+    )
+    print(
+        f"fmlib: {X.shape[0]} training rows, {X.shape[1]} features, task {task}, "
+        f"method {args.method}, k={args.k}",
+        file=out,
+        flush=True,
+    )
+    model = FactorizationMachine(
+        X.shape[1], args.k, init_std=args.init_stdev, seed=args.seed
+    )
+    epochs = train_epochs(
+        model,
+        X,
+        y,
+        solver=args.method,
+        task=task,
+        num_epochs=args.iter,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        lambda_w=lambda_w,
+        lambda_v=lambda_v,
+        groups=groups,
+        seed=args.seed,
+    )
     try:
         for iteration, _ in enumerate(epochs):
             train = evaluate(model, X, y)[metric]
@@ -562,8 +742,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"python -m fmlib: error: {err}", file=sys.stderr)
         return 3
     except KeyboardInterrupt as err:
-        print(f"python -m fmlib: interrupted (Ctrl-C){': ' + str(err) if str(err) else ''}; "
-              "nothing was written.", file=sys.stderr)
+        print(
+            f"python -m fmlib: interrupted (Ctrl-C){': ' + str(err) if str(err) else ''}; "
+            "nothing was written.",
+            file=sys.stderr,
+        )
         return 130
     except OSError as err:
         print(f"python -m fmlib: error: cannot write: {err}", file=sys.stderr)

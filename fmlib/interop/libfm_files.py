@@ -27,7 +27,7 @@ import numpy as np
 
 from fmlib.fileio import atomic_write, format_float
 
-MAX_INDEX = 2**62   # a column index beyond any matrix scipy or TensorFlow can hold
+MAX_INDEX = 2**62  # a column index beyond any matrix scipy or TensorFlow can hold
 
 
 class LibFMFormatError(ValueError):
@@ -38,8 +38,10 @@ def _parse_line(text: str, line_no: int, path: str, offset: int):
     """The target and the ``(columns, values)`` of one line, or a :class:`LibFMFormatError`."""
     where = f"{path}, line {line_no}"
     if "\x00" in text:
-        raise LibFMFormatError(f"{where}: the line holds NUL bytes; expected UTF-8 text (is the "
-                               "file binary or UTF-16?).")
+        raise LibFMFormatError(
+            f"{where}: the line holds NUL bytes; expected UTF-8 text (is the "
+            "file binary or UTF-16?)."
+        )
     tokens = text.split("#", 1)[0].split()
     if not tokens:
         raise LibFMFormatError(
@@ -50,7 +52,7 @@ def _parse_line(text: str, line_no: int, path: str, offset: int):
         target = float(tokens[0])
     except ValueError:
         raise LibFMFormatError(
-            f"{where}: expected the target (a number) first; got " f"{tokens[0]!r}."
+            f"{where}: expected the target (a number) first; got {tokens[0]!r}."
         ) from None
     if not math.isfinite(target):
         raise LibFMFormatError(
@@ -64,8 +66,10 @@ def _parse_line(text: str, line_no: int, path: str, offset: int):
         except ValueError:
             col, val = -1, math.nan
         if colon and col + offset >= MAX_INDEX:
-            raise LibFMFormatError(f"{where}: the index of {token!r} is too large (the largest "
-                                   f"index a matrix can hold here is 2^62 - 1).")
+            raise LibFMFormatError(
+                f"{where}: the index of {token!r} is too large (the largest "
+                f"index a matrix can hold here is 2^62 - 1)."
+            )
         if not colon or col < 0 or not math.isfinite(val):
             lowest = "0" if offset == 0 else "1"
             raise LibFMFormatError(
@@ -77,7 +81,7 @@ def _parse_line(text: str, line_no: int, path: str, offset: int):
     if len(set(cols)) != len(cols):
         repeated = sorted({c + offset for c in cols if cols.count(c) > 1})
         raise LibFMFormatError(
-            f"{where}: each index may appear once per line; repeated: " f"{repeated}."
+            f"{where}: each index may appear once per line; repeated: {repeated}."
         )
     return target, cols, vals
 
@@ -173,14 +177,16 @@ def save_libfm(path: str | os.PathLike, X: Any, y: Any, zero_based: bool = True)
     zero_based = check_bool(zero_based, "zero_based")
     X = sp.csr_matrix(as_host_matrix(X, None, tf.float64, name="X"), copy=True)
     y = as_targets(y, X.shape[0], name="y")
-    X.sum_duplicates()      # canonical: sorted, unique indices
+    X.sum_duplicates()  # canonical: sorted, unique indices
     X.eliminate_zeros()
     offset = 0 if zero_based else 1
     with atomic_write(path, "w") as handle:
         for i in range(X.shape[0]):
             lo, hi = X.indptr[i], X.indptr[i + 1]
-            pairs = " ".join(f"{j + offset}:{format_float(v)}"
-                             for j, v in zip(X.indices[lo:hi].tolist(), X.data[lo:hi].tolist()))
+            pairs = " ".join(
+                f"{j + offset}:{format_float(v)}"
+                for j, v in zip(X.indices[lo:hi].tolist(), X.data[lo:hi].tolist())
+            )
             handle.write(format_float(y[i]) + (" " + pairs if pairs else "") + "\n")
     return os.fsdecode(os.fspath(path))
 
@@ -197,7 +203,7 @@ def _text_lines(path: str):
                     f"{path}, line {line_no}: not UTF-8 text ({err.reason} at byte "
                     f"{err.start}); a libFM file is plain text (is the file binary or UTF-16?)."
                 ) from None
-            if text.lstrip().startswith("#"):   # a comment line
+            if text.lstrip().startswith("#"):  # a comment line
                 continue
             yield line_no, text
 
@@ -218,11 +224,13 @@ def read_libfm_text(path: str | os.PathLike):
     targets, indptr, indices, data = [], [0], [], []
     for line_no, text in _text_lines(path):
         if "\x00" in text:
-            _parse_line(text, line_no, path, 0)   # raises: NUL bytes
+            _parse_line(text, line_no, path, 0)  # raises: NUL bytes
         tokens = text.split("#", 1)[0].split()
         if not tokens:
-            raise LibFMFormatError(f"{path}, line {line_no}: expected a target value "
-                                   "followed by index:value pairs; got an empty line.")
+            raise LibFMFormatError(
+                f"{path}, line {line_no}: expected a target value "
+                "followed by index:value pairs; got an empty line."
+            )
         try:
             targets.append(float(tokens[0]))
             for token in tokens[1:]:
@@ -232,7 +240,7 @@ def read_libfm_text(path: str | os.PathLike):
                 indices.append(int(col))
                 data.append(float(value))
         except ValueError:
-            _parse_line(text, line_no, path, 0)   # raises the precise message
+            _parse_line(text, line_no, path, 0)  # raises the precise message
             raise
         indptr.append(len(indices))
     if not targets:
@@ -246,8 +254,9 @@ def read_libfm_text(path: str | os.PathLike):
         raise LibFMFormatError(f"{path}: targets and values must be finite numbers.")
     from fmlib.solvers.libfm import Rows
 
-    return Rows(np.asarray(indptr, np.int64), idx, values,
-                int(idx.max()) + 1 if idx.size else 0), y
+    return Rows(
+        np.asarray(indptr, np.int64), idx, values, int(idx.max()) + 1 if idx.size else 0
+    ), y
 
 
 _PLAIN = np.zeros(256, bool)

@@ -20,6 +20,7 @@ writes every float with the shortest text that reads back to the same double
 :math:`\hat y(\mathbf x) = w_0 + \sum_j w_j x_j + \sum_{j<l} \langle \mathbf v_j,
 \mathbf v_l\rangle x_j x_l`. Chapter "Using fmlib with scikit-learn and libFM files".
 """
+
 from __future__ import annotations
 
 import os
@@ -65,7 +66,9 @@ def read_libfm_model(path: str | os.PathLike, n_features: int | None = None) -> 
         lines.pop()
 
     def fail(line_no: int, expected: str, got: str) -> LibFMModelError:
-        return LibFMModelError(f"{path}, line {line_no}: expected {expected}; got {got!r}.")
+        return LibFMModelError(
+            f"{path}, line {line_no}: expected {expected}; got {got!r}."
+        )
 
     def number(line_no: int, text: str) -> float:
         try:
@@ -88,25 +91,32 @@ def read_libfm_model(path: str | os.PathLike, n_features: int | None = None) -> 
             w_values.append(number(pos + 1, lines[pos].strip()))
             pos += 1
     if pos >= len(lines) or lines[pos].strip() != V_HEADER:
-        expected = (f"{V_HEADER!r}" if k0 or k1 else
-                    f"{W0_HEADER!r}, {W_HEADER!r} or {V_HEADER!r}")
+        expected = (
+            f"{V_HEADER!r}"
+            if k0 or k1
+            else f"{W0_HEADER!r}, {W_HEADER!r} or {V_HEADER!r}"
+        )
         raise fail(pos + 1, expected, lines[pos] if pos < len(lines) else "end of file")
-    rows = lines[pos + 1:]
+    rows = lines[pos + 1 :]
     k = len(rows[0].split()) if rows else 0
     V = np.empty((len(rows), k))
     for i, text in enumerate(rows):
         tokens = text.split()
         if len(tokens) != k:
-            raise fail(pos + 2 + i, f"{k} factor values (as on the first row of V)",
-                       text)
+            raise fail(
+                pos + 2 + i, f"{k} factor values (as on the first row of V)", text
+            )
         V[i] = [number(pos + 2 + i, t) for t in tokens]
     n = len(rows)
     if k1 and len(w_values) != n:
-        raise LibFMModelError(f"{path}: the unary section has {len(w_values)} values but the "
-                              f"pairwise section {n} rows; both must have one per feature.")
+        raise LibFMModelError(
+            f"{path}: the unary section has {len(w_values)} values but the "
+            f"pairwise section {n} rows; both must have one per feature."
+        )
     if n_features is not None and n != n_features:
-        raise LibFMModelError(f"{path}: the model has {n} features; expected n_features="
-                              f"{n_features}.")
+        raise LibFMModelError(
+            f"{path}: the model has {n} features; expected n_features={n_features}."
+        )
     w = np.asarray(w_values, np.float64) if k1 else np.zeros(n)
     return Params(np.array([w0]), w, V, k0, k1)
 
@@ -121,7 +131,10 @@ def write_libfm_model(path: str | os.PathLike, params: Params) -> str:
         out.append(W_HEADER)
         out += [repr(v) for v in np.asarray(params.w, np.float64).tolist()]
     out.append(V_HEADER)
-    out += [" ".join(repr(v) for v in row) for row in np.asarray(params.V, np.float64).tolist()]
+    out += [
+        " ".join(repr(v) for v in row)
+        for row in np.asarray(params.V, np.float64).tolist()
+    ]
     path = os.fspath(path)
     with open(path, "w", encoding="utf-8") as handle:
         handle.write("\n".join(out) + "\n")
@@ -151,7 +164,9 @@ def load_libfm_model(path: str | os.PathLike, dtype: Any = None):
 
     params = read_libfm_model(path)
     n, k = params.V.shape
-    model = FactorizationMachine(n, k, init_std=0.0, dtype=tf.float64 if dtype is None else dtype)
+    model = FactorizationMachine(
+        n, k, init_std=0.0, dtype=tf.float64 if dtype is None else dtype
+    )
     model.set_weights(w0=params.w0[0], w=params.w, V=params.V)
     return model
 
@@ -166,8 +181,13 @@ def save_libfm_model(path: str | os.PathLike, model) -> str:
     from fmlib.model.fm import FactorizationMachine
 
     if not isinstance(model, FactorizationMachine):
-        raise TypeError(f"`model` must be a FactorizationMachine; got {type(model).__name__}.")
+        raise TypeError(
+            f"`model` must be a FactorizationMachine; got {type(model).__name__}."
+        )
     weights = model.get_weights()
-    params = Params(np.array([float(weights["w0"])]), np.asarray(weights["w"], np.float64),
-                    np.asarray(weights["V"], np.float64))
+    params = Params(
+        np.array([float(weights["w0"])]),
+        np.asarray(weights["w"], np.float64),
+        np.asarray(weights["V"], np.float64),
+    )
     return write_libfm_model(path, params)

@@ -11,6 +11,7 @@ Numbers are converted exactly (correctly rounded, as ``float()``): a mantissa be
 :math:`2^{53}` times or divided by a power of ten up to :math:`10^{22}`, both exact doubles, is
 one correctly rounded operation (Clinger's fast path); other numbers give up.
 """
+
 from __future__ import annotations
 
 import numba
@@ -28,11 +29,11 @@ def _jit(function):
 def _number(buf, pos, end, powers):
     """``(value, next position, ok)`` of the decimal number at ``buf[pos:]``."""
     sign = 1.0
-    if pos < end and (buf[pos] == 45 or buf[pos] == 43):      # - +
+    if pos < end and (buf[pos] == 45 or buf[pos] == 43):  # - +
         if buf[pos] == 45:
             sign = -1.0
         pos += 1
-    mantissa = 0          # kept below 2**53: exact as a double
+    mantissa = 0  # kept below 2**53: exact as a double
     exp10 = 0
     seen = False
     while pos < end and 48 <= buf[pos] <= 57:
@@ -41,7 +42,7 @@ def _number(buf, pos, end, powers):
         mantissa = mantissa * 10 + (buf[pos] - 48)
         seen = True
         pos += 1
-    if pos < end and buf[pos] == 46:                          # .
+    if pos < end and buf[pos] == 46:  # .
         pos += 1
         while pos < end and 48 <= buf[pos] <= 57:
             if mantissa >= 900000000000000:
@@ -52,7 +53,7 @@ def _number(buf, pos, end, powers):
             pos += 1
     if not seen:
         return 0.0, pos, False
-    if pos < end and (buf[pos] == 101 or buf[pos] == 69):     # e E
+    if pos < end and (buf[pos] == 101 or buf[pos] == 69):  # e E
         pos += 1
         esign = 1
         if pos < end and (buf[pos] == 45 or buf[pos] == 43):
@@ -115,14 +116,14 @@ def parse(buf):
         while pos < end and _is_space(buf[pos]):
             pos += 1
         if pos >= end or buf[pos] == 10:
-            return fail                                       # an empty line
+            return fail  # an empty line
         value, pos, ok = _number(buf, pos, end, powers)
         if not ok:
             return fail
         targets[row] = value
         while True:
             if pos < end and not (_is_space(buf[pos]) or buf[pos] == 10):
-                return fail                                   # junk after a number
+                return fail  # junk after a number
             while pos < end and _is_space(buf[pos]):
                 pos += 1
             if pos >= end or buf[pos] == 10:

@@ -22,6 +22,7 @@ The binary sparse format (``fmatrix.h``): a 24-byte header ``uint32 id = 2, uint
 float_size = 4, uint64 num_values, uint32 num_rows, uint32 num_cols``, then per row a
 ``uint32`` count and that many ``(uint32 column, float32 value)`` pairs, little-endian.
 """
+
 from __future__ import annotations
 
 import os
@@ -33,8 +34,15 @@ from fmlib.interop.libfm_files import read_libfm_text
 from fmlib.solvers.libfm import Rows, as_rows
 
 MATRIX_ID, VECTOR_ID = 2, 1
-_HEADER = np.dtype([("id", "<u4"), ("float_size", "<u4"), ("num_values", "<u8"),
-                    ("num_rows", "<u4"), ("num_cols", "<u4")])
+_HEADER = np.dtype(
+    [
+        ("id", "<u4"),
+        ("float_size", "<u4"),
+        ("num_values", "<u8"),
+        ("num_rows", "<u4"),
+        ("num_cols", "<u4"),
+    ]
+)
 _ENTRY = np.dtype([("id", "<u4"), ("value", "<f4")])
 
 
@@ -45,8 +53,11 @@ class LibFMRelationError(ValueError):
 def _is_binary(path: str, first_id: int) -> bool:
     with open(path, "rb") as handle:
         head = handle.read(8)
-    return len(head) == 8 and int.from_bytes(head[:4], "little") == first_id and \
-        int.from_bytes(head[4:8], "little") == 4
+    return (
+        len(head) == 8
+        and int.from_bytes(head[:4], "little") == first_id
+        and int.from_bytes(head[4:8], "little") == 4
+    )
 
 
 def read_libfm_matrix(path: str | os.PathLike) -> Rows:
@@ -59,32 +70,41 @@ def read_libfm_matrix(path: str | os.PathLike) -> Rows:
         return read_libfm_text(path)[0]
     raw = np.fromfile(path, np.uint8)
     if raw.size < _HEADER.itemsize:
-        raise LibFMRelationError(f"{path}: a binary libFM matrix needs a 24-byte header; "
-                                 f"got {raw.size} bytes.")
-    head = raw[:_HEADER.itemsize].view(_HEADER)[0]
-    n_rows, n_cols, nnz = int(head["num_rows"]), int(head["num_cols"]), int(head["num_values"])
+        raise LibFMRelationError(
+            f"{path}: a binary libFM matrix needs a 24-byte header; "
+            f"got {raw.size} bytes."
+        )
+    head = raw[: _HEADER.itemsize].view(_HEADER)[0]
+    n_rows, n_cols, nnz = (
+        int(head["num_rows"]),
+        int(head["num_cols"]),
+        int(head["num_values"]),
+    )
     expected = _HEADER.itemsize + 4 * n_rows + _ENTRY.itemsize * nnz
     if raw.size != expected:
         raise LibFMRelationError(
             f"{path}: the header says {n_rows} rows and {nnz} values, which take "
-            f"{expected} bytes; the file has {raw.size}.")
+            f"{expected} bytes; the file has {raw.size}."
+        )
     indptr = np.zeros(n_rows + 1, np.int64)
     indices, data = np.empty(nnz, np.int64), np.empty(nnz, np.float64)
     pos, out = _HEADER.itemsize, 0
     body = raw.tobytes()
     for i in range(n_rows):
-        size = int.from_bytes(body[pos:pos + 4], "little")
+        size = int.from_bytes(body[pos : pos + 4], "little")
         pos += 4
         entries = np.frombuffer(body, _ENTRY, size, pos)
-        indices[out:out + size] = entries["id"]
-        data[out:out + size] = entries["value"]
+        indices[out : out + size] = entries["id"]
+        data[out : out + size] = entries["value"]
         out += size
         pos += size * _ENTRY.itemsize
         indptr[i + 1] = out
     if out != nnz or (nnz and indices.max() >= n_cols):
-        raise LibFMRelationError(f"{path}: the rows hold {out} values with columns up to "
-                                 f"{indices.max() if nnz else -1}; the header says {nnz} "
-                                 f"values in {n_cols} columns.")
+        raise LibFMRelationError(
+            f"{path}: the rows hold {out} values with columns up to "
+            f"{indices.max() if nnz else -1}; the header says {nnz} "
+            f"values in {n_cols} columns."
+        )
     return Rows(indptr, indices, data, n_cols)
 
 
@@ -114,18 +134,23 @@ def read_row_map(path: str | os.PathLike, n_rows: int, n_block_rows: int) -> np.
         raise FileNotFoundError(f"no relation row map at {path!r}.")
     if _is_binary(path, VECTOR_ID):
         raw = np.fromfile(path, "<u4")
-        index = raw[3:3 + int(raw[2])].astype(np.int64)
+        index = raw[3 : 3 + int(raw[2])].astype(np.int64)
     else:
         try:
             index = np.loadtxt(path, dtype=np.int64, ndmin=1)
         except ValueError as err:
-            raise LibFMRelationError(f"{path}: expected one integer per line; {err}") from None
+            raise LibFMRelationError(
+                f"{path}: expected one integer per line; {err}"
+            ) from None
     if index.size != n_rows:
-        raise LibFMRelationError(f"{path}: expected one block row per data row, {n_rows}; "
-                                 f"got {index.size}.")
+        raise LibFMRelationError(
+            f"{path}: expected one block row per data row, {n_rows}; got {index.size}."
+        )
     if index.size and (index.min() < 0 or index.max() >= n_block_rows):
-        raise LibFMRelationError(f"{path}: block rows must be in 0..{n_block_rows - 1}; "
-                                 f"got values from {index.min()} to {index.max()}.")
+        raise LibFMRelationError(
+            f"{path}: block rows must be in 0..{n_block_rows - 1}; "
+            f"got values from {index.min()} to {index.max()}."
+        )
     return index
 
 
@@ -137,11 +162,14 @@ def read_groups(path: str | os.PathLike, n_features: int) -> np.ndarray:
     try:
         groups = np.loadtxt(path, dtype=np.int64, ndmin=1)
     except ValueError as err:
-        raise LibFMRelationError(f"{path}: expected one integer group id per line; "
-                                 f"{err}") from None
+        raise LibFMRelationError(
+            f"{path}: expected one integer group id per line; {err}"
+        ) from None
     if groups.size < n_features:
-        raise LibFMRelationError(f"{path}: expected one group id per feature, {n_features}; "
-                                 f"got {groups.size}.")
+        raise LibFMRelationError(
+            f"{path}: expected one group id per feature, {n_features}; "
+            f"got {groups.size}."
+        )
     groups = groups[:n_features]
     if groups.size and groups.min() < 0:
         raise LibFMRelationError(f"{path}: group ids must be >= 0; got {groups.min()}.")
@@ -184,15 +212,22 @@ class Relation:
         self.prefix = os.fspath(prefix)
         self.B = read_libfm_matrix(self.prefix + ".x")
         groups_path = self.prefix + ".groups"
-        self.groups = read_groups(groups_path, self.B.n_cols) \
-            if os.path.isfile(groups_path) else None
+        self.groups = (
+            read_groups(groups_path, self.B.n_cols)
+            if os.path.isfile(groups_path)
+            else None
+        )
 
     def index(self, part: str, n_rows: int) -> np.ndarray:
         return read_row_map(f"{self.prefix}.{part}", n_rows, self.B.n_rows)
 
 
-def load_libfm_relational(path: str | os.PathLike, relations: Sequence[str | os.PathLike],
-                          part: str = "train", n_features: int | None = None):
+def load_libfm_relational(
+    path: str | os.PathLike,
+    relations: Sequence[str | os.PathLike],
+    part: str = "train",
+    n_features: int | None = None,
+):
     """A libFM data file with its ``-relation`` files as ``(RelationalDesign, y)``.
 
     Args:
@@ -222,14 +257,18 @@ def load_libfm_relational(path: str | os.PathLike, relations: Sequence[str | os.
     main, y = read_libfm_text(path)
     width = main.n_cols if n_features is None else int(n_features)
     if width < main.n_cols:
-        raise ValueError(f"`n_features` must be >= the file's {main.n_cols} columns; "
-                         f"got {n_features}.")
+        raise ValueError(
+            f"`n_features` must be >= the file's {main.n_cols} columns; "
+            f"got {n_features}."
+        )
     blocks, groups, start = [], {"main": slice(0, width)}, width
     for prefix in relations:
         rel = Relation(prefix)
         name = os.path.basename(os.fspath(prefix))
-        B = sp.csr_matrix((rel.B.data, rel.B.indices, rel.B.indptr),
-                          shape=(rel.B.n_rows, rel.B.n_cols))
+        B = sp.csr_matrix(
+            (rel.B.data, rel.B.indices, rel.B.indptr),
+            shape=(rel.B.n_rows, rel.B.n_cols),
+        )
         blocks.append(RelationBlock(B, rel.index(part, len(y)), name))
         groups[name] = slice(start, start + rel.B.n_cols)
         start += rel.B.n_cols
@@ -237,8 +276,13 @@ def load_libfm_relational(path: str | os.PathLike, relations: Sequence[str | os.
     return RelationalDesign(X, blocks, groups=groups), y
 
 
-def save_libfm_relation(prefix: str | os.PathLike, data: Any, train_index: Any,
-                        test_index: Any = None, groups: Any = None) -> str:
+def save_libfm_relation(
+    prefix: str | os.PathLike,
+    data: Any,
+    train_index: Any,
+    test_index: Any = None,
+    groups: Any = None,
+) -> str:
     """Write one relation as libFM reads it: ``prefix.x`` and its transpose ``prefix.xt``
     (binary), ``prefix.train`` / ``prefix.test`` (text) and ``prefix.groups`` if given.
     ``data`` is the relation's matrix (e.g. a :class:`~fmlib.RelationBlock`'s ``data``).
@@ -253,8 +297,10 @@ def save_libfm_relation(prefix: str | os.PathLike, data: Any, train_index: Any,
         if index is not None:
             index = np.asarray(index, np.int64)
             if index.size and (index.min() < 0 or index.max() >= B.n_rows):
-                raise ValueError(f"`{part}_index` must hold rows 0..{B.n_rows - 1} of "
-                                 f"`data`; got values from {index.min()} to {index.max()}.")
+                raise ValueError(
+                    f"`{part}_index` must hold rows 0..{B.n_rows - 1} of "
+                    f"`data`; got values from {index.min()} to {index.max()}."
+                )
             np.savetxt(f"{prefix}.{part}", index, fmt="%d")
     if groups is not None:
         np.savetxt(prefix + ".groups", np.asarray(groups, np.int64), fmt="%d")

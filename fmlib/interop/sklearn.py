@@ -39,8 +39,17 @@ from fmlib.validation import check_float, check_learning_rate, check_seed
 
 SOLVERS = ("adam", "sgd", "adagrad", "als", "mcmc")
 # the estimator's arguments that are hyper-parameters of a solver in fmlib.solvers.registry
-_SOLVER_PARAMS = ("num_epochs", "batch_size", "lr", "lambda_w", "lambda_v", "burn_in", "groups",
-                  "updates", "regularization")
+_SOLVER_PARAMS = (
+    "num_epochs",
+    "batch_size",
+    "lr",
+    "lambda_w",
+    "lambda_v",
+    "burn_in",
+    "groups",
+    "updates",
+    "regularization",
+)
 
 
 def _same(value, default) -> bool:
@@ -51,7 +60,9 @@ def _same(value, default) -> bool:
         return type(value) is type(default) and bool(value == default)
     except (TypeError, ValueError):
         return False
-_OPTIMIZERS = OPTIMIZERS   # the gradient solvers go by their optimizer's name
+
+
+_OPTIMIZERS = OPTIMIZERS  # the gradient solvers go by their optimizer's name
 
 
 def check_solver(solver: Any, task: str) -> str:
@@ -116,7 +127,7 @@ def train_epochs(
             num_epochs=1,
             batch_size=batch_size,
             optimizer=optimizer,
-            lr=lr,   # not used by an optimizer instance; quoted if training diverges
+            lr=lr,  # not used by an optimizer instance; quoted if training diverges
             lambda_w=lambda_w,
             lambda_v=lambda_v,
             shuffle=False,
@@ -179,23 +190,35 @@ class _FMEstimator(BaseEstimator):
         seed = self._seed()
         check_float(self.init_std, "init_std")
         if kind == "mcmc":
-            self.fm_ = BayesianFM(self.k, num_sweeps=params["num_epochs"],
-                                  burn_in=params["burn_in"], task=self._task,
-                                  groups=params["groups"], init_std=self.init_std,
-                                  seed=seed).fit(X, y)
+            self.fm_ = BayesianFM(
+                self.k,
+                num_sweeps=params["num_epochs"],
+                burn_in=params["burn_in"],
+                task=self._task,
+                groups=params["groups"],
+                init_std=self.init_std,
+                seed=seed,
+            ).fit(X, y)
             self.history_ = self.fm_.trace_
             return
         dtype = tf.float64 if kind == "als" else tf.float32
         previous = getattr(self, "fm_", None)
-        if (self.warm_start and isinstance(previous, FactorizationMachine)
-                and previous.dtype == dtype and previous.k == self.k):
+        if (
+            self.warm_start
+            and isinstance(previous, FactorizationMachine)
+            and previous.dtype == dtype
+            and previous.k == self.k
+        ):
             model, history = previous, [self.history_]
         else:
-            model = FactorizationMachine(X.shape[1], self.k, init_std=self.init_std, seed=seed,
-                                         dtype=dtype)
+            model = FactorizationMachine(
+                X.shape[1], self.k, init_std=self.init_std, seed=seed, dtype=dtype
+            )
             history = []
         if kind == "gradient":
-            params["seed"] = seed   # the shuffling (ALS is deterministic: the seed draws V only)
+            params["seed"] = (
+                seed  # the shuffling (ALS is deterministic: the seed draws V only)
+            )
         history.append(fit(model, X, y, solver=kind, task=self._task, **params))
         self._store(model, history)
 
@@ -206,11 +229,16 @@ class _FMEstimator(BaseEstimator):
         ValueError naming it (a default left alone is not an error).
         """
         kind = "gradient" if solver in _OPTIMIZERS else solver
-        defaults = {name: p.default for name, p in
-                    inspect.signature(_FMEstimator.__init__).parameters.items()}
-        given = {name: getattr(self, name) for name in _SOLVER_PARAMS
-                 if not _same(getattr(self, name), defaults[name])}
-        given["num_epochs"] = self.num_epochs   # every solver takes it (MCMC: sweeps)
+        defaults = {
+            name: p.default
+            for name, p in inspect.signature(_FMEstimator.__init__).parameters.items()
+        }
+        given = {
+            name: getattr(self, name)
+            for name in _SOLVER_PARAMS
+            if not _same(getattr(self, name), defaults[name])
+        }
+        given["num_epochs"] = self.num_epochs  # every solver takes it (MCMC: sweeps)
         if kind == "gradient":
             given["optimizer"] = solver
         params = resolve(kind, given, self._task)

@@ -9,6 +9,7 @@ Two entry points, both explained in the chapter "Learning":
 * :func:`gradient_epochs`: minibatch training with a compiled step and any Keras
   optimizer, the epochs of ``fit(updates="dense")``.
 """
+
 from __future__ import annotations
 
 import math
@@ -31,8 +32,14 @@ from fmlib.model.losses import l2_loss, l2_penalty_unchecked, logistic_loss
 from fmlib.validation import as_batch, as_targets, check_learning_rate, iter_batches
 
 
-def train_step(mod: FactorizationMachine, x, y_true, lr: float,
-               loss_f: Callable = l2_loss, loss_f_kwargs: dict[str, Any] | None = None) -> tf.Tensor:
+def train_step(
+    mod: FactorizationMachine,
+    x,
+    y_true,
+    lr: float,
+    loss_f: Callable = l2_loss,
+    loss_f_kwargs: dict[str, Any] | None = None,
+) -> tf.Tensor:
     r"""One step of plain gradient descent on the batch ``(x, y_true)``; returns the loss.
 
     .. math::
@@ -50,7 +57,9 @@ def train_step(mod: FactorizationMachine, x, y_true, lr: float,
         loss_f_kwargs: extra keyword arguments for ``loss_f``.
     """
     if not isinstance(mod, FactorizationMachine):
-        raise TypeError(f"`mod` must be a fmlib.FactorizationMachine; got {type(mod).__name__}.")
+        raise TypeError(
+            f"`mod` must be a fmlib.FactorizationMachine; got {type(mod).__name__}."
+        )
     lr = check_learning_rate(lr)
     x = as_batch(x, mod.n_features, mod.dtype, name="x")
     y_true = as_targets(y_true, int(x.shape[0]), name="y_true", dtype=mod.dtype)
@@ -65,19 +74,33 @@ def train_step(mod: FactorizationMachine, x, y_true, lr: float,
     return loss
 
 
-def _check_after_last_step(model: FactorizationMachine, loss_fn: Callable, Xb, yb, where: str,
-                           lr: Any) -> None:
+def _check_after_last_step(
+    model: FactorizationMachine, loss_fn: Callable, Xb, yb, where: str, lr: Any
+) -> None:
     """Weights finite, and the last batch's loss recomputed with them finite (one forward pass)."""
     check_weights_finite([model.w0, model.w, model.V], where, lr)
     after = float(loss_fn(yb, model._call_checked(Xb)))
     if diverged(after, model.dtype):
         raise TrainingDivergedError(
             f"Training diverged {where}: after the last step the loss on its batch is {after:.4g}. "
-            + advice(lr))
+            + advice(lr)
+        )
 
 
-def gradient_epochs(model, Xh, yh, task, batch_size, optimizer, lr, lambda_w, lambda_v,
-                     shuffle, seed, verbose) -> Callable[[], float]:
+def gradient_epochs(
+    model,
+    Xh,
+    yh,
+    task,
+    batch_size,
+    optimizer,
+    lr,
+    lambda_w,
+    lambda_v,
+    shuffle,
+    seed,
+    verbose,
+) -> Callable[[], float]:
     """Prepare minibatch training; returns ``epoch()``: one shuffled pass, its mean loss."""
     step, lr = _compiled_step(model, optimizer, lr, task, sp.issparse(Xh))
     loss_fn = l2_loss if task == "regression" else logistic_loss
@@ -101,15 +124,20 @@ def gradient_epochs(model, Xh, yh, task, batch_size, optimizer, lr, lambda_w, la
             if bar is not None:
                 bar.update(i, values=[("loss", float(batch_loss))])
         # the loss is measured before each update: the weights after the last one are checked too
-        _check_after_last_step(model, loss_fn, Xb, tf.constant(ye[s:e]), f"in epoch {epochs_done}", lr)
+        _check_after_last_step(
+            model, loss_fn, Xb, tf.constant(ye[s:e]), f"in epoch {epochs_done}", lr
+        )
         return float(tf.add_n(losses)) / n
 
-    epoch.whole_steps = True   # each step is one compiled call: an interrupt falls between steps
+    epoch.whole_steps = (
+        True  # each step is one compiled call: an interrupt falls between steps
+    )
     return epoch
 
 
-def _compiled_step(model: FactorizationMachine, optimizer, lr, task: str,
-                   sparse: bool) -> tuple[Callable, Any]:
+def _compiled_step(
+    model: FactorizationMachine, optimizer, lr, task: str, sparse: bool
+) -> tuple[Callable, Any]:
     """``(step, lr)``: the model's compiled step for this optimizer, task and kind of ``X``.
 
     ``step(Xb, yb, lambda_w, lambda_v)`` applies one update and returns the batch's loss. It is
@@ -123,20 +151,34 @@ def _compiled_step(model: FactorizationMachine, optimizer, lr, task: str,
     variables = [model.w0, model.w, model.V]
     if isinstance(optimizer, str):
         if optimizer.lower() not in OPTIMIZERS:
-            raise ValueError(f"`optimizer` must be one of {sorted(OPTIMIZERS)} or a Keras optimizer; "
-                             f"got {optimizer!r}.")
+            raise ValueError(
+                f"`optimizer` must be one of {sorted(OPTIMIZERS)} or a Keras optimizer; "
+                f"got {optimizer!r}."
+            )
         lr = check_learning_rate(lr)
         key = (optimizer.lower(), task, sparse)
     elif isinstance(optimizer, keras.optimizers.Optimizer):
-        key = (id(optimizer), task, sparse)   # the cache holds the instance: its id stays unique
+        key = (
+            id(optimizer),
+            task,
+            sparse,
+        )  # the cache holds the instance: its id stays unique
         check_unused_or_ours(optimizer, variables)
     else:
-        raise TypeError(f"`optimizer` must be a name or a keras.optimizers.Optimizer; "
-                        f"got {type(optimizer).__name__}.")
+        raise TypeError(
+            f"`optimizer` must be a name or a keras.optimizers.Optimizer; "
+            f"got {type(optimizer).__name__}."
+        )
     if key not in model._compiled_steps:
-        opt = OPTIMIZERS[key[0]](learning_rate=lr) if isinstance(optimizer, str) else optimizer
+        opt = (
+            OPTIMIZERS[key[0]](learning_rate=lr)
+            if isinstance(optimizer, str)
+            else optimizer
+        )
         opt.build(variables)
-        fresh = [v.numpy() for v in opt.variables] if isinstance(optimizer, str) else None
+        fresh = (
+            [v.numpy() for v in opt.variables] if isinstance(optimizer, str) else None
+        )
         model._compiled_steps[key] = (_make_step(model, opt, task, sparse), opt, fresh)
     step, opt, fresh = model._compiled_steps[key]
     if fresh is not None:
@@ -156,7 +198,9 @@ class _Update:
     object is counted on its own.
     """
 
-    def __init__(self, model: FactorizationMachine, opt: keras.optimizers.Optimizer, task: str):
+    def __init__(
+        self, model: FactorizationMachine, opt: keras.optimizers.Optimizer, task: str
+    ):
         self.model, self.opt = model, opt
         self.loss_fn = l2_loss if task == "regression" else logistic_loss
 
@@ -169,11 +213,20 @@ class _Update:
         return data_loss
 
 
-def _make_step(model: FactorizationMachine, opt: keras.optimizers.Optimizer, task: str,
-               sparse: bool) -> Callable:
+def _make_step(
+    model: FactorizationMachine,
+    opt: keras.optimizers.Optimizer,
+    task: str,
+    sparse: bool,
+) -> Callable:
     """:class:`_Update` compiled for dense or sparse batches of the model's width and dtype."""
-    x_spec = (tf.SparseTensorSpec([None, model.n_features], model.dtype) if sparse
-              else tf.TensorSpec([None, model.n_features], model.dtype))
+    x_spec = (
+        tf.SparseTensorSpec([None, model.n_features], model.dtype)
+        if sparse
+        else tf.TensorSpec([None, model.n_features], model.dtype)
+    )
     scalar = tf.TensorSpec([], model.dtype)
-    return tf.function(_Update(model, opt, task),
-                       input_signature=[x_spec, tf.TensorSpec([None], model.dtype), scalar, scalar])
+    return tf.function(
+        _Update(model, opt, task),
+        input_signature=[x_spec, tf.TensorSpec([None], model.dtype), scalar, scalar],
+    )

@@ -4,6 +4,7 @@ Every training loop of fmlib (gradient steps, coordinate descent, sampling, BPR,
 distributed loops) reports it the same way: :class:`TrainingDivergedError`, with advice that
 quotes the arguments the user passed (chapter "Learning").
 """
+
 from __future__ import annotations
 
 import math
@@ -60,19 +61,28 @@ def check_solver_weights(weights: dict, where: str, settings: str) -> None:
             f"Training diverged {where}: the weights {bad} overflowed to NaN or infinite values "
             f"(with {settings}). The data is probably too large in magnitude for float64 "
             "products: scale X and y down (e.g. standardise them), or use stronger "
-            "regularisation.")
+            "regularisation."
+        )
 
 
 def diverged(value: float, dtype: tf.DType) -> bool:
     """A loss is diverged when NaN, infinite, or beyond what the model's float dtype can hold."""
-    return not (math.isfinite(value) and abs(value) <= np.finfo(dtype.as_numpy_dtype).max)
+    return not (
+        math.isfinite(value) and abs(value) <= np.finfo(dtype.as_numpy_dtype).max
+    )
 
 
 def check_weights_finite(variables, where: str, lr: Any) -> None:
     """Raise :class:`TrainingDivergedError` if any weight is NaN or infinite (one fused reduction)."""
-    if not bool(tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in variables])):
-        names = [v.name.split("/")[-1].split(":")[0] for v in variables
-                 if not bool(tf.reduce_all(tf.math.is_finite(v)))]
+    if not bool(
+        tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in variables])
+    ):
+        names = [
+            v.name.split("/")[-1].split(":")[0]
+            for v in variables
+            if not bool(tf.reduce_all(tf.math.is_finite(v)))
+        ]
         raise TrainingDivergedError(
             f"Training diverged {where}: the weights {names} hold NaN or infinite values. "
-            + advice(lr))
+            + advice(lr)
+        )

@@ -19,6 +19,7 @@ Lemma 3.1 (the same function as :func:`fmlib.pairwise_fast`):
 :func:`build_fm_model` wraps either in a ``keras.Model`` that checks array inputs
 before training or predicting. Both layers are registered for ``.keras`` saving.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -70,8 +71,15 @@ def in_graph(tensor: tf.Tensor, checks: list) -> tf.Tensor:
 
 
 def graph_finite(values: tf.Tensor, name: str) -> tf.Tensor:
-    return in_graph(values, [tf.debugging.assert_all_finite(
-        values, f"{GRAPH_CHECK}`{name}` must be finite; it contains NaN or infinite values")])
+    return in_graph(
+        values,
+        [
+            tf.debugging.assert_all_finite(
+                values,
+                f"{GRAPH_CHECK}`{name}` must be finite; it contains NaN or infinite values",
+            )
+        ],
+    )
 
 
 @contextlib.contextmanager
@@ -81,49 +89,77 @@ def _graph_errors():
         yield
     except tf.errors.InvalidArgumentError as err:
         # TensorFlow prints "[<message>] [Condition ...]" or "<message> : Tensor had NaN values"
-        found = re.search(re.escape(GRAPH_CHECK) + r"(.*?)(?: : Tensor had|\]|\n|$)", str(err))
+        found = re.search(
+            re.escape(GRAPH_CHECK) + r"(.*?)(?: : Tensor had|\]|\n|$)", str(err)
+        )
         if found is None:
             raise
-        raise ValueError(found.group(1).strip() + " (found while running the model on a batch).") from None
+        raise ValueError(
+            found.group(1).strip() + " (found while running the model on a batch)."
+        ) from None
 
 
 class FMWeights(keras.layers.Layer):
     """Shared construction of w0, w, V with initializers and regularizers."""
 
-    def __init__(self, k: int = 8, w_initializer="zeros",
-                 v_initializer=None, w_regularizer=None, v_regularizer=None,
-                 w0_initializer="zeros", **kwargs):
+    def __init__(
+        self,
+        k: int = 8,
+        w_initializer="zeros",
+        v_initializer=None,
+        w_regularizer=None,
+        v_regularizer=None,
+        w0_initializer="zeros",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.k = _check_k(k)
         self.w0_initializer = keras.initializers.get(w0_initializer)
         self.w_initializer = keras.initializers.get(w_initializer)
         self.v_initializer = keras.initializers.get(
-            v_initializer if v_initializer is not None else keras.initializers.RandomNormal(stddev=0.01))
+            v_initializer
+            if v_initializer is not None
+            else keras.initializers.RandomNormal(stddev=0.01)
+        )
         self.w_regularizer = keras.regularizers.get(w_regularizer)
         self.v_regularizer = keras.regularizers.get(v_regularizer)
 
     def _add_fm_weights(self, n: int) -> None:
         self.w0 = self.add_weight(shape=(), initializer=self.w0_initializer, name="w0")
-        self.w = self.add_weight(shape=(n,), initializer=self.w_initializer,
-                                 regularizer=self.w_regularizer, name="w")
-        self.V = self.add_weight(shape=(n, self.k), initializer=self.v_initializer,
-                                 regularizer=self.v_regularizer, name="V")
+        self.w = self.add_weight(
+            shape=(n,),
+            initializer=self.w_initializer,
+            regularizer=self.w_regularizer,
+            name="w",
+        )
+        self.V = self.add_weight(
+            shape=(n, self.k),
+            initializer=self.v_initializer,
+            regularizer=self.v_regularizer,
+            name="V",
+        )
 
     def compute_output_shape(self, input_shape):
-        shape = input_shape[0] if isinstance(input_shape, (list, tuple)) and isinstance(
-            input_shape[0], (list, tuple)) else input_shape
+        shape = (
+            input_shape[0]
+            if isinstance(input_shape, (list, tuple))
+            and isinstance(input_shape[0], (list, tuple))
+            else input_shape
+        )
         return (shape[0], 1)
 
     def get_config(self):
         config = super().get_config()
-        config.update({
-            "k": self.k,
-            "w0_initializer": keras.initializers.serialize(self.w0_initializer),
-            "w_initializer": keras.initializers.serialize(self.w_initializer),
-            "v_initializer": keras.initializers.serialize(self.v_initializer),
-            "w_regularizer": keras.regularizers.serialize(self.w_regularizer),
-            "v_regularizer": keras.regularizers.serialize(self.v_regularizer),
-        })
+        config.update(
+            {
+                "k": self.k,
+                "w0_initializer": keras.initializers.serialize(self.w0_initializer),
+                "w_initializer": keras.initializers.serialize(self.w_initializer),
+                "v_initializer": keras.initializers.serialize(self.v_initializer),
+                "w_regularizer": keras.regularizers.serialize(self.w_regularizer),
+                "v_regularizer": keras.regularizers.serialize(self.v_regularizer),
+            }
+        )
         return config
 
 
@@ -161,21 +197,37 @@ class FMLayer(FMWeights):
     def build(self, input_shape):
         n = input_shape[-1]
         if len(input_shape) != 2 or n is None:
-            raise ValueError(f"FMLayer input must have shape (batch, n) with n known; got {tuple(input_shape)}.")
+            raise ValueError(
+                f"FMLayer input must have shape (batch, n) with n known; got {tuple(input_shape)}."
+            )
         self.n_features = int(n)
         self._add_fm_weights(self.n_features)
 
     def call(self, inputs):
-        if tf.executing_eagerly():  # the shared gate: indices, duplicates, NaN, float range
+        if (
+            tf.executing_eagerly()
+        ):  # the shared gate: indices, duplicates, NaN, float range
             X = as_batch(inputs, self.n_features, self.V.dtype, name="x")
         elif isinstance(inputs, tf.SparseTensor):
             cols = inputs.indices[:, 1]
-            indices = in_graph(inputs.indices, [
-                tf.debugging.assert_non_negative(inputs.indices, f"{GRAPH_CHECK}`x` has negative indices"),
-                tf.debugging.assert_less(cols, tf.constant(self.n_features, cols.dtype),
-                                         f"{GRAPH_CHECK}`x` has column indices >= n={self.n_features}")])
-            X = tf.SparseTensor(indices, graph_finite(tf.cast(inputs.values, self.V.dtype), "x"),
-                                inputs.dense_shape)
+            indices = in_graph(
+                inputs.indices,
+                [
+                    tf.debugging.assert_non_negative(
+                        inputs.indices, f"{GRAPH_CHECK}`x` has negative indices"
+                    ),
+                    tf.debugging.assert_less(
+                        cols,
+                        tf.constant(self.n_features, cols.dtype),
+                        f"{GRAPH_CHECK}`x` has column indices >= n={self.n_features}",
+                    ),
+                ],
+            )
+            X = tf.SparseTensor(
+                indices,
+                graph_finite(tf.cast(inputs.values, self.V.dtype), "x"),
+                inputs.dense_shape,
+            )
         else:
             X = graph_finite(tf.cast(inputs, self.V.dtype), "x")
         return fm_score_unchecked(self.w0, self.w, self.V, X)[:, None]
@@ -207,33 +259,49 @@ class FieldFMLayer(FMWeights):
 
     def __init__(self, vocab_sizes: Sequence[int], k: int = 8, **kwargs):
         super().__init__(k=k, **kwargs)
-        if isinstance(vocab_sizes, (str, bytes)) or not hasattr(vocab_sizes, "__iter__"):
-            raise TypeError("`vocab_sizes` must be a list of integers, one per field (e.g. [943, 1682]); "
-                            f"got {type(vocab_sizes).__name__} {vocab_sizes!r}.")
+        if isinstance(vocab_sizes, (str, bytes)) or not hasattr(
+            vocab_sizes, "__iter__"
+        ):
+            raise TypeError(
+                "`vocab_sizes` must be a list of integers, one per field (e.g. [943, 1682]); "
+                f"got {type(vocab_sizes).__name__} {vocab_sizes!r}."
+            )
         sizes = list(vocab_sizes)
-        if not sizes or any(isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 1
-                            for v in sizes):
-            raise ValueError(f"`vocab_sizes` must be a non-empty list of integers >= 1; got {vocab_sizes!r}.")
+        if not sizes or any(
+            isinstance(v, (bool, np.bool_))
+            or not isinstance(v, (int, np.integer))
+            or v < 1
+            for v in sizes
+        ):
+            raise ValueError(
+                f"`vocab_sizes` must be a non-empty list of integers >= 1; got {vocab_sizes!r}."
+            )
         self.vocab_sizes = [int(v) for v in sizes]
-        self.offsets = np.concatenate([[0], np.cumsum(self.vocab_sizes)[:-1]]).astype(np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(self.vocab_sizes)[:-1]]).astype(
+            np.int64
+        )
 
     def build(self, input_shape):
-        ids_shape = input_shape[0] if isinstance(input_shape[0], (list, tuple)) else input_shape
+        ids_shape = (
+            input_shape[0] if isinstance(input_shape[0], (list, tuple)) else input_shape
+        )
         if len(ids_shape) != 2 or ids_shape[-1] != len(self.vocab_sizes):
-            raise ValueError(f"`ids` must have shape (batch, {len(self.vocab_sizes)}) for "
-                             f"{len(self.vocab_sizes)} fields; got {tuple(ids_shape)}.")
+            raise ValueError(
+                f"`ids` must have shape (batch, {len(self.vocab_sizes)}) for "
+                f"{len(self.vocab_sizes)} fields; got {tuple(ids_shape)}."
+            )
         self._add_fm_weights(int(sum(self.vocab_sizes)))
 
     def call(self, inputs):
         ids, values = self._checked(inputs)
-        feature = ids + tf.constant(self.offsets)[None, :]           # (batch, F) rows of w and V
-        w_f = tf.gather(self.w, feature)                              # (batch, F)
-        V_f = tf.gather(self.V, feature)                              # (batch, F, k)
+        feature = ids + tf.constant(self.offsets)[None, :]  # (batch, F) rows of w and V
+        w_f = tf.gather(self.w, feature)  # (batch, F)
+        V_f = tf.gather(self.V, feature)  # (batch, F, k)
         if values is not None:
             w_f = w_f * values
             V_f = V_f * values[:, :, None]
-        square_of_sum = tf.square(tf.reduce_sum(V_f, axis=1))        # (batch, k)
-        sum_of_square = tf.reduce_sum(tf.square(V_f), axis=1)        # (batch, k)
+        square_of_sum = tf.square(tf.reduce_sum(V_f, axis=1))  # (batch, k)
+        sum_of_square = tf.reduce_sum(tf.square(V_f), axis=1)  # (batch, k)
         pair = 0.5 * tf.reduce_sum(square_of_sum - sum_of_square, axis=1)
         return (self.w0 + tf.reduce_sum(w_f, axis=1) + pair)[:, None]
 
@@ -241,7 +309,9 @@ class FieldFMLayer(FMWeights):
         """``(ids, values)`` as int64 and float tensors, checked eagerly or in the graph."""
         ids, values = inputs if isinstance(inputs, (list, tuple)) else (inputs, None)
         if not tf.as_dtype(ids.dtype).is_integer:
-            raise ValueError(f"`ids` must be integers; got dtype {tf.as_dtype(ids.dtype).name}.")
+            raise ValueError(
+                f"`ids` must be integers; got dtype {tf.as_dtype(ids.dtype).name}."
+            )
         ids = tf.cast(ids, tf.int64)
         if values is not None:
             values = tf.cast(values, self.V.dtype)
@@ -251,10 +321,21 @@ class FieldFMLayer(FMWeights):
                 check_finite_array(values.numpy(), "values")
             return ids, values
         vocab = tf.constant(self.vocab_sizes, tf.int64)
-        ids = in_graph(ids, [
-            tf.debugging.assert_non_negative(ids, message=f"{GRAPH_CHECK}`ids` must be >= 0"),
-            tf.debugging.assert_less(ids, vocab[None, :], message=(
-                f"{GRAPH_CHECK}`ids` must be below the vocabulary sizes {tuple(self.vocab_sizes)}"))])
+        ids = in_graph(
+            ids,
+            [
+                tf.debugging.assert_non_negative(
+                    ids, message=f"{GRAPH_CHECK}`ids` must be >= 0"
+                ),
+                tf.debugging.assert_less(
+                    ids,
+                    vocab[None, :],
+                    message=(
+                        f"{GRAPH_CHECK}`ids` must be below the vocabulary sizes {tuple(self.vocab_sizes)}"
+                    ),
+                ),
+            ],
+        )
         return ids, (None if values is None else graph_finite(values, "values"))
 
     def get_config(self):
@@ -269,13 +350,17 @@ def check_ids(ids, vocab_sizes: Sequence[int], name: str = "ids") -> None:
     if not np.issubdtype(ids.dtype, np.integer):
         raise ValueError(f"`{name}` must be integers; got dtype {ids.dtype}.")
     if ids.ndim != 2 or ids.shape[1] != len(vocab_sizes):
-        raise ValueError(f"`{name}` must have shape (batch, {len(vocab_sizes)}); got {ids.shape}.")
+        raise ValueError(
+            f"`{name}` must have shape (batch, {len(vocab_sizes)}); got {ids.shape}."
+        )
     for f, size in enumerate(vocab_sizes):
         column = ids[:, f]
         bad = (column < 0) | (column >= size)
         if bad.any():
-            raise ValueError(f"`{name}` of field {f} must be in [0, {size}); got {int(column[bad][0])} "
-                             f"({int(bad.sum())} value(s) out of range).")
+            raise ValueError(
+                f"`{name}` of field {f} must be in [0, {size}); got {int(column[bad][0])} "
+                f"({int(bad.sum())} value(s) out of range)."
+            )
 
 
 class DivergenceCheck(keras.callbacks.Callback):
@@ -287,14 +372,18 @@ class DivergenceCheck(keras.callbacks.Callback):
     """
 
     def on_epoch_end(self, epoch, logs=None):
-        check_weights_finite(self.model.trainable_variables, f"in epoch {epoch + 1}",
-                             _lr(self.model.optimizer))
+        check_weights_finite(
+            self.model.trainable_variables,
+            f"in epoch {epoch + 1}",
+            _lr(self.model.optimizer),
+        )
         for key, value in (logs or {}).items():
             if key.endswith("loss") and diverged(float(value), tf.float32):
                 raise TrainingDivergedError(
                     f"Training diverged in epoch {epoch + 1}: {key} became {float(value):.4g}. "
                     f"Try a smaller learning rate (lr={_lr(self.model.optimizer)} now) or "
-                    "stronger regularisation.")
+                    "stronger regularisation."
+                )
 
 
 def _lr(optimizer) -> float | None:
@@ -319,13 +408,19 @@ class FMModel(keras.Model):
     saved with it. :meth:`compile` without a ``loss`` uses the matching loss and metrics.
     """
 
-    def __init__(self, *args, task: str | None = None, from_logits: bool = True, **kwargs):
+    def __init__(
+        self, *args, task: str | None = None, from_logits: bool = True, **kwargs
+    ):
         super().__init__(*args, **kwargs)
         self.task = check_task(task, allow_none=True)
         self.from_logits = check_bool(from_logits, "from_logits")
 
     def get_config(self):
-        return {**super().get_config(), "task": self.task, "from_logits": self.from_logits}
+        return {
+            **super().get_config(),
+            "task": self.task,
+            "from_logits": self.from_logits,
+        }
 
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, **kwargs):
         """``keras.Model.compile``; with no ``loss`` (and no ``metrics``), the task's defaults.
@@ -335,7 +430,9 @@ class FMModel(keras.Model):
         (an accuracy threshold of 0 on logits, 0.5 on probabilities).
         """
         if loss is None and self.task is not None:
-            loss, default_metrics = default_loss_and_metrics(self.task, self.from_logits)
+            loss, default_metrics = default_loss_and_metrics(
+                self.task, self.from_logits
+            )
             metrics = default_metrics if metrics is None else metrics
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
 
@@ -345,30 +442,42 @@ class FMModel(keras.Model):
         layers are registered), with an error that names ``path`` when the file is missing or
         is not a ``.keras`` archive (Keras says "File not found" for both)."""
         if not isinstance(path, (str, os.PathLike)):
-            raise TypeError(f"`path` must be a path (str or os.PathLike); got {type(path).__name__}.")
+            raise TypeError(
+                f"`path` must be a path (str or os.PathLike); got {type(path).__name__}."
+            )
         path = os.fspath(path)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"`path`: no .keras file at {path!r}.")
         if not zipfile.is_zipfile(path):
-            raise ValueError(f"`path`: {path!r} is not a .keras model file (the zip archive "
-                             "written by model.save('name.keras')).")
+            raise ValueError(
+                f"`path`: {path!r} is not a .keras model file (the zip archive "
+                "written by model.save('name.keras'))."
+            )
         try:
             model = keras.saving.load_model(path)
         except (ValueError, KeyError, OSError, TypeError, zipfile.BadZipFile) as err:
-            raise ValueError(f"`path`: {path!r} could not be loaded as a Keras model: {err}") from None
+            raise ValueError(
+                f"`path`: {path!r} could not be loaded as a Keras model: {err}"
+            ) from None
         if not isinstance(model, cls):
-            raise TypeError(f"`path`: {path!r} holds a {type(model).__name__}, not a fmlib "
-                            f"{cls.__name__}.")
+            raise TypeError(
+                f"`path`: {path!r} holds a {type(model).__name__}, not a fmlib "
+                f"{cls.__name__}."
+            )
         return model
 
     def compile_from_config(self, config):
         """Recompile a loaded model (Keras skips models whose ``compile`` is overridden)."""
         self.compile(**keras.saving.deserialize_keras_object(config))
         if self.built:
-            self.optimizer.build(self.trainable_variables)   # the saved state is loaded into it
+            self.optimizer.build(
+                self.trainable_variables
+            )  # the saved state is loaded into it
 
     def _fm_layer(self):
-        return next((l for l in self.layers if isinstance(l, (FMLayer, FieldFMLayer))), None)
+        return next(
+            (l for l in self.layers if isinstance(l, (FMLayer, FieldFMLayer))), None
+        )
 
     def _prepare(self, x, name: str = "x"):
         """Checked (and, for scipy, converted) ``x``; tf.data is left to the in-graph checks."""
@@ -378,11 +487,17 @@ class FMModel(keras.Model):
         if isinstance(layer, FieldFMLayer):
             return self._prepare_fields(layer, x, name)
         if isinstance(x, (tf.Tensor, tf.SparseTensor)) or sp.issparse(x):
-            x = as_batch(x, layer.n_features, layer.V.dtype, name)  # eager: canonical, checked
+            x = as_batch(
+                x, layer.n_features, layer.V.dtype, name
+            )  # eager: canonical, checked
             check_rows(int(x.shape[0]), 1, name)
-            if isinstance(x, tf.SparseTensor):   # Keras slices scipy CSR into batches itself
+            if isinstance(
+                x, tf.SparseTensor
+            ):  # Keras slices scipy CSR into batches itself
                 idx = x.indices.numpy()
-                return sp.csr_matrix((x.values.numpy(), (idx[:, 0], idx[:, 1])), shape=tuple(x.shape))
+                return sp.csr_matrix(
+                    (x.values.numpy(), (idx[:, 0], idx[:, 1])), shape=tuple(x.shape)
+                )
             return x
         x = np.asarray(x)
         if x.ndim != 2:
@@ -416,17 +531,22 @@ class FMModel(keras.Model):
         check_finite_array(y_arr.astype(np.float64), name)
         if self.task == "classification" and not np.isin(y_arr, (0, 1)).all():
             found = np.unique(y_arr)
-            raise ValueError(f"`{name}`: a classification model trains on labels 0 and 1 (binary "
-                             f"cross-entropy); got the values {found[:6].tolist()}"
-                             f"{' ...' if found.size > 6 else ''}. Map them to 0/1 first.")
+            raise ValueError(
+                f"`{name}`: a classification model trains on labels 0 and 1 (binary "
+                f"cross-entropy); got the values {found[:6].tolist()}"
+                f"{' ...' if found.size > 6 else ''}. Map them to 0/1 first."
+            )
         return y
 
     def fit(self, x=None, y=None, *args, **kwargs):
         x, y = self._prepare(x), self._prepare_y(y)
         val = kwargs.get("validation_data")
         if isinstance(val, (tuple, list)) and len(val) >= 2:
-            kwargs["validation_data"] = (self._prepare(val[0], "validation_data[0]"),
-                                         self._prepare_y(val[1], "validation_data[1]"), *val[2:])
+            kwargs["validation_data"] = (
+                self._prepare(val[0], "validation_data[0]"),
+                self._prepare_y(val[1], "validation_data[1]"),
+                *val[2:],
+            )
         if self.optimizer is not None and getattr(self.optimizer, "built", False):
             check_unused_or_ours(self.optimizer, self.trainable_variables)
         kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), DivergenceCheck()]
@@ -448,16 +568,33 @@ def default_loss_and_metrics(task: str, from_logits: bool = True) -> tuple:
     """``(loss, metrics)`` for :meth:`FMModel.compile`: see there."""
     if task == "regression":
         return "mse", [keras.metrics.RootMeanSquaredError(name="rmse")]
-    return (keras.losses.BinaryCrossentropy(from_logits=from_logits),
-            [keras.metrics.AUC(from_logits=from_logits, name="auc"),
-             keras.metrics.BinaryAccuracy(threshold=0.0 if from_logits else 0.5, name="accuracy")])
+    return (
+        keras.losses.BinaryCrossentropy(from_logits=from_logits),
+        [
+            keras.metrics.AUC(from_logits=from_logits, name="auc"),
+            keras.metrics.BinaryAccuracy(
+                threshold=0.0 if from_logits else 0.5, name="accuracy"
+            ),
+        ],
+    )
 
 
-def build_fm_model(n_features: int | None = None, *, vocab_sizes: Sequence[int] | None = None,
-                   k: int = 8, sparse: bool = True, with_values: bool = False,
-                   task: str = "regression", from_logits: bool = True, w0_init: float = 0.0,
-                   l2_w: float = 0.0, l2_v: float = 0.0,
-                   v_init_std: float = 0.01, seed: int | None = None, name: str = "fm") -> FMModel:
+def build_fm_model(
+    n_features: int | None = None,
+    *,
+    vocab_sizes: Sequence[int] | None = None,
+    k: int = 8,
+    sparse: bool = True,
+    with_values: bool = False,
+    task: str = "regression",
+    from_logits: bool = True,
+    w0_init: float = 0.0,
+    l2_w: float = 0.0,
+    l2_v: float = 0.0,
+    v_init_std: float = 0.01,
+    seed: int | None = None,
+    name: str = "fm",
+) -> FMModel:
     r"""Build an uncompiled Keras FM: over ``n_features`` columns, or over fields (``vocab_sizes``).
 
     Args:
@@ -483,29 +620,53 @@ def build_fm_model(n_features: int | None = None, *, vocab_sizes: Sequence[int] 
     """
     task, from_logits = check_task(task), check_bool(from_logits, "from_logits")
     if task == "regression" and not from_logits:
-        raise ValueError("`from_logits=False` (a sigmoid output) is for task='classification'; "
-                         "got task='regression', whose output is the rating itself.")
+        raise ValueError(
+            "`from_logits=False` (a sigmoid output) is for task='classification'; "
+            "got task='regression', whose output is the rating itself."
+        )
     if (n_features is None) == (vocab_sizes is None):
-        raise ValueError("give exactly one of `n_features` (design matrix) and `vocab_sizes` (fields).")
-    sparse, with_values = check_bool(sparse, "sparse"), check_bool(with_values, "with_values")
+        raise ValueError(
+            "give exactly one of `n_features` (design matrix) and `vocab_sizes` (fields)."
+        )
+    sparse, with_values = (
+        check_bool(sparse, "sparse"),
+        check_bool(with_values, "with_values"),
+    )
     if with_values and n_features is not None:
-        raise ValueError("`with_values=True` applies to the field layout (`vocab_sizes`); with "
-                         f"`n_features`={n_features!r} the values are the design matrix itself.")
+        raise ValueError(
+            "`with_values=True` applies to the field layout (`vocab_sizes`); with "
+            f"`n_features`={n_features!r} the values are the design matrix itself."
+        )
     l2_w, l2_v = check_float(l2_w, "l2_w"), check_float(l2_v, "l2_v")
-    options = dict(k=k, w0_initializer=keras.initializers.Constant(
-                       check_float(w0_init, "w0_init", minimum=-np.inf)),
-                   v_initializer=keras.initializers.RandomNormal(
-                       stddev=check_float(v_init_std, "v_init_std"), seed=check_seed(seed)),
-                   w_regularizer=keras.regularizers.L2(l2_w) if l2_w else None,
-                   v_regularizer=keras.regularizers.L2(l2_v) if l2_v else None)
+    options = dict(
+        k=k,
+        w0_initializer=keras.initializers.Constant(
+            check_float(w0_init, "w0_init", minimum=-np.inf)
+        ),
+        v_initializer=keras.initializers.RandomNormal(
+            stddev=check_float(v_init_std, "v_init_std"), seed=check_seed(seed)
+        ),
+        w_regularizer=keras.regularizers.L2(l2_w) if l2_w else None,
+        v_regularizer=keras.regularizers.L2(l2_v) if l2_v else None,
+    )
     if n_features is not None:
-        if isinstance(n_features, (bool, np.bool_)) or not isinstance(n_features, (int, np.integer)) or n_features < 1:
-            raise ValueError(f"`n_features` must be an integer >= 1; got {n_features!r}.")
+        if (
+            isinstance(n_features, (bool, np.bool_))
+            or not isinstance(n_features, (int, np.integer))
+            or n_features < 1
+        ):
+            raise ValueError(
+                f"`n_features` must be an integer >= 1; got {n_features!r}."
+            )
         inputs = keras.Input(shape=(int(n_features),), sparse=sparse, name="x")
         output = FMLayer(name="fm_layer", **options)(inputs)
     else:
         ids = keras.Input(shape=(len(vocab_sizes),), dtype="int64", name="ids")
-        inputs = [ids, keras.Input(shape=(len(vocab_sizes),), name="values")] if with_values else ids
+        inputs = (
+            [ids, keras.Input(shape=(len(vocab_sizes),), name="values")]
+            if with_values
+            else ids
+        )
         output = FieldFMLayer(vocab_sizes, name="field_fm_layer", **options)(inputs)
     if not from_logits:
         output = keras.layers.Activation("sigmoid", name="probability")(output)

@@ -39,6 +39,7 @@ once per step on the :math:`|U| \times (1 + k)` gradient (on a CPU each operatio
 step has a fixed cost of a few microseconds, and a step is a few dozen operations).
 Variables updated whole every step (:math:`w_0`) get the same rules on their full gradient.
 """
+
 from __future__ import annotations
 
 import tensorflow as tf
@@ -70,14 +71,28 @@ class LazyOptimizer(tf.Module):
         dtype = rows[0].dtype
         self.dense, self.rows = list(dense), list(rows)
         self.widths = [1 if len(v.shape) == 1 else int(v.shape[1]) for v in self.rows]
-        self.learning_rate = tf.Variable(check_float(learning_rate, "lr"), dtype=dtype,
-                                         trainable=False, name="learning_rate")
-        self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False, name="iterations")
+        self.learning_rate = tf.Variable(
+            check_float(learning_rate, "lr"),
+            dtype=dtype,
+            trainable=False,
+            name="learning_rate",
+        )
+        self.iterations = tf.Variable(
+            0, dtype=tf.int64, trainable=False, name="iterations"
+        )
         shapes = [v.shape for v in self.dense] + [(rows[0].shape[0], sum(self.widths))]
         # tf.constant in the variable's dtype: tf.cast(0.1, float64) would round 0.1 to float32
-        self._slots = [{name: tf.Variable(tf.fill(shape, tf.constant(self.slot_init, dtype)),
-                                          trainable=False, name=name)
-                        for name in self.slot_names} for shape in shapes]
+        self._slots = [
+            {
+                name: tf.Variable(
+                    tf.fill(shape, tf.constant(self.slot_init, dtype)),
+                    trainable=False,
+                    name=name,
+                )
+                for name in self.slot_names
+            }
+            for shape in shapes
+        ]
 
     def reset(self, learning_rate: float) -> None:
         """Back to the freshly built state (zero step, initial slots), with a new learning rate."""
@@ -85,7 +100,9 @@ class LazyOptimizer(tf.Module):
         self.iterations.assign(0)
         for slots in self._slots:
             for slot in slots.values():
-                slot.assign(tf.fill(tf.shape(slot), tf.constant(self.slot_init, slot.dtype)))
+                slot.assign(
+                    tf.fill(tf.shape(slot), tf.constant(self.slot_init, slot.dtype))
+                )
 
     def apply(self, dense_grads, rows, row_grads) -> None:
         """One step: every dense variable by its gradient, and the rows ``rows`` of the row
@@ -93,16 +110,21 @@ class LazyOptimizer(tf.Module):
         ``(|rows|, k)`` for ``V``)."""
         coef = self._coefficients()
         for grad, var, slots in zip(dense_grads, self.dense, self._slots):
-            step, new = self._update(grad, {name: s.read_value() for name, s in slots.items()},
-                                     coef)
+            step, new = self._update(
+                grad, {name: s.read_value() for name, s in slots.items()}, coef
+            )
             var.assign_sub(step)
             for name, slot in slots.items():
                 slot.assign(new[name])
         # [w_u | v_u] as one row: (|rows|, 1 + k)
-        g = tf.concat([tf.reshape(gr, [-1, width]) for gr, width in zip(row_grads, self.widths)],
-                      axis=1)
+        g = tf.concat(
+            [tf.reshape(gr, [-1, width]) for gr, width in zip(row_grads, self.widths)],
+            axis=1,
+        )
         slots = self._slots[-1]
-        step, new = self._update(g, {name: tf.gather(s, rows) for name, s in slots.items()}, coef)
+        step, new = self._update(
+            g, {name: tf.gather(s, rows) for name, s in slots.items()}, coef
+        )
         for name, slot in slots.items():
             slot.scatter_update(tf.IndexedSlices(new[name], rows))
         for var, part in zip(self.rows, tf.split(step, self.widths, axis=1)):
@@ -152,7 +174,7 @@ class LazyAdam(LazyOptimizer):
         r"""The step size with both bias corrections, :math:`\eta\sqrt{1 - \beta_2^t} /
         (1 - \beta_1^t)`."""
         t = tf.cast(self.iterations + 1, self.learning_rate.dtype)
-        return self.learning_rate * tf.sqrt(1 - self.beta_2 ** t) / (1 - self.beta_1 ** t)
+        return self.learning_rate * tf.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)
 
     def _update(self, g, slots, alpha):
         m = slots["m"] + (g - slots["m"]) * (1 - self.beta_1)

@@ -3,6 +3,7 @@
 A solver prepares ``run_epoch()`` (one pass over the data, returning its training loss) and
 hands it to :func:`run_epochs` (chapter "Learning").
 """
+
 from __future__ import annotations
 
 import math
@@ -24,9 +25,16 @@ from fmlib.model.fm import FactorizationMachine
 LOSS_NAMES = {"loss": "training loss", "val_loss": "validation loss"}
 
 
-def run_epochs(model: FactorizationMachine, run_epoch: Callable[[], float], num_epochs: int,
-            task: str, validation: tuple | None, patience: int | None, verbose: bool,
-            lr: Any) -> pd.DataFrame:
+def run_epochs(
+    model: FactorizationMachine,
+    run_epoch: Callable[[], float],
+    num_epochs: int,
+    task: str,
+    validation: tuple | None,
+    patience: int | None,
+    verbose: bool,
+    lr: Any,
+) -> pd.DataFrame:
     """The epoch loop every solver shares: validation, early stopping, the history table.
 
     Ctrl-C (``KeyboardInterrupt``) raises :class:`TrainingInterrupted` with the history of the
@@ -36,13 +44,23 @@ def run_epochs(model: FactorizationMachine, run_epoch: Callable[[], float], num_
     epoch, restored from a copy taken before each epoch.
     """
     variables = [model.w0, model.w, model.V]
-    rows, seconds, best, best_weights_box, best_epoch, waited = [], [], math.inf, [None], None, 0
+    rows, seconds, best, best_weights_box, best_epoch, waited = (
+        [],
+        [],
+        math.inf,
+        [None],
+        None,
+        0,
+    )
     whole_steps = getattr(run_epoch, "whole_steps", False)
 
     def history_of(rows) -> pd.DataFrame:
-        history = (pd.DataFrame(rows).set_index("epoch") if rows
-                   else pd.DataFrame(columns=["loss"], index=pd.Index([], name="epoch")))
-        history.attrs["epoch_seconds"] = seconds[:len(rows)]
+        history = (
+            pd.DataFrame(rows).set_index("epoch")
+            if rows
+            else pd.DataFrame(columns=["loss"], index=pd.Index([], name="epoch"))
+        )
+        history.attrs["epoch_seconds"] = seconds[: len(rows)]
         return history
 
     for epoch in range(1, num_epochs + 1):
@@ -50,21 +68,40 @@ def run_epochs(model: FactorizationMachine, run_epoch: Callable[[], float], num_
         try:
             before = None if whole_steps else [v.numpy() for v in variables]
             best, best_epoch, waited, stop = _one_epoch(
-                model, run_epoch, epoch, num_epochs, task, validation, patience, verbose, lr,
-                rows, seconds, best, best_epoch, waited, best_weights_box)
+                model,
+                run_epoch,
+                epoch,
+                num_epochs,
+                task,
+                validation,
+                patience,
+                verbose,
+                lr,
+                rows,
+                seconds,
+                best,
+                best_epoch,
+                waited,
+                best_weights_box,
+            )
         except KeyboardInterrupt:
             if not whole_steps:
-                if before is not None and len(rows) < epoch:   # this epoch not recorded
+                if before is not None and len(rows) < epoch:  # this epoch not recorded
                     for var, value in zip(variables, before):
                         var.assign(value)
-                kept = (f"the weights after epoch {len(rows)}, its last completed epoch"
-                        if rows else "the weights it had before fit")
+                kept = (
+                    f"the weights after epoch {len(rows)}, its last completed epoch"
+                    if rows
+                    else "the weights it had before fit"
+                )
             else:
                 kept = "the weights of its last completed step"
             raise TrainingInterrupted(
                 f"Training was interrupted (Ctrl-C) during epoch {epoch} of {num_epochs}; the "
                 f"model keeps {kept}. The {len(rows)} completed epoch(s) are in this "
-                "exception's `history`.", history_of(rows)) from None
+                "exception's `history`.",
+                history_of(rows),
+            ) from None
         if stop:
             break
     best_weights = best_weights_box[0]
@@ -78,8 +115,23 @@ def run_epochs(model: FactorizationMachine, run_epoch: Callable[[], float], num_
     return history
 
 
-def _one_epoch(model, run_epoch, epoch, num_epochs, task, validation, patience, verbose, lr,
-               rows, seconds, best, best_epoch, waited, best_weights_box):
+def _one_epoch(
+    model,
+    run_epoch,
+    epoch,
+    num_epochs,
+    task,
+    validation,
+    patience,
+    verbose,
+    lr,
+    rows,
+    seconds,
+    best,
+    best_epoch,
+    waited,
+    best_weights_box,
+):
     """One epoch of :func:`run_epochs`: train, validate, check, record; returns
     ``(best, best_epoch, waited, stop)`` (``stop``: early stopping says so)."""
     variables = [model.w0, model.w, model.V]
@@ -95,11 +147,16 @@ def _one_epoch(model, run_epoch, epoch, num_epochs, task, validation, patience, 
         if key in row and diverged(row[key], model.dtype):
             raise TrainingDivergedError(
                 f"Training diverged in epoch {epoch}: the {LOSS_NAMES[key]} became "
-                f"{row[key]:.4g}. " + advice(lr))
+                f"{row[key]:.4g}. " + advice(lr)
+            )
     rows.append(row)
     if verbose:
-        print(f"epoch {epoch}/{num_epochs}: " + ", ".join(
-            f"{key}={value:.4f}" for key, value in row.items() if key != "epoch"))
+        print(
+            f"epoch {epoch}/{num_epochs}: "
+            + ", ".join(
+                f"{key}={value:.4f}" for key, value in row.items() if key != "epoch"
+            )
+        )
     if patience is not None:
         if row["val_loss"] < best:
             best, best_epoch, waited = row["val_loss"], epoch, 0

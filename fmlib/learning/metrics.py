@@ -4,6 +4,7 @@ One definition for every solver and loop (chapter "Learning"): regression report
 squared error and its root; classification the mean logistic loss of the score (a logit) and
 the share of rows whose score has the sign of the label.
 """
+
 from __future__ import annotations
 
 import math
@@ -45,8 +46,9 @@ def metrics(task: str, y: np.ndarray, y_hat: np.ndarray) -> dict[str, float]:
     return {"loss": loss, "accuracy": accuracy(y, y_hat)}
 
 
-def evaluate(model: FactorizationMachine, X, y, task: str | None = None,
-             batch_size: int = 8192) -> dict[str, float]:
+def evaluate(
+    model: FactorizationMachine, X, y, task: str | None = None, batch_size: int = 8192
+) -> dict[str, float]:
     """Loss and RMSE (regression) or accuracy (classification) of ``model`` on ``(X, y)``.
 
     Regression: ``{"loss": MSE, "rmse": RMSE}``; classification: ``{"loss": mean logistic
@@ -57,8 +59,12 @@ def evaluate(model: FactorizationMachine, X, y, task: str | None = None,
             a task that contradicts ``model.task`` is a ``ValueError``.
     """
     if not isinstance(model, FactorizationMachine):
-        raise TypeError(f"`model` must be a fmlib.FactorizationMachine; got {type(model).__name__}.")
+        raise TypeError(
+            f"`model` must be a fmlib.FactorizationMachine; got {type(model).__name__}."
+        )
     task = resolve_task(model.task, task, "evaluate")
     Xh = as_host_matrix(X, model.n_features, model.dtype, name="X", min_rows=1)
     yh = as_labels(as_targets(y, Xh.shape[0], name="y"), task, "y")
-    return metrics(task, yh, model._predict_host(Xh, check_int(batch_size, "batch_size")))
+    return metrics(
+        task, yh, model._predict_host(Xh, check_int(batch_size, "batch_size"))
+    )

@@ -197,7 +197,9 @@ class SparseUpdate(SparseStep):
         q_at = [tf.gather(q, at) for at in gathers]
         Q = tf.add_n(q_at)
         y_hat = model.w0 + tf.add_n([tf.gather(t, at) for at in gathers])
-        loss, d = self.loss_and_slope(yb, y_hat + lemma31(Q, tf.add_n([a * a for a in q_at])))
+        loss, d = self.loss_and_slope(
+            yb, y_hat + lemma31(Q, tf.add_n([a * a for a in q_at]))
+        )
         dQd = tf.concat([d[:, None] * Q, d[:, None]], axis=1)  # [d Q | d] per rating
         PD = tf.math.unsorted_segment_sum(  # [P | D] per row of Z
             tf.tile(dQd, [len(gathers), 1]), tf.concat(gathers, 0), Z.dense_shape[0]

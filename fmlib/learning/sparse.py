@@ -39,6 +39,7 @@ Three things make a step cost O(k · nnz of the batch) instead of O(k n):
    runs between batches. A ``tf.data.Dataset`` of ``(X batch, y batch)`` is looped over inside
    the graph the same way, for data read from files or generated on the fly.
 """
+
 from __future__ import annotations
 
 import re
@@ -55,7 +56,9 @@ from fmlib.model.pairwise import factor_products, lemma31
 from fmlib.validation import check_learning_rate
 
 REGULARIZATIONS = ("occurrence", "present", "global")
-ROWS_PER_CALL = 1 << 18   # rows per compiled call (at most): bounds the copies of a huge epoch
+ROWS_PER_CALL = (
+    1 << 18
+)  # rows per compiled call (at most): bounds the copies of a huge epoch
 
 
 def batch_on_its_features(rows, cols, vals, n_rows):
@@ -113,15 +116,21 @@ class SparseStep:
         k = model.V.shape[1]
         U, counts, X_U = batch_on_its_features(rows, cols, vals, tf.shape(yb)[0])
         w_U, V_U = tf.gather(model.w, U), tf.gather(model.V, U)
-        XA, S = factor_products(X_U, tf.concat([V_U, w_U[:, None]], axis=1), V_U)  # X_U [V_U | w_U]
+        XA, S = factor_products(
+            X_U, tf.concat([V_U, w_U[:, None]], axis=1), V_U
+        )  # X_U [V_U | w_U]
         Q = XA[:, :k]
         loss, d = self.loss_and_slope(yb, model.w0 + XA[:, k] + lemma31(Q, S))
-        G = tf.sparse.sparse_dense_matmul(X_U, tf.concat([d[:, None] * Q, d[:, None]], axis=1),
-                                          adjoint_a=True)  # X_U^T [d Q | d]
+        G = tf.sparse.sparse_dense_matmul(
+            X_U, tf.concat([d[:, None] * Q, d[:, None]], axis=1), adjoint_a=True
+        )  # X_U^T [d Q | d]
         X_sq = tf.SparseTensor(X_U.indices, tf.square(X_U.values), X_U.dense_shape)
-        g_V = G[:, :k] - V_U * tf.sparse.sparse_dense_matmul(X_sq, d[:, None], adjoint_a=True)
-        g_w, g_V = self.penalized(G[:, k], g_V, w_U, V_U, counts, tf.size(yb), lambda_w,
-                                  lambda_v)
+        g_V = G[:, :k] - V_U * tf.sparse.sparse_dense_matmul(
+            X_sq, d[:, None], adjoint_a=True
+        )
+        g_w, g_V = self.penalized(
+            G[:, k], g_V, w_U, V_U, counts, tf.size(yb), lambda_w, lambda_v
+        )
         self.opt.apply([tf.reduce_sum(d)], U, [g_w, g_V])
         return loss
 
@@ -131,9 +140,9 @@ class SparseStep:
         the batch holding feature :math:`u`), the present penalty's :math:`2\lambda\theta_u`;
         with ``"global"`` (plain SGD) every row of ``w`` and ``V`` decays exactly instead."""
         if self.regularization != "global":
-            if self.regularization == "occurrence":   # c_u / |B| per row of the batch
+            if self.regularization == "occurrence":  # c_u / |B| per row of the batch
                 share = 2 * tf.cast(counts, w_U.dtype) / tf.cast(batch, w_U.dtype)
-            else:   # "present": once per batch
+            else:  # "present": once per batch
                 share = 2 * tf.ones_like(w_U)
             return g_w + lambda_w * share * w_U, g_V + lambda_v * share[:, None] * V_U
         model, lr = self.model, self.opt.learning_rate
@@ -148,14 +157,18 @@ class CSREpoch:
     def __init__(self, step: SparseStep):
         self.step = step
 
-    def __call__(self, indptr, indices, data, row_of, y, batch_size, lambda_w, lambda_v):
+    def __call__(
+        self, indptr, indices, data, row_of, y, batch_size, lambda_w, lambda_v
+    ):
         n = tf.shape(y)[0]
         total = tf.zeros([], y.dtype)
         for b in tf.range((n + batch_size - 1) // batch_size):
             s = b * batch_size
             e = tf.minimum(s + batch_size, n)
             a, z = indptr[s], indptr[e]
-            loss = self.step(row_of[a:z] - s, indices[a:z], data[a:z], y[s:e], lambda_w, lambda_v)
+            loss = self.step(
+                row_of[a:z] - s, indices[a:z], data[a:z], y[s:e], lambda_w, lambda_v
+            )
             total += loss * tf.cast(e - s, y.dtype)
         return total
 
@@ -164,14 +177,18 @@ def nonzeros(Xb, dtype) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """``(rows, cols, values)`` of a dense or sparse batch, in the graph."""
     if isinstance(Xb, tf.SparseTensor):
         Xb = tf.sparse.reorder(tf.sparse.map_values(tf.cast, Xb, dtype))
-        Xb = tf.sparse.retain(Xb, tf.not_equal(Xb.values, 0))   # stored zeros are not features
+        Xb = tf.sparse.retain(
+            Xb, tf.not_equal(Xb.values, 0)
+        )  # stored zeros are not features
         return Xb.indices[:, 0], Xb.indices[:, 1], Xb.values
     Xb = tf.cast(Xb, dtype)
     where = tf.where(tf.not_equal(Xb, 0))
     return where[:, 0], where[:, 1], tf.gather_nd(Xb, where)
 
 
-CHUNK_SECONDS = 0.5   # a compiled call on a dataset returns after this long, so Ctrl-C is heard
+CHUNK_SECONDS = (
+    0.5  # a compiled call on a dataset returns after this long, so Ctrl-C is heard
+)
 
 
 class DatasetEpoch:
@@ -185,13 +202,22 @@ class DatasetEpoch:
     """
 
     def __init__(self, step: SparseStep, task: str, dtype: tf.DType, n_features: int):
-        self.step, self.task, self.dtype, self.n_features = step, task, dtype, n_features
+        self.step, self.task, self.dtype, self.n_features = (
+            step,
+            task,
+            dtype,
+            n_features,
+        )
 
     def __call__(self, iterator, max_steps, lambda_w, lambda_v):
         total, count = tf.zeros([], self.dtype), tf.zeros([], tf.int64)
         steps, exhausted = tf.zeros([], tf.int64), tf.constant(False)
         start = tf.timestamp()
-        while steps < max_steps and not exhausted and tf.timestamp() - start < CHUNK_SECONDS:
+        while (
+            steps < max_steps
+            and not exhausted
+            and tf.timestamp() - start < CHUNK_SECONDS
+        ):
             nxt = iterator.get_next_as_optional()
             if nxt.has_value():
                 loss, n_b = self._one(*nxt.get_value(), lambda_w, lambda_v)
@@ -204,46 +230,72 @@ class DatasetEpoch:
 
     def _one(self, Xb, yb, lambda_w, lambda_v):
         rows, cols, vals = nonzeros(Xb, self.dtype)
-        tf.debugging.Assert(tf.reduce_all((cols >= 0) & (cols < self.n_features)),
-                            [f"X: a batch of the dataset holds a column id outside [0, "
-                             f"{self.n_features}) (the model's n_features)"])
+        tf.debugging.Assert(
+            tf.reduce_all((cols >= 0) & (cols < self.n_features)),
+            [
+                f"X: a batch of the dataset holds a column id outside [0, "
+                f"{self.n_features}) (the model's n_features)"
+            ],
+        )
         yb = tf.reshape(tf.cast(yb, self.dtype), [-1])
-        tf.debugging.assert_all_finite(vals, "X: a batch of the dataset holds NaN or inf")
+        tf.debugging.assert_all_finite(
+            vals, "X: a batch of the dataset holds NaN or inf"
+        )
         tf.debugging.assert_all_finite(yb, "y: a batch of the dataset holds NaN or inf")
         if self.task == "classification":
-            tf.debugging.Assert(tf.reduce_all((yb == 0) | (yb == 1) | (yb == -1)),
-                                ["y: classification labels must be in {0, 1} or {-1, +1}"])
+            tf.debugging.Assert(
+                tf.reduce_all((yb == 0) | (yb == 1) | (yb == -1)),
+                ["y: classification labels must be in {0, 1} or {-1, +1}"],
+            )
             yb = tf.cast(yb > 0, self.dtype)
-        tf.debugging.Assert(tf.shape(yb, out_type=tf.int64)[0] == tf.shape(Xb, out_type=tf.int64)[0],
-                            ["X and y batches of the dataset differ in rows"])
-        loss = self.step(tf.cast(rows, tf.int32), tf.cast(cols, tf.int32), vals, yb, lambda_w,
-                         lambda_v)
+        tf.debugging.Assert(
+            tf.shape(yb, out_type=tf.int64)[0] == tf.shape(Xb, out_type=tf.int64)[0],
+            ["X and y batches of the dataset differ in rows"],
+        )
+        loss = self.step(
+            tf.cast(rows, tf.int32),
+            tf.cast(cols, tf.int32),
+            vals,
+            yb,
+            lambda_w,
+            lambda_v,
+        )
         return loss, tf.shape(yb, out_type=tf.int64)[0]
 
 
 def sparse_optimizer(model, optimizer, lr: float, regularization: str):
     """The model's lazy optimizer for ``optimizer`` (a name), reset to a fresh state."""
     if not isinstance(optimizer, str) or optimizer.lower() not in LAZY_OPTIMIZERS:
-        raise ValueError(f"`optimizer` must be one of {sorted(LAZY_OPTIMIZERS)} with "
-                         f"updates='sparse' (its lazy, row-sparse form); got {optimizer!r}.")
+        raise ValueError(
+            f"`optimizer` must be one of {sorted(LAZY_OPTIMIZERS)} with "
+            f"updates='sparse' (its lazy, row-sparse form); got {optimizer!r}."
+        )
     if regularization not in REGULARIZATIONS:
-        raise ValueError(f"`regularization` must be one of {REGULARIZATIONS}; got {regularization!r}.")
+        raise ValueError(
+            f"`regularization` must be one of {REGULARIZATIONS}; got {regularization!r}."
+        )
     name = optimizer.lower()
     lr = check_learning_rate(lr)
     if regularization == "global" and name != "sgd":
-        raise ValueError("regularization='global' with updates='sparse' needs optimizer='sgd': the "
-                         "global penalty has a gradient in every row, which lazy "
-                         f"{name} cannot apply; got optimizer={optimizer!r}. Use "
-                         "regularization='occurrence' or updates='dense'.")
+        raise ValueError(
+            "regularization='global' with updates='sparse' needs optimizer='sgd': the "
+            "global penalty has a gradient in every row, which lazy "
+            f"{name} cannot apply; got optimizer={optimizer!r}. Use "
+            "regularization='occurrence' or updates='dense'."
+        )
     key = ("sparse-opt", name)
     if key not in model._compiled_steps:
-        model._compiled_steps[key] = LAZY_OPTIMIZERS[name]([model.w0], [model.w, model.V], lr)
+        model._compiled_steps[key] = LAZY_OPTIMIZERS[name](
+            [model.w0], [model.w, model.V], lr
+        )
     opt = model._compiled_steps[key]
     opt.reset(lr)
     return opt
 
 
-def _compiled(model, kind: str, optimizer: str, task: str, regularization: str, make: Callable):
+def _compiled(
+    model, kind: str, optimizer: str, task: str, regularization: str, make: Callable
+):
     """One compiled epoch function per (kind, optimizer, task, regularization) and model."""
     key = ("sparse", kind, optimizer, task, regularization)
     if key not in model._compiled_steps:
@@ -251,40 +303,74 @@ def _compiled(model, kind: str, optimizer: str, task: str, regularization: str, 
     return model._compiled_steps[key]
 
 
-def sparse_epochs(model, Xh, yh, task, batch_size, optimizer, lr, lambda_w, lambda_v,
-                  regularization, shuffle, seed) -> Callable[[], float]:
+def sparse_epochs(
+    model,
+    Xh,
+    yh,
+    task,
+    batch_size,
+    optimizer,
+    lr,
+    lambda_w,
+    lambda_v,
+    regularization,
+    shuffle,
+    seed,
+) -> Callable[[], float]:
     """Prepare in-graph row-sparse training on host data; returns ``epoch()`` (its mean loss)."""
     opt = sparse_optimizer(model, optimizer, lr, regularization)
     name = optimizer.lower()
-    X = Xh if sp.issparse(Xh) else sp.csr_matrix(Xh)   # dense rows: their non-zeros only
-    if not X.data.all():       # a stored zero is not a feature of the row
-        X = X.copy()           # (X may be the caller's matrix: fit does not copy it here)
+    X = Xh if sp.issparse(Xh) else sp.csr_matrix(Xh)  # dense rows: their non-zeros only
+    if not X.data.all():  # a stored zero is not a feature of the row
+        X = X.copy()  # (X may be the caller's matrix: fit does not copy it here)
         X.eliminate_zeros()
     dtype = model.dtype.as_numpy_dtype
     y = yh.astype(dtype)
     lambdas = (tf.constant(lambda_w, model.dtype), tf.constant(lambda_v, model.dtype))
-    run = _compiled(model, "csr", name, task, regularization, lambda: tf.function(
-        CSREpoch(SparseStep(model, opt, task, regularization)), input_signature=[
-            tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.int32),
-            tf.TensorSpec([None], model.dtype), tf.TensorSpec([None], tf.int32),
-            tf.TensorSpec([None], model.dtype), tf.TensorSpec([], tf.int32),
-            tf.TensorSpec([], model.dtype), tf.TensorSpec([], model.dtype)]))
-    run = run.get_concrete_function()   # called with tensors: no per-call signature matching
+    run = _compiled(
+        model,
+        "csr",
+        name,
+        task,
+        regularization,
+        lambda: tf.function(
+            CSREpoch(SparseStep(model, opt, task, regularization)),
+            input_signature=[
+                tf.TensorSpec([None], tf.int32),
+                tf.TensorSpec([None], tf.int32),
+                tf.TensorSpec([None], model.dtype),
+                tf.TensorSpec([None], tf.int32),
+                tf.TensorSpec([None], model.dtype),
+                tf.TensorSpec([], tf.int32),
+                tf.TensorSpec([], model.dtype),
+                tf.TensorSpec([], model.dtype),
+            ],
+        ),
+    )
+    run = (
+        run.get_concrete_function()
+    )  # called with tensors: no per-call signature matching
     batch = tf.constant(batch_size, tf.int32)
     rng = np.random.default_rng(seed)
     n = X.shape[0]
     # whole batches per compiled call, at least one, and fewer than 2^31 non-zeros per call
     widest = int(np.diff(X.indptr).max()) if n else 1
-    rows_per_call = max(batch_size, min(ROWS_PER_CALL, 2**31 // max(widest, 1) // 2)
-                        // batch_size * batch_size)
+    rows_per_call = max(
+        batch_size,
+        min(ROWS_PER_CALL, 2**31 // max(widest, 1) // 2) // batch_size * batch_size,
+    )
     if rows_per_call * widest >= 2**31:
-        raise ValueError(f"`batch_size` ({batch_size}) times the widest row ({widest} "
-                         "non-zeros) must stay below 2^31 for updates='sparse'.")
+        raise ValueError(
+            f"`batch_size` ({batch_size}) times the widest row ({widest} "
+            "non-zeros) must stay below 2^31 for updates='sparse'."
+        )
 
     lengths = np.diff(X.indptr)
     # one-hot designs: every row holds the same number of non-zeros, and the rows of the
     # shuffled epoch are then a take on (N, width) views of the CSR arrays
-    width = int(lengths[0]) if n and lengths[0] and (lengths == lengths[0]).all() else None
+    width = (
+        int(lengths[0]) if n and lengths[0] and (lengths == lengths[0]).all() else None
+    )
 
     def call_arrays(order, s: int) -> list[tf.Tensor]:
         """The inputs of one compiled call: rows ``s:s + rows_per_call`` of the epoch's order
@@ -300,8 +386,16 @@ def sparse_epochs(model, Xh, yh, task, batch_size, optimizer, lr, lambda_w, lamb
             Xc = X[take] if shuffle else X[rows]
             indptr, indices, data = Xc.indptr.astype(np.int32), Xc.indices, Xc.data
         row_of = np.repeat(np.arange(take.size, dtype=np.int32), np.diff(indptr))
-        return [tf.constant(a) for a in (indptr, indices.astype(np.int32, copy=False), data,
-                                         row_of, y[take])]
+        return [
+            tf.constant(a)
+            for a in (
+                indptr,
+                indices.astype(np.int32, copy=False),
+                data,
+                row_of,
+                y[take],
+            )
+        ]
 
     def epoch() -> float:
         order = rng.permutation(n) if shuffle else None
@@ -312,13 +406,17 @@ def sparse_epochs(model, Xh, yh, task, batch_size, optimizer, lr, lambda_w, lamb
             arrays = call_arrays(order, 0)
             for s in range(0, n, rows_per_call):
                 more = s + rows_per_call < n
-                pending = pool.submit(call_arrays, order, s + rows_per_call) if more else None
+                pending = (
+                    pool.submit(call_arrays, order, s + rows_per_call) if more else None
+                )
                 total += float(run(*arrays, batch, *lambdas))
                 if more:
                     arrays = pending.result()
         return total / n
 
-    epoch.whole_steps = True   # one compiled call is a unit: an interrupt falls between calls
+    epoch.whole_steps = (
+        True  # one compiled call is a unit: an interrupt falls between calls
+    )
     return epoch
 
 
@@ -329,14 +427,28 @@ def _graph_error_text(message: str) -> str:
     found = re.search(r"^\s*((?:X|y|X and y)[: ][^\n\]]*)", message, re.M)
     if found:
         return found.group(1).split(" [[")[0].strip()
-    lines = [line.strip() for line in message.splitlines() if line.strip()
-             and not line.strip().startswith(("[[", "Graph execution error", "Detected at node",
-                                              "File ", "Traceback"))]
+    lines = [
+        line.strip()
+        for line in message.splitlines()
+        if line.strip()
+        and not line.strip().startswith(
+            ("[[", "Graph execution error", "Detected at node", "File ", "Traceback")
+        )
+    ]
     return lines[-1].split(" [[")[0] if lines else message.strip()
 
 
-def dataset_epochs(model, dataset, task, optimizer, lr, lambda_w, lambda_v,
-                   regularization, steps_per_epoch: int | None = None) -> Callable[[], float]:
+def dataset_epochs(
+    model,
+    dataset,
+    task,
+    optimizer,
+    lr,
+    lambda_w,
+    lambda_v,
+    regularization,
+    steps_per_epoch: int | None = None,
+) -> Callable[[], float]:
     """Prepare in-graph row-sparse training on a ``tf.data.Dataset``; returns ``epoch()``.
 
     An epoch is one pass over a finite dataset, or ``steps_per_epoch`` batches (fewer if a
@@ -345,9 +457,21 @@ def dataset_epochs(model, dataset, task, optimizer, lr, lambda_w, lambda_v,
     ``steps_per_epoch``.
     """
     opt = sparse_optimizer(model, optimizer, lr, regularization)
-    run = _compiled(model, "dataset", optimizer.lower(), task, regularization, lambda: tf.function(
-        DatasetEpoch(SparseStep(model, opt, task, regularization), task, model.dtype,
-                     model.n_features)))
+    run = _compiled(
+        model,
+        "dataset",
+        optimizer.lower(),
+        task,
+        regularization,
+        lambda: tf.function(
+            DatasetEpoch(
+                SparseStep(model, opt, task, regularization),
+                task,
+                model.dtype,
+                model.n_features,
+            )
+        ),
+    )
     lambdas = (tf.constant(lambda_w, model.dtype), tf.constant(lambda_v, model.dtype))
     endless = int(dataset.cardinality()) == int(tf.data.INFINITE_CARDINALITY)
     limit = tf.constant(2**62 if steps_per_epoch is None else steps_per_epoch, tf.int64)
@@ -360,13 +484,17 @@ def dataset_epochs(model, dataset, task, optimizer, lr, lambda_w, lambda_v,
             try:
                 t, c, s, exhausted = run(iterator, limit - steps, *lambdas)
             except tf.errors.InvalidArgumentError as err:
-                raise ValueError(f"`X` (a tf.data.Dataset) has a bad batch: "
-                                 f"{_graph_error_text(err.message)}") from None
+                raise ValueError(
+                    f"`X` (a tf.data.Dataset) has a bad batch: "
+                    f"{_graph_error_text(err.message)}"
+                ) from None
             total, count, steps = total + float(t), count + int(c), steps + int(s)
             if bool(exhausted) or steps >= int(limit):
                 break
         if count == 0:
-            raise ValueError("`X` (a tf.data.Dataset) produced no rows; there is nothing to train on.")
+            raise ValueError(
+                "`X` (a tf.data.Dataset) produced no rows; there is nothing to train on."
+            )
         return total / count
 
     epoch.whole_steps = True

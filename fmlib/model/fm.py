@@ -9,6 +9,7 @@ with parameters :math:`w_0 \in \mathbb R`, :math:`\mathbf w \in \mathbb R^n` and
 :math:`\mathbf V \in \mathbb R^{n \times k}`. The chapter "Sparse data and the FM
 model" introduces the equation; "Fast pairwise interactions: Lemma 3.1" its fast evaluation.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -68,30 +69,51 @@ class FactorizationMachine(tf.Module):
 
     # fmlib.fit's compiled training steps (see fmlib.solvers.fit): a cache, not part of the model,
     # so tf.Module's variable collection and checkpoints leave it out.
-    _TF_MODULE_IGNORED_PROPERTIES = tf.Module._TF_MODULE_IGNORED_PROPERTIES | {"_compiled_steps"}
+    _TF_MODULE_IGNORED_PROPERTIES = tf.Module._TF_MODULE_IGNORED_PROPERTIES | {
+        "_compiled_steps"
+    }
 
-    def __init__(self, n_features: int | None = None, k: int = 8, *, m: int | None = None,
-                 init_std: float = 0.01, seed: int | None = None, pairwise: str = "fast",
-                 dtype: tf.DType = tf.float32, task: str | None = None, name: str | None = None):
+    def __init__(
+        self,
+        n_features: int | None = None,
+        k: int = 8,
+        *,
+        m: int | None = None,
+        init_std: float = 0.01,
+        seed: int | None = None,
+        pairwise: str = "fast",
+        dtype: tf.DType = tf.float32,
+        task: str | None = None,
+        name: str | None = None,
+    ):
         super().__init__(name=name)
         if n_features is None and m is None:
-            raise TypeError("FactorizationMachine needs `n_features` (the number of columns of X).")
+            raise TypeError(
+                "FactorizationMachine needs `n_features` (the number of columns of X)."
+            )
         if n_features is not None and m is not None and n_features != m:
-            raise ValueError(f"`m` is an alias of `n_features`; got n_features={n_features} and m={m}.")
-        self.n_features = check_int(n_features if n_features is not None else m, "n_features")
+            raise ValueError(
+                f"`m` is an alias of `n_features`; got n_features={n_features} and m={m}."
+            )
+        self.n_features = check_int(
+            n_features if n_features is not None else m, "n_features"
+        )
         self.k = check_int(k, "k")
         init_std = check_float(init_std, "init_std")
         self.dtype = dtype = check_dtype(dtype)
         self.pairwise = pairwise  # validated by the property setter
-        self.task = task          # likewise
+        self.task = task  # likewise
         rng = np.random.default_rng(check_seed(seed))
-        object.__setattr__(self, "_compiled_steps", {})   # untracked: see above
+        object.__setattr__(self, "_compiled_steps", {})  # untracked: see above
         with self.name_scope:
             self.w0 = tf.Variable(tf.zeros([], dtype), name="w0")
             self.w = tf.Variable(tf.zeros([self.n_features], dtype), name="w")
             self.V = tf.Variable(
-                rng.normal(0.0, init_std, size=(self.n_features, self.k)).astype(dtype.as_numpy_dtype),
-                name="V")
+                rng.normal(0.0, init_std, size=(self.n_features, self.k)).astype(
+                    dtype.as_numpy_dtype
+                ),
+                name="V",
+            )
 
     # --- names used by the original TF2 project --------------------------------------
     @property
@@ -133,7 +155,9 @@ class FactorizationMachine(tf.Module):
     def _call_checked(self, X) -> tf.Tensor:
         """ŷ for a batch that has already been through ``as_batch``."""
         if self._pairwise == "naive":
-            return linear_unchecked(self.w0, self.w, X) + pairwise_naive_unchecked(X, self.V)
+            return linear_unchecked(self.w0, self.w, X) + pairwise_naive_unchecked(
+                X, self.V
+            )
         return fm_score_unchecked(self.w0, self.w, self.V, X)
 
     def __call__(self, X) -> tf.Tensor:
@@ -147,12 +171,18 @@ class FactorizationMachine(tf.Module):
         ``task="classification"`` these are logits; see :meth:`predict_proba`.
         """
         batch_size = check_int(batch_size, "batch_size")
-        return self._predict_host(as_host_matrix(X, self.n_features, self.dtype, name="X"), batch_size)
+        return self._predict_host(
+            as_host_matrix(X, self.n_features, self.dtype, name="X"), batch_size
+        )
 
     def _predict_host(self, X, batch_size: int) -> np.ndarray:
         """ŷ for a matrix already checked by ``as_host_matrix``, ``batch_size`` rows at a time."""
-        outs = [self._call_checked(Xb).numpy() for _, _, Xb in iter_batches(X, batch_size)]
-        return np.concatenate(outs) if outs else np.zeros([0], self.dtype.as_numpy_dtype)
+        outs = [
+            self._call_checked(Xb).numpy() for _, _, Xb in iter_batches(X, batch_size)
+        ]
+        return (
+            np.concatenate(outs) if outs else np.zeros([0], self.dtype.as_numpy_dtype)
+        )
 
     def predict_proba(self, X, batch_size: int = 8192) -> np.ndarray:
         """σ(ŷ): the probability of the positive class, for a classifier (or a model without a task).
@@ -162,8 +192,10 @@ class FactorizationMachine(tf.Module):
                 not a logit.
         """
         if self._task == "regression":
-            raise AttributeError("predict_proba is for task='classification'; this model was "
-                                 "trained for regression: use predict.")
+            raise AttributeError(
+                "predict_proba is for task='classification'; this model was "
+                "trained for regression: use predict."
+            )
         return 1.0 / (1.0 + np.exp(-self.predict(X, batch_size)))
 
     def get_weights(self) -> dict[str, np.ndarray]:
@@ -172,15 +204,28 @@ class FactorizationMachine(tf.Module):
 
     def set_weights(self, w0=None, w=None, V=None) -> None:
         """Assign parameters (shapes are checked); ``None`` leaves one unchanged."""
-        checked = [(var, self._parameter(value, tuple(var.shape), name))
-                   for var, value, name in ((self.w0, w0, "w0"), (self.w, w, "w"), (self.V, V, "V"))
-                   if value is not None]
-        for var, value in checked:  # all checked first: a bad V leaves w0 and w untouched too
+        checked = [
+            (var, self._parameter(value, tuple(var.shape), name))
+            for var, value, name in (
+                (self.w0, w0, "w0"),
+                (self.w, w, "w"),
+                (self.V, V, "V"),
+            )
+            if value is not None
+        ]
+        for (
+            var,
+            value,
+        ) in checked:  # all checked first: a bad V leaves w0 and w untouched too
             var.assign(value)
 
     def _parameter(self, value, shape: tuple, name: str) -> np.ndarray:
         """``value`` as a finite array of ``shape`` in the model's dtype, or an error naming it."""
-        value = value.numpy() if isinstance(value, (tf.Tensor, tf.Variable)) else np.asarray(value)
+        value = (
+            value.numpy()
+            if isinstance(value, (tf.Tensor, tf.Variable))
+            else np.asarray(value)
+        )
         check_numeric_array(value.dtype, name)
         if value.shape != shape:
             raise ValueError(f"`{name}` must have shape {shape}; got {value.shape}.")
@@ -204,8 +249,10 @@ class FactorizationMachine(tf.Module):
             (16, 4)
         """
         if not isinstance(self, FactorizationMachine):
-            raise TypeError(f"`self` must be a fmlib.FactorizationMachine (the model to save); "
-                            f"got {type(self).__name__}.")
+            raise TypeError(
+                f"`self` must be a fmlib.FactorizationMachine (the model to save); "
+                f"got {type(self).__name__}."
+            )
         return saving.save(self, path)
 
     @classmethod
@@ -237,11 +284,14 @@ class FactorizationMachine(tf.Module):
             TensorShape([3])
         """
         if not isinstance(self, FactorizationMachine):
-            raise TypeError(f"`self` must be a fmlib.FactorizationMachine (the model to export); "
-                            f"got {type(self).__name__}.")
+            raise TypeError(
+                f"`self` must be a fmlib.FactorizationMachine (the model to export); "
+                f"got {type(self).__name__}."
+            )
         return saving.export(self, path)
 
     def __repr__(self) -> str:
-        return (f"FactorizationMachine(n_features={self.n_features}, k={self.k}, "
-                f"pairwise={self._pairwise!r}, dtype={self.dtype.name}, task={self._task!r})")
-
+        return (
+            f"FactorizationMachine(n_features={self.n_features}, k={self.k}, "
+            f"pairwise={self._pairwise!r}, dtype={self.dtype.name}, task={self._task!r})"
+        )

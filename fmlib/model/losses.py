@@ -13,6 +13,7 @@ Both losses flatten ``y_true`` and ``y_pred`` to shape ``(N,)`` after checking
 that they hold the same number of values, so a ``(N, 1)`` target and a ``(N,)``
 prediction never broadcast silently to ``(N, N)``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,13 +26,21 @@ def _flat_pair(y_true, y_pred) -> tuple[tf.Tensor, tf.Tensor]:
     y_pred = tf.convert_to_tensor(y_pred)
     y_true = tf.cast(tf.convert_to_tensor(y_true), y_pred.dtype)
     for name, t in (("y_true", y_true), ("y_pred", y_pred)):
-        if t.shape.rank is not None and t.shape.rank == 2 and t.shape[1] not in (1, None):
-            raise ValueError(f"`{name}` must have shape (N,) or (N, 1); got {tuple(t.shape)}.")
+        if (
+            t.shape.rank is not None
+            and t.shape.rank == 2
+            and t.shape[1] not in (1, None)
+        ):
+            raise ValueError(
+                f"`{name}` must have shape (N,) or (N, 1); got {tuple(t.shape)}."
+            )
     y_true = tf.reshape(y_true, [-1])
     y_pred = tf.reshape(y_pred, [-1])
     n_true, n_pred = y_true.shape[0], y_pred.shape[0]
     if n_true is not None and n_pred is not None and n_true != n_pred:
-        raise ValueError(f"`y_true` has {n_true} values but `y_pred` has {n_pred}; they must match.")
+        raise ValueError(
+            f"`y_true` has {n_true} values but `y_pred` has {n_pred}; they must match."
+        )
     return y_true, y_pred
 
 
@@ -48,12 +57,18 @@ def logistic_loss(y_true, y_pred) -> tf.Tensor:
     :math:`|\hat y|`.
     """
     y_true, y_pred = _flat_pair(y_true, y_pred)
-    if tf.executing_eagerly():  # in fit's compiled step the labels were checked before training
+    if (
+        tf.executing_eagerly()
+    ):  # in fit's compiled step the labels were checked before training
         labels = np.unique(y_true.numpy())
         if not set(labels.tolist()) <= {0.0, 1.0}:
-            raise ValueError("`y_true` of the logistic loss must be labels in {0, 1}; got values "
-                             f"{labels[:6].tolist()}{' ...' if labels.size > 6 else ''}.")
-    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=y_true, logits=y_pred))
+            raise ValueError(
+                "`y_true` of the logistic loss must be labels in {0, 1}; got values "
+                f"{labels[:6].tolist()}{' ...' if labels.size > 6 else ''}."
+            )
+    return tf.reduce_mean(
+        tf.nn.sigmoid_cross_entropy_with_logits(labels=y_true, logits=y_pred)
+    )
 
 
 def l2_penalty(model, lambda_w: float = 0.0, lambda_v: float = 0.0) -> tf.Tensor:
@@ -62,12 +77,19 @@ def l2_penalty(model, lambda_w: float = 0.0, lambda_v: float = 0.0) -> tf.Tensor
     ``lambda_w`` and ``lambda_v`` are finite numbers >= 0 (a negative strength would reward
     large weights).
     """
-    lambda_w, lambda_v = check_float(lambda_w, "lambda_w"), check_float(lambda_v, "lambda_v")
-    return l2_penalty_unchecked(model, tf.cast(lambda_w, model.dtype), tf.cast(lambda_v, model.dtype))
+    lambda_w, lambda_v = (
+        check_float(lambda_w, "lambda_w"),
+        check_float(lambda_v, "lambda_v"),
+    )
+    return l2_penalty_unchecked(
+        model, tf.cast(lambda_w, model.dtype), tf.cast(lambda_v, model.dtype)
+    )
 
 
 def l2_penalty_unchecked(model, lambda_w: tf.Tensor, lambda_v: tf.Tensor) -> tf.Tensor:
     """:func:`l2_penalty` for strengths already checked and given as tensors of the model's dtype
     (the compiled step of :func:`fmlib.fit` takes them as arguments, so that new strengths
     do not retrace it)."""
-    return lambda_w * tf.reduce_sum(tf.square(model.w)) + lambda_v * tf.reduce_sum(tf.square(model.V))
+    return lambda_w * tf.reduce_sum(tf.square(model.w)) + lambda_v * tf.reduce_sum(
+        tf.square(model.V)
+    )

@@ -14,6 +14,7 @@ derives the second from the first):
 * :func:`pairwise_fast` uses Lemma 3.1 of the paper, O(k n) for a dense row and
   O(k · nnz) for a sparse one.
 """
+
 from __future__ import annotations
 
 import tensorflow as tf
@@ -60,9 +61,11 @@ def pairwise_naive_unchecked(X, V: tf.Tensor) -> tf.Tensor:
     """The definition on an already checked dense or sparse batch (the model's naive path)."""
     if isinstance(X, tf.SparseTensor):
         X = tf.sparse.to_dense(tf.sparse.reorder(X))
-    G = tf.matmul(V, V, transpose_b=True)                     # G_ij = <v_i, v_j>, (n, n)
-    upper = tf.linalg.band_part(tf.ones_like(G), 0, -1) - tf.linalg.band_part(tf.ones_like(G), 0, 0)
-    G_upper = G * upper                                        # keep i < j only
+    G = tf.matmul(V, V, transpose_b=True)  # G_ij = <v_i, v_j>, (n, n)
+    upper = tf.linalg.band_part(tf.ones_like(G), 0, -1) - tf.linalg.band_part(
+        tf.ones_like(G), 0, 0
+    )
+    G_upper = G * upper  # keep i < j only
     # sum_i x_i * sum_{j>i} G_ij x_j, for every row of the batch at once
     return tf.reduce_sum(X * tf.matmul(X, G_upper, transpose_b=True), axis=1)
 
@@ -116,7 +119,9 @@ def factor_products(X, A: tf.Tensor, V: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor
     """
     if isinstance(X, tf.SparseTensor):
         X_sq = tf.SparseTensor(X.indices, tf.square(X.values), X.dense_shape)
-        return tf.sparse.sparse_dense_matmul(X, A), tf.sparse.sparse_dense_matmul(X_sq, tf.square(V))
+        return tf.sparse.sparse_dense_matmul(X, A), tf.sparse.sparse_dense_matmul(
+            X_sq, tf.square(V)
+        )
     return tf.matmul(X, A), tf.matmul(tf.square(X), tf.square(V))
 
 

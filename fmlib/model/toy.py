@@ -11,17 +11,20 @@ Columns (n = 16), in the paper's order:
 Targets: 5, 3, 1, 4, 5, 1, 5. Chapter "Sparse data and the FM model" builds this
 table step by step; chapter "Learning" trains on it.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
 MOVIES = ("TI", "NH", "SW", "ST")
-COLUMNS = (["user=A", "user=B", "user=C"]
-           + [f"movie={m}" for m in MOVIES]
-           + [f"other={m}" for m in MOVIES]
-           + ["time"]
-           + [f"last={m}" for m in MOVIES])
+COLUMNS = (
+    ["user=A", "user=B", "user=C"]
+    + [f"movie={m}" for m in MOVIES]
+    + [f"other={m}" for m in MOVIES]
+    + ["time"]
+    + [f"last={m}" for m in MOVIES]
+)
 
 # (user, movie, movies the user rated, time, last movie rated or None, rating)
 _RATINGS = [

@@ -42,6 +42,7 @@ over those items to the item, no rejection loop); ``"popularity"`` draws the ite
 uniformly chosen training pair, i.e. proportionally to the item's number of interactions, and
 drops a draw that is a positive of the context from the loss.
 """
+
 from __future__ import annotations
 
 import math
@@ -91,11 +92,12 @@ def _row_terms(w, V, rows: tuple[tf.Tensor, tf.Tensor], ids: tf.Tensor):
     :math:`\mathbf V^\top \mathbf x` ``(B, k)``, the features present ``(B, m)`` and their
     ``V`` rows ``(B, m, k)`` (for the penalty)."""
     idx, val = tf.gather(rows[0], ids), tf.gather(rows[1], ids)
-    V_rows = tf.gather(V, idx)                                   # (B, m, k)
+    V_rows = tf.gather(V, idx)  # (B, m, k)
     Vx = V_rows * val[..., None]
     q = tf.reduce_sum(Vx, axis=1)
-    self_term = (tf.reduce_sum(tf.gather(w, idx) * val, axis=1)
-                 + 0.5 * tf.reduce_sum(tf.square(q) - tf.reduce_sum(tf.square(Vx), axis=1), axis=1))
+    self_term = tf.reduce_sum(tf.gather(w, idx) * val, axis=1) + 0.5 * tf.reduce_sum(
+        tf.square(q) - tf.reduce_sum(tf.square(Vx), axis=1), axis=1
+    )
     present = tf.cast(tf.not_equal(val, 0), w.dtype)
     return self_term, q, present, idx, V_rows
 
@@ -106,12 +108,17 @@ def _objective(w, V, context_rows, item_rows, c, pos, neg, weight, lambda_w, lam
     b_pos, q_pos, present_p, idx_p, Vp = _row_terms(w, V, item_rows, pos)
     b_neg, q_neg, present_n, idx_n, Vn = _row_terms(w, V, item_rows, neg)
     diff = b_pos - b_neg + tf.reduce_sum(p * (q_pos - q_neg), axis=1)
-    penalty = (lambda_w * (tf.reduce_sum(tf.square(tf.gather(w, idx_p)) * present_p, axis=1)
-                           + tf.reduce_sum(tf.square(tf.gather(w, idx_n)) * present_n, axis=1))
-               + lambda_v * sum(tf.reduce_sum(tf.reduce_sum(tf.square(Vr), axis=2) * pr, axis=1)
-                                for Vr, pr in ((Vc, present_c), (Vp, present_p), (Vn, present_n))))
+    penalty = lambda_w * (
+        tf.reduce_sum(tf.square(tf.gather(w, idx_p)) * present_p, axis=1)
+        + tf.reduce_sum(tf.square(tf.gather(w, idx_n)) * present_n, axis=1)
+    ) + lambda_v * sum(
+        tf.reduce_sum(tf.reduce_sum(tf.square(Vr), axis=2) * pr, axis=1)
+        for Vr, pr in ((Vc, present_c), (Vp, present_p), (Vn, present_n))
+    )
     n = tf.cast(tf.shape(c)[0], w.dtype)
-    data = tf.reduce_sum(weight * tf.math.softplus(-diff)) / n     # -ln sigma(d) = softplus(-d)
+    data = (
+        tf.reduce_sum(weight * tf.math.softplus(-diff)) / n
+    )  # -ln sigma(d) = softplus(-d)
     return data, data + tf.reduce_sum(weight * penalty) / n
 
 
@@ -126,16 +133,27 @@ class NegativeSampler:
         seed: seed of the ``tf.random.Generator`` (None: nondeterministic).
     """
 
-    def __init__(self, context_ids: np.ndarray, item_ids: np.ndarray, n_contexts: int,
-                 n_items: int, sampling: str = "uniform", seed: int | None = None):
+    def __init__(
+        self,
+        context_ids: np.ndarray,
+        item_ids: np.ndarray,
+        n_contexts: int,
+        n_items: int,
+        sampling: str = "uniform",
+        seed: int | None = None,
+    ):
         self.n_items, self.sampling = n_items, sampling
-        keys = np.unique(context_ids.astype(np.int64) * n_items + item_ids)   # sorted positives
+        keys = np.unique(
+            context_ids.astype(np.int64) * n_items + item_ids
+        )  # sorted positives
         ctx = keys // n_items
         n_pos = np.bincount(ctx, minlength=n_contexts)
         full = np.flatnonzero(n_pos >= n_items)
         if full.size:
-            raise ValueError(f"context {int(full[0])} has every item as a positive: it has no "
-                             "negative item to sample.")
+            raise ValueError(
+                f"context {int(full[0])} has every item as a positive: it has no "
+                "negative item to sample."
+            )
         start = np.r_[0, np.cumsum(n_pos)[:-1]]
         # the r-th positive p_r of a context, shifted by r, is non-decreasing within the context:
         # the j-th non-positive item is j + #{r : p_r - r <= j}
@@ -144,13 +162,19 @@ class NegativeSampler:
         self.shifted = tf.constant(shifted)
         self.n_free = tf.constant(n_items - n_pos, tf.int64)
         self.pair_items = tf.constant(item_ids, tf.int64)
-        self.gen = (tf.random.Generator.from_seed(seed) if seed is not None
-                    else tf.random.Generator.from_non_deterministic_state())
+        self.gen = (
+            tf.random.Generator.from_seed(seed)
+            if seed is not None
+            else tf.random.Generator.from_non_deterministic_state()
+        )
 
     def is_positive(self, c: tf.Tensor, items: tf.Tensor) -> tf.Tensor:
         """Whether each (context, item) is a training pair (a binary search in the sorted keys)."""
         q = c * self.n_items + items
-        pos = tf.minimum(tf.searchsorted(self.keys, q, out_type=tf.int64), tf.size(self.keys, tf.int64) - 1)
+        pos = tf.minimum(
+            tf.searchsorted(self.keys, q, out_type=tf.int64),
+            tf.size(self.keys, tf.int64) - 1,
+        )
         return tf.equal(tf.gather(self.keys, pos), q)
 
     def __call__(self, c: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -158,14 +182,21 @@ class NegativeSampler:
         n = tf.shape(c, tf.int64)[0]
         if self.sampling == "uniform":
             u = self.gen.uniform(tf.reshape(n, [1]), dtype=tf.float64)
-            j = tf.minimum(tf.cast(tf.floor(u * tf.cast(tf.gather(self.n_free, c), tf.float64)),
-                                   tf.int64), tf.gather(self.n_free, c) - 1)
+            j = tf.minimum(
+                tf.cast(
+                    tf.floor(u * tf.cast(tf.gather(self.n_free, c), tf.float64)),
+                    tf.int64,
+                ),
+                tf.gather(self.n_free, c) - 1,
+            )
             base = c * self.n_items
-            below = (tf.searchsorted(self.shifted, base + j, side="right", out_type=tf.int64)
-                     - tf.searchsorted(self.shifted, base, side="left", out_type=tf.int64))
+            below = tf.searchsorted(
+                self.shifted, base + j, side="right", out_type=tf.int64
+            ) - tf.searchsorted(self.shifted, base, side="left", out_type=tf.int64)
             return j + below, tf.ones(tf.reshape(n, [1]), tf.bool)
-        draw = self.gen.uniform(tf.reshape(n, [1]), 0, tf.size(self.pair_items, tf.int64),
-                                dtype=tf.int64)
+        draw = self.gen.uniform(
+            tf.reshape(n, [1]), 0, tf.size(self.pair_items, tf.int64), dtype=tf.int64
+        )
         neg = tf.gather(self.pair_items, draw)
         return neg, tf.logical_not(self.is_positive(c, neg))
 
@@ -176,21 +207,45 @@ class _BPRUpdate:
 
     def __init__(self, model, opt, sampler, context_rows, item_rows, num_negatives):
         self.model, self.opt, self.sampler = model, opt, sampler
-        self.context_rows, self.item_rows, self.num_negatives = context_rows, item_rows, num_negatives
+        self.context_rows, self.item_rows, self.num_negatives = (
+            context_rows,
+            item_rows,
+            num_negatives,
+        )
 
     def __call__(self, c, pos, lambda_w, lambda_v):
         c, pos = tf.repeat(c, self.num_negatives), tf.repeat(pos, self.num_negatives)
         neg, keep = self.sampler(c)
-        variables = [self.model.w, self.model.V]   # w0 cancels in the difference: never trained
+        variables = [
+            self.model.w,
+            self.model.V,
+        ]  # w0 cancels in the difference: never trained
         with tf.GradientTape() as tape:
-            data, objective = _objective(*variables, self.context_rows, self.item_rows, c, pos,
-                                         neg, tf.cast(keep, self.model.dtype), lambda_w, lambda_v)
+            data, objective = _objective(
+                *variables,
+                self.context_rows,
+                self.item_rows,
+                c,
+                pos,
+                neg,
+                tf.cast(keep, self.model.dtype),
+                lambda_w,
+                lambda_v,
+            )
         self.opt.apply_gradients(zip(tape.gradient(objective, variables), variables))
         return data
 
 
-def bpr_loss(model, contexts, items, context_ids, positive_ids, negative_ids,
-             lambda_w: float = 0.0, lambda_v: float = 0.0) -> float:
+def bpr_loss(
+    model,
+    contexts,
+    items,
+    context_ids,
+    positive_ids,
+    negative_ids,
+    lambda_w: float = 0.0,
+    lambda_v: float = 0.0,
+) -> float:
     r"""The BPR objective (module docstring) of given triples, for checking and teaching.
 
     Args:
@@ -207,24 +262,43 @@ def bpr_loss(model, contexts, items, context_ids, positive_ids, negative_ids,
     p = _ids(positive_ids, I.shape[0], "positive_ids")
     q = _ids(negative_ids, I.shape[0], "negative_ids")
     if not len(c) == len(p) == len(q):
-        raise ValueError(f"`context_ids`, `positive_ids` and `negative_ids` must have the same "
-                         f"length; got {len(c)}, {len(p)} and {len(q)}.")
+        raise ValueError(
+            f"`context_ids`, `positive_ids` and `negative_ids` must have the same "
+            f"length; got {len(c)}, {len(p)} and {len(q)}."
+        )
     dt = model.dtype
-    _, objective = _objective(model.w, model.V, padded_rows(C, dt), padded_rows(I, dt), c, p, q,
-                              tf.ones(len(c), dt), tf.constant(check_float(lambda_w, "lambda_w"), dt),
-                              tf.constant(check_float(lambda_v, "lambda_v"), dt))
+    _, objective = _objective(
+        model.w,
+        model.V,
+        padded_rows(C, dt),
+        padded_rows(I, dt),
+        c,
+        p,
+        q,
+        tf.ones(len(c), dt),
+        tf.constant(check_float(lambda_w, "lambda_w"), dt),
+        tf.constant(check_float(lambda_v, "lambda_v"), dt),
+    )
     return float(objective)
 
 
 def _ids(values: Any, n_rows: int, name: str) -> np.ndarray:
     """Row indices as a 1-D int64 array within ``[0, n_rows)``, else an error naming ``name``."""
     values = np.asarray(values)
-    if values.ndim != 1 or values.size == 0 or not np.issubdtype(values.dtype, np.integer):
-        raise ValueError(f"`{name}` must be a non-empty 1-D array of integer row indices; got "
-                         f"shape {values.shape} and dtype {values.dtype}.")
+    if (
+        values.ndim != 1
+        or values.size == 0
+        or not np.issubdtype(values.dtype, np.integer)
+    ):
+        raise ValueError(
+            f"`{name}` must be a non-empty 1-D array of integer row indices; got "
+            f"shape {values.shape} and dtype {values.dtype}."
+        )
     if values.min() < 0 or values.max() >= n_rows:
-        raise ValueError(f"`{name}` must index rows in [0, {n_rows}); got values from "
-                         f"{values.min()} to {values.max()}.")
+        raise ValueError(
+            f"`{name}` must index rows in [0, {n_rows}); got values from "
+            f"{values.min()} to {values.max()}."
+        )
     return values.astype(np.int64)
 
 
@@ -232,18 +306,35 @@ def _optimizer(optimizer, lr) -> keras.optimizers.Optimizer:
     if isinstance(optimizer, keras.optimizers.Optimizer):
         return optimizer
     if not (isinstance(optimizer, str) and optimizer.lower() in OPTIMIZERS):
-        raise ValueError(f"`optimizer` must be one of {sorted(OPTIMIZERS)} or a Keras optimizer; "
-                         f"got {optimizer!r}.")
+        raise ValueError(
+            f"`optimizer` must be one of {sorted(OPTIMIZERS)} or a Keras optimizer; "
+            f"got {optimizer!r}."
+        )
     lr = check_learning_rate(lr)
     return OPTIMIZERS[optimizer.lower()](learning_rate=lr)
 
 
-def fit_bpr(model, contexts, items, context_ids, item_ids, *, num_epochs: int = 10,
-            batch_size: int = 1024, optimizer: str | keras.optimizers.Optimizer = "adam",
-            lr: float = 0.01, lambda_w: float = 0.0, lambda_v: float = 0.0,
-            num_negatives: int = 1, sampling: str = "uniform", validation: tuple | None = None,
-            k: int = 10, patience: int | None = None, seed: int | None = None,
-            verbose: bool = False) -> pd.DataFrame:
+def fit_bpr(
+    model,
+    contexts,
+    items,
+    context_ids,
+    item_ids,
+    *,
+    num_epochs: int = 10,
+    batch_size: int = 1024,
+    optimizer: str | keras.optimizers.Optimizer = "adam",
+    lr: float = 0.01,
+    lambda_w: float = 0.0,
+    lambda_v: float = 0.0,
+    num_negatives: int = 1,
+    sampling: str = "uniform",
+    validation: tuple | None = None,
+    k: int = 10,
+    patience: int | None = None,
+    seed: int | None = None,
+    verbose: bool = False,
+) -> pd.DataFrame:
     r"""Train ``model`` with BPR on implicit feedback: pairs (context, positive item).
 
     Each epoch visits the training pairs in a shuffled order, ``batch_size`` pairs per step;
@@ -289,27 +380,44 @@ def fit_bpr(model, contexts, items, context_ids, item_ids, *, num_epochs: int = 
     c_ids = _ids(context_ids, C.shape[0], "context_ids")
     i_ids = _ids(item_ids, I.shape[0], "item_ids")
     if len(c_ids) != len(i_ids):
-        raise ValueError(f"`context_ids` and `item_ids` must have the same length; got "
-                         f"{len(c_ids)} and {len(i_ids)}.")
-    num_epochs, batch_size = check_int(num_epochs, "num_epochs"), check_int(batch_size, "batch_size")
+        raise ValueError(
+            f"`context_ids` and `item_ids` must have the same length; got "
+            f"{len(c_ids)} and {len(i_ids)}."
+        )
+    num_epochs, batch_size = (
+        check_int(num_epochs, "num_epochs"),
+        check_int(batch_size, "batch_size"),
+    )
     num_negatives, k = check_int(num_negatives, "num_negatives"), check_int(k, "k")
     if not (isinstance(sampling, str) and sampling in SAMPLINGS):
         raise ValueError(f"`sampling` must be one of {SAMPLINGS}; got {sampling!r}.")
     if patience is not None:
         patience = check_int(patience, "patience")
         if validation is None:
-            raise ValueError("`patience` needs `validation` (early stopping watches its NDCG@k).")
+            raise ValueError(
+                "`patience` needs `validation` (early stopping watches its NDCG@k)."
+            )
     seed = check_seed(seed)
-    lambdas = [tf.constant(check_float(x, name), model.dtype)
-               for x, name in ((lambda_w, "lambda_w"), (lambda_v, "lambda_v"))]
+    lambdas = [
+        tf.constant(check_float(x, name), model.dtype)
+        for x, name in ((lambda_w, "lambda_w"), (lambda_v, "lambda_v"))
+    ]
     val = _validation(validation, C, I, c_ids, i_ids)
     opt = _optimizer(optimizer, lr)
     opt.build([model.w, model.V])
     sampler = NegativeSampler(c_ids, i_ids, C.shape[0], I.shape[0], sampling, seed)
-    step = tf.function(_BPRUpdate(model, opt, sampler, padded_rows(C, model.dtype),
-                                  padded_rows(I, model.dtype), num_negatives),
-                       input_signature=[tf.TensorSpec([None], tf.int64)] * 2
-                       + [tf.TensorSpec([], model.dtype)] * 2)
+    step = tf.function(
+        _BPRUpdate(
+            model,
+            opt,
+            sampler,
+            padded_rows(C, model.dtype),
+            padded_rows(I, model.dtype),
+            num_negatives,
+        ),
+        input_signature=[tf.TensorSpec([None], tf.int64)] * 2
+        + [tf.TensorSpec([], model.dtype)] * 2,
+    )
     rng = np.random.default_rng(seed)
     rows, best, best_weights, waited = [], -math.inf, None, 0
     for epoch in range(1, num_epochs + 1):
@@ -318,27 +426,52 @@ def fit_bpr(model, contexts, items, context_ids, item_ids, *, num_epochs: int = 
         total = 0.0
         try:
             for s in range(0, len(order), batch_size):
-                b = order[s:s + batch_size]
-                total += float(step(tf.constant(c_ids[b]), tf.constant(i_ids[b]), *lambdas)) * len(b)
-        except KeyboardInterrupt:   # each step is one compiled call: an interrupt falls between
+                b = order[s : s + batch_size]
+                total += float(
+                    step(tf.constant(c_ids[b]), tf.constant(i_ids[b]), *lambdas)
+                ) * len(b)
+        except (
+            KeyboardInterrupt
+        ):  # each step is one compiled call: an interrupt falls between
             raise TrainingInterrupted(
                 f"BPR training was interrupted (Ctrl-C) during epoch {epoch} of {num_epochs}; the "
                 "model keeps the weights of its last completed step. The completed epochs are "
                 "in this exception's `history`.",
-                pd.DataFrame(rows).set_index("epoch") if rows else pd.DataFrame()) from None
-        row = {"epoch": epoch, "loss": total / len(order), "seconds": time.perf_counter() - started}
-        if not (math.isfinite(row["loss"]) and all(
-                bool(tf.reduce_all(tf.math.is_finite(v))) for v in (model.w, model.V))):
-            raise BPRDivergedError(f"BPR training diverged in epoch {epoch} (loss "
-                                   f"{row['loss']:.4g}); try a smaller `lr` or larger lambdas.")
+                pd.DataFrame(rows).set_index("epoch") if rows else pd.DataFrame(),
+            ) from None
+        row = {
+            "epoch": epoch,
+            "loss": total / len(order),
+            "seconds": time.perf_counter() - started,
+        }
+        if not (
+            math.isfinite(row["loss"])
+            and all(
+                bool(tf.reduce_all(tf.math.is_finite(v))) for v in (model.w, model.V)
+            )
+        ):
+            raise BPRDivergedError(
+                f"BPR training diverged in epoch {epoch} (loss "
+                f"{row['loss']:.4g}); try a smaller `lr` or larger lambdas."
+            )
         if val is not None:
-            row.update({f"val_{name}": value for name, value in ranking_metrics(
-                catalogue_scores(model, val[0], I), val[1], val[2], k=k).items()
-                if name.startswith(("hr", "ndcg"))})
+            row.update(
+                {
+                    f"val_{name}": value
+                    for name, value in ranking_metrics(
+                        catalogue_scores(model, val[0], I), val[1], val[2], k=k
+                    ).items()
+                    if name.startswith(("hr", "ndcg"))
+                }
+            )
         rows.append(row)
         if verbose:
-            print(f"epoch {epoch}/{num_epochs}: " + ", ".join(
-                f"{key}={value:.4f}" for key, value in row.items() if key != "epoch"))
+            print(
+                f"epoch {epoch}/{num_epochs}: "
+                + ", ".join(
+                    f"{key}={value:.4f}" for key, value in row.items() if key != "epoch"
+                )
+            )
         if patience is not None:
             if row[f"val_ndcg@{k}"] > best:
                 best, waited, best_epoch = row[f"val_ndcg@{k}"], 0, epoch
@@ -364,9 +497,13 @@ def _validation(validation, C, I, c_ids, i_ids) -> tuple | None:
     vc = _ids(validation[0], C.shape[0], "validation[0]")
     vi = _ids(validation[1], I.shape[0], "validation[1]")
     if len(vc) != len(vi):
-        raise ValueError("`validation`'s context_ids and item_ids must have the same length.")
-    train = sp.csr_matrix((np.ones(len(c_ids), bool), (c_ids, i_ids)), shape=(C.shape[0], I.shape[0]))
+        raise ValueError(
+            "`validation`'s context_ids and item_ids must have the same length."
+        )
+    train = sp.csr_matrix(
+        (np.ones(len(c_ids), bool), (c_ids, i_ids)), shape=(C.shape[0], I.shape[0])
+    )
     exclude = train[vc]
     exclude = exclude.toarray()
-    exclude[np.arange(len(vi)), vi] = False   # a re-consumed item stays the target
+    exclude[np.arange(len(vi)), vi] = False  # a re-consumed item stays the target
     return C[vc], vi, exclude

@@ -1,5 +1,6 @@
 """Implicit feedback from MovieLens: context and item rows, interactions and the split
 (chapter "Ranking: learning from implicit feedback")."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -44,8 +45,10 @@ class ImplicitData:
     def seen(self, part: str = "train") -> sp.csr_matrix:
         """``(n_users, n_items)`` boolean matrix of the interactions in ``part``."""
         u, i = self.pairs(part)
-        return sp.csr_matrix((np.ones(len(u), bool), (u, i)),
-                             shape=(self.contexts.shape[0], self.items.shape[0]))
+        return sp.csr_matrix(
+            (np.ones(len(u), bool), (u, i)),
+            shape=(self.contexts.shape[0], self.items.shape[0]),
+        )
 
 
 def movielens_implicit(ml, side_features: bool = True) -> ImplicitData:
@@ -60,11 +63,15 @@ def movielens_implicit(ml, side_features: bool = True) -> ImplicitData:
         ml: a :class:`fmlib.MovieLens` (from :func:`fmlib.load_movielens`).
         side_features: add the user and item attributes.
     """
-    users = ml.with_side_features(ml.users[["user"]].assign(item=ml.items["item"].iloc[0]))
+    users = ml.with_side_features(
+        ml.users[["user"]].assign(item=ml.items["item"].iloc[0])
+    )
     items = ml.items[["item", "genres"]]
     ucols = ["user"] + (["age_bucket", "gender", "occupation"] if side_features else [])
     uenc = FeatureEncoder(categorical=ucols)
-    ienc = FeatureEncoder(categorical=["item"], multi_hot=["genres"] if side_features else ())
+    ienc = FeatureEncoder(
+        categorical=["item"], multi_hot=["genres"] if side_features else ()
+    )
     U, I = uenc.fit_transform(users), ienc.fit_transform(items)
     contexts = sp.hstack([U, sp.csr_matrix((U.shape[0], I.shape[1]))], format="csr")
     item_rows = sp.hstack([sp.csr_matrix((I.shape[0], U.shape[1])), I], format="csr")
@@ -74,5 +81,13 @@ def movielens_implicit(ml, side_features: bool = True) -> ImplicitData:
     user_ids = r["user"].map(user_index).to_numpy(np.int64)
     item_ids = r["item"].map(item_index).to_numpy(np.int64)
     train, valid, test = leave_last_out(user_ids, r["timestamp"].to_numpy())
-    return ImplicitData(contexts, item_rows, user_ids, item_ids, train, valid, test,
-                        list(uenc.feature_names_) + list(ienc.feature_names_))
+    return ImplicitData(
+        contexts,
+        item_rows,
+        user_ids,
+        item_ids,
+        train,
+        valid,
+        test,
+        list(uenc.feature_names_) + list(ienc.feature_names_),
+    )

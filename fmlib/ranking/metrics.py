@@ -27,6 +27,7 @@ here (one relevant item), and the ideal DCG is 1, so NDCG@k is the DCG.
 common in papers before Krichene and Rendle, KDD 2020) ranks the target among
 ``n_negatives`` candidates drawn uniformly at random; it is cheaper but can reorder methods.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,7 +41,9 @@ from fmlib.validation import check_int, check_seed
 METRIC_NAMES = ("hr", "ndcg", "mrr", "auc")
 
 
-def exclusion_mask(exclude: Any, shape: tuple[int, int], name: str = "exclude") -> np.ndarray:
+def exclusion_mask(
+    exclude: Any, shape: tuple[int, int], name: str = "exclude"
+) -> np.ndarray:
     """``exclude`` as a boolean ``(contexts, items)`` array: True where an item is excluded.
 
     ``exclude`` may be None (nothing excluded), a boolean or 0/1 array of ``shape``, a
@@ -64,16 +67,22 @@ def exclusion_mask(exclude: Any, shape: tuple[int, int], name: str = "exclude") 
             raise ValueError(f"`{name}` as an array must be boolean or 0/1.")
         return exclude.astype(bool)
     if isinstance(exclude, np.ndarray) and exclude.dtype != object:
-        raise ValueError(f"`{name}` as an array must be 2-D of shape {shape} (a mask); got shape "
-                         f"{exclude.shape}.")
+        raise ValueError(
+            f"`{name}` as an array must be 2-D of shape {shape} (a mask); got shape "
+            f"{exclude.shape}."
+        )
     try:
         rows = list(exclude)
     except TypeError:
-        raise TypeError(f"`{name}` must be None, a boolean array, a scipy.sparse matrix or a "
-                        f"sequence of item-index sequences; got {type(exclude).__name__}.") from None
+        raise TypeError(
+            f"`{name}` must be None, a boolean array, a scipy.sparse matrix or a "
+            f"sequence of item-index sequences; got {type(exclude).__name__}."
+        ) from None
     if len(rows) != n_rows:
-        raise ValueError(f"`{name}` must hold one sequence of item indices per context "
-                         f"({n_rows}); got {len(rows)}.")
+        raise ValueError(
+            f"`{name}` must hold one sequence of item indices per context "
+            f"({n_rows}); got {len(rows)}."
+        )
     mask = np.zeros(shape, bool)
     rows = [None if np.isscalar(items) else np.asarray(list(items)) for items in rows]
     if rows and all(items is not None and items.shape == (n_items,) for items in rows):
@@ -81,51 +90,77 @@ def exclusion_mask(exclude: Any, shape: tuple[int, int], name: str = "exclude") 
         # indices (0 and 1) if taken as index lists
         if all(items.dtype == bool for items in rows):
             return np.array(rows, bool)
-        if all(np.issubdtype(items.dtype, np.number) and np.isin(items, (0, 1)).all()
-               for items in rows):
-            raise ValueError(f"`{name}` looks like a 0/1 mask written as nested lists, which "
-                             "reads as item indices 0 and 1; pass it as a numpy boolean array "
-                             "(np.asarray(exclude, bool)), or one list of item indices per context.")
+        if all(
+            np.issubdtype(items.dtype, np.number) and np.isin(items, (0, 1)).all()
+            for items in rows
+        ):
+            raise ValueError(
+                f"`{name}` looks like a 0/1 mask written as nested lists, which "
+                "reads as item indices 0 and 1; pass it as a numpy boolean array "
+                "(np.asarray(exclude, bool)), or one list of item indices per context."
+            )
     for r, items in enumerate(rows):
         if items is None:
             raise TypeError(f"`{name}[{r}]` must be a sequence of item indices.")
         if items.size and not np.issubdtype(items.dtype, np.integer):
-            raise TypeError(f"`{name}[{r}]` must hold integer item indices; got dtype "
-                            f"{items.dtype} (a float index would be truncated).")
+            raise TypeError(
+                f"`{name}[{r}]` must hold integer item indices; got dtype "
+                f"{items.dtype} (a float index would be truncated)."
+            )
         if items.size and (items.min() < 0 or items.max() >= n_items):
-            raise ValueError(f"`{name}[{r}]` holds item indices outside [0, {n_items}).")
+            raise ValueError(
+                f"`{name}[{r}]` holds item indices outside [0, {n_items})."
+            )
         if items.size != np.unique(items).size:
-            raise ValueError(f"`{name}[{r}]` repeats item indices; give each excluded item once "
-                             "(or a boolean mask as a numpy array).")
+            raise ValueError(
+                f"`{name}[{r}]` repeats item indices; give each excluded item once "
+                "(or a boolean mask as a numpy array)."
+            )
         mask[r, items.astype(np.int64)] = True
     return mask
 
 
 def _checked_scores_targets(scores: Any, targets: Any) -> tuple[np.ndarray, np.ndarray]:
     scores = np.asarray(scores)
-    if not (np.issubdtype(scores.dtype, np.floating) or np.issubdtype(scores.dtype, np.integer)):
-        raise TypeError(f"`scores` must be real numbers (float or int); got dtype {scores.dtype}.")
+    if not (
+        np.issubdtype(scores.dtype, np.floating)
+        or np.issubdtype(scores.dtype, np.integer)
+    ):
+        raise TypeError(
+            f"`scores` must be real numbers (float or int); got dtype {scores.dtype}."
+        )
     if scores.ndim != 2:
-        raise ValueError(f"`scores` must be a 2-D numeric array (contexts, items); got shape "
-                         f"{scores.shape} and dtype {scores.dtype}.")
+        raise ValueError(
+            f"`scores` must be a 2-D numeric array (contexts, items); got shape "
+            f"{scores.shape} and dtype {scores.dtype}."
+        )
     if scores.shape[0] == 0:
-        raise ValueError("`scores` has no contexts (0 rows): there is nothing to average over.")
+        raise ValueError(
+            "`scores` has no contexts (0 rows): there is nothing to average over."
+        )
     if not np.isfinite(scores).all():
         raise ValueError("`scores` must be finite; it holds NaN or infinite values.")
     targets = np.asarray(targets)
     if targets.size and not np.issubdtype(targets.dtype, np.integer):
-        raise TypeError(f"`targets` must be integer item indices; got dtype {targets.dtype} (a "
-                        "float index would be truncated).")
-    if targets.shape != (scores.shape[0],) or not np.issubdtype(targets.dtype, np.integer):
-        raise ValueError(f"`targets` must be {scores.shape[0]} integer item indices (one per row "
-                         f"of `scores`); got shape {targets.shape} and dtype {targets.dtype}.")
+        raise TypeError(
+            f"`targets` must be integer item indices; got dtype {targets.dtype} (a "
+            "float index would be truncated)."
+        )
+    if targets.shape != (scores.shape[0],) or not np.issubdtype(
+        targets.dtype, np.integer
+    ):
+        raise ValueError(
+            f"`targets` must be {scores.shape[0]} integer item indices (one per row "
+            f"of `scores`); got shape {targets.shape} and dtype {targets.dtype}."
+        )
     if targets.size and (targets.min() < 0 or targets.max() >= scores.shape[1]):
         raise ValueError(f"`targets` must be item indices in [0, {scores.shape[1]}).")
     return scores, targets.astype(np.int64)
 
 
-def sample_candidates(excluded: np.ndarray, targets: np.ndarray, n_negatives: int,
-                      seed: int | None = 0) -> np.ndarray:
+def sample_candidates(
+    excluded: np.ndarray, targets: np.ndarray, n_negatives: int, seed: int | None = 0
+) -> np.ndarray:
     """Boolean ``(contexts, items)`` mask of sampled candidates: the target plus
     ``n_negatives`` items drawn uniformly without replacement from the non-excluded ones.
 
@@ -144,8 +179,13 @@ def sample_candidates(excluded: np.ndarray, targets: np.ndarray, n_negatives: in
     return candidates
 
 
-def rank_counts(scores: Any, targets: Any, exclude: Any = None, n_negatives: int | None = None,
-                seed: int | None = 0) -> dict[str, np.ndarray]:
+def rank_counts(
+    scores: Any,
+    targets: Any,
+    exclude: Any = None,
+    n_negatives: int | None = None,
+    seed: int | None = 0,
+) -> dict[str, np.ndarray]:
     """Per context: the candidates scored above, equal to and below the target.
 
     Returns ``{"above", "ties", "below", "n_candidates", "rank"}`` (integer arrays; ``ties``
@@ -157,24 +197,37 @@ def rank_counts(scores: Any, targets: Any, exclude: Any = None, n_negatives: int
     rows = np.arange(len(targets))
     if excluded[rows, targets].any():
         bad = int(np.flatnonzero(excluded[rows, targets])[0])
-        raise ValueError(f"the target item of row {bad} ({targets[bad]}) is in `exclude`: a "
-                         "held-out item must not be excluded.")
+        raise ValueError(
+            f"the target item of row {bad} ({targets[bad]}) is in `exclude`: a "
+            "held-out item must not be excluded."
+        )
     if n_negatives is None:
         candidates = ~excluded
     else:
         n_negatives = check_int(n_negatives, "n_negatives")
         candidates = sample_candidates(excluded, targets, n_negatives, check_seed(seed))
-    candidates[rows, targets] = False                     # the others
+    candidates[rows, targets] = False  # the others
     s_t = scores[rows, targets][:, None]
     above = np.count_nonzero(candidates & (scores > s_t), axis=1)
     ties = np.count_nonzero(candidates & (scores == s_t), axis=1)
     n_others = np.count_nonzero(candidates, axis=1)
-    return {"above": above, "ties": ties, "below": n_others - above - ties,
-            "n_candidates": n_others + 1, "rank": 1 + above + ties}
+    return {
+        "above": above,
+        "ties": ties,
+        "below": n_others - above - ties,
+        "n_candidates": n_others + 1,
+        "rank": 1 + above + ties,
+    }
 
 
-def ranking_metrics(scores: Any, targets: Any, exclude: Any = None, k: int = 10,
-                    n_negatives: int | None = None, seed: int | None = 0) -> dict[str, float]:
+def ranking_metrics(
+    scores: Any,
+    targets: Any,
+    exclude: Any = None,
+    k: int = 10,
+    n_negatives: int | None = None,
+    seed: int | None = 0,
+) -> dict[str, float]:
     r"""HR@k (= recall@k), NDCG@k, MRR and AUC of held-out targets, averaged over contexts.
 
     Definitions in the module docstring; chapter "Ranking: learning from implicit feedback".
@@ -205,10 +258,17 @@ def ranking_metrics(scores: Any, targets: Any, exclude: Any = None, k: int = 10,
     rank = c["rank"]
     hit = rank <= k
     n_others = c["n_candidates"] - 1
-    defined = n_others > 0     # AUC compares the target with other candidates: none, no AUC
-    auc = ((c["below"] + 0.5 * c["ties"])[defined] / n_others[defined]).mean() if defined.any() \
+    defined = (
+        n_others > 0
+    )  # AUC compares the target with other candidates: none, no AUC
+    auc = (
+        ((c["below"] + 0.5 * c["ties"])[defined] / n_others[defined]).mean()
+        if defined.any()
         else math.nan
-    return {f"hr@{k}": float(hit.mean()),
-            f"ndcg@{k}": float(np.where(hit, 1.0 / np.log2(rank + 1.0), 0.0).mean()),
-            "mrr": float((1.0 / rank).mean()),
-            "auc": float(auc)}
+    )
+    return {
+        f"hr@{k}": float(hit.mean()),
+        f"ndcg@{k}": float(np.where(hit, 1.0 / np.log2(rank + 1.0), 0.0).mean()),
+        "mrr": float((1.0 / rank).mean()),
+        "auc": float(auc),
+    }

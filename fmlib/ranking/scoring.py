@@ -26,6 +26,7 @@ are therefore one matrix product plus two broadcast vectors,
 costing :math:`O(k\,(\mathrm{nnz}(\mathbf X_c) + \mathrm{nnz}(\mathbf X_i)) + k\, m\, n_\mathrm{items})`
 instead of ``m * n_items`` model calls on concatenated rows.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -53,14 +54,20 @@ def check_blocks(contexts, items, model) -> tuple:
     columns are disjoint (the condition for the decomposition), else a ValueError; a ``model``
     that is not a :class:`fmlib.FactorizationMachine` is a TypeError."""
     if not isinstance(model, FactorizationMachine):
-        raise TypeError(f"`model` must be a fmlib.FactorizationMachine; got {type(model).__name__}.")
-    C = as_host_matrix(contexts, model.n_features, model.dtype, name="contexts", min_rows=1)
+        raise TypeError(
+            f"`model` must be a fmlib.FactorizationMachine; got {type(model).__name__}."
+        )
+    C = as_host_matrix(
+        contexts, model.n_features, model.dtype, name="contexts", min_rows=1
+    )
     I = as_host_matrix(items, model.n_features, model.dtype, name="items", min_rows=1)
     shared = np.intersect1d(_support(C), _support(I))
     if shared.size:
-        raise ValueError(f"`contexts` and `items` must use disjoint feature columns (context "
-                         f"features and item features); both use columns {shared[:8].tolist()}"
-                         f"{' ...' if shared.size > 8 else ''}.")
+        raise ValueError(
+            f"`contexts` and `items` must use disjoint feature columns (context "
+            f"features and item features); both use columns {shared[:8].tolist()}"
+            f"{' ...' if shared.size > 8 else ''}."
+        )
     return C, I
 
 
@@ -69,14 +76,18 @@ def fm_parts(model, X) -> tuple[tf.Tensor, tf.Tensor]:
     (no :math:`w_0`), shape ``(batch,)``, and :math:`\mathbf V^\top \mathbf x`, shape ``(batch, k)``.
     """
     k = model.k
-    XVw, sum_v2x2 = factor_products(X, tf.concat([model.V, model.w[:, None]], axis=1), model.V)
+    XVw, sum_v2x2 = factor_products(
+        X, tf.concat([model.V, model.w[:, None]], axis=1), model.V
+    )
     return XVw[:, k] + lemma31(XVw[:, :k], sum_v2x2), XVw[:, :k]
 
 
 def _host_parts(model, X, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     parts = [fm_parts(model, Xb) for _, _, Xb in iter_batches(X, batch_size)]
-    return (np.concatenate([p[0].numpy() for p in parts]),
-            np.concatenate([p[1].numpy() for p in parts]))
+    return (
+        np.concatenate([p[0].numpy() for p in parts]),
+        np.concatenate([p[1].numpy() for p in parts]),
+    )
 
 
 def catalogue_scores(model, contexts, items, batch_size: int = 4096) -> np.ndarray:
@@ -103,8 +114,9 @@ def catalogue_scores(model, contexts, items, batch_size: int = 4096) -> np.ndarr
     return (model.w0.numpy() + a)[:, None] + b[None, :] + P @ Q.T
 
 
-def recommend(model, context, items, k: int = 10, exclude: Any = None
-              ) -> tuple[np.ndarray, np.ndarray]:
+def recommend(
+    model, context, items, k: int = 10, exclude: Any = None
+) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` best-scored items for each context, best first, and their scores.
 
     Args:
@@ -133,7 +145,9 @@ def recommend(model, context, items, k: int = 10, exclude: Any = None
     excluded = exclusion_mask(exclude, S.shape)
     available = int(np.min(np.count_nonzero(~excluded, axis=1)))
     if k > available:
-        raise ValueError(f"`k`={k} is more than the {available} items left after `exclude`.")
+        raise ValueError(
+            f"`k`={k} is more than the {available} items left after `exclude`."
+        )
     S = np.where(excluded, -np.inf, S)
     top = np.argpartition(-S, k - 1, axis=1)[:, :k]
     order = np.argsort(-np.take_along_axis(S, top, axis=1), axis=1, kind="stable")

@@ -6,6 +6,7 @@ before it the validation item, the rest is training data. This is the protocol o
 next-item recommendation papers: the model is asked what the user does *next*, never about
 the past with the future in its training set.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -13,8 +14,9 @@ from typing import Any
 import numpy as np
 
 
-def leave_last_out(users: Any, timestamps: Any, n_holdout: int = 2
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def leave_last_out(
+    users: Any, timestamps: Any, n_holdout: int = 2
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Row indices ``(train, validation, test)`` of a leave-last-out split per user.
 
     The user's last interaction (largest timestamp) goes to ``test`` and, with
@@ -37,20 +39,34 @@ def leave_last_out(users: Any, timestamps: Any, n_holdout: int = 2
     """
     users, timestamps = np.asarray(users), np.asarray(timestamps)
     if users.ndim != 1 or timestamps.shape != users.shape:
-        raise ValueError(f"`users` and `timestamps` must be 1-D of the same length; got shapes "
-                         f"{users.shape} and {timestamps.shape}.")
-    if not (np.issubdtype(timestamps.dtype, np.floating) or np.issubdtype(timestamps.dtype, np.integer)
-            or np.issubdtype(timestamps.dtype, np.datetime64)):
-        raise TypeError(f"`timestamps` must be real numbers or datetimes; got dtype {timestamps.dtype}.")
-    if np.issubdtype(timestamps.dtype, np.floating) and not np.isfinite(timestamps).all():
+        raise ValueError(
+            f"`users` and `timestamps` must be 1-D of the same length; got shapes "
+            f"{users.shape} and {timestamps.shape}."
+        )
+    if not (
+        np.issubdtype(timestamps.dtype, np.floating)
+        or np.issubdtype(timestamps.dtype, np.integer)
+        or np.issubdtype(timestamps.dtype, np.datetime64)
+    ):
+        raise TypeError(
+            f"`timestamps` must be real numbers or datetimes; got dtype {timestamps.dtype}."
+        )
+    if (
+        np.issubdtype(timestamps.dtype, np.floating)
+        and not np.isfinite(timestamps).all()
+    ):
         bad = int(np.flatnonzero(~np.isfinite(timestamps))[0])
-        raise ValueError(f"`timestamps` must be finite; row {bad} holds {timestamps[bad]} (a NaN "
-                         "would sort as the latest interaction).")
+        raise ValueError(
+            f"`timestamps` must be finite; row {bad} holds {timestamps[bad]} (a NaN "
+            "would sort as the latest interaction)."
+        )
     if np.issubdtype(timestamps.dtype, np.datetime64) and np.isnat(timestamps).any():
         raise ValueError("`timestamps` must not hold NaT (not-a-time).")
     if n_holdout not in (1, 2) or isinstance(n_holdout, bool):
         raise ValueError(f"`n_holdout` must be 1 or 2; got {n_holdout!r}.")
-    order = np.lexsort((np.arange(len(users)), timestamps, users))   # user, then time, then row
+    order = np.lexsort(
+        (np.arange(len(users)), timestamps, users)
+    )  # user, then time, then row
     u = users[order]
     last = np.r_[u[1:] != u[:-1], True] if len(u) else np.zeros(0, bool)
     first = np.r_[True, u[1:] != u[:-1]] if len(u) else np.zeros(0, bool)

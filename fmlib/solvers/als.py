@@ -17,6 +17,7 @@ parameter once and sets it to the minimiser of the objective in that parameter a
 :class:`fmlib.solvers.coordinate.CoordinateSweeper`'s with :math:`\alpha = 1, \mu = 0` and no
 noise. :func:`fmlib.fit` with ``solver="als"`` calls this module.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -30,9 +31,14 @@ from fmlib.model.fm import FactorizationMachine
 from fmlib.solvers.sweeper import make_sweeper
 
 
-def als_sweeps(model: FactorizationMachine,
-               X: sp.csr_matrix | np.ndarray | RelationalDesign, y: np.ndarray,
-               lambda_w: float, lambda_v: float, groups: Any = None) -> Callable[[], float]:
+def als_sweeps(
+    model: FactorizationMachine,
+    X: sp.csr_matrix | np.ndarray | RelationalDesign,
+    y: np.ndarray,
+    lambda_w: float,
+    lambda_v: float,
+    groups: Any = None,
+) -> Callable[[], float]:
     """Prepare ALS on checked data; returns ``sweep()``, which runs one sweep over all
     parameters, writes them into ``model`` and returns the training mean squared error.
 
@@ -57,9 +63,12 @@ def als_sweeps(model: FactorizationMachine,
         sweeper.update_w(1.0, zero_w, lam_w, zero_w, sample=False)
         sweeper.update_V(1.0, zero_V, lam_V, zero_V, sample=False)
         weights = sweeper.weights()
-        check_solver_weights(weights, f"in ALS sweep {sweeps}",
-                             f"solver='als', lambda_w={lambda_w}, lambda_v={lambda_v}")
+        check_solver_weights(
+            weights,
+            f"in ALS sweep {sweeps}",
+            f"solver='als', lambda_w={lambda_w}, lambda_v={lambda_v}",
+        )
         model.set_weights(**weights)
-        return float(np.mean(sweeper.e ** 2))
+        return float(np.mean(sweeper.e**2))
 
     return sweep

@@ -46,6 +46,7 @@ the neighbours of one column at a time, is compiled with numba. The model they t
 the same :class:`~fmlib.FactorizationMachine`, and predictions go through TensorFlow as
 everywhere else.
 """
+
 from __future__ import annotations
 
 from typing import Any, NamedTuple, Sequence
@@ -166,14 +167,21 @@ def block_schedule(X: sp.spmatrix, groups: Any = None) -> list[np.ndarray]:
     # merging duplicates would change them
     canonical = X.has_canonical_format
     pattern = sp.csr_matrix(
-        (np.ones(X.nnz, bool), X.indices if canonical else X.indices.copy(),
-         X.indptr if canonical else X.indptr.copy()), shape=X.shape)
+        (
+            np.ones(X.nnz, bool),
+            X.indices if canonical else X.indices.copy(),
+            X.indptr if canonical else X.indptr.copy(),
+        ),
+        shape=X.shape,
+    )
     pattern.sum_duplicates()
     blocks = []
     for g in range(int(group_of.max()) + 1 if n else 0):
         cols = np.flatnonzero(group_of == g)
         sub = pattern if cols.size == n else pattern[:, cols]
-        if sub.shape[0] == 0 or np.diff(sub.indptr).max() <= 1:   # one-hot: a single colour
+        if (
+            sub.shape[0] == 0 or np.diff(sub.indptr).max() <= 1
+        ):  # one-hot: a single colour
             blocks.append(cols)
             continue
         if np.sum(np.diff(sub.indptr) ** 2) > 16 * sub.nnz:  # long rows: walk each once
@@ -220,12 +228,22 @@ class CoordinateSweeper:
         schedule: blocks of columns that never share a row (:func:`block_schedule`).
     """
 
-    def __init__(self, X: sp.csr_matrix, y: np.ndarray, w0: float, w: np.ndarray,
-                 V: np.ndarray, schedule: Sequence[np.ndarray]):
+    def __init__(
+        self,
+        X: sp.csr_matrix,
+        y: np.ndarray,
+        w0: float,
+        w: np.ndarray,
+        V: np.ndarray,
+        schedule: Sequence[np.ndarray],
+    ):
         self.N, self.n = X.shape
         self.k = V.shape[1]
-        order = np.concatenate([np.asarray(b, np.int64) for b in schedule]) if len(schedule) \
+        order = (
+            np.concatenate([np.asarray(b, np.int64) for b in schedule])
+            if len(schedule)
             else np.zeros(0, np.int64)
+        )
         if order.size != self.n or np.any(np.sort(order) != np.arange(self.n)):
             raise ValueError("`schedule` must list every column exactly once.")
         self.X = sp.csr_matrix(X, dtype=np.float64)
@@ -235,7 +253,7 @@ class CoordinateSweeper:
         self.y = np.array(y, np.float64)
         self.w0 = float(w0)
         self.w = np.array(w, np.float64)
-        self.Vt = np.array(np.asarray(V, np.float64).T)       # (k, n): row f is v_{., f}
+        self.Vt = np.array(np.asarray(V, np.float64).T)  # (k, n): row f is v_{., f}
         self.refresh()
 
     def _block(self, Xc: sp.csc_matrix, cols: np.ndarray) -> _Block:
@@ -244,12 +262,22 @@ class CoordinateSweeper:
         seg_type = np.int32 if cols.size < 2**31 else np.int64
         seg = np.repeat(np.arange(cols.size, dtype=seg_type), np.diff(sub.indptr))
         by_row = np.argsort(sub.indices, kind="stable")
-        rows, seg, x = sub.indices[by_row].astype(np.int64), seg[by_row], sub.data[by_row]
+        rows, seg, x = (
+            sub.indices[by_row].astype(np.int64),
+            seg[by_row],
+            sub.data[by_row],
+        )
         if rows.size == self.N and np.array_equal(rows, np.arange(self.N)):
             rows = slice(None)
         binary = bool(np.all(x == 1.0))
-        return _Block(cols, rows, seg, None if binary else x, None if binary else x * x,
-                      np.bincount(seg, minlength=cols.size).astype(np.float64))
+        return _Block(
+            cols,
+            rows,
+            seg,
+            None if binary else x,
+            None if binary else x * x,
+            np.bincount(seg, minlength=cols.size).astype(np.float64),
+        )
 
     # --- state -----------------------------------------------------------------------
     @property
@@ -266,10 +294,14 @@ class CoordinateSweeper:
         The updates keep both caches exact up to rounding; a refresh at the start of every
         sweep stops rounding errors from accumulating over thousands of sweeps.
         """
-        q = self.X @ np.ascontiguousarray(self.Vt.T)           # one pass over X: (N, k)
-        self.qt = np.ascontiguousarray(q.T)                    # (k, N): row f is q_{., f}
-        y_hat = self.w0 + self.X @ self.w + 0.5 * (
-            np.sum(self.qt ** 2, axis=0) - self._X_sq @ np.sum(self.Vt ** 2, axis=0))
+        q = self.X @ np.ascontiguousarray(self.Vt.T)  # one pass over X: (N, k)
+        self.qt = np.ascontiguousarray(q.T)  # (k, N): row f is q_{., f}
+        y_hat = (
+            self.w0
+            + self.X @ self.w
+            + 0.5
+            * (np.sum(self.qt**2, axis=0) - self._X_sq @ np.sum(self.Vt**2, axis=0))
+        )
         self.e = self.y - y_hat
 
     def set_targets(self, y: np.ndarray) -> None:
@@ -287,7 +319,11 @@ class CoordinateSweeper:
         """New values of one block's parameters, m + sample z / sqrt(P) (module docstring),
         from the products h e and h^2 of its non-zeros (``h_sq`` None: all ones)."""
         size = theta.size
-        den = block.counts if h_sq is None else np.bincount(block.seg, h_sq, minlength=size)
+        den = (
+            block.counts
+            if h_sq is None
+            else np.bincount(block.seg, h_sq, minlength=size)
+        )
         num = np.bincount(block.seg, h_e, minlength=size) + theta * den
         prec = alpha * den + lam
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -297,7 +333,9 @@ class CoordinateSweeper:
         # P = 0 (no data and lambda = 0: an infinite variance): 0, as libFM sets it
         return np.where(prec > 0, new, 0.0)
 
-    def update_w0(self, alpha: float, lam: float, mu: float, z: float, sample: bool) -> None:
+    def update_w0(
+        self, alpha: float, lam: float, mu: float, z: float, sample: bool
+    ) -> None:
         """:math:`w_0` from its conditional (:math:`h = 1` for every row)."""
         prec = alpha * self.N + lam
         new = (alpha * (self.e.sum() + self.N * self.w0) + lam * mu) / prec
@@ -311,12 +349,14 @@ class CoordinateSweeper:
         for b in self.blocks:
             self._update_w_block(b, alpha, mu, lam, z, sample)
 
-    def _update_w_block(self, b: _Block, alpha: float, mu, lam, z,
-                        sample: bool) -> None:
+    def _update_w_block(
+        self, b: _Block, alpha: float, mu, lam, z, sample: bool
+    ) -> None:
         theta, e_rows = self.w[b.cols], self.e[b.rows]
         h_e = e_rows if b.x is None else b.x * e_rows
-        new = self._draw(theta, h_e, b.x_sq, b, alpha, mu[b.cols], lam[b.cols],
-                         z[b.cols], sample)
+        new = self._draw(
+            theta, h_e, b.x_sq, b, alpha, mu[b.cols], lam[b.cols], z[b.cols], sample
+        )
         delta = (new - theta)[b.seg]
         self.e[b.rows] = e_rows - (delta if b.x is None else delta * b.x)
         self.w[b.cols] = new
@@ -331,16 +371,26 @@ class CoordinateSweeper:
             for b in self.blocks:
                 self._update_v_block(f, b, alpha, mu, lam, z, sample)
 
-    def _update_v_block(self, f: int, b: _Block, alpha: float, mu, lam, z,
-                        sample: bool) -> None:
+    def _update_v_block(
+        self, f: int, b: _Block, alpha: float, mu, lam, z, sample: bool
+    ) -> None:
         v, q = self.Vt[f], self.qt[f]
         theta, q_rows, e_rows = v[b.cols], q[b.rows], self.e[b.rows]
-        if b.x is None:                               # x = 1: h = q - v
+        if b.x is None:  # x = 1: h = q - v
             h = q_rows - theta[b.seg]
         else:
             h = b.x * q_rows - theta[b.seg] * b.x_sq
-        new = self._draw(theta, h * e_rows, h * h, b, alpha, mu[b.cols, f],
-                         lam[b.cols, f], z[b.cols, f], sample)
+        new = self._draw(
+            theta,
+            h * e_rows,
+            h * h,
+            b,
+            alpha,
+            mu[b.cols, f],
+            lam[b.cols, f],
+            z[b.cols, f],
+            sample,
+        )
         delta = (new - theta)[b.seg]
         self.e[b.rows] = e_rows - delta * h
         q[b.rows] = q_rows + (delta if b.x is None else delta * b.x)

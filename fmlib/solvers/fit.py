@@ -4,6 +4,7 @@ Gradient steps (chapter "Learning"; row-sparse in chapter "Performance and scale
 coordinate descent (chapter "Beyond SGD: coordinate descent and MCMC") share one epoch loop,
 :func:`fmlib.learning.loop.run_epochs`.
 """
+
 from __future__ import annotations
 
 import keras
@@ -29,14 +30,29 @@ from fmlib.validation import (
 )
 
 
-def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: str | None = None,
-        num_epochs: int | None = None, batch_size: int | None = None,
-        optimizer: str | keras.optimizers.Optimizer | None = None, lr: float | None = None,
-        lambda_w: float | None = None, lambda_v: float | None = None,
-        updates: str | None = None, regularization: str | None = None, groups=None,
-        validation_data: tuple | None = None, patience: int | None = None,
-        shuffle: bool | None = None, seed: int | None = None,
-        verbose: bool = False, steps_per_epoch: int | None = None) -> pd.DataFrame:
+def fit(
+    model: FactorizationMachine,
+    X,
+    y,
+    *,
+    solver: str = "gradient",
+    task: str | None = None,
+    num_epochs: int | None = None,
+    batch_size: int | None = None,
+    optimizer: str | keras.optimizers.Optimizer | None = None,
+    lr: float | None = None,
+    lambda_w: float | None = None,
+    lambda_v: float | None = None,
+    updates: str | None = None,
+    regularization: str | None = None,
+    groups=None,
+    validation_data: tuple | None = None,
+    patience: int | None = None,
+    shuffle: bool | None = None,
+    seed: int | None = None,
+    verbose: bool = False,
+    steps_per_epoch: int | None = None,
+) -> pd.DataFrame:
     r"""Train ``model`` on ``(X, y)``; returns the per-epoch history.
 
     With ``solver="gradient"`` (the default) each step minimises, over a minibatch
@@ -139,51 +155,98 @@ def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: st
         TrainingDivergedError: the loss became NaN or infinite.
     """
     if not isinstance(model, FactorizationMachine):
-        raise TypeError(f"`model` must be a fmlib.FactorizationMachine; got {type(model).__name__}.")
+        raise TypeError(
+            f"`model` must be a fmlib.FactorizationMachine; got {type(model).__name__}."
+        )
     task = resolve_task(model.task, task, "fit")
     if solver == "mcmc":
-        raise ValueError("solver='mcmc' averages predictions over posterior samples, which one "
-                         "FactorizationMachine cannot hold: use fmlib.BayesianFM (or "
-                         "fmlib.FMRegressor(solver='mcmc')).")
-    params = resolve(solver, {
-        "num_epochs": num_epochs, "batch_size": batch_size, "optimizer": optimizer, "lr": lr,
-        "lambda_w": lambda_w, "lambda_v": lambda_v, "updates": updates,
-        "regularization": regularization, "groups": groups, "shuffle": shuffle,
-        "seed": seed}, task)
+        raise ValueError(
+            "solver='mcmc' averages predictions over posterior samples, which one "
+            "FactorizationMachine cannot hold: use fmlib.BayesianFM (or "
+            "fmlib.FMRegressor(solver='mcmc'))."
+        )
+    params = resolve(
+        solver,
+        {
+            "num_epochs": num_epochs,
+            "batch_size": batch_size,
+            "optimizer": optimizer,
+            "lr": lr,
+            "lambda_w": lambda_w,
+            "lambda_v": lambda_v,
+            "updates": updates,
+            "regularization": regularization,
+            "groups": groups,
+            "shuffle": shuffle,
+            "seed": seed,
+        },
+        task,
+    )
     streamed = isinstance(X, tf.data.Dataset)
-    num_epochs, lambda_w, lambda_v = params["num_epochs"], params["lambda_w"], params["lambda_v"]
+    num_epochs, lambda_w, lambda_v = (
+        params["num_epochs"],
+        params["lambda_w"],
+        params["lambda_v"],
+    )
     if solver == "gradient":
-        updates, regularization = _updates(params["updates"], params["regularization"], X,
-                                           params["optimizer"])
-        batch_size, optimizer, lr = params["batch_size"], params["optimizer"], params["lr"]
+        updates, regularization = _updates(
+            params["updates"], params["regularization"], X, params["optimizer"]
+        )
+        batch_size, optimizer, lr = (
+            params["batch_size"],
+            params["optimizer"],
+            params["lr"],
+        )
         shuffle, seed = check_shuffle(params["shuffle"], X, solver), params["seed"]
     else:
         updates, groups = None, params["groups"]
         if streamed:
-            raise ValueError("a tf.data.Dataset `X` trains with solver='gradient'; "
-                             f"got solver={solver!r}.")
+            raise ValueError(
+                "a tf.data.Dataset `X` trains with solver='gradient'; "
+                f"got solver={solver!r}."
+            )
     if steps_per_epoch is not None:
         steps_per_epoch = check_int(steps_per_epoch, "steps_per_epoch")
         if not streamed:
-            raise ValueError("`steps_per_epoch` is for a tf.data.Dataset `X` (an epoch of arrays "
-                             f"is one pass over them); got X of type {type(X).__name__}.")
-    if streamed and steps_per_epoch is None and \
-            int(X.cardinality()) == int(tf.data.INFINITE_CARDINALITY):
-        raise ValueError("`X` is an endless tf.data.Dataset (.repeat() without a count): an "
-                         "epoch would never end. Pass `steps_per_epoch` (batches per epoch), "
-                         "or make it finite (.repeat(n), .take(n)).")
+            raise ValueError(
+                "`steps_per_epoch` is for a tf.data.Dataset `X` (an epoch of arrays "
+                f"is one pass over them); got X of type {type(X).__name__}."
+            )
+    if (
+        streamed
+        and steps_per_epoch is None
+        and int(X.cardinality()) == int(tf.data.INFINITE_CARDINALITY)
+    ):
+        raise ValueError(
+            "`X` is an endless tf.data.Dataset (.repeat() without a count): an "
+            "epoch would never end. Pass `steps_per_epoch` (batches per epoch), "
+            "or make it finite (.repeat(n), .take(n))."
+        )
     if patience is not None:
         patience = check_int(patience, "patience")
         if validation_data is None:
-            raise ValueError("`patience` (early stopping) needs `validation_data`; got None.")
+            raise ValueError(
+                "`patience` (early stopping) needs `validation_data`; got None."
+            )
 
     if streamed:
         dataset = _checked_dataset(X, y, model)
         validation = _validation_pair(validation_data, model, task)
-        run_epoch = dataset_epochs(model, dataset, task, optimizer, lr, lambda_w, lambda_v,
-                                   regularization, steps_per_epoch)
+        run_epoch = dataset_epochs(
+            model,
+            dataset,
+            task,
+            optimizer,
+            lr,
+            lambda_w,
+            lambda_v,
+            regularization,
+            steps_per_epoch,
+        )
         model.task = task
-        return run_epochs(model, run_epoch, num_epochs, task, validation, patience, verbose, lr)
+        return run_epochs(
+            model, run_epoch, num_epochs, task, validation, patience, verbose, lr
+        )
 
     dtype = tf.float64 if solver == "als" else model.dtype
     # the sparse path only reads X: a canonical CSR matrix is used without a copy
@@ -195,17 +258,58 @@ def fit(model: FactorizationMachine, X, y, *, solver: str = "gradient", task: st
 
     if solver == "als":
         run_epoch, lr = als_sweeps(model, Xh, yh, lambda_w, lambda_v, groups), None
-    elif is_relational(Xh):   # per distinct block row, never flat (fmlib.learning.relational)
-        run_epoch = relational_epochs(model, Xh, yh, task, batch_size, optimizer, lr, lambda_w,
-                                      lambda_v, updates, regularization, shuffle, seed)
+    elif is_relational(
+        Xh
+    ):  # per distinct block row, never flat (fmlib.learning.relational)
+        run_epoch = relational_epochs(
+            model,
+            Xh,
+            yh,
+            task,
+            batch_size,
+            optimizer,
+            lr,
+            lambda_w,
+            lambda_v,
+            updates,
+            regularization,
+            shuffle,
+            seed,
+        )
     elif updates == "sparse":
-        run_epoch = sparse_epochs(model, Xh, yh, task, batch_size, optimizer, lr, lambda_w,
-                                  lambda_v, regularization, shuffle, seed)
+        run_epoch = sparse_epochs(
+            model,
+            Xh,
+            yh,
+            task,
+            batch_size,
+            optimizer,
+            lr,
+            lambda_w,
+            lambda_v,
+            regularization,
+            shuffle,
+            seed,
+        )
     else:
-        run_epoch = gradient_epochs(model, Xh, yh, task, batch_size, optimizer, lr, lambda_w,
-                                     lambda_v, shuffle, seed, verbose)
-    model.task = task   # the arguments are valid: from now on the model is this task's
-    return run_epochs(model, run_epoch, num_epochs, task, validation, patience, verbose, lr)
+        run_epoch = gradient_epochs(
+            model,
+            Xh,
+            yh,
+            task,
+            batch_size,
+            optimizer,
+            lr,
+            lambda_w,
+            lambda_v,
+            shuffle,
+            seed,
+            verbose,
+        )
+    model.task = task  # the arguments are valid: from now on the model is this task's
+    return run_epochs(
+        model, run_epoch, num_epochs, task, validation, patience, verbose, lr
+    )
 
 
 def _updates(updates, regularization, X, optimizer) -> tuple[str, str]:
@@ -214,53 +318,88 @@ def _updates(updates, regularization, X, optimizer) -> tuple[str, str]:
     present for them, the global penalty for dense steps."""
     streamed = isinstance(X, tf.data.Dataset)
     if updates is None:
-        sparse_input = (streamed or sp.issparse(X) or isinstance(X, tf.SparseTensor)
-                        or is_relational(X))
+        sparse_input = (
+            streamed
+            or sp.issparse(X)
+            or isinstance(X, tf.SparseTensor)
+            or is_relational(X)
+        )
         updates = "sparse" if sparse_input and isinstance(optimizer, str) else "dense"
     if streamed and updates != "sparse":
-        raise ValueError("a tf.data.Dataset `X` trains with updates='sparse'; "
-                         f"got updates={updates!r}.")
+        raise ValueError(
+            "a tf.data.Dataset `X` trains with updates='sparse'; "
+            f"got updates={updates!r}."
+        )
     if regularization is None:
         regularization = "present" if updates == "sparse" else "global"
     if updates == "dense" and regularization != "global":
-        raise ValueError(f"regularization={regularization!r} needs updates='sparse' (the dense "
-                         "step penalises every row); got updates='dense'.")
+        raise ValueError(
+            f"regularization={regularization!r} needs updates='sparse' (the dense "
+            "step penalises every row); got updates='dense'."
+        )
     return updates, regularization
 
 
-def _checked_dataset(dataset: tf.data.Dataset, y, model: FactorizationMachine) -> tf.data.Dataset:
+def _checked_dataset(
+    dataset: tf.data.Dataset, y, model: FactorizationMachine
+) -> tf.data.Dataset:
     """A dataset of ``(X batch, y batch)`` whose structure fits the model, or a clear error."""
     if y is not None:
-        raise ValueError("`y` must be None when `X` is a tf.data.Dataset (its elements are "
-                         f"(X batch, y batch) pairs); got {type(y).__name__}.")
+        raise ValueError(
+            "`y` must be None when `X` is a tf.data.Dataset (its elements are "
+            f"(X batch, y batch) pairs); got {type(y).__name__}."
+        )
     spec = dataset.element_spec
     if not (isinstance(spec, tuple) and len(spec) == 2):
-        raise ValueError("`X` (a tf.data.Dataset) must yield (X batch, y batch) pairs; "
-                         f"its elements are {spec}.")
+        raise ValueError(
+            "`X` (a tf.data.Dataset) must yield (X batch, y batch) pairs; "
+            f"its elements are {spec}."
+        )
     x_spec, y_spec = spec
-    if not isinstance(x_spec, (tf.TensorSpec, tf.SparseTensorSpec)) or x_spec.shape.rank != 2 \
-            or x_spec.shape[1] != model.n_features:
-        raise ValueError(f"`X` (a tf.data.Dataset) must yield X batches of shape (batch, "
-                         f"{model.n_features}), dense or sparse; got {x_spec}.")
-    if not isinstance(y_spec, tf.TensorSpec) or y_spec.shape.rank not in (1, 2) or (
-            y_spec.shape.rank == 2 and y_spec.shape[1] != 1):
-        raise ValueError("`X` (a tf.data.Dataset) must yield y batches of shape (batch,) or "
-                         f"(batch, 1); got {y_spec}.")
+    if (
+        not isinstance(x_spec, (tf.TensorSpec, tf.SparseTensorSpec))
+        or x_spec.shape.rank != 2
+        or x_spec.shape[1] != model.n_features
+    ):
+        raise ValueError(
+            f"`X` (a tf.data.Dataset) must yield X batches of shape (batch, "
+            f"{model.n_features}), dense or sparse; got {x_spec}."
+        )
+    if (
+        not isinstance(y_spec, tf.TensorSpec)
+        or y_spec.shape.rank not in (1, 2)
+        or (y_spec.shape.rank == 2 and y_spec.shape[1] != 1)
+    ):
+        raise ValueError(
+            "`X` (a tf.data.Dataset) must yield y batches of shape (batch,) or "
+            f"(batch, 1); got {y_spec}."
+        )
     for name, s in (("X", x_spec), ("y", y_spec)):
         if not (s.dtype.is_floating or s.dtype.is_integer or s.dtype.is_bool):
-            raise TypeError(f"`X` (a tf.data.Dataset) must yield numeric {name} batches; "
-                            f"got dtype {s.dtype.name}.")
+            raise TypeError(
+                f"`X` (a tf.data.Dataset) must yield numeric {name} batches; "
+                f"got dtype {s.dtype.name}."
+            )
     return dataset
 
 
-def _validation_pair(validation_data, model: FactorizationMachine, task: str) -> tuple | None:
+def _validation_pair(
+    validation_data, model: FactorizationMachine, task: str
+) -> tuple | None:
     """``(X_val, y_val)`` checked and on the host, or None."""
     if validation_data is None:
         return None
     if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
-        raise ValueError("`validation_data` must be a pair (X_val, y_val); "
-                         f"got {type(validation_data).__name__}.")
-    Xv = as_host_matrix(validation_data[0], model.n_features, model.dtype, name="validation_data[0]",
-                        min_rows=1)
+        raise ValueError(
+            "`validation_data` must be a pair (X_val, y_val); "
+            f"got {type(validation_data).__name__}."
+        )
+    Xv = as_host_matrix(
+        validation_data[0],
+        model.n_features,
+        model.dtype,
+        name="validation_data[0]",
+        min_rows=1,
+    )
     yv = as_targets(validation_data[1], Xv.shape[0], name="validation_data[1]")
     return Xv, as_labels(yv, task, "validation_data[1]")

@@ -65,6 +65,7 @@ non-zero in the training rows has the prior as its conditional: mcmc draws it fr
 :math:`\mathcal N(\mu_g, 1/\lambda_g)`, als sets it to :math:`\mu = 0`, and where the
 precision is 0 (als with :math:`\lambda = 0`) libFM sets it to 0 as well.
 """
+
 from __future__ import annotations
 
 import math
@@ -80,7 +81,7 @@ def _jit(function):
     """``numba.njit`` with the on-disk cache (compiled once per machine) where possible."""
     try:
         return numba.njit(cache=True, error_model="numpy")(function)
-    except RuntimeError:   # no writable cache directory
+    except RuntimeError:  # no writable cache directory
         return numba.njit(error_model="numpy")(function)
 
 
@@ -106,20 +107,30 @@ def as_rows(X: Any, n_cols: int | None = None) -> Rows:
     elif hasattr(X, "tocsr"):
         X = X.tocsr()
         X.sort_indices()
-        rows = Rows(np.asarray(X.indptr, np.int64), np.asarray(X.indices, np.int64),
-                    np.asarray(X.data, np.float64), int(X.shape[1]))
+        rows = Rows(
+            np.asarray(X.indptr, np.int64),
+            np.asarray(X.indices, np.int64),
+            np.asarray(X.data, np.float64),
+            int(X.shape[1]),
+        )
     else:
         dense = np.asarray(X, np.float64)
         if dense.ndim != 2:
-            raise ValueError(f"`X` must be 2-D (rows, features); got shape {dense.shape}.")
+            raise ValueError(
+                f"`X` must be 2-D (rows, features); got shape {dense.shape}."
+            )
         r, c = np.nonzero(dense)
-        indptr = np.concatenate([[0], np.cumsum(np.bincount(r, minlength=dense.shape[0]))])
-        rows = Rows(indptr.astype(np.int64), c.astype(np.int64), dense[r, c],
-                    dense.shape[1])
+        indptr = np.concatenate(
+            [[0], np.cumsum(np.bincount(r, minlength=dense.shape[0]))]
+        )
+        rows = Rows(
+            indptr.astype(np.int64), c.astype(np.int64), dense[r, c], dense.shape[1]
+        )
     if n_cols is not None and n_cols != rows.n_cols:
         if n_cols < rows.n_cols:
-            raise ValueError(f"`n_cols` must be >= the matrix's {rows.n_cols} columns; "
-                             f"got {n_cols}.")
+            raise ValueError(
+                f"`n_cols` must be >= the matrix's {rows.n_cols} columns; got {n_cols}."
+            )
         rows = rows._replace(n_cols=int(n_cols))
     return rows
 
@@ -138,23 +149,31 @@ def transpose(rows: Rows) -> Rows:
 def _check_fit_inputs(rows: Rows, y, params: "Params", name: str = "y") -> np.ndarray:
     """``y`` as float64 with one target per row; ``rows`` no wider than the model."""
     if not isinstance(rows, Rows):
-        raise TypeError(f"`rows` must be fmlib.solvers.libfm.Rows (see as_rows); got "
-                        f"{type(rows).__name__}.")
+        raise TypeError(
+            f"`rows` must be fmlib.solvers.libfm.Rows (see as_rows); got "
+            f"{type(rows).__name__}."
+        )
     y = np.asarray(y, np.float64)
     if y.shape != (rows.n_rows,):
-        raise ValueError(f"`{name}` must have one target per row, shape ({rows.n_rows},); "
-                         f"got shape {y.shape}.")
+        raise ValueError(
+            f"`{name}` must have one target per row, shape ({rows.n_rows},); "
+            f"got shape {y.shape}."
+        )
     if rows.n_cols > params.w.shape[0]:
-        raise ValueError(f"the rows have {rows.n_cols} columns but `params` "
-                         f"{params.w.shape[0]} features.")
+        raise ValueError(
+            f"the rows have {rows.n_cols} columns but `params` "
+            f"{params.w.shape[0]} features."
+        )
     return y
 
 
 def _check_regular(regular, name: str = "regular") -> tuple[float, float, float]:
     values = tuple(float(r) for r in regular)
     if len(values) != 3 or not all(np.isfinite(values)) or min(values) < 0:
-        raise ValueError(f"`{name}` must be three numbers >= 0 (lambda_0, lambda_w, "
-                         f"lambda_v); got {regular!r}.")
+        raise ValueError(
+            f"`{name}` must be three numbers >= 0 (lambda_0, lambda_w, "
+            f"lambda_v); got {regular!r}."
+        )
     return values
 
 
@@ -162,10 +181,14 @@ def _check_groups(groups, n: int) -> np.ndarray:
     if groups is None:
         return np.zeros(n, np.int64)
     groups = np.asarray(groups)
-    if groups.shape != (n,) or (groups.size and (not np.issubdtype(groups.dtype, np.integer)
-                                                 or groups.min() < 0)):
-        raise ValueError(f"`groups` must be ({n},) integers >= 0, one group per feature; got "
-                         f"shape {groups.shape}, dtype {groups.dtype}.")
+    if groups.shape != (n,) or (
+        groups.size
+        and (not np.issubdtype(groups.dtype, np.integer) or groups.min() < 0)
+    ):
+        raise ValueError(
+            f"`groups` must be ({n},) integers >= 0, one group per feature; got "
+            f"shape {groups.shape}, dtype {groups.dtype}."
+        )
     return groups.astype(np.int64)
 
 
@@ -180,16 +203,26 @@ class Params(NamedTuple):
     k1: bool = True
 
 
-def init_params(n: int, k: int, init_stdev: float, seed: int, method: str,
-                k0: bool = True, k1: bool = True) -> Params:
+def init_params(
+    n: int,
+    k: int,
+    init_stdev: float,
+    seed: int,
+    method: str,
+    k0: bool = True,
+    k1: bool = True,
+) -> Params:
     """libFM's start: :math:`w_0 = 0`, :math:`v_{j,f} \\sim \\mathcal N(0, \\sigma^2)`,
     and :math:`w_j = 0` for sgd/sgda, :math:`w_j \\sim \\mathcal N(0, \\sigma^2)` for
     als/mcmc (libFM draws ``w`` when the method is mcmc, and als is mcmc for it). The draws
     come from numba's generator seeded with ``seed``, not libFM's ``rand()``."""
     seed_numba(seed)
     V = _normal_matrix(n, k, float(init_stdev))
-    w = _normal_matrix(n, 1, float(init_stdev))[:, 0] if method in ("als", "mcmc") \
+    w = (
+        _normal_matrix(n, 1, float(init_stdev))[:, 0]
+        if method in ("als", "mcmc")
         else np.zeros(n)
+    )
     return Params(np.zeros(1), w, V, bool(k0), bool(k1))
 
 
@@ -233,17 +266,45 @@ def predict(rows: Rows, params: Params) -> np.ndarray:
     """:math:`\\hat y` of every row, unclipped (float64)."""
     out = np.empty(rows.n_rows)
     if rows.n_cols > params.w.shape[0]:
-        raise ValueError(f"the data has {rows.n_cols} columns but the model "
-                         f"{params.w.shape[0]} features.")
-    _predict(rows.indptr, rows.indices, rows.data, params.w0[0], params.w, params.V,
-             params.k0, params.k1, out)
+        raise ValueError(
+            f"the data has {rows.n_cols} columns but the model "
+            f"{params.w.shape[0]} features."
+        )
+    _predict(
+        rows.indptr,
+        rows.indices,
+        rows.data,
+        params.w0[0],
+        params.w,
+        params.V,
+        params.k0,
+        params.k1,
+        out,
+    )
     return out
 
 
 # --- sgd ---------------------------------------------------------------------------------
 @_jit
-def _sgd_epoch(indptr, indices, data, y, w0, w, V, lr, reg0, regw, regv, k0, k1, task,
-               min_target, max_target, q):
+def _sgd_epoch(
+    indptr,
+    indices,
+    data,
+    y,
+    w0,
+    w,
+    V,
+    lr,
+    reg0,
+    regw,
+    regv,
+    k0,
+    k1,
+    task,
+    min_target,
+    max_target,
+    q,
+):
     k = V.shape[1]
     for i in range(len(indptr) - 1):
         a, b = indptr[i], indptr[i + 1]
@@ -279,8 +340,15 @@ def _sgd_epoch(indptr, indices, data, y, w0, w, V, lr, reg0, regw, regv, k0, k1,
                 V[j, f] = v - lr * (g * (q[f] * x - v * x * x) + regv * v)
 
 
-def sgd_epoch(rows: Rows, y: np.ndarray, params: Params, learn_rate: float,
-              regular: tuple[float, float, float], task: int, target_range: tuple) -> None:
+def sgd_epoch(
+    rows: Rows,
+    y: np.ndarray,
+    params: Params,
+    learn_rate: float,
+    regular: tuple[float, float, float],
+    task: int,
+    target_range: tuple,
+) -> None:
     r"""One libFM ``sgd`` epoch: a step per row in order (module docstring), in place.
 
     Args:
@@ -296,12 +364,28 @@ def sgd_epoch(rows: Rows, y: np.ndarray, params: Params, learn_rate: float,
     if not (np.isfinite(learn_rate) and learn_rate > 0):
         raise ValueError(f"`learn_rate` must be a number > 0; got {learn_rate!r}.")
     if task not in (REGRESSION, CLASSIFICATION):
-        raise ValueError(f"`task` must be {REGRESSION} (regression) or {CLASSIFICATION} "
-                         f"(classification); got {task!r}.")
+        raise ValueError(
+            f"`task` must be {REGRESSION} (regression) or {CLASSIFICATION} "
+            f"(classification); got {task!r}."
+        )
     q = np.empty(params.V.shape[1])
-    _sgd_epoch(rows.indptr, rows.indices, rows.data, y, params.w0,
-               params.w, params.V, float(learn_rate), *regular, params.k0,
-               params.k1, int(task), float(target_range[0]), float(target_range[1]), q)
+    _sgd_epoch(
+        rows.indptr,
+        rows.indices,
+        rows.data,
+        y,
+        params.w0,
+        params.w,
+        params.V,
+        float(learn_rate),
+        *regular,
+        params.k0,
+        params.k1,
+        int(task),
+        float(target_range[0]),
+        float(target_range[1]),
+        q,
+    )
 
 
 # --- sgda --------------------------------------------------------------------------------
@@ -327,9 +411,34 @@ def _variances(w, V, out):
 
 
 @_jit
-def _sgda_epoch(indptr, indices, data, y, vptr, vind, vdat, vy, groups, n_groups, w0, w, V,
-                lr, reg_w, reg_v, grad_w, grad_v, k0, k1, task, min_target, max_target,
-                lambda_steps, q, variances):
+def _sgda_epoch(
+    indptr,
+    indices,
+    data,
+    y,
+    vptr,
+    vind,
+    vdat,
+    vy,
+    groups,
+    n_groups,
+    w0,
+    w,
+    V,
+    lr,
+    reg_w,
+    reg_v,
+    grad_w,
+    grad_v,
+    k0,
+    k1,
+    task,
+    min_target,
+    max_target,
+    lambda_steps,
+    q,
+    variances,
+):
     k = V.shape[1]
     lw_grad = np.zeros(n_groups)
     sum_f = np.zeros(n_groups)
@@ -359,7 +468,7 @@ def _sgda_epoch(indptr, indices, data, y, vptr, vind, vdat, vy, groups, n_groups
         else:
             g = y[i] * (1.0 / (1.0 + math.exp(-y[i] * p)) - 1.0)
         if k0:
-            w0[0] -= lr * g        # reg_0 = 0: no penalty on the bias
+            w0[0] -= lr * g  # reg_0 = 0: no penalty on the bias
         if k1:
             for t in range(a, b):
                 j = indices[t]
@@ -440,22 +549,37 @@ class SGDA:
         variances: ``(1 + k,)`` libFM's ``wvar, vvar0, ...`` at the last update.
     """
 
-    def __init__(self, rows: Rows, y, validation: Rows, y_validation, params: Params,
-                 groups=None, learn_rate: float = 0.1, task: int = REGRESSION,
-                 target_range: tuple = (-np.inf, np.inf)):
+    def __init__(
+        self,
+        rows: Rows,
+        y,
+        validation: Rows,
+        y_validation,
+        params: Params,
+        groups=None,
+        learn_rate: float = 0.1,
+        task: int = REGRESSION,
+        target_range: tuple = (-np.inf, np.inf),
+    ):
         n, k = params.V.shape
         if validation.n_rows == 0:
             raise ValueError("`validation` must have at least one row for sgda; got 0.")
         self.rows, self.y = rows, _check_fit_inputs(rows, y, params)
         self.validation = validation
-        self.y_validation = _check_fit_inputs(validation, y_validation, params, "y_validation")
+        self.y_validation = _check_fit_inputs(
+            validation, y_validation, params, "y_validation"
+        )
         if not (np.isfinite(learn_rate) and learn_rate > 0):
             raise ValueError(f"`learn_rate` must be a number > 0; got {learn_rate!r}.")
         self.groups = _check_groups(groups, n)
         self.n_groups = int(self.groups.max()) + 1 if n else 1
         self.params = params
         params.w[:] = 0.0
-        self.learn_rate, self.task, self.target_range = float(learn_rate), int(task), target_range
+        self.learn_rate, self.task, self.target_range = (
+            float(learn_rate),
+            int(task),
+            target_range,
+        )
         self.reg_w = np.zeros(self.n_groups)
         self.reg_v = np.zeros((self.n_groups, k))
         self.grad_w = np.zeros(n)
@@ -467,12 +591,34 @@ class SGDA:
         """One epoch: a step per training row and, from the second epoch on, a
         :math:`\\lambda` step per training row on the validation rows in turn."""
         p, r, v = self.params, self.rows, self.validation
-        _sgda_epoch(r.indptr, r.indices, r.data, self.y, v.indptr, v.indices, v.data,
-                    self.y_validation, self.groups, self.n_groups, p.w0, p.w, p.V,
-                    self.learn_rate, self.reg_w, self.reg_v, self.grad_w, self.grad_v,
-                    p.k0, p.k1, self.task, float(self.target_range[0]),
-                    float(self.target_range[1]), self.epochs > 0,
-                    np.empty(p.V.shape[1]), self.variances)
+        _sgda_epoch(
+            r.indptr,
+            r.indices,
+            r.data,
+            self.y,
+            v.indptr,
+            v.indices,
+            v.data,
+            self.y_validation,
+            self.groups,
+            self.n_groups,
+            p.w0,
+            p.w,
+            p.V,
+            self.learn_rate,
+            self.reg_w,
+            self.reg_v,
+            self.grad_w,
+            self.grad_v,
+            p.k0,
+            p.k1,
+            self.task,
+            float(self.target_range[0]),
+            float(self.target_range[1]),
+            self.epochs > 0,
+            np.empty(p.V.shape[1]),
+            self.variances,
+        )
         self.epochs += 1
 
 
@@ -508,8 +654,29 @@ def _draw_theta(theta, lam, mu, alpha, hsq, he, sample):
 
 
 @_jit
-def _sweep(cptr, crow, cdat, N, e, q, w0, w, V, k0, k1, groups, n_per_group, hyper,
-           w_mu, w_lambda, v_mu, v_lambda, sample, multilevel, reg0):
+def _sweep(
+    cptr,
+    crow,
+    cdat,
+    N,
+    e,
+    q,
+    w0,
+    w,
+    V,
+    k0,
+    k1,
+    groups,
+    n_per_group,
+    hyper,
+    w_mu,
+    w_lambda,
+    v_mu,
+    v_lambda,
+    sample,
+    multilevel,
+    reg0,
+):
     """libFM's ``draw_all``: alpha, w0, (lambda_w, mu_w), w, (lambda_v, mu_v), V."""
     n, k = V.shape
     G = len(n_per_group)
@@ -538,8 +705,19 @@ def _sweep(cptr, crow, cdat, N, e, q, w0, w, V, k0, k1, groups, n_per_group, hyp
     acc = np.zeros(G)
     if k1:
         if multilevel:
-            _hyper_draw(w, groups, n_per_group, w_mu, w_lambda, alpha_0, beta_0, gamma_0,
-                        mu_0, sample, acc)
+            _hyper_draw(
+                w,
+                groups,
+                n_per_group,
+                w_mu,
+                w_lambda,
+                alpha_0,
+                beta_0,
+                gamma_0,
+                mu_0,
+                sample,
+                acc,
+            )
         else:
             w_mu[:] = mu_0
         for j in range(n):
@@ -566,8 +744,19 @@ def _sweep(cptr, crow, cdat, N, e, q, w0, w, V, k0, k1, groups, n_per_group, hyp
                     col[j] = V[j, f]
                 mu_f[:] = v_mu[:, f]
                 lam_f[:] = v_lambda[:, f]
-                _hyper_draw(col, groups, n_per_group, mu_f, lam_f, alpha_0, beta_0,
-                            gamma_0, mu_0, sample, acc)
+                _hyper_draw(
+                    col,
+                    groups,
+                    n_per_group,
+                    mu_f,
+                    lam_f,
+                    alpha_0,
+                    beta_0,
+                    gamma_0,
+                    mu_0,
+                    sample,
+                    acc,
+                )
                 v_mu[:, f] = mu_f
                 v_lambda[:, f] = lam_f
         else:
@@ -589,8 +778,7 @@ def _sweep(cptr, crow, cdat, N, e, q, w0, w, V, k0, k1, groups, n_per_group, hyp
                 h = x * (q[i] - x * old)
                 he += h * e[i]
                 hsq += h * h
-            new = _draw_theta(old, v_lambda[c, f], v_mu[c, f], alpha, hsq,
-                              he, sample)
+            new = _draw_theta(old, v_lambda[c, f], v_mu[c, f], alpha, hsq, he, sample)
             if new != old:
                 for t in range(cptr[j], cptr[j + 1]):
                     x = cdat[t]
@@ -602,8 +790,9 @@ def _sweep(cptr, crow, cdat, N, e, q, w0, w, V, k0, k1, groups, n_per_group, hyp
 
 
 @_jit
-def _hyper_draw(theta, groups, n_per_group, mu, lam, alpha_0, beta_0, gamma_0, mu_0,
-                sample, acc):
+def _hyper_draw(
+    theta, groups, n_per_group, mu, lam, alpha_0, beta_0, gamma_0, mu_0, sample, acc
+):
     """libFM's ``draw_w_lambda`` then ``draw_w_mu`` (and the same for each column of V):
     lambda_g ~ Gamma((alpha_0 + n_g + 1)/2, (beta_0 (mu_g - mu_0)^2 + gamma_0
     + sum_{j in g} (theta_j - mu_g)^2)/2), then mu_g ~ N((sum theta + beta_0 mu_0) /
@@ -684,14 +873,25 @@ class CoordinateLearner:
     ``train_metric`` (RMSE, or accuracy for classification).
     """
 
-    def __init__(self, rows: Rows, y, test: Rows | None, params: Params, groups=None,
-                 regular=(0.0, 0.0, 0.0), sample: bool = True, task: int = REGRESSION,
-                 target_range: tuple = (-np.inf, np.inf)):
+    def __init__(
+        self,
+        rows: Rows,
+        y,
+        test: Rows | None,
+        params: Params,
+        groups=None,
+        regular=(0.0, 0.0, 0.0),
+        sample: bool = True,
+        task: int = REGRESSION,
+        target_range: tuple = (-np.inf, np.inf),
+    ):
         n, k = params.V.shape
         self.y = _check_fit_inputs(rows, y, params)
         regular = _check_regular(regular)
         if test is not None and test.n_cols > n:
-            raise ValueError(f"`test` has {test.n_cols} columns but `params` {n} features.")
+            raise ValueError(
+                f"`test` has {test.n_cols} columns but `params` {n} features."
+            )
         self.rows, self.cols = rows, transpose(as_rows(rows, n))
         self.test, self.params = test, params
         self.groups = _check_groups(groups, n)
@@ -719,14 +919,35 @@ class CoordinateLearner:
     def sweep(self) -> None:
         """One ``draw_all``, then fresh predictions of train (new residuals) and test."""
         p, c = self.params, self.cols
-        _sweep(c.indptr, c.indices, c.data, self.rows.n_rows, self.e, self.q, p.w0, p.w,
-               p.V, p.k0, p.k1, self.groups, self.n_per_group, self.hyper, self.w_mu,
-               self.w_lambda, self.v_mu, self.v_lambda, self.sample, self.multilevel,
-               self.reg0)
+        _sweep(
+            c.indptr,
+            c.indices,
+            c.data,
+            self.rows.n_rows,
+            self.e,
+            self.q,
+            p.w0,
+            p.w,
+            p.V,
+            p.k0,
+            p.k1,
+            self.groups,
+            self.n_per_group,
+            self.hyper,
+            self.w_mu,
+            self.w_lambda,
+            self.v_mu,
+            self.v_lambda,
+            self.sample,
+            self.multilevel,
+            self.reg0,
+        )
         lo, hi = self.target_range
         y_hat = predict(self.rows, p)
         if self.task == REGRESSION:
-            self.train_metric = float(np.sqrt(np.mean((np.clip(y_hat, lo, hi) - self.y) ** 2)))
+            self.train_metric = float(
+                np.sqrt(np.mean((np.clip(y_hat, lo, hi) - self.y) ** 2))
+            )
         else:
             prob = 0.5 * (1.0 + _erf(y_hat / math.sqrt(2.0)))
             self.train_metric = float(np.mean((prob >= 0.5) == (self.y > 0)))

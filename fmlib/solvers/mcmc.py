@@ -38,6 +38,7 @@ and a :math:`\mathcal N(0, 1)` prior on :math:`w_0` (the cut-points and :math:`w
 together; myFM's choice). The class probabilities :math:`\Phi(c_{j+1} - \hat y) -
 \Phi(c_j - \hat y)` are averaged over the samples.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -83,8 +84,13 @@ def draw_alpha(rng: np.random.Generator, e: np.ndarray) -> float:
     return float(rng.gamma((A0 + e.size) / 2, 2.0 / (B0 + np.sum(e * e))))
 
 
-def draw_normal_gamma(rng: np.random.Generator, theta: np.ndarray, group: np.ndarray,
-                      n_groups: int, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def draw_normal_gamma(
+    rng: np.random.Generator,
+    theta: np.ndarray,
+    group: np.ndarray,
+    n_groups: int,
+    mu: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
     r"""One Gibbs step for the per-group prior of ``theta`` (shape ``(n,)`` or ``(n, k)``).
 
     With :math:`m_g` parameters in group :math:`g`, first
@@ -99,22 +105,29 @@ def draw_normal_gamma(rng: np.random.Generator, theta: np.ndarray, group: np.nda
     \gamma_0 \mu_0}{m_g + \gamma_0}, \frac{1}{(m_g + \gamma_0)\lambda_g}\big)`. ``mu`` has
     shape ``(G,)`` or ``(G, k)``; returns the new ``(mu, lambda)`` of that shape.
     """
-    member = sp.csr_matrix((np.ones(group.size), (group, np.arange(group.size))),
-                           shape=(n_groups, group.size))
+    member = sp.csr_matrix(
+        (np.ones(group.size), (group, np.arange(group.size))),
+        shape=(n_groups, group.size),
+    )
     m = np.asarray(member.sum(axis=1)).reshape((-1,) + (1,) * (theta.ndim - 1))
     total = member @ theta
-    squares = member @ theta ** 2 - 2 * mu * total + m * mu ** 2      # sum (theta - mu)^2
-    lam = rng.gamma((A_LAMBDA + m + 1) / 2 + np.zeros_like(mu),
-                    2.0 / (B_LAMBDA + squares + GAMMA0 * (mu - MU0) ** 2))
-    mu = rng.normal((total + GAMMA0 * MU0) / (m + GAMMA0), 1.0 / np.sqrt((m + GAMMA0) * lam))
+    squares = member @ theta**2 - 2 * mu * total + m * mu**2  # sum (theta - mu)^2
+    lam = rng.gamma(
+        (A_LAMBDA + m + 1) / 2 + np.zeros_like(mu),
+        2.0 / (B_LAMBDA + squares + GAMMA0 * (mu - MU0) ** 2),
+    )
+    mu = rng.normal(
+        (total + GAMMA0 * MU0) / (m + GAMMA0), 1.0 / np.sqrt((m + GAMMA0) * lam)
+    )
     return mu, lam
 
 
-def draw_latent_targets(rng: np.random.Generator, y_hat: np.ndarray,
-                        positive: np.ndarray) -> np.ndarray:
+def draw_latent_targets(
+    rng: np.random.Generator, y_hat: np.ndarray, positive: np.ndarray
+) -> np.ndarray:
     r"""Probit latents: :math:`z_i \sim \mathcal N(\hat y_i, 1)` truncated to the side of
     zero its label says, by the inverse CDF (stable in both tails)."""
-    u = 1.0 - rng.random(y_hat.size)                 # in (0, 1]
+    u = 1.0 - rng.random(y_hat.size)  # in (0, 1]
     sign = np.where(positive, 1.0, -1.0)
     # for a positive label: z = y_hat - Phi^-1(u Phi(y_hat)) > 0; mirrored for a negative.
     return y_hat - sign * ndtri(np.maximum(u * ndtr(sign * y_hat), 1e-300))
@@ -169,9 +182,17 @@ class BayesianFM(HyperParameters):
         (7,)
     """
 
-    def __init__(self, k: int = 8, num_sweeps: int = 200, burn_in: int | None = None,
-                 task: str = "regression", groups: Any = None, init_std: float = 0.1,
-                 seed: int | None = None, keep_samples: bool = True):
+    def __init__(
+        self,
+        k: int = 8,
+        num_sweeps: int = 200,
+        burn_in: int | None = None,
+        task: str = "regression",
+        groups: Any = None,
+        init_std: float = 0.1,
+        seed: int | None = None,
+        keep_samples: bool = True,
+    ):
         self.k = k
         self.num_sweeps = num_sweeps
         self.burn_in = burn_in
@@ -189,14 +210,21 @@ class BayesianFM(HyperParameters):
         if not (isinstance(self.task, str) and self.task in TASKS):
             raise ValueError(f"`task` must be one of {TASKS}; got {self.task!r}.")
         if not isinstance(self.keep_samples, (bool, np.bool_)):
-            raise TypeError(f"`keep_samples` must be True or False; got "
-                            f"{type(self.keep_samples).__name__} {self.keep_samples!r}.")
+            raise TypeError(
+                f"`keep_samples` must be True or False; got "
+                f"{type(self.keep_samples).__name__} {self.keep_samples!r}."
+            )
         check_seed(self.seed)
-        burn_in = self.num_sweeps // 10 if self.burn_in is None else \
-            check_int(self.burn_in, "burn_in", minimum=0)
+        burn_in = (
+            self.num_sweeps // 10
+            if self.burn_in is None
+            else check_int(self.burn_in, "burn_in", minimum=0)
+        )
         if burn_in >= self.num_sweeps:
-            raise ValueError(f"`burn_in` must be smaller than `num_sweeps` ({self.num_sweeps}) "
-                             f"so that some samples are kept; got {burn_in}.")
+            raise ValueError(
+                f"`burn_in` must be smaller than `num_sweeps` ({self.num_sweeps}) "
+                f"so that some samples are kept; got {burn_in}."
+            )
         return burn_in
 
     def _targets(self, y, n_rows: int, name: str) -> np.ndarray:
@@ -208,13 +236,17 @@ class BayesianFM(HyperParameters):
         if name == "y":
             self.classes_ = np.unique(y)
             if self.classes_.size < 2:
-                raise ValueError(f"`y` for task='ordinal' needs at least two distinct "
-                                 f"ratings; got only {self.classes_.tolist()}.")
+                raise ValueError(
+                    f"`y` for task='ordinal' needs at least two distinct "
+                    f"ratings; got only {self.classes_.tolist()}."
+                )
         codes = np.minimum(np.searchsorted(self.classes_, y), self.classes_.size - 1)
         unknown = self.classes_[codes] != y
         if unknown.any():
-            raise ValueError(f"`{name}` has ratings that are not classes of the training "
-                             f"ratings {self.classes_.tolist()}: e.g. {float(y[unknown][0])!r}.")
+            raise ValueError(
+                f"`{name}` has ratings that are not classes of the training "
+                f"ratings {self.classes_.tolist()}: e.g. {float(y[unknown][0])!r}."
+            )
         return codes
 
     def _matrix(self, X, name: str) -> sp.csr_matrix | RelationalDesign:
@@ -235,8 +267,16 @@ class BayesianFM(HyperParameters):
         :class:`~fmlib.RelationalDesign`: the sweeps then run on its relation
         blocks (:mod:`fmlib.solvers.sweeper`) and give the flat matrix's samples."""
         burn_in = self._check_params()
-        fitted = ("n_features_in_", "groups_", "samples_", "classes_", "test_prediction_",
-                  "test_proba_", "acceptance_rate_", "trace_")
+        fitted = (
+            "n_features_in_",
+            "groups_",
+            "samples_",
+            "classes_",
+            "test_prediction_",
+            "test_proba_",
+            "acceptance_rate_",
+            "trace_",
+        )
         previous = {name: self.__dict__.get(name) for name in fitted}
         for attr in fitted[:-1]:
             if attr != "groups_":
@@ -248,20 +288,30 @@ class BayesianFM(HyperParameters):
         self.n_features_in_ = X.shape[1]
         test = None
         if X_test is None and y_test is not None:
-            raise ValueError("`y_test` was given without `X_test`; give both, or "
-                             "`X_test` alone for its predictions.")
+            raise ValueError(
+                "`y_test` was given without `X_test`; give both, or "
+                "`X_test` alone for its predictions."
+            )
         if X_test is not None:
             Xt = self._matrix(X_test, "X_test")
-            yt = None if y_test is None else self._targets(y_test, Xt.shape[0], "y_test")
+            yt = (
+                None if y_test is None else self._targets(y_test, Xt.shape[0], "y_test")
+            )
             width = (self.classes_.size,) if self.task == "ordinal" else ()
             test = (Xt, yt, np.zeros((Xt.shape[0],) + width))
         group = column_groups(self.groups, X.shape[1])
-        self.groups_ = (list(self.groups) if isinstance(self.groups, Mapping) else
-                        ["all"] if self.groups is None else
-                        [str(g) for g in np.unique(np.asarray(self.groups))])
+        self.groups_ = (
+            list(self.groups)
+            if isinstance(self.groups, Mapping)
+            else ["all"]
+            if self.groups is None
+            else [str(g) for g in np.unique(np.asarray(self.groups))]
+        )
         try:
             self._run(X, y, group, burn_in, test)
-        except KeyboardInterrupt:   # the samples and trace are set only when the run completes
+        except (
+            KeyboardInterrupt
+        ):  # the samples and trace are set only when the run completes
             for name, value in previous.items():
                 if value is None:
                     self.__dict__.pop(name, None)
@@ -270,13 +320,16 @@ class BayesianFM(HyperParameters):
             raise TrainingInterrupted(
                 "BayesianFM.fit was interrupted (Ctrl-C) while sampling; the estimator is as it "
                 "was before this fit (no new samples kept). Use fewer `num_sweeps` for a "
-                "shorter run.") from None
+                "shorter run."
+            ) from None
         return self
 
     def _settings(self) -> str:
         """The arguments the user passed that shape the sampler, for divergence messages."""
-        return (f"BayesianFM(k={self.k}, num_sweeps={self.num_sweeps}, init_std={self.init_std}, "
-                f"task={self.task!r})")
+        return (
+            f"BayesianFM(k={self.k}, num_sweeps={self.num_sweeps}, init_std={self.init_std}, "
+            f"task={self.task!r})"
+        )
 
     def _run(self, X, y, group, burn_in, test) -> None:
         rng = np.random.default_rng(self.seed)
@@ -286,7 +339,7 @@ class BayesianFM(HyperParameters):
         targets, cut = y, None
         if classify:
             targets = np.where(y > 0, 1.0, -1.0)
-        elif ordinal:   # cut-points at the class frequencies, latents inside them
+        elif ordinal:  # cut-points at the class frequencies, latents inside them
             theta = ordinal_solver.initial_theta(y, self.classes_.size)
             cut = ordinal_solver.cutpoints_from_theta(theta)
             targets = ordinal_solver.draw_latents(rng, np.zeros(y.size), y, cut)
@@ -299,7 +352,9 @@ class BayesianFM(HyperParameters):
         for sweep in range(1, self.num_sweeps + 1):
             sweeper.refresh()
             if classify:
-                sweeper.set_targets(draw_latent_targets(rng, sweeper.predictions(), y > 0))
+                sweeper.set_targets(
+                    draw_latent_targets(rng, sweeper.predictions(), y > 0)
+                )
             elif ordinal:
                 y_hat = sweeper.predictions()
                 theta, ok = ordinal_solver.draw_cutpoints(rng, theta, y_hat, y)
@@ -310,9 +365,13 @@ class BayesianFM(HyperParameters):
                 alpha = draw_alpha(rng, sweeper.e)
             sweeper.update_w0(alpha, lam_w0, 0.0, rng.standard_normal(), sample=True)
             mu_w, lam_w = draw_normal_gamma(rng, sweeper.w, group, G, mu_w)
-            sweeper.update_w(alpha, mu_w[group], lam_w[group], rng.standard_normal(n), True)
+            sweeper.update_w(
+                alpha, mu_w[group], lam_w[group], rng.standard_normal(n), True
+            )
             mu_v, lam_v = draw_normal_gamma(rng, sweeper.V, group, G, mu_v)
-            sweeper.update_V(alpha, mu_v[group], lam_v[group], rng.standard_normal((n, k)), True)
+            sweeper.update_V(
+                alpha, mu_v[group], lam_v[group], rng.standard_normal((n, k)), True
+            )
             weights = sweeper.weights()
             check_solver_weights(weights, f"in MCMC sweep {sweep}", self._settings())
             if sweep > burn_in and self.keep_samples:
@@ -320,8 +379,17 @@ class BayesianFM(HyperParameters):
                     kept[key].append(value)
                 if ordinal:
                     kept["cutpoints"].append(cut)
-            row = self._trace_row(sweep, sweep - burn_in, alpha, sweeper, y, test,
-                                  (mu_w, lam_w, mu_v, lam_v), weights, cut)
+            row = self._trace_row(
+                sweep,
+                sweep - burn_in,
+                alpha,
+                sweeper,
+                y,
+                test,
+                (mu_w, lam_w, mu_v, lam_v),
+                weights,
+                cut,
+            )
             if ordinal:
                 row["acceptance"] = accepted / sweep
             rows.append(row)
@@ -340,21 +408,31 @@ class BayesianFM(HyperParameters):
             self.test_proba_ = mean
             self.test_prediction_ = self._from_proba(mean)
 
-    def _trace_row(self, sweep, n_kept, alpha, sweeper, y, test, hyper, weights,
-                   cut) -> dict[str, float]:
+    def _trace_row(
+        self, sweep, n_kept, alpha, sweeper, y, test, hyper, weights, cut
+    ) -> dict[str, float]:
         mu_w, lam_w, mu_v, lam_v = hyper
         row = {"sweep": sweep, "alpha": alpha, "w0": sweeper.w0}
         if cut is not None:
             row.update({f"cutpoint[{j + 1}]": c for j, c in enumerate(cut)})
         for g, name in enumerate(self.groups_):
-            row.update({f"mu_w[{name}]": mu_w[g], f"lambda_w[{name}]": lam_w[g],
-                        f"mu_v[{name}]": mu_v[g].mean(), f"lambda_v[{name}]": lam_v[g].mean()})
-        if self.task == "ordinal":   # the class of the latent's mean: cheap, O(N)
-            row["train_accuracy"] = float(np.mean(
-                np.searchsorted(cut, sweeper.predictions()) == y))
+            row.update(
+                {
+                    f"mu_w[{name}]": mu_w[g],
+                    f"lambda_w[{name}]": lam_w[g],
+                    f"mu_v[{name}]": mu_v[g].mean(),
+                    f"lambda_v[{name}]": lam_v[g].mean(),
+                }
+            )
+        if self.task == "ordinal":  # the class of the latent's mean: cheap, O(N)
+            row["train_accuracy"] = float(
+                np.mean(np.searchsorted(cut, sweeper.predictions()) == y)
+            )
         else:
             metric = "accuracy" if self.task == "classification" else "rmse"
-            row[f"train_{metric}"] = self._metric(y, sweeper.predictions(), overwrite=True)
+            row[f"train_{metric}"] = self._metric(
+                y, sweeper.predictions(), overwrite=True
+            )
         if test is None:
             return row
         Xt, yt, total = test
@@ -366,8 +444,9 @@ class BayesianFM(HyperParameters):
         if yt is not None:
             metric = "accuracy" if self.task == "classification" else "rmse"
             row[f"test_{metric}"] = self._test_metric(yt, sample)
-            row[f"test_{metric}_mean"] = (self._test_metric(yt, total / n_kept)
-                                          if n_kept > 0 else np.nan)
+            row[f"test_{metric}_mean"] = (
+                self._test_metric(yt, total / n_kept) if n_kept > 0 else np.nan
+            )
         return row
 
     def _test_metric(self, y: np.ndarray, mean: np.ndarray) -> float:
@@ -378,8 +457,9 @@ class BayesianFM(HyperParameters):
             y, mean = self.classes_[y], self._from_proba(mean)
         return self._metric(y, mean)
 
-    def _metric(self, y: np.ndarray, y_hat: np.ndarray,
-                overwrite: bool = False) -> float:
+    def _metric(
+        self, y: np.ndarray, y_hat: np.ndarray, overwrite: bool = False
+    ) -> float:
         """Accuracy or RMSE (:mod:`fmlib.learning.metrics`); ``overwrite``: ``y_hat`` is a
         scratch array."""
         if self.task == "classification":
@@ -415,9 +495,11 @@ class BayesianFM(HyperParameters):
         if not hasattr(self, "n_features_in_"):
             raise RuntimeError("call fit before predicting.")
         if not hasattr(self, "samples_"):
-            raise RuntimeError("this model was fitted with keep_samples=False and kept no "
-                               "samples to predict with; its predictions for the X_test given "
-                               "to fit are test_prediction_ (and test_proba_).")
+            raise RuntimeError(
+                "this model was fitted with keep_samples=False and kept no "
+                "samples to predict with; its predictions for the X_test given "
+                "to fit are test_prediction_ (and test_proba_)."
+            )
         X = self._matrix(X, "X")
         S = len(self.samples_["w0"])
         cuts = self.samples_.get("cutpoints", [None] * S)
@@ -433,8 +515,10 @@ class BayesianFM(HyperParameters):
         :math:`\\sum_j P(y = \\text{class}_j)\\,\\text{class}_j`, or with
         ``most_probable=True`` the class of the largest :meth:`predict_proba`."""
         if most_probable and self.task != "ordinal":
-            raise ValueError(f"`most_probable` is for task='ordinal'; this model's task is "
-                             f"{self.task!r}.")
+            raise ValueError(
+                f"`most_probable` is for task='ordinal'; this model's task is "
+                f"{self.task!r}."
+            )
         if self.task == "regression":
             return self._posterior_mean(X)
         return self._from_proba(self.predict_proba(X), most_probable)
@@ -445,10 +529,14 @@ class BayesianFM(HyperParameters):
         probabilities :math:`\Phi(c_{j+1} - \hat y) - \Phi(c_j - \hat y)` averaged over the
         samples; shape ``(N, K)``, columns in the order of ``classes_``."""
         if self.task == "regression":
-            raise AttributeError("predict_proba is for task='classification' or 'ordinal'; "
-                                 "this model was made for regression.")
+            raise AttributeError(
+                "predict_proba is for task='classification' or 'ordinal'; "
+                "this model was made for regression."
+            )
         return self._posterior_mean(X)
 
     def __repr__(self) -> str:
-        return (f"BayesianFM(k={self.k}, num_sweeps={self.num_sweeps}, burn_in={self.burn_in}, "
-                f"task={self.task!r})")
+        return (
+            f"BayesianFM(k={self.k}, num_sweeps={self.num_sweeps}, burn_in={self.burn_in}, "
+            f"task={self.task!r})"
+        )

@@ -58,6 +58,7 @@ The rest of the sweep is the regression sweep with targets :math:`\mathbf z` and
 precision :math:`\alpha = 1`. The predictive class probabilities are the formula above
 averaged over the kept samples of :math:`(\hat y, \mathbf c)`.
 """
+
 from __future__ import annotations
 
 import math
@@ -84,7 +85,7 @@ def _jit(function):
 
 
 _SQRT1_2 = 1.0 / math.sqrt(2.0)
-_TAIL = -30.0   # below: log Phi by its asymptotic series (erfc underflows near -37)
+_TAIL = -30.0  # below: log Phi by its asymptotic series (erfc underflows near -37)
 
 
 @_jit
@@ -94,8 +95,12 @@ def _log_ndtr_tail(x):
     if x == -np.inf:
         return -np.inf
     x2 = 1.0 / (x * x)
-    return (-0.5 * x * x - math.log(-x) - 0.9189385332046727
-            + math.log1p(x2 * (-1.0 + x2 * (3.0 - 15.0 * x2))))
+    return (
+        -0.5 * x * x
+        - math.log(-x)
+        - 0.9189385332046727
+        + math.log1p(x2 * (-1.0 + x2 * (3.0 - 15.0 * x2)))
+    )
 
 
 @_jit
@@ -105,8 +110,10 @@ def _log_interval1(a, b):
         lo, hi = -b, -a
     else:
         lo, hi = a, b
-    if hi > 0.0:      # lo <= 0 < hi: 1 - Phi(-hi) - Phi(lo)
-        return math.log1p(-0.5 * math.erfc(hi * _SQRT1_2) - 0.5 * math.erfc(-lo * _SQRT1_2))
+    if hi > 0.0:  # lo <= 0 < hi: 1 - Phi(-hi) - Phi(lo)
+        return math.log1p(
+            -0.5 * math.erfc(hi * _SQRT1_2) - 0.5 * math.erfc(-lo * _SQRT1_2)
+        )
     if hi > _TAIL:
         return math.log(0.5 * (math.erfc(-hi * _SQRT1_2) - math.erfc(-lo * _SQRT1_2)))
     l_hi = _log_ndtr_tail(hi)
@@ -197,8 +204,11 @@ def theta_from_cutpoints(cutpoints: np.ndarray) -> np.ndarray:
 def _log1mexp(x: np.ndarray) -> np.ndarray:
     """log(1 - exp(x)) for x <= 0, accurate near 0 and for x -> -inf (Maechler 2012)."""
     with np.errstate(divide="ignore"):
-        return np.where(x > -np.log(2.0), np.log(-np.expm1(np.minimum(x, -1e-300))),
-                        np.log1p(-np.exp(x)))
+        return np.where(
+            x > -np.log(2.0),
+            np.log(-np.expm1(np.minimum(x, -1e-300))),
+            np.log1p(-np.exp(x)),
+        )
 
 
 def log_interval(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -211,7 +221,7 @@ def log_interval(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     hi = np.where(flip, -a, b)
     l_hi = log_ndtr(hi)
     with np.errstate(invalid="ignore"):
-        diff = log_ndtr(lo) - l_hi                  # -inf when lo = -inf
+        diff = log_ndtr(lo) - l_hi  # -inf when lo = -inf
     return l_hi + _log1mexp(np.minimum(diff, 0.0))
 
 
@@ -245,14 +255,21 @@ def class_probabilities(y_hat: np.ndarray, cutpoints: np.ndarray) -> np.ndarray:
     return out
 
 
-def log_likelihood(y_hat: np.ndarray, labels: np.ndarray, cutpoints: np.ndarray) -> float:
+def log_likelihood(
+    y_hat: np.ndarray, labels: np.ndarray, cutpoints: np.ndarray
+) -> float:
     r""":math:`\sum_i \log P(y_i \mid \hat y_i, \mathbf c)`; ``labels`` are class indices
     in ``0..K-1``."""
     return float(np.sum(log_interval(*_bounds(y_hat, labels, cutpoints))))
 
 
-def log_posterior(theta: np.ndarray, y_hat: np.ndarray, labels: np.ndarray,
-                  precision: float = CUTPOINT_PRECISION, derivatives: bool = True):
+def log_posterior(
+    theta: np.ndarray,
+    y_hat: np.ndarray,
+    labels: np.ndarray,
+    precision: float = CUTPOINT_PRECISION,
+    derivatives: bool = True,
+):
     r"""The log posterior of :math:`\boldsymbol\theta` given the scores, up to a constant,
     :math:`f(\boldsymbol\theta) = \ell(\mathbf c(\boldsymbol\theta)) - \tfrac r2
     \lVert\boldsymbol\theta\rVert^2`, and (``derivatives``) its gradient and Hessian.
@@ -301,15 +318,28 @@ def _cut_sums(theta, y_hat, labels, derivatives):
     c = cutpoints_from_theta(theta)
     p = c.size
     g, diag, off = np.zeros(p), np.zeros(p), np.zeros(max(p - 1, 0))
-    f = _sums(np.ascontiguousarray(y_hat, np.float64), np.ascontiguousarray(labels, np.int64),
-              c, bool(derivatives), g, diag, off)
+    f = _sums(
+        np.ascontiguousarray(y_hat, np.float64),
+        np.ascontiguousarray(labels, np.int64),
+        c,
+        bool(derivatives),
+        g,
+        diag,
+        off,
+    )
     H_c = np.diag(diag) + np.diag(off, 1) + np.diag(off, -1)
     return f, g, H_c
 
 
-def cutpoint_mode(theta: np.ndarray, y_hat: np.ndarray, labels: np.ndarray,
-                  precision: float = CUTPOINT_PRECISION, tol: float = 1e-10,
-                  max_iter: int = 100, start_value: bool = False):
+def cutpoint_mode(
+    theta: np.ndarray,
+    y_hat: np.ndarray,
+    labels: np.ndarray,
+    precision: float = CUTPOINT_PRECISION,
+    tol: float = 1e-10,
+    max_iter: int = 100,
+    start_value: bool = False,
+):
     r"""The mode of :func:`log_posterior` by Newton's method with backtracking, started at
     ``theta``, until the Newton decrement :math:`\nabla f^\top \mathbf H^{-1} \nabla f`
     is below ``tol`` (relative to :math:`\max(1, |f|)`); returns ``(mode, H)`` (and
@@ -335,7 +365,7 @@ def cutpoint_mode(theta: np.ndarray, y_hat: np.ndarray, labels: np.ndarray,
                 moved = True
                 break
             t /= 2
-        if not moved:        # no ascent along the Newton direction: at the mode
+        if not moved:  # no ascent along the Newton direction: at the mode
             break
         theta, f, grad, hess = new, f_new, grad_new, hess_new
         H = _positive(-hess, theta, y_hat, labels, precision)
@@ -359,9 +389,14 @@ def _log_t(theta: np.ndarray, mode: np.ndarray, H: np.ndarray, nu: float) -> flo
     return -0.5 * (nu + d.size) * np.log1p(d @ H @ d / nu)
 
 
-def draw_cutpoints(rng: np.random.Generator, theta: np.ndarray, y_hat: np.ndarray,
-                   labels: np.ndarray, precision: float = CUTPOINT_PRECISION,
-                   nu: float = PROPOSAL_DOF) -> tuple[np.ndarray, bool]:
+def draw_cutpoints(
+    rng: np.random.Generator,
+    theta: np.ndarray,
+    y_hat: np.ndarray,
+    labels: np.ndarray,
+    precision: float = CUTPOINT_PRECISION,
+    nu: float = PROPOSAL_DOF,
+) -> tuple[np.ndarray, bool]:
     r"""One Metropolis-Hastings step for :math:`\boldsymbol\theta` with :math:`\mathbf z`
     integrated out (module docstring): independence proposal, Student-t around the mode.
 
@@ -371,12 +406,15 @@ def draw_cutpoints(rng: np.random.Generator, theta: np.ndarray, y_hat: np.ndarra
     """
     theta = np.asarray(theta, np.float64)
     mode, H, f_theta = cutpoint_mode(theta, y_hat, labels, precision, start_value=True)
-    L = np.linalg.cholesky(H)                                  # H = L L^T
-    eps = np.linalg.solve(L.T, rng.standard_normal(theta.size))   # covariance H^-1
+    L = np.linalg.cholesky(H)  # H = L L^T
+    eps = np.linalg.solve(L.T, rng.standard_normal(theta.size))  # covariance H^-1
     proposal = mode + eps / np.sqrt(rng.chisquare(nu) / nu)
-    log_ratio = (log_posterior(proposal, y_hat, labels, precision, derivatives=False)
-                 - f_theta
-                 - _log_t(proposal, mode, H, nu) + _log_t(theta, mode, H, nu))
+    log_ratio = (
+        log_posterior(proposal, y_hat, labels, precision, derivatives=False)
+        - f_theta
+        - _log_t(proposal, mode, H, nu)
+        + _log_t(theta, mode, H, nu)
+    )
     if np.log(rng.random()) < log_ratio:
         return proposal, True
     return theta, False
@@ -392,8 +430,12 @@ def initial_theta(labels: np.ndarray, n_classes: int) -> np.ndarray:
 
 
 # --- the latent targets ----------------------------------------------------------------------
-def draw_latents(rng: np.random.Generator, y_hat: np.ndarray, labels: np.ndarray,
-                 cutpoints: np.ndarray) -> np.ndarray:
+def draw_latents(
+    rng: np.random.Generator,
+    y_hat: np.ndarray,
+    labels: np.ndarray,
+    cutpoints: np.ndarray,
+) -> np.ndarray:
     r""":math:`z_i \sim \mathcal N(\hat y_i, 1)` truncated to :math:`(c_{y_i},
     c_{y_i+1}]`, by the inverse CDF: with :math:`a < b` the standardised interval
     (mirrored to :math:`(-b, -a)` when :math:`a > 0`, so that its lower end is never in the
@@ -403,11 +445,19 @@ def draw_latents(rng: np.random.Generator, y_hat: np.ndarray, labels: np.ndarray
     :math:`\rho = \Phi(a)/\Phi(b)`."""
     y_hat = np.ascontiguousarray(y_hat, np.float64)
     N = y_hat.size
-    u = 1.0 - rng.random(N)                                    # in (0, 1]
+    u = 1.0 - rng.random(N)  # in (0, 1]
     p, lo, hi = np.empty(N), np.empty(N), np.empty(N)
     flip = np.empty(N, np.bool_)
-    _latent_quantiles(y_hat, np.ascontiguousarray(labels, np.int64),
-                      np.asarray(cutpoints, np.float64), u, p, lo, hi, flip)
+    _latent_quantiles(
+        y_hat,
+        np.ascontiguousarray(labels, np.int64),
+        np.asarray(cutpoints, np.float64),
+        u,
+        p,
+        lo,
+        hi,
+        flip,
+    )
     tail = p < 0
     p[tail] = 0.5
     t = ndtri(p)
@@ -425,7 +475,18 @@ def expected_value(proba: np.ndarray, classes: np.ndarray) -> np.ndarray:
     return np.asarray(proba) @ np.asarray(classes, np.float64)
 
 
-__all__ = ["CUTPOINT_PRECISION", "PROPOSAL_DOF", "cutpoints_from_theta",
-           "theta_from_cutpoints", "log_interval", "class_probabilities", "log_likelihood",
-           "log_posterior", "cutpoint_mode", "draw_cutpoints", "initial_theta",
-           "draw_latents", "expected_value"]
+__all__ = [
+    "CUTPOINT_PRECISION",
+    "PROPOSAL_DOF",
+    "cutpoints_from_theta",
+    "theta_from_cutpoints",
+    "log_interval",
+    "class_probabilities",
+    "log_likelihood",
+    "log_posterior",
+    "cutpoint_mode",
+    "draw_cutpoints",
+    "initial_theta",
+    "draw_latents",
+    "expected_value",
+]

@@ -62,6 +62,7 @@ One iteration: :math:`w_0`; :math:`q(\lambda), q(\mu)` of :math:`\mathbf w`; eve
 :math:`q(\alpha)` (regression) or :math:`q(\mathbf z)` (classification); then the ELBO.
 Works on flat (sparse) matrices; a :class:`fmlib.RelationalDesign` is flattened.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -98,11 +99,13 @@ class _Gamma:
         return self.a / self.b
 
     @property
-    def log_mean(self):      # E[log lambda]
+    def log_mean(self):  # E[log lambda]
         return digamma(self.a) - np.log(self.b)
 
     def entropy(self):
-        return self.a - np.log(self.b) + gammaln(self.a) + (1 - self.a) * digamma(self.a)
+        return (
+            self.a - np.log(self.b) + gammaln(self.a) + (1 - self.a) * digamma(self.a)
+        )
 
 
 def _gamma_prior(q: _Gamma, a0: float, b0: float):
@@ -117,11 +120,15 @@ class VariationalState:
 
     def __init__(self, n, k, G, init_std, rng, w0=0.0):
         self.m0, self.s0 = float(w0), 1.0
-        self.mw, self.sw = np.zeros(n), np.full(n, init_std ** 2)
+        self.mw, self.sw = np.zeros(n), np.full(n, init_std**2)
         self.MV = rng.normal(0.0, init_std, (n, k))
-        self.SV = np.full((n, k), init_std ** 2)
+        self.SV = np.full((n, k), init_std**2)
         self.alpha = _Gamma(1.0, 1.0)
-        self.mu_w, self.mu_w_var, self.lam_w = np.zeros(G), np.ones(G), _Gamma(np.ones(G), np.ones(G))
+        self.mu_w, self.mu_w_var, self.lam_w = (
+            np.zeros(G),
+            np.ones(G),
+            _Gamma(np.ones(G), np.ones(G)),
+        )
         self.mu_v, self.mu_v_var = np.zeros((G, k)), np.ones((G, k))
         self.lam_v = _Gamma(np.ones((G, k)), np.ones((G, k)))
 
@@ -134,22 +141,32 @@ def prediction_moments(X: sp.csr_matrix, st: VariationalState):
     q = X @ st.MV
     S2 = X2 @ st.SV
     T = X3 @ (st.SV * st.MV)
-    U = X4 @ (st.SV * st.MV ** 2)
-    W = X4 @ (st.SV ** 2)
-    mean = st.m0 + X @ st.mw + 0.5 * np.sum(q ** 2 - X2 @ (st.MV ** 2), axis=1)
-    var = (st.s0 + X2 @ st.sw
-           + np.sum(q ** 2 * S2 - 2 * q * T + U + 0.5 * (S2 ** 2 - W), axis=1))
+    U = X4 @ (st.SV * st.MV**2)
+    W = X4 @ (st.SV**2)
+    mean = st.m0 + X @ st.mw + 0.5 * np.sum(q**2 - X2 @ (st.MV**2), axis=1)
+    var = (
+        st.s0
+        + X2 @ st.sw
+        + np.sum(q**2 * S2 - 2 * q * T + U + 0.5 * (S2**2 - W), axis=1)
+    )
     return mean, var
 
 
 def _group_hyper(theta_m, theta_s, group, G, mu_m, mu_s, lam: _Gamma):
     """CAVI steps for q(lambda_g) then q(mu_g) of parameters ``theta`` ((n,) or (n, k))."""
-    member = sp.csr_matrix((np.ones(group.size), (group, np.arange(group.size))),
-                           shape=(G, group.size))
+    member = sp.csr_matrix(
+        (np.ones(group.size), (group, np.arange(group.size))), shape=(G, group.size)
+    )
     m = np.asarray(member.sum(axis=1)).reshape((-1,) + (1,) * (theta_m.ndim - 1))
-    dev = member @ ((theta_m ** 2) + theta_s) - 2 * mu_m * (member @ theta_m) + m * (mu_m ** 2 + mu_s)
-    lam = _Gamma((A_LAMBDA + m + 1) / 2 + np.zeros_like(mu_m),
-                 (B_LAMBDA + dev + GAMMA0 * ((mu_m - MU0) ** 2 + mu_s)) / 2)
+    dev = (
+        member @ ((theta_m**2) + theta_s)
+        - 2 * mu_m * (member @ theta_m)
+        + m * (mu_m**2 + mu_s)
+    )
+    lam = _Gamma(
+        (A_LAMBDA + m + 1) / 2 + np.zeros_like(mu_m),
+        (B_LAMBDA + dev + GAMMA0 * ((mu_m - MU0) ** 2 + mu_s)) / 2,
+    )
     prec = lam.mean * (m + GAMMA0)
     mu_m = (member @ theta_m + GAMMA0 * MU0) / (m + GAMMA0)
     return mu_m, 1.0 / prec, lam
@@ -162,15 +179,20 @@ def _hyper_elbo(theta_m, theta_s, group, mu_m, mu_s, lam: _Gamma) -> float:
     dev = (theta_m - mu_m[group]) ** 2 + theta_s + mu_s[group]
     out = np.sum(0.5 * Ell - 0.5 * _LOG_2PI - 0.5 * El * dev)
     out += np.sum(0.5 * np.log(2 * np.pi * np.e * theta_s))
-    out += np.sum(0.5 * np.log(GAMMA0) + 0.5 * lam.log_mean - 0.5 * _LOG_2PI
-                  - 0.5 * GAMMA0 * lam.mean * ((mu_m - MU0) ** 2 + mu_s))
+    out += np.sum(
+        0.5 * np.log(GAMMA0)
+        + 0.5 * lam.log_mean
+        - 0.5 * _LOG_2PI
+        - 0.5 * GAMMA0 * lam.mean * ((mu_m - MU0) ** 2 + mu_s)
+    )
     out += np.sum(_gamma_prior(lam, A_LAMBDA, B_LAMBDA)) + np.sum(lam.entropy())
     out += np.sum(0.5 * np.log(2 * np.pi * np.e * mu_s))
     return float(out)
 
 
-def elbo(X: sp.csr_matrix, y: np.ndarray, st: VariationalState, group: np.ndarray,
-         task: str) -> float:
+def elbo(
+    X: sp.csr_matrix, y: np.ndarray, st: VariationalState, group: np.ndarray, task: str
+) -> float:
     r"""The evidence lower bound :math:`\mathbb E_q[\log p(\mathbf y, \Theta)] +
     H[q]` of the current factors (for classification with :math:`q(\mathbf z)` at its
     optimum for the current :math:`\mathbb E[\hat y]`), the flat prior of :math:`w_0`
@@ -181,8 +203,12 @@ def elbo(X: sp.csr_matrix, y: np.ndarray, st: VariationalState, group: np.ndarra
         data = np.sum(log_ndtr(np.where(y > 0, mean, -mean))) - 0.5 * np.sum(var)
     else:
         a = st.alpha
-        data = (0.5 * N * (a.log_mean - _LOG_2PI) - 0.5 * a.mean * np.sum((y - mean) ** 2 + var)
-                + _gamma_prior(a, A0, B0) + a.entropy())
+        data = (
+            0.5 * N * (a.log_mean - _LOG_2PI)
+            - 0.5 * a.mean * np.sum((y - mean) ** 2 + var)
+            + _gamma_prior(a, A0, B0)
+            + a.entropy()
+        )
     out = float(data) + 0.5 * np.log(2 * np.pi * np.e * st.s0)
     out += _hyper_elbo(st.mw, st.sw, group, st.mu_w, st.mu_w_var, st.lam_w)
     out += _hyper_elbo(st.MV, st.SV, group, st.mu_v, st.mu_v_var, st.lam_v)
@@ -193,7 +219,7 @@ def latent_means(mean: np.ndarray, y: np.ndarray) -> np.ndarray:
     r""":math:`\mathbb E[z_i]` of :math:`\mathcal N(m_i, 1)` truncated to the label's
     side: :math:`m \pm \varphi(m)/\Phi(\pm m)`."""
     s = np.where(y > 0, 1.0, -1.0)
-    return mean + s * np.exp(-0.5 * mean ** 2 - 0.5 * _LOG_2PI - log_ndtr(s * mean))
+    return mean + s * np.exp(-0.5 * mean**2 - 0.5 * _LOG_2PI - log_ndtr(s * mean))
 
 
 def update_w0(st: VariationalState, r: np.ndarray, alpha: float) -> None:
@@ -204,14 +230,29 @@ def update_w0(st: VariationalState, r: np.ndarray, alpha: float) -> None:
     st.m0, st.s0 = float(m), 1.0 / P
 
 
-def update_w(Xc: sp.csc_matrix, st: VariationalState, r: np.ndarray, alpha: float,
-             group: np.ndarray, G: int) -> None:
+def update_w(
+    Xc: sp.csc_matrix,
+    st: VariationalState,
+    r: np.ndarray,
+    alpha: float,
+    group: np.ndarray,
+    G: int,
+) -> None:
     """q(lambda), q(mu) of w, then every q(w_l) in column order (h = x_l)."""
-    st.mu_w, st.mu_w_var, st.lam_w = _group_hyper(st.mw, st.sw, group, G, st.mu_w,
-                                                  st.mu_w_var, st.lam_w)
-    _sweep_w(Xc.indptr.astype(np.int64), Xc.indices.astype(np.int64), Xc.data, st.mw, st.sw,
-             r, np.ascontiguousarray(st.lam_w.mean[group]), np.ascontiguousarray(st.mu_w[group]),
-             float(alpha))
+    st.mu_w, st.mu_w_var, st.lam_w = _group_hyper(
+        st.mw, st.sw, group, G, st.mu_w, st.mu_w_var, st.lam_w
+    )
+    _sweep_w(
+        Xc.indptr.astype(np.int64),
+        Xc.indices.astype(np.int64),
+        Xc.data,
+        st.mw,
+        st.sw,
+        r,
+        np.ascontiguousarray(st.lam_w.mean[group]),
+        np.ascontiguousarray(st.mu_w[group]),
+        float(alpha),
+    )
 
 
 @_jit
@@ -233,12 +274,19 @@ def _sweep_w(ptr, idx, val, mw, sw, r, El, Emu, alpha):
         sw[l] = 1.0 / P
 
 
-def update_V(Xc: sp.csc_matrix, st: VariationalState, r: np.ndarray, alpha: float,
-             group: np.ndarray, G: int) -> None:
+def update_V(
+    Xc: sp.csc_matrix,
+    st: VariationalState,
+    r: np.ndarray,
+    alpha: float,
+    group: np.ndarray,
+    G: int,
+) -> None:
     """q(lambda), q(mu) of V, then every q(v_lf), factor by factor, column by column,
     with the three per-rating sums of the module docstring."""
-    st.mu_v, st.mu_v_var, st.lam_v = _group_hyper(st.MV, st.SV, group, G, st.mu_v,
-                                                  st.mu_v_var, st.lam_v)
+    st.mu_v, st.mu_v_var, st.lam_v = _group_hyper(
+        st.MV, st.SV, group, G, st.mu_v, st.mu_v_var, st.lam_v
+    )
     X = Xc.tocsr()
     X2, X3 = X.multiply(X).tocsr(), X.multiply(X).multiply(X).tocsr()
     ptr, idx = Xc.indptr.astype(np.int64), Xc.indices.astype(np.int64)
@@ -247,9 +295,20 @@ def update_V(Xc: sp.csc_matrix, st: VariationalState, r: np.ndarray, alpha: floa
         q = X @ mv
         s2 = X2 @ sv
         t = X3 @ (sv * mv)
-        _sweep_v(ptr, idx, Xc.data, mv, sv, q, s2, t, r,
-                 np.ascontiguousarray(st.lam_v.mean[group, f]),
-                 np.ascontiguousarray(st.mu_v[group, f]), float(alpha))
+        _sweep_v(
+            ptr,
+            idx,
+            Xc.data,
+            mv,
+            sv,
+            q,
+            s2,
+            t,
+            r,
+            np.ascontiguousarray(st.lam_v.mean[group, f]),
+            np.ascontiguousarray(st.mu_v[group, f]),
+            float(alpha),
+        )
         st.MV[:, f], st.SV[:, f] = mv, sv
 
 
@@ -260,7 +319,7 @@ def _sweep_v(ptr, idx, val, mv, sv, q, s2, t, r, El, Emu, alpha):
     E[lambda], mean (alpha sum x (Q (r + x m_old Q) - S Q + T) + E[lambda] E[mu]) / P;
     then r, q, s2, t of the column's rows follow the change."""
     for l in range(ptr.size - 1):
-        if ptr[l] == ptr[l + 1]:          # no data: the prior
+        if ptr[l] == ptr[l + 1]:  # no data: the prior
             mv[l] = Emu[l]
             sv[l] = 1.0 / El[l]
             continue
@@ -287,8 +346,14 @@ def _sweep_v(ptr, idx, val, mv, sv, q, s2, t, r, El, Emu, alpha):
         sv[l] = s
 
 
-def cavi_iteration(Xc: sp.csc_matrix, st: VariationalState, group: np.ndarray, G: int,
-                   alpha: float, r: np.ndarray) -> None:
+def cavi_iteration(
+    Xc: sp.csc_matrix,
+    st: VariationalState,
+    group: np.ndarray,
+    G: int,
+    alpha: float,
+    r: np.ndarray,
+) -> None:
     """One pass: :func:`update_w0`, :func:`update_w`, :func:`update_V`; ``r`` (= target
     - E[ŷ]) is kept up to date in place."""
     update_w0(st, r, alpha)
@@ -324,8 +389,15 @@ class VariationalFM:
         True
     """
 
-    def __init__(self, k: int = 8, num_iter: int = 50, task: str = "regression",
-                 groups: Any = None, init_std: float = 0.1, seed: int | None = None):
+    def __init__(
+        self,
+        k: int = 8,
+        num_iter: int = 50,
+        task: str = "regression",
+        groups: Any = None,
+        init_std: float = 0.1,
+        seed: int | None = None,
+    ):
         self.k = k
         self.num_iter = num_iter
         self.task = task
@@ -340,8 +412,10 @@ class VariationalFM:
             try:
                 X = np.asarray(X, dtype=np.float64)
             except (TypeError, ValueError):
-                raise TypeError(f"`{name}` must be a matrix of numbers (scipy.sparse, numpy "
-                                f"or a RelationalDesign); got {type(X).__name__}.") from None
+                raise TypeError(
+                    f"`{name}` must be a matrix of numbers (scipy.sparse, numpy "
+                    f"or a RelationalDesign); got {type(X).__name__}."
+                ) from None
             if X.ndim != 2:
                 raise ValueError(f"`{name}` must be 2-D; got shape {X.shape}.")
         X = sp.csr_matrix(X, dtype=np.float64)
@@ -349,8 +423,10 @@ class VariationalFM:
             raise ValueError(f"`{name}` must be finite; it has NaN or infinite values.")
         n = getattr(self, "n_features_in_", None)
         if n is not None and X.shape[1] != n:
-            raise ValueError(f"`{name}` has {X.shape[1]} feature columns, but the model "
-                             f"expects n_features={n}.")
+            raise ValueError(
+                f"`{name}` has {X.shape[1]} feature columns, but the model "
+                f"expects n_features={n}."
+            )
         return X
 
     def fit(self, X, y) -> "VariationalFM":
@@ -359,8 +435,10 @@ class VariationalFM:
         check_float(self.init_std, "init_std")
         check_seed(self.seed)
         if self.task not in ("regression", "classification"):
-            raise ValueError(f"`task` must be one of ('regression', 'classification'); "
-                             f"got {self.task!r}.")
+            raise ValueError(
+                f"`task` must be one of ('regression', 'classification'); "
+                f"got {self.task!r}."
+            )
         self.__dict__.pop("n_features_in_", None)
         X = self._matrix(X, "X")
         if X.shape[0] == 0:
@@ -368,14 +446,24 @@ class VariationalFM:
         y = as_labels(as_targets(y, X.shape[0], name="y"), self.task, "y")
         self.n_features_in_ = X.shape[1]
         group = column_groups(self.groups, X.shape[1])
-        self.groups_ = (list(self.groups) if isinstance(self.groups, Mapping) else
-                        ["all"] if self.groups is None else
-                        [str(g) for g in np.unique(np.asarray(self.groups))])
+        self.groups_ = (
+            list(self.groups)
+            if isinstance(self.groups, Mapping)
+            else ["all"]
+            if self.groups is None
+            else [str(g) for g in np.unique(np.asarray(self.groups))]
+        )
         G = len(self.groups_)
         rng = np.random.default_rng(self.seed)
         classify = self.task == "classification"
-        st = VariationalState(X.shape[1], self.k, G, self.init_std, rng,
-                              w0=0.0 if classify else float(np.mean(y)))
+        st = VariationalState(
+            X.shape[1],
+            self.k,
+            G,
+            self.init_std,
+            rng,
+            w0=0.0 if classify else float(np.mean(y)),
+        )
         Xc = X.tocsc()
         mean, _ = prediction_moments(X, st)
         target = latent_means(mean, y) if classify else y
@@ -388,11 +476,15 @@ class VariationalFM:
             if classify:
                 target = latent_means(mean, y)
             else:
-                st.alpha = _Gamma((A0 + y.size) / 2,
-                                  (B0 + np.sum((y - mean) ** 2 + var)) / 2)
+                st.alpha = _Gamma(
+                    (A0 + y.size) / 2, (B0 + np.sum((y - mean) ** 2 + var)) / 2
+                )
             r = target - mean
-            row = {"iteration": it, "elbo": elbo(X, y, st, group, self.task),
-                   "alpha": float(st.alpha.mean) if not classify else 1.0}
+            row = {
+                "iteration": it,
+                "elbo": elbo(X, y, st, group, self.task),
+                "alpha": float(st.alpha.mean) if not classify else 1.0,
+            }
             if classify:
                 row["train_accuracy"] = float(np.mean((mean > 0) == (y > 0)))
             else:
@@ -424,10 +516,14 @@ class VariationalFM:
         \operatorname{Var}[\hat y]}\big)`, the probit integrated over the Gaussian with
         the score's mean and variance under :math:`q`."""
         if self.task != "classification":
-            raise AttributeError("predict_proba is for task='classification'; this model "
-                                 "was made for regression.")
+            raise AttributeError(
+                "predict_proba is for task='classification'; this model "
+                "was made for regression."
+            )
         mean, var = self.predict_moments(X)
         return ndtr(mean / np.sqrt(1.0 + var))
 
     def __repr__(self) -> str:
-        return f"VariationalFM(k={self.k}, num_iter={self.num_iter}, task={self.task!r})"
+        return (
+            f"VariationalFM(k={self.k}, num_iter={self.num_iter}, task={self.task!r})"
+        )

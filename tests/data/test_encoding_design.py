@@ -9,24 +9,37 @@ import fmlib
 
 
 def frame():
-    return pd.DataFrame({
-        "user": [10, 10, 20, 30, 20],
-        "item": ["a", "b", "a", "c", "c"],
-        "genres": [("x",), ("x", "y"), ("x",), (), ("y",)],
-        "age": [1.5, 1.5, -2.0, 0.0, -2.0],
-    })
+    return pd.DataFrame(
+        {
+            "user": [10, 10, 20, 30, 20],
+            "item": ["a", "b", "a", "c", "c"],
+            "genres": [("x",), ("x", "y"), ("x",), (), ("y",)],
+            "age": [1.5, 1.5, -2.0, 0.0, -2.0],
+        }
+    )
 
 
 def encoder(**kwargs):
-    return fmlib.FeatureEncoder(categorical=["user", "item"], multi_hot=["genres"],
-                                implicit=("user", "item"), implicit_items=("item", "user"),
-                                implicit_norm="sqrt", **kwargs)
+    return fmlib.FeatureEncoder(
+        categorical=["user", "item"],
+        multi_hot=["genres"],
+        implicit=("user", "item"),
+        implicit_items=("item", "user"),
+        implicit_norm="sqrt",
+        **kwargs,
+    )
 
 
 def test_design_holds_transforms_columns_in_the_designs_order():
     enc = encoder(numeric=["age"]).fit(frame())
-    test = pd.DataFrame({"user": [20, 40, 10], "item": ["c", "a", "d"],
-                         "genres": [("y",), ("x",), ()], "age": [0.5, 1.0, 2.0]})
+    test = pd.DataFrame(
+        {
+            "user": [20, 40, 10],
+            "item": ["c", "a", "d"],
+            "genres": [("y",), ("x",), ()],
+            "age": [0.5, 1.0, 2.0],
+        }
+    )
     design = enc.transform_design(test)
     assert [b.name for b in design.blocks] == ["rated", "rated_by"]
     assert list(design.groups) == ["user", "item", "genres", "age", "rated", "rated_by"]
@@ -39,8 +52,8 @@ def test_design_holds_transforms_columns_in_the_designs_order():
     # by hand, one row: user 20 rated a and c; item c was rated by 30 and 20
     row = dict(zip(design.feature_names, design.to_csr().toarray()[0]))
     assert row["user=20"] == row["item=c"] == row["genres=y"] == 1.0
-    assert row["rated=a"] == row["rated=c"] == pytest.approx(2 ** -0.5)
-    assert row["rated_by=20"] == row["rated_by=30"] == pytest.approx(2 ** -0.5)
+    assert row["rated=a"] == row["rated=c"] == pytest.approx(2**-0.5)
+    assert row["rated_by=20"] == row["rated_by=30"] == pytest.approx(2**-0.5)
     assert row["age"] == 0.5 and sum(v != 0 for v in row.values()) == 8
 
 
@@ -49,8 +62,9 @@ def test_without_numeric_columns_the_order_is_transforms_and_fit_trains_on_it():
     design = enc.transform_design(frame())
     assert design.feature_names == enc.feature_names_
     assert design.nnz < design.flat_nnz
-    np.testing.assert_array_equal(design.to_csr().toarray(),
-                                  enc.transform(frame()).toarray())
+    np.testing.assert_array_equal(
+        design.to_csr().toarray(), enc.transform(frame()).toarray()
+    )
     y = np.arange(5.0)
     weights = []
     for X in (design, enc.transform(frame())):

@@ -21,7 +21,13 @@ def test_counts(movielens):
     assert movielens.ratings["user"].nunique() == len(movielens.users) == 943
     assert movielens.ratings["item"].nunique() == len(movielens.items) == 1682
     assert movielens.ratings["rating"].between(1, 5).all()
-    assert set(movielens.users.columns) == {"user", "age", "gender", "occupation", "zip"}
+    assert set(movielens.users.columns) == {
+        "user",
+        "age",
+        "gender",
+        "occupation",
+        "zip",
+    }
     assert movielens.items.loc[0, "genres"] == ("Animation", "Children's", "Comedy")
     assert len(movielens.items.loc[0, "genres"]) == 3
     # u.item is latin-1: titles with accents survive
@@ -54,7 +60,9 @@ def test_ua_holds_out_ten_ratings_per_user(movielens):
 def test_bad_split_and_name(movielens):
     with pytest.raises(ValueError, match=r"`fold` must be one of .*got 'u6'"):
         movielens.split("u6")
-    with pytest.raises(ValueError, match=r"`name` must be one of \['ml-100k', 'ml-1m'\]; got 'ml-10m'"):
+    with pytest.raises(
+        ValueError, match=r"`name` must be one of \['ml-100k', 'ml-1m'\]; got 'ml-10m'"
+    ):
         fmlib.load_movielens("ml-10m")
 
 
@@ -77,8 +85,11 @@ def test_edited_or_truncated_file_is_an_error(movielens, tmp_path):
     shutil.copytree(movielens.path, copy)
     with open(copy / "u.data", "r+b") as f:
         f.truncate(1000)
-    with pytest.raises(fmlib.MovieLensError, match=r"u.data does not match the official ml-100k file"):
+    with pytest.raises(
+        fmlib.MovieLensError, match=r"u.data does not match the official ml-100k file"
+    ):
         fmlib.load_movielens("ml-100k", data_home=tmp_path)
+
 
 # ------------------------------------------------ the download path, on a local server
 
@@ -135,14 +146,18 @@ def test_download_verify_extract_then_load_offline(ml100k_zip, tmp_path, capsys)
     data, digest = ml100k_zip
     server = Server({"ml-100k.zip": data})
     try:
-        ml = fmlib.load_movielens("ml-100k", data_home=tmp_path, base_url=server.url, zip_sha256=digest)
+        ml = fmlib.load_movielens(
+            "ml-100k", data_home=tmp_path, base_url=server.url, zip_sha256=digest
+        )
     finally:
         server.close()
     assert server.requests == ["/ml-100k.zip"]
     assert len(ml.ratings) == 100_000 and ml.path == tmp_path / "ml-100k"
-    assert leftovers(tmp_path) == ["ml-100k"]            # no zip, no temporary folders
+    assert leftovers(tmp_path) == ["ml-100k"]  # no zip, no temporary folders
     capsys.readouterr()
-    again = fmlib.load_movielens("ml-100k", data_home=tmp_path, base_url="http://127.0.0.1:9/")
+    again = fmlib.load_movielens(
+        "ml-100k", data_home=tmp_path, base_url="http://127.0.0.1:9/"
+    )
     assert len(again.ratings) == 100_000 and capsys.readouterr().out == ""
 
 
@@ -151,7 +166,9 @@ def test_checksum_mismatch_leaves_nothing(ml100k_zip, tmp_path):
     server = Server({"ml-100k.zip": data})
     try:
         with pytest.raises(fmlib.MovieLensError, match=r"failed its sha256 check"):
-            fmlib.load_movielens("ml-100k", data_home=tmp_path, base_url=server.url, zip_sha256="0" * 64)
+            fmlib.load_movielens(
+                "ml-100k", data_home=tmp_path, base_url=server.url, zip_sha256="0" * 64
+            )
     finally:
         server.close()
     assert leftovers(tmp_path) == []
@@ -162,13 +179,17 @@ def test_interrupted_download_leaves_nothing_and_a_retry_works(ml100k_zip, tmp_p
     broken = Server({"ml-100k.zip": data}, truncate=True)
     try:
         with pytest.raises(fmlib.MovieLensError):
-            fmlib.load_movielens("ml-100k", data_home=tmp_path, base_url=broken.url, zip_sha256=digest)
+            fmlib.load_movielens(
+                "ml-100k", data_home=tmp_path, base_url=broken.url, zip_sha256=digest
+            )
     finally:
         broken.close()
     assert leftovers(tmp_path) == []
     good = Server({"ml-100k.zip": data})
     try:
-        ml = fmlib.load_movielens("ml-100k", data_home=tmp_path, base_url=good.url, zip_sha256=digest)
+        ml = fmlib.load_movielens(
+            "ml-100k", data_home=tmp_path, base_url=good.url, zip_sha256=digest
+        )
     finally:
         good.close()
     assert len(ml.ratings) == 100_000
@@ -177,25 +198,33 @@ def test_interrupted_download_leaves_nothing_and_a_retry_works(ml100k_zip, tmp_p
 def test_no_network_says_where_to_put_the_files(tmp_path):
     server = Server({})
     url = server.url
-    server.close()                                       # nothing listens on that port now
+    server.close()  # nothing listens on that port now
     with pytest.raises(fmlib.MovieLensError) as info:
         fmlib.load_movielens("ml-100k", data_home=tmp_path, base_url=url)
     message = str(info.value)
-    assert f"{url}ml-100k.zip" in message and str(tmp_path) in message and "FMLIB_DATA" in message
+    assert (
+        f"{url}ml-100k.zip" in message
+        and str(tmp_path) in message
+        and "FMLIB_DATA" in message
+    )
     assert leftovers(tmp_path) == []
 
 
 def test_a_zip_placed_in_the_data_home_is_used(ml100k_zip, tmp_path):
     data, digest = ml100k_zip
     (tmp_path / "ml-100k.zip").write_bytes(data)
-    ml = fmlib.load_movielens("ml-100k", data_home=tmp_path, base_url="http://127.0.0.1:9/",
-                              zip_sha256=digest)
+    ml = fmlib.load_movielens(
+        "ml-100k", data_home=tmp_path, base_url="http://127.0.0.1:9/", zip_sha256=digest
+    )
     assert len(ml.ratings) == 100_000
 
 
 def test_download_false_is_an_error_when_missing(tmp_path):
-    with pytest.raises(fmlib.MovieLensError, match=r"does not exist and download=False"):
+    with pytest.raises(
+        fmlib.MovieLensError, match=r"does not exist and download=False"
+    ):
         fmlib.load_movielens("ml-100k", data_home=tmp_path, download=False)
+
 
 # ------------------------------------------------------------- ml-1m, on a fixture
 
@@ -217,15 +246,31 @@ def test_ml1m_format(tmp_path):
     data = ml1m_fixture_zip()
     server = Server({"ml-1m.zip": data})
     try:
-        ml = fmlib.load_movielens("ml-1m", data_home=tmp_path, base_url=server.url,
-                                  zip_sha256=hashlib.sha256(data).hexdigest())
+        ml = fmlib.load_movielens(
+            "ml-1m",
+            data_home=tmp_path,
+            base_url=server.url,
+            zip_sha256=hashlib.sha256(data).hexdigest(),
+        )
     finally:
         server.close()
-    assert ml.ratings.to_dict("list") == {"user": [1, 1, 2], "item": [10, 20, 10], "rating": [5, 3, 4],
-                                          "timestamp": [978300760, 978302109, 978301968]}
-    assert ml.users.to_dict("list") == {"user": [1, 2], "age": [1, 56], "gender": ["F", "M"],
-                                        "occupation": [10, 16], "zip": ["48067", "70072"]}
-    assert ml.items["genres"].tolist() == [("Action", "Adventure", "Thriller"), ("Drama",)]
+    assert ml.ratings.to_dict("list") == {
+        "user": [1, 1, 2],
+        "item": [10, 20, 10],
+        "rating": [5, 3, 4],
+        "timestamp": [978300760, 978302109, 978301968],
+    }
+    assert ml.users.to_dict("list") == {
+        "user": [1, 2],
+        "age": [1, 56],
+        "gender": ["F", "M"],
+        "occupation": [10, 16],
+        "zip": ["48067", "70072"],
+    }
+    assert ml.items["genres"].tolist() == [
+        ("Action", "Adventure", "Thriller"),
+        ("Drama",),
+    ]
     assert ml.items["title"].tolist()[1] == "Café Society (1995)"
     with pytest.raises(ValueError, match=r"predefined splits exist for ml-100k only"):
         ml.split("u1")
@@ -249,9 +294,21 @@ def test_end_to_end_fm_on_u1_beats_0_95(movielens):
     X_train, X_test = enc.fit_transform(train), enc.transform(test)
     fm = fmlib.FactorizationMachine(enc.n_features_, k=8, seed=0)
     fm.set_weights(w0=train["rating"].mean())
-    history = fmlib.fit(fm, X_train, train["rating"], num_epochs=6, batch_size=1024, lr=0.01,
-                        lambda_w=1e-4, lambda_v=1e-4, validation_data=(X_test, test["rating"]), seed=0)
-    rmse = float(np.sqrt(np.mean((fm.predict(X_test) - test["rating"].to_numpy()) ** 2)))
+    history = fmlib.fit(
+        fm,
+        X_train,
+        train["rating"],
+        num_epochs=6,
+        batch_size=1024,
+        lr=0.01,
+        lambda_w=1e-4,
+        lambda_v=1e-4,
+        validation_data=(X_test, test["rating"]),
+        seed=0,
+    )
+    rmse = float(
+        np.sqrt(np.mean((fm.predict(X_test) - test["rating"].to_numpy()) ** 2))
+    )
     assert rmse == pytest.approx(history["val_rmse"].iloc[-1], rel=1e-5)
     assert rmse < 0.95, rmse
     mean_only = float(np.sqrt(np.mean((train["rating"].mean() - test["rating"]) ** 2)))
@@ -261,20 +318,40 @@ def test_end_to_end_fm_on_u1_beats_0_95(movielens):
 def test_side_features_join_in_order_with_age_groups(movielens):
     train, _ = movielens.split("u1")
     rows = movielens.with_side_features(train.iloc[:500])
-    assert rows[["user", "item", "rating"]].equals(train.iloc[:500][["user", "item", "rating"]].reset_index(drop=True))
+    assert rows[["user", "item", "rating"]].equals(
+        train.iloc[:500][["user", "item", "rating"]].reset_index(drop=True)
+    )
     users = movielens.users.set_index("user")
-    for _, row in rows.iloc[::37].iterrows():   # against a hand-written bucketing
+    for _, row in rows.iloc[::37].iterrows():  # against a hand-written bucketing
         age = users.loc[row["user"], "age"]
-        expected = ("<18" if age < 18 else "18-24" if age < 25 else "25-34" if age < 35 else
-                    "35-44" if age < 45 else "45-49" if age < 50 else "50-55" if age < 56 else "56+")
+        expected = (
+            "<18"
+            if age < 18
+            else "18-24"
+            if age < 25
+            else "25-34"
+            if age < 35
+            else "35-44"
+            if age < 45
+            else "45-49"
+            if age < 50
+            else "50-55"
+            if age < 56
+            else "56+"
+        )
         assert row["age_bucket"] == expected
         assert row["gender"] == users.loc[row["user"], "gender"]
-        assert row["genres"] == movielens.items.set_index("item").loc[row["item"], "genres"]
+        assert (
+            row["genres"]
+            == movielens.items.set_index("item").loc[row["item"], "genres"]
+        )
 
 
 def test_side_features_reject_unknown_ids(movielens):
     bad = pd.DataFrame({"user": [1, 5000], "item": [1, 1], "rating": [3, 4]})
-    with pytest.raises(ValueError, match="1 rows whose user is not in ml-100k, e.g. user=5000"):
+    with pytest.raises(
+        ValueError, match="1 rows whose user is not in ml-100k, e.g. user=5000"
+    ):
         movielens.with_side_features(bad)
     with pytest.raises(ValueError, match="must have columns 'user' and 'item'"):
         movielens.with_side_features(bad.drop(columns="item"))
@@ -288,5 +365,7 @@ def test_date_features_are_the_rating_day_and_the_release_year(movielens):
         stamp = pd.Timestamp(int(row["timestamp"]), unit="s")
         assert row["day"] == f"{stamp.year:04d}-{stamp.month:02d}-{stamp.day:02d}"
         released = items.loc[row["item"], "release_date"]
-        assert row["release_year"] == ("unknown" if pd.isna(released) else str(released.year))
+        assert row["release_year"] == (
+            "unknown" if pd.isna(released) else str(released.year)
+        )
     assert "day" not in movielens.with_side_features(train.iloc[:5]).columns

@@ -27,8 +27,9 @@ def small_design(n_rows=30, seed=0, main=True):
     X = np.c_[item, rng.normal(size=(n_rows, 1))] if main else None
     users = np.c_[np.eye(5), (rng.random((5, 4)) < 0.5) * rng.uniform(0.2, 1, (5, 4))]
     ctx = (rng.random((4, 3)) < 0.6) * rng.normal(size=(4, 3))
-    u_idx, c_idx = rng.integers(0, 5, n_rows), rng.integers(
-        0, 3, n_rows
+    u_idx, c_idx = (
+        rng.integers(0, 5, n_rows),
+        rng.integers(0, 3, n_rows),
     )  # ctx row 3 unused
     flat = np.hstack(([X] if main else []) + [users[u_idx], ctx[c_idx]])
     off = 4 if main else 0
@@ -265,8 +266,9 @@ def test_one_sweep_equals_one_parameter_at_a_time_on_the_flat_matrix(sample, mai
     )
     np.testing.assert_allclose(all_q(sweeper), flat @ ref_V, atol=1e-10)
     sweeper.refresh()  # and so does a refresh from the parameters
-    np.testing.assert_allclose(sweeper.e, y - fm_definition(flat, ref_w0, ref_w, ref_V),
-                               atol=1e-10)
+    np.testing.assert_allclose(
+        sweeper.e, y - fm_definition(flat, ref_w0, ref_w, ref_V), atol=1e-10
+    )
     np.testing.assert_allclose(all_q(sweeper), flat @ ref_V, atol=1e-10)
 
 

@@ -222,7 +222,7 @@ def test_unknown_block_lists_the_names():
     with pytest.raises(ValueError, match=message):
         BlockChunks("users", 4).permutation(design, np.random.default_rng(0))
     with pytest.raises(
-        TypeError, match="`design` must be a fmlib.RelationalDesign; got " "csr_matrix"
+        TypeError, match="`design` must be a fmlib.RelationalDesign; got csr_matrix"
     ):
         BlockChunks("user", 4).permutation(design.to_csr(), np.random.default_rng(0))
     with pytest.raises(
@@ -250,7 +250,7 @@ def test_shuffle_argument_errors():
         fmlib.fit(fm, dataset, None, shuffle=chunks)
     with pytest.raises(ValueError, match=r"`shuffle` is not used by solver='als'"):
         fmlib.fit(fm, design, y, solver="als", shuffle=chunks)
-    for bad in ("yes", 1, ("user", 4)):   # None is "not set": the default, True
+    for bad in ("yes", 1, ("user", 4)):  # None is "not set": the default, True
         with pytest.raises(
             TypeError,
             match=r"`shuffle` must be True, False or a " r"fmlib.BlockChunks; got",

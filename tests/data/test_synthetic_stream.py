@@ -1,4 +1,5 @@
 """stream_ratings: chunked synthetic ratings, checked against eq. (1) and make_ratings."""
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -9,8 +10,15 @@ import fmlib
 
 
 def small_stream(**kw):
-    args = dict(n_ratings=2_500, chunk_size=1_000, k=3, n_age_groups=4, n_genres=5, noise=0.0,
-                seed=3)
+    args = dict(
+        n_ratings=2_500,
+        chunk_size=1_000,
+        k=3,
+        n_age_groups=4,
+        n_genres=5,
+        noise=0.0,
+        seed=3,
+    )
     args.update(kw)
     return fmlib.stream_ratings(60, 40, **args)
 
@@ -19,14 +27,17 @@ def test_ratings_are_the_planted_fm_of_their_rows_by_the_definition():
     stream = small_stream()
     truth = stream.truth
     for X, y in stream.chunks(np.float64):
-        expected = fm_definition(X.toarray(), truth.w0, truth.w.to_numpy(), truth.V.to_numpy())
+        expected = fm_definition(
+            X.toarray(), truth.w0, truth.w.to_numpy(), truth.V.to_numpy()
+        )
         np.testing.assert_allclose(y, expected, rtol=1e-10, atol=1e-10)
 
 
 def test_the_planted_fm_is_make_ratings_for_the_same_arguments():
     stream = small_stream()
-    data = fmlib.make_ratings(60, 40, n_ratings=100, k=3, n_age_groups=4, n_genres=5,
-                              noise=0.0, seed=3)
+    data = fmlib.make_ratings(
+        60, 40, n_ratings=100, k=3, n_age_groups=4, n_genres=5, noise=0.0, seed=3
+    )
     assert list(stream.truth.w.index) == list(data.truth.w.index)
     np.testing.assert_array_equal(stream.truth.V.to_numpy(), data.truth.V.to_numpy())
 
@@ -57,11 +68,12 @@ def test_chunks_are_reproducible_and_sized():
 
 def test_users_follow_the_activity_law():
     """skew 0: every user equally likely; the counts of 40,000 draws are multinomial."""
-    stream = fmlib.stream_ratings(50, 30, n_ratings=40_000, chunk_size=40_000, activity_skew=0.0,
-                                  seed=0)
+    stream = fmlib.stream_ratings(
+        50, 30, n_ratings=40_000, chunk_size=40_000, activity_skew=0.0, seed=0
+    )
     counts = np.bincount(stream.chunk(0)[0][:, :50].indices, minlength=50)
     chi2 = ((counts - 800) ** 2 / 800).sum()
-    assert chi2 < 90     # chi-square, 49 degrees of freedom: P(> 90) < 0.001
+    assert chi2 < 90  # chi-square, 49 degrees of freedom: P(> 90) < 0.001
 
 
 def test_the_dataset_cuts_the_chunks_into_batches_in_order():
@@ -72,13 +84,16 @@ def test_the_dataset_cuts_the_chunks_into_batches_in_order():
         ys.append(yb.numpy())
     X_all = sp.vstack([X for X, _ in stream.chunks()]).toarray()
     np.testing.assert_array_equal(np.concatenate(Xs), X_all)
-    np.testing.assert_array_equal(np.concatenate(ys), np.concatenate([y for _, y in stream.chunks()]))
+    np.testing.assert_array_equal(
+        np.concatenate(ys), np.concatenate([y for _, y in stream.chunks()])
+    )
     assert max(len(y) for y in ys) == 300
 
 
 def test_fit_trains_on_a_stream():
-    stream = fmlib.stream_ratings(60, 40, n_ratings=20_000, chunk_size=5_000, k=2, noise=0.1,
-                                  seed=1)
+    stream = fmlib.stream_ratings(
+        60, 40, n_ratings=20_000, chunk_size=5_000, k=2, noise=0.1, seed=1
+    )
     fm = fmlib.FactorizationMachine(stream.n_features, k=2, seed=0, init_std=0.1)
     fm.w0.assign(3.5)
     history = fmlib.fit(fm, stream.dataset(256), None, num_epochs=4, lr=0.02)
@@ -95,17 +110,35 @@ def test_bad_arguments_are_named():
 
 
 def test_unknown_planted_arguments_are_named_by_stream_ratings():
-    with pytest.raises(TypeError, match=r"stream_ratings\(\).*\['factorstd'\].*factor_std"):
+    with pytest.raises(
+        TypeError, match=r"stream_ratings\(\).*\['factorstd'\].*factor_std"
+    ):
         fmlib.stream_ratings(10, 10, n_ratings=5, factorstd=0.1)
     with pytest.raises(TypeError, match=r"stream_ratings\(\).*\['density'\]"):
         fmlib.stream_ratings(10, 10, n_ratings=5, density=0.5)  # n_ratings says it
 
 
 def test_planted_arguments_reach_the_planted_fm():
-    stream = fmlib.stream_ratings(30, 20, n_ratings=10, k=2, factor_std=0.05, bias_std=0.0,
-                                  global_bias=2.0, seed=1)
-    data = fmlib.make_ratings(30, 20, n_ratings=10, k=2, factor_std=0.05, bias_std=0.0,
-                              global_bias=2.0, seed=1)
+    stream = fmlib.stream_ratings(
+        30,
+        20,
+        n_ratings=10,
+        k=2,
+        factor_std=0.05,
+        bias_std=0.0,
+        global_bias=2.0,
+        seed=1,
+    )
+    data = fmlib.make_ratings(
+        30,
+        20,
+        n_ratings=10,
+        k=2,
+        factor_std=0.05,
+        bias_std=0.0,
+        global_bias=2.0,
+        seed=1,
+    )
     assert stream.truth.w0 == data.truth.w0 == 2.0
     np.testing.assert_array_equal(stream.truth.V.to_numpy(), data.truth.V.to_numpy())
     assert np.all(stream.truth.w.to_numpy() == 0.0)  # bias_std = 0

@@ -108,22 +108,42 @@ def test_gradient_solvers_learn_scikit_learns_check_problems():
 # --- the estimators equal fmlib's solvers called directly ---------------------------------
 def test_regressor_equals_one_fit_call_for_adam_and_als():
     X, y = sparse_data()
-    gradient = {"batch_size": 16, "lr": 0.05}   # hyper-parameters ALS does not take
-    for solver, dtype, extra in (("adam", tf.float32, gradient), ("als", tf.float64, {})):
+    gradient = {"batch_size": 16, "lr": 0.05}  # hyper-parameters ALS does not take
+    for solver, dtype, extra in (
+        ("adam", tf.float32, gradient),
+        ("als", tf.float64, {}),
+    ):
         est = FMRegressor(
-            k=3, solver=solver, num_epochs=4, lambda_w=0.01, lambda_v=0.02, random_state=7,
+            k=3,
+            solver=solver,
+            num_epochs=4,
+            lambda_w=0.01,
+            lambda_v=0.02,
+            random_state=7,
             **extra,
         ).fit(X, y)
         model = fmlib.FactorizationMachine(12, 3, init_std=0.1, seed=7, dtype=dtype)
         if solver == "als":
-            fmlib.fit(model, X, y, solver="als", num_epochs=4, lambda_w=0.01, lambda_v=0.02)
+            fmlib.fit(
+                model, X, y, solver="als", num_epochs=4, lambda_w=0.01, lambda_v=0.02
+            )
         else:
-            fmlib.fit(model, X, y, optimizer="adam", num_epochs=4, lambda_w=0.01,
-                      lambda_v=0.02, seed=7, **extra)
+            fmlib.fit(
+                model,
+                X,
+                y,
+                optimizer="adam",
+                num_epochs=4,
+                lambda_w=0.01,
+                lambda_v=0.02,
+                seed=7,
+                **extra,
+            )
         np.testing.assert_allclose(
             est.predict(X), model.predict(X), rtol=1e-5, atol=1e-6
         )
         assert len(est.history_) == 4
+
 
 def test_mcmc_estimators_equal_bayesian_fm():
     X, y = sparse_data()
@@ -178,22 +198,52 @@ def test_sparse_updates_equal_one_sparse_fit_call():
     """updates='sparse' trains with fmlib.fit's row-sparse path in one call (the lazy
     optimizer keeps its state for the whole run)."""
     X, y = sparse_data()
-    est = FMRegressor(k=3, solver="adam", num_epochs=3, batch_size=16, lr=0.05,
-                      lambda_v=1e-3, random_state=5, updates="sparse",
-                      regularization="present").fit(X, y)
+    est = FMRegressor(
+        k=3,
+        solver="adam",
+        num_epochs=3,
+        batch_size=16,
+        lr=0.05,
+        lambda_v=1e-3,
+        random_state=5,
+        updates="sparse",
+        regularization="present",
+    ).fit(X, y)
     model = fmlib.FactorizationMachine(12, 3, init_std=0.1, seed=5)
-    fmlib.fit(model, X, y, optimizer="adam", num_epochs=3, batch_size=16, lr=0.05,
-              lambda_v=1e-3, seed=5, updates="sparse", regularization="present")
+    fmlib.fit(
+        model,
+        X,
+        y,
+        optimizer="adam",
+        num_epochs=3,
+        batch_size=16,
+        lr=0.05,
+        lambda_v=1e-3,
+        seed=5,
+        updates="sparse",
+        regularization="present",
+    )
     np.testing.assert_allclose(est.predict(X), model.predict(X), rtol=1e-6)
     labels = (y > np.median(y)).astype(int)
-    clf = FMClassifier(k=2, solver="sgd", num_epochs=2, lr=0.1, updates="sparse", regularization="occurrence",
-                       random_state=0).fit(X, labels)
+    clf = FMClassifier(
+        k=2,
+        solver="sgd",
+        num_epochs=2,
+        lr=0.1,
+        updates="sparse",
+        regularization="occurrence",
+        random_state=0,
+    ).fit(X, labels)
     assert clf.predict_proba(X).shape == (len(y), 2)
-    with pytest.raises(ValueError, match=r"`updates` must be one of \('dense', 'sparse'\); got 'lazy'"):
+    with pytest.raises(
+        ValueError, match=r"`updates` must be one of \('dense', 'sparse'\); got 'lazy'"
+    ):
         FMRegressor(updates="lazy").fit(X, y)
     with pytest.raises(ValueError, match=r"`updates` is not used by solver='als'"):
         FMRegressor(solver="als", updates="sparse").fit(X, y)
-    with pytest.raises(ValueError, match=r"regularization='present' needs updates='sparse'"):
+    with pytest.raises(
+        ValueError, match=r"regularization='present' needs updates='sparse'"
+    ):
         FMRegressor(updates="dense", regularization="present").fit(X, y)
 
 
@@ -403,8 +453,16 @@ def test_cli_adam_in_process_equals_one_fit_call(tmp_path, capsys, monkeypatch):
         == 0
     )
     model = fmlib.FactorizationMachine(12, 8, init_std=0.1, seed=4)
-    fmlib.fit(model, X[:60], y[:60], num_epochs=3, batch_size=16, lr=0.05, seed=4,
-              updates="dense")   # the CLI's minibatch Adam takes dense steps
+    fmlib.fit(
+        model,
+        X[:60],
+        y[:60],
+        num_epochs=3,
+        batch_size=16,
+        lr=0.05,
+        seed=4,
+        updates="dense",
+    )  # the CLI's minibatch Adam takes dense steps
     np.testing.assert_allclose(np.loadtxt("p.txt"), model.predict(X[60:]), rtol=1e-5)
     assert capsys.readouterr().out.count("#Iter=") == 3
 
@@ -418,5 +476,3 @@ def test_cli_malformed_file_is_one_line_with_exit_code_1(tmp_path):
         "python -m fmlib: error: bad.libfm, line 2: expected index:value with an integer "
         "index >= 0 and a finite value; got 'x'."
     )
-
-

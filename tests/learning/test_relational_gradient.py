@@ -221,8 +221,11 @@ def test_float32_and_a_keras_optimizer_instance():
             ValueError,
             r"regularization='global'.*needs optimizer='sgd'",
         ),
-        ({"updates": "dense", "regularization": "occurrence"}, ValueError,
-         r"needs updates='sparse'"),
+        (
+            {"updates": "dense", "regularization": "occurrence"},
+            ValueError,
+            r"needs updates='sparse'",
+        ),
         ({"batch_size": 0}, ValueError, r"batch_size"),
     ],
 )

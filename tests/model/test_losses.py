@@ -6,7 +6,9 @@ import fmlib
 
 
 def test_l2_loss_hand_value():
-    assert float(fmlib.l2_loss([1.0, 2.0, 4.0], [1.0, 0.0, 1.0])) == pytest.approx((0 + 4 + 9) / 3)
+    assert float(fmlib.l2_loss([1.0, 2.0, 4.0], [1.0, 0.0, 1.0])) == pytest.approx(
+        (0 + 4 + 9) / 3
+    )
 
 
 def test_shapes_n_and_n1_give_the_same_loss():
@@ -25,7 +27,9 @@ def test_logistic_loss_hand_value_and_shapes():
     logits = np.array([2.0, -1.0, -0.5])
     expected = np.mean(np.log1p(np.exp(-(2 * y - 1) * logits)))
     assert float(fmlib.logistic_loss(y, logits)) == pytest.approx(expected, rel=1e-6)
-    assert float(fmlib.logistic_loss(y[:, None], logits)) == pytest.approx(expected, rel=1e-6)
+    assert float(fmlib.logistic_loss(y[:, None], logits)) == pytest.approx(
+        expected, rel=1e-6
+    )
     # stable for large logits
     assert np.isfinite(float(fmlib.logistic_loss([0.0], [1e4])))
 
@@ -33,7 +37,9 @@ def test_logistic_loss_hand_value_and_shapes():
 def test_mismatched_lengths_and_widths_raise():
     with pytest.raises(ValueError, match=r"`y_true` has 3 values but `y_pred` has 2"):
         fmlib.l2_loss([1.0, 2.0, 3.0], [1.0, 2.0])
-    with pytest.raises(ValueError, match=r"`y_pred` must have shape \(N,\) or \(N, 1\); got \(2, 2\)"):
+    with pytest.raises(
+        ValueError, match=r"`y_pred` must have shape \(N,\) or \(N, 1\); got \(2, 2\)"
+    ):
         fmlib.l2_loss([1.0, 2.0], np.ones((2, 2)))
 
 

@@ -22,7 +22,9 @@ def test_prediction_equals_equation_1_dense_and_sparse():
     expected = fm_loop(X, p["w0"], p["w"], p["V"])
     np.testing.assert_allclose(fm(X).numpy(), expected, rtol=1e-10)
     np.testing.assert_allclose(fm(sp.csr_matrix(X)).numpy(), expected, rtol=1e-10)
-    np.testing.assert_allclose(fm(tf.sparse.from_dense(X)).numpy(), expected, rtol=1e-10)
+    np.testing.assert_allclose(
+        fm(tf.sparse.from_dense(X)).numpy(), expected, rtol=1e-10
+    )
     fm.pairwise = "naive"
     np.testing.assert_allclose(fm(X).numpy(), expected, rtol=1e-10)
     np.testing.assert_allclose(fm(sp.csr_matrix(X)).numpy(), expected, rtol=1e-10)
@@ -34,8 +36,12 @@ def test_predict_in_batches_equals_one_call():
     p = fm.get_weights()
     expected = fm_loop(X.toarray(), p["w0"], p["w"], p["V"])
     for batch_size in (1, 7, 1000, 5000):
-        np.testing.assert_allclose(fm.predict(X, batch_size=batch_size), expected, rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(fm.predict(X.toarray(), batch_size=64), expected, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(
+            fm.predict(X, batch_size=batch_size), expected, rtol=1e-4, atol=1e-4
+        )
+    np.testing.assert_allclose(
+        fm.predict(X.toarray(), batch_size=64), expected, rtol=1e-4, atol=1e-4
+    )
     proba = fm.predict_proba(X[:5])
     np.testing.assert_allclose(proba, 1 / (1 + np.exp(-expected[:5])), rtol=1e-4)
 
@@ -72,16 +78,31 @@ def test_original_project_names():
     assert fmlib.FactorizationMachine(m=16, k=3).V.shape == (16, 3)
 
 
-@pytest.mark.parametrize("kwargs, error, pattern", [
-    ({"n_features": 0}, ValueError, r"`n_features` must be >= 1; got 0"),
-    ({"n_features": -3}, ValueError, r"`n_features` must be >= 1; got -3"),
-    ({"n_features": 4, "k": 0}, ValueError, r"`k` must be >= 1; got 0"),
-    ({"n_features": 4, "k": 2.5}, TypeError, r"`k` must be an integer; got float 2.5"),
-    ({"n_features": 4, "pairwise": "slow"}, ValueError, r"`pairwise` must be 'fast' or 'naive'; got 'slow'"),
-    ({"n_features": 4, "dtype": tf.int32}, ValueError, r"`dtype` must be float32 or float64; got int32"),
-    ({"n_features": 4, "m": 5}, ValueError, r"`m` is an alias of `n_features`"),
-    ({}, TypeError, r"needs `n_features`"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, pattern",
+    [
+        ({"n_features": 0}, ValueError, r"`n_features` must be >= 1; got 0"),
+        ({"n_features": -3}, ValueError, r"`n_features` must be >= 1; got -3"),
+        ({"n_features": 4, "k": 0}, ValueError, r"`k` must be >= 1; got 0"),
+        (
+            {"n_features": 4, "k": 2.5},
+            TypeError,
+            r"`k` must be an integer; got float 2.5",
+        ),
+        (
+            {"n_features": 4, "pairwise": "slow"},
+            ValueError,
+            r"`pairwise` must be 'fast' or 'naive'; got 'slow'",
+        ),
+        (
+            {"n_features": 4, "dtype": tf.int32},
+            ValueError,
+            r"`dtype` must be float32 or float64; got int32",
+        ),
+        ({"n_features": 4, "m": 5}, ValueError, r"`m` is an alias of `n_features`"),
+        ({}, TypeError, r"needs `n_features`"),
+    ],
+)
 def test_bad_constructor_arguments(kwargs, error, pattern):
     with pytest.raises(error, match=pattern):
         fmlib.FactorizationMachine(**kwargs)
@@ -89,7 +110,10 @@ def test_bad_constructor_arguments(kwargs, error, pattern):
 
 def test_bad_prediction_input():
     fm = fmlib.FactorizationMachine(5, k=2, seed=0)
-    with pytest.raises(ValueError, match=r"`X` has 4 feature columns, but the model expects n_features=5"):
+    with pytest.raises(
+        ValueError,
+        match=r"`X` has 4 feature columns, but the model expects n_features=5",
+    ):
         fm(np.ones((3, 4)))
     with pytest.raises(ValueError, match=r"`X` has 6 feature columns"):
         fm.predict(sp.csr_matrix(np.ones((3, 6))))

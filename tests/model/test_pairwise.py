@@ -21,7 +21,9 @@ def test_fast_and_naive_equal_double_loop(n, k, dtype, tol):
     scale = 1 + np.abs(expected).max()
     np.testing.assert_allclose(fast, expected, atol=tol * scale, rtol=tol)
     np.testing.assert_allclose(naive, expected, atol=tol * scale, rtol=tol)
-    assert len(np.unique(np.round(expected, 6))) > 1  # distinct rows, so a broadcast bug shows
+    assert (
+        len(np.unique(np.round(expected, 6))) > 1
+    )  # distinct rows, so a broadcast bug shows
 
 
 def test_hand_computed_value():
@@ -44,27 +46,34 @@ def test_sparse_equals_dense(fmt):
     else:
         X = sp.csr_matrix(dense).asformat(fmt)
     expected = pairwise_loop(dense, V)
-    np.testing.assert_allclose(fmlib.pairwise_fast(X, V), expected, rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(fmlib.pairwise_naive(X, V), expected, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(
+        fmlib.pairwise_fast(X, V), expected, rtol=1e-10, atol=1e-10
+    )
+    np.testing.assert_allclose(
+        fmlib.pairwise_naive(X, V), expected, rtol=1e-10, atol=1e-10
+    )
 
 
 def test_sparse_path_never_densifies(monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("pairwise_fast densified a sparse input")
+
     monkeypatch.setattr(tf.sparse, "to_dense", forbidden)
     monkeypatch.setattr(sp.csr_matrix, "toarray", forbidden)
     X = sp.random(4, 100_000, density=1e-4, random_state=0, format="csr")
     V = np.random.default_rng(0).normal(size=(100_000, 2))
     dense_rows = [X.getrow(r) for r in range(4)]
     expected = [pairwise_loop(r.data[None, :], V[r.indices])[0] for r in dense_rows]
-    np.testing.assert_allclose(fmlib.pairwise_fast(X, V), expected, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        fmlib.pairwise_fast(X, V), expected, rtol=1e-10, atol=1e-12
+    )
 
 
 def test_zero_row_and_one_hot_row_give_zero():
     V = np.random.default_rng(1).normal(size=(8, 3))
     X = np.zeros((3, 8))
-    X[1, 4] = 1.0          # one-hot row: a single feature has no partner
-    X[2, 2] = 3.5          # a single non-zero value, not one
+    X[1, 4] = 1.0  # one-hot row: a single feature has no partner
+    X[2, 2] = 3.5  # a single non-zero value, not one
     for f in (fmlib.pairwise_fast, fmlib.pairwise_naive):
         np.testing.assert_allclose(f(X, V), [0.0, 0.0, 0.0], atol=1e-12)
         np.testing.assert_allclose(f(sp.csr_matrix(X), V), [0.0, 0.0, 0.0], atol=1e-12)

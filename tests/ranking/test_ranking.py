@@ -1,5 +1,6 @@
 """fmlib.ranking: metrics against hand values and loops, the split, catalogue scoring against
 per-pair model calls, the BPR objective and one SGD step against numpy, negative sampling."""
+
 import math
 
 import numpy as np
@@ -13,8 +14,7 @@ from fmlib import ranking
 from fmlib.ranking import NegativeSampler
 
 # --- metrics -------------------------------------------------------------------------------------
-HAND_SCORES = np.array([[0.9, 0.1, 0.5, 0.3, 0.7],
-                        [0.2, 0.8, 0.8, 0.1, 0.5]])
+HAND_SCORES = np.array([[0.9, 0.1, 0.5, 0.3, 0.7], [0.2, 0.8, 0.8, 0.1, 0.5]])
 HAND_TARGETS = np.array([2, 1])
 HAND_EXCLUDE = [[], [4]]
 
@@ -45,16 +45,22 @@ def loop_metrics(scores, targets, excluded, k):
         hr.append(float(rank <= k))
         ndcg.append(1 / math.log2(rank + 1) if rank <= k else 0.0)
         mrr.append(1 / rank)
-        auc.append(sum(1.0 if s[j] < s[t] else 0.5 if s[j] == s[t] else 0.0 for j in others)
-                   / len(others))
-    return {f"hr@{k}": np.mean(hr), f"ndcg@{k}": np.mean(ndcg), "mrr": np.mean(mrr),
-            "auc": np.mean(auc)}
+        auc.append(
+            sum(1.0 if s[j] < s[t] else 0.5 if s[j] == s[t] else 0.0 for j in others)
+            / len(others)
+        )
+    return {
+        f"hr@{k}": np.mean(hr),
+        f"ndcg@{k}": np.mean(ndcg),
+        "mrr": np.mean(mrr),
+        "auc": np.mean(auc),
+    }
 
 
 @pytest.mark.parametrize("k", [1, 5, 20])
 def test_full_ranking_metrics_match_a_loop_over_items_with_ties(k):
     rng = np.random.default_rng(k)
-    scores = rng.integers(0, 15, size=(40, 60)).astype(float)     # many ties
+    scores = rng.integers(0, 15, size=(40, 60)).astype(float)  # many ties
     targets = rng.integers(0, 60, size=40)
     excluded = rng.random((40, 60)) < 0.3
     excluded[np.arange(40), targets] = False
@@ -69,8 +75,12 @@ def test_exclusion_forms_agree_and_a_sparse_matrix_works():
     mask = rng.random((6, 9)) < 0.4
     lists = [np.flatnonzero(row).tolist() for row in mask]
     np.testing.assert_array_equal(ranking.exclusion_mask(lists, mask.shape), mask)
-    np.testing.assert_array_equal(ranking.exclusion_mask(sp.csr_matrix(mask), mask.shape), mask)
-    np.testing.assert_array_equal(ranking.exclusion_mask(mask.astype(int), mask.shape), mask)
+    np.testing.assert_array_equal(
+        ranking.exclusion_mask(sp.csr_matrix(mask), mask.shape), mask
+    )
+    np.testing.assert_array_equal(
+        ranking.exclusion_mask(mask.astype(int), mask.shape), mask
+    )
 
 
 def test_sampled_metrics_rank_among_the_drawn_candidates_only():
@@ -95,7 +105,7 @@ def test_sampled_candidates_are_uniform_over_the_non_excluded_items():
     targets = np.zeros(4000, int)
     cand = ranking.metrics.sample_candidates(excluded, targets, 3, seed=0)
     assert not cand[:, [1, 2]].any()
-    freq = cand[:, 3:].mean(axis=0)          # 3 of the 7 free items are drawn: P = 3/7
+    freq = cand[:, 3:].mean(axis=0)  # 3 of the 7 free items are drawn: P = 3/7
     np.testing.assert_allclose(freq, 3 / 7, atol=4 * math.sqrt(3 / 7 * 4 / 7 / 4000))
 
 
@@ -115,11 +125,13 @@ def test_metrics_reject_bad_input_with_named_arguments():
 # --- split ---------------------------------------------------------------------------------------
 def test_leave_last_out_on_a_hand_example():
     users = ["a", "a", "a", "b", "b", "c", "a"]
-    times = [30, 10, 20, 5, 9, 1, 20]            # user a: two rows at time 20 keep row order
+    times = [30, 10, 20, 5, 9, 1, 20]  # user a: two rows at time 20 keep row order
     train, valid, test = ranking.leave_last_out(users, times)
-    np.testing.assert_array_equal(test, [0, 4])          # a: row 0 (t=30), b: row 4
-    np.testing.assert_array_equal(valid, [6])            # a: the later of the two t=20 rows
-    np.testing.assert_array_equal(train, [1, 2, 3, 5])   # c has one row: it stays in training
+    np.testing.assert_array_equal(test, [0, 4])  # a: row 0 (t=30), b: row 4
+    np.testing.assert_array_equal(valid, [6])  # a: the later of the two t=20 rows
+    np.testing.assert_array_equal(
+        train, [1, 2, 3, 5]
+    )  # c has one row: it stays in training
     train1, valid1, test1 = ranking.leave_last_out(users, times, n_holdout=1)
     assert valid1.size == 0 and test1.tolist() == [0, 4]
 
@@ -132,7 +144,11 @@ def test_leave_last_out_matches_a_loop_per_user():
     for u in np.unique(users):
         rows = sorted(np.flatnonzero(users == u), key=lambda r: (times[r], r))
         held = min(2, len(rows) - 1)
-        assert [r for r in rows if r in test] == rows[-1:] if held else not set(rows) & set(test)
+        assert (
+            [r for r in rows if r in test] == rows[-1:]
+            if held
+            else not set(rows) & set(test)
+        )
         assert [r for r in rows if r in valid] == (rows[-2:-1] if held == 2 else [])
 
 
@@ -153,7 +169,9 @@ def blocks(rng, n_contexts=5, n_items=7, n_ctx_side=3, n_item_side=4):
     C[:, n_contexts:n_c] = rng.normal(size=(n_contexts, n_ctx_side)) * present
     I = np.zeros((n_items, n_c + n_i))
     I[np.arange(n_items), n_c + np.arange(n_items)] = 1.0
-    I[:, n_c + n_items:] = rng.random((n_items, n_item_side)) * (rng.random((n_items, n_item_side)) < 0.6)
+    I[:, n_c + n_items :] = rng.random((n_items, n_item_side)) * (
+        rng.random((n_items, n_item_side)) < 0.6
+    )
     return C, I
 
 
@@ -172,13 +190,15 @@ def test_catalogue_scores_equal_calling_the_model_on_every_pair():
     pairs = np.array([C[c] + I[i] for c in range(len(C)) for i in range(len(I))])
     np.testing.assert_allclose(S.ravel(), fm(pairs).numpy(), rtol=1e-12, atol=1e-12)
     w = fm.get_weights()
-    np.testing.assert_allclose(S.ravel(), fm_loop(pairs, w["w0"], w["w"], w["V"]), atol=1e-10)
+    np.testing.assert_allclose(
+        S.ravel(), fm_loop(pairs, w["w0"], w["w"], w["V"]), atol=1e-10
+    )
 
 
 def test_catalogue_scores_refuse_overlapping_blocks():
     rng = np.random.default_rng(7)
     C, I = blocks(rng)
-    I[0, 0] = 1.0                                         # an item row uses a context column
+    I[0, 0] = 1.0  # an item row uses a context column
     with pytest.raises(ValueError, match="disjoint feature columns.*\\[0\\]"):
         ranking.catalogue_scores(random_fm(C.shape[1]), C, I)
 
@@ -191,7 +211,9 @@ def test_recommend_returns_the_best_unseen_items_in_order():
     top, scores = ranking.recommend(fm, C, I, k=4, exclude=seen)
     for c in range(len(C)):
         per_item = fm(np.array([C[c] + I[i] for i in range(len(I))])).numpy()
-        order = [i for i in np.argsort(-per_item, kind="stable") if i not in seen[c]][:4]
+        order = [i for i in np.argsort(-per_item, kind="stable") if i not in seen[c]][
+            :4
+        ]
         assert top[c].tolist() == order
         np.testing.assert_allclose(scores[c], per_item[order], rtol=1e-12)
     one, _ = ranking.recommend(fm, C[2], I, k=3, exclude=seen[2])
@@ -208,15 +230,23 @@ def numpy_objective_and_gradient(C, I, w0, w, V, triples, lambda_w, lambda_v):
         xp, xq = C[c] + I[p], C[c] + I[q]
         d = fm_loop(xp, w0, w, V)[0] - fm_loop(xq, w0, w, V)[0]
         item_feats = (I[p] != 0) | (I[q] != 0)
-        omega = (lambda_w * (np.sum(w[I[p] != 0] ** 2) + np.sum(w[I[q] != 0] ** 2))
-                 + lambda_v * sum(np.sum(V[row != 0] ** 2) for row in (C[c], I[p], I[q])))
+        omega = lambda_w * (
+            np.sum(w[I[p] != 0] ** 2) + np.sum(w[I[q] != 0] ** 2)
+        ) + lambda_v * sum(np.sum(V[row != 0] ** 2) for row in (C[c], I[p], I[q]))
         loss += np.log1p(np.exp(-d)) + omega
-        s = -1.0 / (1.0 + np.exp(d))                           # d/dd of -ln sigma(d)
+        s = -1.0 / (1.0 + np.exp(d))  # d/dd of -ln sigma(d)
         _, dwp, dVp = fm_gradient(xp, V)
         _, dwq, dVq = fm_gradient(xq, V)
-        g_w += s * (dwp - dwq) + 2 * lambda_w * w * ((I[p] != 0).astype(float) + (I[q] != 0))
-        g_V += s * (dVp - dVq) + 2 * lambda_v * V * sum(
-            (row != 0).astype(float) for row in (C[c], I[p], I[q]))[:, None]
+        g_w += s * (dwp - dwq) + 2 * lambda_w * w * (
+            (I[p] != 0).astype(float) + (I[q] != 0)
+        )
+        g_V += (
+            s * (dVp - dVq)
+            + 2
+            * lambda_v
+            * V
+            * sum((row != 0).astype(float) for row in (C[c], I[p], I[q]))[:, None]
+        )
         assert item_feats.any()
     n = len(triples)
     return loss / n, g_w / n, g_V / n
@@ -229,7 +259,9 @@ def test_bpr_loss_matches_numpy_and_ignores_context_only_terms():
     triples = [(0, 1, 2), (3, 4, 0), (4, 6, 5), (1, 2, 3)]
     c, p, q = map(np.array, zip(*triples))
     w = fm.get_weights()
-    want, _, _ = numpy_objective_and_gradient(C, I, w["w0"], w["w"], w["V"], triples, 0.02, 0.05)
+    want, _, _ = numpy_objective_and_gradient(
+        C, I, w["w0"], w["w"], w["V"], triples, 0.02, 0.05
+    )
     got = ranking.bpr_loss(fm, C, I, c, p, q, lambda_w=0.02, lambda_v=0.05)
     assert got == pytest.approx(want, rel=1e-10)
     # w0 and the linear weights of context features cancel in the difference
@@ -237,7 +269,9 @@ def test_bpr_loss_matches_numpy_and_ignores_context_only_terms():
     w_changed = w["w"].copy()
     w_changed[ctx_cols] += 5.0
     fm.set_weights(w0=-4.0, w=w_changed)
-    assert ranking.bpr_loss(fm, C, I, c, p, q, 0.02, 0.05) == pytest.approx(want, rel=1e-10)
+    assert ranking.bpr_loss(fm, C, I, c, p, q, 0.02, 0.05) == pytest.approx(
+        want, rel=1e-10
+    )
 
 
 def test_one_sgd_step_of_fit_bpr_matches_a_numpy_step():
@@ -251,14 +285,31 @@ def test_one_sgd_step_of_fit_bpr_matches_a_numpy_step():
     pos = np.array([i for items in positives.values() for i in items])
     triples = [(c, p, 3 - sum(positives[c])) for c, p in zip(ctx, pos)]
     before = fm.get_weights()
-    _, g_w, g_V = numpy_objective_and_gradient(C, I, before["w0"], before["w"], before["V"],
-                                               triples, 0.03, 0.07)
-    history = ranking.fit_bpr(fm, C, I, ctx, pos, num_epochs=1, batch_size=len(ctx),
-                              optimizer="sgd", lr=0.5, lambda_w=0.03, lambda_v=0.07, seed=0)
+    _, g_w, g_V = numpy_objective_and_gradient(
+        C, I, before["w0"], before["w"], before["V"], triples, 0.03, 0.07
+    )
+    history = ranking.fit_bpr(
+        fm,
+        C,
+        I,
+        ctx,
+        pos,
+        num_epochs=1,
+        batch_size=len(ctx),
+        optimizer="sgd",
+        lr=0.5,
+        lambda_w=0.03,
+        lambda_v=0.07,
+        seed=0,
+    )
     after = fm.get_weights()
-    np.testing.assert_allclose(after["w"], before["w"] - 0.5 * g_w, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(after["V"], before["V"] - 0.5 * g_V, rtol=1e-10, atol=1e-12)
-    assert after["w0"] == before["w0"]                         # cancels: never trained
+    np.testing.assert_allclose(
+        after["w"], before["w"] - 0.5 * g_w, rtol=1e-10, atol=1e-12
+    )
+    np.testing.assert_allclose(
+        after["V"], before["V"] - 0.5 * g_V, rtol=1e-10, atol=1e-12
+    )
+    assert after["w0"] == before["w0"]  # cancels: never trained
     ctx_only = (C != 0).any(axis=0)
     np.testing.assert_array_equal(after["w"][ctx_only], before["w"][ctx_only])
     assert list(history.columns) == ["loss", "seconds"] and len(history) == 1
@@ -267,7 +318,9 @@ def test_one_sgd_step_of_fit_bpr_matches_a_numpy_step():
 def test_uniform_negatives_are_uniform_over_the_non_positive_items():
     ctx = np.array([0, 0, 0, 1, 1])
     items = np.array([1, 4, 5, 0, 7])
-    sampler = NegativeSampler(ctx, items, n_contexts=2, n_items=8, sampling="uniform", seed=0)
+    sampler = NegativeSampler(
+        ctx, items, n_contexts=2, n_items=8, sampling="uniform", seed=0
+    )
     n = 40000
     neg, keep = sampler(tf.constant(np.repeat([0, 1], n), tf.int64))
     neg = neg.numpy().reshape(2, n)
@@ -281,14 +334,16 @@ def test_uniform_negatives_are_uniform_over_the_non_positive_items():
 
 def test_popularity_negatives_follow_item_counts_and_drop_positives():
     ctx = np.array([0, 1, 1, 2, 2, 2, 2])
-    items = np.array([0, 0, 1, 0, 1, 2, 3])                 # counts 3, 2, 1, 1 of 7
-    sampler = NegativeSampler(ctx, items, n_contexts=3, n_items=5, sampling="popularity", seed=1)
+    items = np.array([0, 0, 1, 0, 1, 2, 3])  # counts 3, 2, 1, 1 of 7
+    sampler = NegativeSampler(
+        ctx, items, n_contexts=3, n_items=5, sampling="popularity", seed=1
+    )
     n = 40000
     neg, keep = sampler(tf.constant(np.zeros(n), tf.int64))
     neg, keep = neg.numpy(), keep.numpy()
     p = np.array([3, 2, 1, 1, 0]) / 7
     np.testing.assert_allclose(np.bincount(neg, minlength=5) / n, p, atol=0.012)
-    np.testing.assert_array_equal(keep, neg != 0)             # item 0 is context 0's positive
+    np.testing.assert_array_equal(keep, neg != 0)  # item 0 is context 0's positive
 
 
 def test_fit_bpr_learns_planted_preferences_and_restores_the_best_epoch():
@@ -307,16 +362,28 @@ def test_fit_bpr_learns_planted_preferences_and_restores_the_best_epoch():
         pos += own[:11].tolist()
         held.append(own[11])
     fm = fmlib.FactorizationMachine(n_users + n_items, k=4, seed=0, init_std=0.1)
-    history = ranking.fit_bpr(fm, C, I, np.array(ctx), np.array(pos), num_epochs=40,
-                              batch_size=64, lr=0.05, validation=(np.arange(n_users), np.array(held)),
-                              patience=5, seed=0)
+    history = ranking.fit_bpr(
+        fm,
+        C,
+        I,
+        np.array(ctx),
+        np.array(pos),
+        num_epochs=40,
+        batch_size=64,
+        lr=0.05,
+        validation=(np.arange(n_users), np.array(held)),
+        patience=5,
+        seed=0,
+    )
     best = history.attrs["best_epoch"]
     assert history.loc[best, "val_ndcg@10"] == history["val_ndcg@10"].max()
     S = ranking.catalogue_scores(fm, C, I)
     seen = sp.csr_matrix((np.ones(len(ctx)), (ctx, pos)), shape=(n_users, n_items))
     m = ranking.ranking_metrics(S, np.array(held), seen, k=10)
     assert m["auc"] > 0.8
-    other_half = (np.arange(n_items)[None, :] // 20) != (np.arange(n_users)[:, None] % 2)
+    other_half = (np.arange(n_items)[None, :] // 20) != (
+        np.arange(n_users)[:, None] % 2
+    )
     below = S < S[np.arange(n_users), held][:, None]
     assert below[other_half].mean() > 0.95
     assert m["ndcg@10"] == pytest.approx(history.loc[best, "val_ndcg@10"], abs=1e-6)
@@ -340,21 +407,30 @@ def test_fit_bpr_rejects_bad_input_with_named_arguments():
     with pytest.raises(ValueError, match="context 0 has every item"):
         ranking.fit_bpr(fm, C, I, np.zeros(7, int), np.arange(7))
     with pytest.raises(ranking.BPRDivergedError):
-        ranking.fit_bpr(fm, C * 1e3, I * 1e3, ctx, pos, optimizer="sgd", lr=1e30, seed=0)
+        ranking.fit_bpr(
+            fm, C * 1e3, I * 1e3, ctx, pos, optimizer="sgd", lr=1e30, seed=0
+        )
 
 
 # --- MovieLens -----------------------------------------------------------------------------------
 def test_movielens_implicit_split_holds_out_each_users_last_two_ratings(movielens):
     data = ranking.movielens_implicit(movielens, side_features=True)
     n_users, n_items = len(movielens.users), len(movielens.items)
-    assert data.contexts.shape == (n_users, data.n_features) == (n_users, len(data.feature_names))
+    assert (
+        data.contexts.shape
+        == (n_users, data.n_features)
+        == (n_users, len(data.feature_names))
+    )
     assert data.items.shape[0] == n_items
     assert len(data.valid) == len(data.test) == n_users
     ts = movielens.ratings["timestamp"].to_numpy()
     last_train = np.full(n_users, -1)
     np.maximum.at(last_train, data.user_ids[data.train], ts[data.train])
     vu, tu = data.user_ids[data.valid], data.user_ids[data.test]
-    assert np.all(ts[data.train] <= np.r_[ts[data.valid]][np.argsort(vu)][data.user_ids[data.train]])
+    assert np.all(
+        ts[data.train]
+        <= np.r_[ts[data.valid]][np.argsort(vu)][data.user_ids[data.train]]
+    )
     assert np.all(ts[data.valid][np.argsort(vu)] <= ts[data.test][np.argsort(tu)])
     assert np.all(last_train <= ts[data.valid][np.argsort(vu)])
     plain = ranking.movielens_implicit(movielens, side_features=False)

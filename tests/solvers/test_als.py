@@ -1,4 +1,5 @@
 """fmlib.fit(solver="als"): coordinate descent against the objective computed from eq. (1)."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -24,16 +25,30 @@ def test_one_sweep_sets_every_parameter_to_its_argmin(layout):
     y = rng.normal(size=30)
     fm = fmlib.FactorizationMachine(7, k=2, seed=1, init_std=0.5, dtype=tf.float64)
     start = fm.get_weights()
-    data = {"scipy": X, "dense": X.toarray(),
-            "tf.SparseTensor": tf.sparse.from_dense(X.toarray())}[layout]
+    data = {
+        "scipy": X,
+        "dense": X.toarray(),
+        "tf.SparseTensor": tf.sparse.from_dense(X.toarray()),
+    }[layout]
     fmlib.fit(fm, data, y, solver="als", num_epochs=1, lambda_w=0.3, lambda_v=0.8)
     # the reference: one parameter at a time (in the schedule's order), each set to the
     # minimiser of the objective in that parameter, read off the objective itself
     n, k = 7, 2
     mu = {"w0": np.zeros(()), "w": np.zeros(n), "V": np.zeros((n, k))}
     lam = {"w0": np.zeros(()), "w": np.full(n, 0.3), "V": np.full((n, k), 0.8)}
-    ref_w0, ref_w, ref_V = reference_sweep(X.toarray(), y, start["w0"], start["w"], start["V"],
-                                           block_schedule(X), 1.0, mu, lam, None, sample=False)
+    ref_w0, ref_w, ref_V = reference_sweep(
+        X.toarray(),
+        y,
+        start["w0"],
+        start["w"],
+        start["V"],
+        block_schedule(X),
+        1.0,
+        mu,
+        lam,
+        None,
+        sample=False,
+    )
     got = fm.get_weights()
     np.testing.assert_allclose(got["w0"], ref_w0, rtol=1e-9)
     np.testing.assert_allclose(got["w"], ref_w, rtol=1e-9, atol=1e-12)
@@ -46,18 +61,26 @@ def test_the_objective_never_increases_and_the_gradient_vanishes_at_convergence(
     fm = fmlib.FactorizationMachine(8, k=2, seed=0, init_std=0.3, dtype=tf.float64)
     lambda_w, lambda_v = 0.5, 1.0
     values = [objective(Xd, y, fm, lambda_w, lambda_v)]
-    for _ in range(40):                      # one sweep per call: ALS keeps no state between
-        fmlib.fit(fm, X, y, solver="als", num_epochs=1, lambda_w=lambda_w, lambda_v=lambda_v)
+    for _ in range(40):  # one sweep per call: ALS keeps no state between
+        fmlib.fit(
+            fm, X, y, solver="als", num_epochs=1, lambda_w=lambda_w, lambda_v=lambda_v
+        )
         values.append(objective(Xd, y, fm, lambda_w, lambda_v))
     assert np.all(np.diff(values) <= 1e-9 * values[0])
     assert values[-1] < 0.2 * values[0]
-    fmlib.fit(fm, X, y, solver="als", num_epochs=1500, lambda_w=lambda_w, lambda_v=lambda_v)
+    fmlib.fit(
+        fm, X, y, solver="als", num_epochs=1500, lambda_w=lambda_w, lambda_v=lambda_v
+    )
     p = fm.get_weights()
     r = y - fm_definition(Xd, p["w0"], p["w"], p["V"])
     grad_w0, grad_w, grad_V = 0.0, 2 * lambda_w * p["w"], 2 * lambda_v * p["V"]
-    for x, e in zip(Xd, r):                   # d/d theta of sum e^2 = -2 sum e dy_hat/d theta
+    for x, e in zip(Xd, r):  # d/d theta of sum e^2 = -2 sum e dy_hat/d theta
         d_w0, d_w, d_V = fm_gradient(x, p["V"])
-        grad_w0, grad_w, grad_V = grad_w0 - 2 * e * d_w0, grad_w - 2 * e * d_w, grad_V - 2 * e * d_V
+        grad_w0, grad_w, grad_V = (
+            grad_w0 - 2 * e * d_w0,
+            grad_w - 2 * e * d_w,
+            grad_V - 2 * e * d_V,
+        )
     scale = np.abs(2 * r @ np.abs(Xd)).max()
     assert abs(grad_w0) < 1e-6 * scale
     assert np.abs(grad_w).max() < 1e-6 * scale
@@ -67,26 +90,58 @@ def test_the_objective_never_increases_and_the_gradient_vanishes_at_convergence(
 def test_als_learns_a_planted_fm_with_validation_and_early_stopping():
     X, y, score = planted_fm(n_rows=3000, seed=4)
     fm = fmlib.FactorizationMachine(40, k=3, seed=0, init_std=0.1)
-    history = fmlib.fit(fm, X[:2500], y[:2500], solver="als", num_epochs=100, lambda_w=0.1,
-                        lambda_v=0.1, validation_data=(X[2500:], y[2500:]), patience=3)
+    history = fmlib.fit(
+        fm,
+        X[:2500],
+        y[:2500],
+        solver="als",
+        num_epochs=100,
+        lambda_w=0.1,
+        lambda_v=0.1,
+        validation_data=(X[2500:], y[2500:]),
+        patience=3,
+    )
     assert isinstance(history, pd.DataFrame)
     assert list(history.columns) == ["loss", "val_loss", "val_rmse"]
     best = history.attrs["best_epoch"]
     assert history["val_loss"].idxmin() == best
     assert fmlib.evaluate(fm, X[2500:], y[2500:])["loss"] == pytest.approx(
-        history["val_loss"].min(), rel=1e-5)
-    assert history["val_rmse"].min() < 0.15       # noise std 0.1; the targets' std is > 1
+        history["val_loss"].min(), rel=1e-5
+    )
+    assert history["val_rmse"].min() < 0.15  # noise std 0.1; the targets' std is > 1
     assert np.std(y) > 1.0
 
 
-@pytest.mark.parametrize("kwargs, error, pattern", [
-    ({"task": "classification", "y": np.array([0, 1, 1, 0, 1, 0])}, ValueError,
-     r"`solver='als'` trains regression models"),
-    ({"solver": "newton"}, ValueError, r"`solver` must be one of \('gradient', 'als', 'mcmc'\); got 'newton'"),
-    ({"lambda_w": -1}, ValueError, r"`lambda_w` must be a finite number >= 0; got -1"),
-    ({"groups": [0, 1]}, ValueError, r"`groups` must hold one group label per column \(4\)"),
-    ({"X": np.r_[np.ones((5, 4)), [[np.nan, 0, 0, 0]]]}, ValueError, r"`X` must be finite"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, pattern",
+    [
+        (
+            {"task": "classification", "y": np.array([0, 1, 1, 0, 1, 0])},
+            ValueError,
+            r"`solver='als'` trains regression models",
+        ),
+        (
+            {"solver": "newton"},
+            ValueError,
+            r"`solver` must be one of \('gradient', 'als', 'mcmc'\); got 'newton'",
+        ),
+        (
+            {"lambda_w": -1},
+            ValueError,
+            r"`lambda_w` must be a finite number >= 0; got -1",
+        ),
+        (
+            {"groups": [0, 1]},
+            ValueError,
+            r"`groups` must hold one group label per column \(4\)",
+        ),
+        (
+            {"X": np.r_[np.ones((5, 4)), [[np.nan, 0, 0, 0]]]},
+            ValueError,
+            r"`X` must be finite",
+        ),
+    ],
+)
 def test_als_rejects_bad_input(kwargs, error, pattern):
     args = {"X": np.ones((6, 4)), "y": np.ones(6), "solver": "als"}
     args.update(kwargs)

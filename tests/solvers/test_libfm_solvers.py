@@ -4,6 +4,7 @@ Every reference is a plain per-example / per-parameter loop over a dense X, tran
 from the equations in the module docstring (libFM's fm_sgd.h, fm_learn_sgd_element_adapt_reg.h
 and fm_learn_mcmc.h), not from the compiled code.
 """
+
 import numpy as np
 import pytest
 
@@ -15,7 +16,7 @@ def _data(seed=0, N=9, n=7, k=3, density=0.5, binary=False):
     X = rng.normal(size=(N, n)) * (rng.random((N, n)) < density)
     if binary:
         X = (X != 0).astype(float)
-    X[:, -1] = 0.0                          # a feature that never occurs
+    X[:, -1] = 0.0  # a feature that never occurs
     y = rng.integers(1, 6, N).astype(float)
     return X, y
 
@@ -59,7 +60,9 @@ def _sgd_reference(X, y, p, lr, reg, task, lo, hi, epochs):
                 w[j] -= lr * (g * x[j] + reg[1] * w[j])
             for f in range(V.shape[1]):
                 for j in nz:
-                    V[j, f] -= lr * (g * (x[j] * q[f] - V[j, f] * x[j] ** 2) + reg[2] * V[j, f])
+                    V[j, f] -= lr * (
+                        g * (x[j] * q[f] - V[j, f] * x[j] ** 2) + reg[2] * V[j, f]
+                    )
     return w0, w, V
 
 
@@ -68,7 +71,7 @@ def test_sgd_epochs_match_per_example_reference(task):
     X, y = _data()
     if task == 1:
         y = np.where(y > 3, 1.0, -1.0)
-    lo, hi = (2.0, 4.5) if task == 0 else (-np.inf, np.inf)   # clipping is exercised
+    lo, hi = (2.0, 4.5) if task == 0 else (-np.inf, np.inf)  # clipping is exercised
     p = _params(X.shape[1], 3)
     start = _copy(p)
     w0, w, V = _sgd_reference(X, y, _copy(p), 0.05, (0.1, 0.2, 0.3), task, lo, hi, 3)
@@ -112,14 +115,18 @@ def _sgda_reference(X, y, Xv, yv, groups, p, lr, lo, hi, epochs):
             gl = 2 * (min(hi, max(lo, _yhat(xv, w0, w_d, V_d))) - tv)
             for c in range(G):
                 in_g = groups == c
-                reg_w[c] = max(0.0, reg_w[c] - lr * gl * (-2 * lr * np.sum(xv[in_g] * w[in_g])))
+                reg_w[c] = max(
+                    0.0, reg_w[c] - lr * gl * (-2 * lr * np.sum(xv[in_g] * w[in_g]))
+                )
             for f in range(k):
                 q_dash = xv @ V_d[:, f]
                 for c in range(G):
                     in_g = groups == c
                     q_g = xv[in_g] @ V[in_g, f]
                     cross = np.sum(xv[in_g] ** 2 * V[in_g, f] * V_d[in_g, f])
-                    reg_v[c, f] = max(0.0, reg_v[c, f] - lr * gl * (-2 * lr * (q_dash * q_g - cross)))
+                    reg_v[c, f] = max(
+                        0.0, reg_v[c, f] - lr * gl * (-2 * lr * (q_dash * q_g - cross))
+                    )
             r += 1
     return w0, w, V, reg_w, reg_v
 
@@ -129,12 +136,22 @@ def test_sgda_theta_and_lambda_steps_match_reference():
     Xv, yv = _data(seed=5, N=4)
     groups = np.array([0, 0, 1, 1, 1, 2, 2])
     p = _params(X.shape[1], 3)
-    w0, w, V, reg_w, reg_v = _sgda_reference(X, y, Xv, yv, groups, _copy(p), 0.05, 1.0, 5.0, 3)
-    s = L.SGDA(L.as_rows(X), y, L.as_rows(Xv), yv, p, groups=groups, learn_rate=0.05,
-               target_range=(1.0, 5.0))
+    w0, w, V, reg_w, reg_v = _sgda_reference(
+        X, y, Xv, yv, groups, _copy(p), 0.05, 1.0, 5.0, 3
+    )
+    s = L.SGDA(
+        L.as_rows(X),
+        y,
+        L.as_rows(Xv),
+        yv,
+        p,
+        groups=groups,
+        learn_rate=0.05,
+        target_range=(1.0, 5.0),
+    )
     for _ in range(3):
         s.epoch()
-    assert np.all(reg_w >= 0) and np.any(reg_v > 0)         # the lambda steps did something
+    assert np.all(reg_w >= 0) and np.any(reg_v > 0)  # the lambda steps did something
     np.testing.assert_allclose(s.reg_w, reg_w, rtol=1e-10, atol=1e-15)
     np.testing.assert_allclose(s.reg_v, reg_v, rtol=1e-10, atol=1e-15)
     np.testing.assert_allclose(p.w0[0], w0, rtol=1e-12)
@@ -182,7 +199,9 @@ def test_als_sweep_matches_coordinate_reference(reg):
 def test_als_residuals_stay_in_sync():
     X, y = _data(binary=True)
     p = _params(X.shape[1], 3)
-    c = L.CoordinateLearner(L.as_rows(X), y, None, p, regular=(0, 0.1, 0.1), sample=False)
+    c = L.CoordinateLearner(
+        L.as_rows(X), y, None, p, regular=(0, 0.1, 0.1), sample=False
+    )
     for _ in range(3):
         c.sweep()
     np.testing.assert_allclose(c.e, L.predict(L.as_rows(X), p) - y, atol=1e-12)
@@ -193,11 +212,13 @@ def test_gibbs_draw_of_absent_feature_is_its_prior():
     draws have that mean and variance (closed form), and the mean is the als value."""
     L.seed_numba(3)
     mu, lam = 0.7, 4.0
-    draws = np.array([L._draw_theta(-2.0, lam, mu, 1.3, 0.0, 0.0, True) for _ in range(40000)])
+    draws = np.array(
+        [L._draw_theta(-2.0, lam, mu, 1.3, 0.0, 0.0, True) for _ in range(40000)]
+    )
     assert abs(draws.mean() - mu) < 4 * np.sqrt(1 / lam / draws.size)
     assert abs(draws.var() - 1 / lam) < 0.02 * (1 / lam) * 3
     assert L._draw_theta(-2.0, lam, mu, 1.3, 0.0, 0.0, False) == mu
-    assert L._draw_theta(-2.0, 0.0, mu, 1.3, 0.0, 0.0, True) == 0.0   # zero precision
+    assert L._draw_theta(-2.0, 0.0, mu, 1.3, 0.0, 0.0, True) == 0.0  # zero precision
 
 
 def test_gibbs_draw_with_data_matches_conditional():
@@ -208,7 +229,9 @@ def test_gibbs_draw_with_data_matches_conditional():
     m = (alpha * (theta * hsq - he) + lam * mu) / P
     assert np.isclose(L._draw_theta(theta, lam, mu, alpha, hsq, he, False), m)
     L.seed_numba(4)
-    draws = np.array([L._draw_theta(theta, lam, mu, alpha, hsq, he, True) for _ in range(40000)])
+    draws = np.array(
+        [L._draw_theta(theta, lam, mu, alpha, hsq, he, True) for _ in range(40000)]
+    )
     assert abs(draws.mean() - m) < 4 * np.sqrt(1 / P / draws.size)
     assert abs(draws.var() * P - 1) < 0.05
 
@@ -230,32 +253,63 @@ def test_transpose_is_csc():
     X, _ = _data()
     cols = L.transpose(L.as_rows(X))
     for j in range(X.shape[1]):
-        rows = cols.indices[cols.indptr[j]:cols.indptr[j + 1]]
+        rows = cols.indices[cols.indptr[j] : cols.indptr[j + 1]]
         np.testing.assert_array_equal(rows, np.flatnonzero(X[:, j]))
-        np.testing.assert_array_equal(cols.data[cols.indptr[j]:cols.indptr[j + 1]], X[rows, j])
+        np.testing.assert_array_equal(
+            cols.data[cols.indptr[j] : cols.indptr[j + 1]], X[rows, j]
+        )
 
 
 def test_sgda_needs_validation_rows():
     X, y = _data()
-    empty = L.Rows(np.zeros(1, np.int64), np.zeros(0, np.int64), np.zeros(0), X.shape[1])
+    empty = L.Rows(
+        np.zeros(1, np.int64), np.zeros(0, np.int64), np.zeros(0), X.shape[1]
+    )
     with pytest.raises(ValueError, match="`validation`.*got 0"):
         L.SGDA(L.as_rows(X), y, empty, np.zeros(0), _params(X.shape[1], 2))
 
 
-@pytest.mark.parametrize("call, error, match", [
-    (lambda X, y, p: L.sgd_epoch(L.as_rows(X), y[:-1], p, 0.1, (0, 0, 0), 0, (1, 5)),
-     ValueError, r"`y` must have one target per row, shape \(9,\); got shape \(8,\)"),
-    (lambda X, y, p: L.sgd_epoch(L.as_rows(X), y, p, 0.0, (0, 0, 0), 0, (1, 5)),
-     ValueError, "`learn_rate` must be a number > 0; got 0.0"),
-    (lambda X, y, p: L.sgd_epoch(L.as_rows(X), y, p, 0.1, (0, 1), 0, (1, 5)),
-     ValueError, r"`regular` must be three numbers >= 0 .*got \(0, 1\)"),
-    (lambda X, y, p: L.sgd_epoch(X, y, p, 0.1, (0, 0, 0), 0, (1, 5)),
-     TypeError, "`rows` must be fmlib.solvers.libfm.Rows .*got ndarray"),
-    (lambda X, y, p: L.CoordinateLearner(L.as_rows(X), y, None, p, groups=[0, 1]),
-     ValueError, r"`groups` must be \(7,\) integers >= 0"),
-    (lambda X, y, p: L.CoordinateLearner(L.as_rows(np.hstack([X, X])), y, None, p),
-     ValueError, "the rows have 14 columns but `params` 7 features"),
-])
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (
+            lambda X, y, p: L.sgd_epoch(
+                L.as_rows(X), y[:-1], p, 0.1, (0, 0, 0), 0, (1, 5)
+            ),
+            ValueError,
+            r"`y` must have one target per row, shape \(9,\); got shape \(8,\)",
+        ),
+        (
+            lambda X, y, p: L.sgd_epoch(L.as_rows(X), y, p, 0.0, (0, 0, 0), 0, (1, 5)),
+            ValueError,
+            "`learn_rate` must be a number > 0; got 0.0",
+        ),
+        (
+            lambda X, y, p: L.sgd_epoch(L.as_rows(X), y, p, 0.1, (0, 1), 0, (1, 5)),
+            ValueError,
+            r"`regular` must be three numbers >= 0 .*got \(0, 1\)",
+        ),
+        (
+            lambda X, y, p: L.sgd_epoch(X, y, p, 0.1, (0, 0, 0), 0, (1, 5)),
+            TypeError,
+            "`rows` must be fmlib.solvers.libfm.Rows .*got ndarray",
+        ),
+        (
+            lambda X, y, p: L.CoordinateLearner(
+                L.as_rows(X), y, None, p, groups=[0, 1]
+            ),
+            ValueError,
+            r"`groups` must be \(7,\) integers >= 0",
+        ),
+        (
+            lambda X, y, p: L.CoordinateLearner(
+                L.as_rows(np.hstack([X, X])), y, None, p
+            ),
+            ValueError,
+            "the rows have 14 columns but `params` 7 features",
+        ),
+    ],
+)
 def test_bad_inputs_name_the_argument(call, error, match):
     X, y = _data()
     with pytest.raises(error, match=match):
@@ -279,4 +333,6 @@ def test_classification_latent_targets():
         for r in range(20000):
             L._probit_targets(y_hat, y, True, draws[r])
         assert np.all(draws * label > 0)
-        np.testing.assert_allclose(draws.mean(0), truncnorm.mean(a, b, loc=y_hat), atol=0.03)
+        np.testing.assert_allclose(
+            draws.mean(0), truncnorm.mean(a, b, loc=y_hat), atol=0.03
+        )

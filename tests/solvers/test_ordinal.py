@@ -1,6 +1,7 @@
 """The ordered probit pieces (fmlib.solvers.ordinal) against independent numpy/scipy
 references: quadrature of the normal density, finite differences, a grid posterior of
 the cut-points, and scipy's truncated normal."""
+
 import numpy as np
 import pytest
 from scipy import integrate, stats
@@ -20,9 +21,16 @@ def test_log_interval_against_quadrature_in_both_tails():
     got = ordinal.log_interval(a, b)
     for ai, bi, gi in zip(a, b, got):
         # shift the density by its largest value on [a, b] so that quad sees O(1) numbers
-        m = 0.0 if ai < 0 < bi else min(ai ** 2, bi ** 2) if np.isfinite(min(abs(ai), abs(bi))) \
-            else (bi ** 2 if np.isfinite(bi) else ai ** 2)
-        val, _ = integrate.quad(lambda x: np.exp(-(x * x - m) / 2) / np.sqrt(2 * np.pi), ai, bi)
+        m = (
+            0.0
+            if ai < 0 < bi
+            else min(ai**2, bi**2)
+            if np.isfinite(min(abs(ai), abs(bi)))
+            else (bi**2 if np.isfinite(bi) else ai**2)
+        )
+        val, _ = integrate.quad(
+            lambda x: np.exp(-(x * x - m) / 2) / np.sqrt(2 * np.pi), ai, bi
+        )
         assert gi == pytest.approx(np.log(val) - m / 2, rel=1e-7, abs=1e-9)
 
 
@@ -31,19 +39,29 @@ def test_class_probabilities_and_likelihood_against_numpy():
     c = np.array([-1.0, 0.0, 0.4, 2.0])
     y_hat = rng.normal(0, 2, 7)
     P = ordinal.class_probabilities(y_hat, c)
-    cdf = stats.norm.cdf(np.concatenate([[-np.inf], c, [np.inf]])[None, :] - y_hat[:, None])
+    cdf = stats.norm.cdf(
+        np.concatenate([[-np.inf], c, [np.inf]])[None, :] - y_hat[:, None]
+    )
     np.testing.assert_allclose(P, np.diff(cdf, axis=1), rtol=1e-10, atol=1e-14)
     np.testing.assert_allclose(P.sum(axis=1), 1.0)
     labels = rng.integers(0, 5, 7)
-    expected = sum(np.log(stats.norm.cdf(np.append(c, np.inf)[j] - yh)
-                          - stats.norm.cdf(np.insert(c, 0, -np.inf)[j] - yh))
-                   for j, yh in zip(labels, y_hat))
-    assert ordinal.log_likelihood(y_hat, labels, c) == pytest.approx(expected, rel=1e-10)
+    expected = sum(
+        np.log(
+            stats.norm.cdf(np.append(c, np.inf)[j] - yh)
+            - stats.norm.cdf(np.insert(c, 0, -np.inf)[j] - yh)
+        )
+        for j, yh in zip(labels, y_hat)
+    )
+    assert ordinal.log_likelihood(y_hat, labels, c) == pytest.approx(
+        expected, rel=1e-10
+    )
 
 
 def test_cutpoint_parameterisation_round_trip_and_bad_input():
     c = np.array([-0.3, 0.1, 2.0])
-    np.testing.assert_allclose(ordinal.cutpoints_from_theta(ordinal.theta_from_cutpoints(c)), c)
+    np.testing.assert_allclose(
+        ordinal.cutpoints_from_theta(ordinal.theta_from_cutpoints(c)), c
+    )
     with pytest.raises(ValueError, match="`cutpoints` must increase strictly"):
         ordinal.theta_from_cutpoints([0.0, 0.0, 1.0])
 
@@ -54,16 +72,26 @@ def test_log_posterior_derivatives_against_finite_differences():
     theta = np.array([-1.0, 0.1, -0.4, 0.3])
     f, g, H = ordinal.log_posterior(theta, y_hat, labels)
     prior = -0.5 * theta @ theta
-    assert f == pytest.approx(ordinal.log_likelihood(
-        y_hat, labels, ordinal.cutpoints_from_theta(theta)) + prior)
+    assert f == pytest.approx(
+        ordinal.log_likelihood(y_hat, labels, ordinal.cutpoints_from_theta(theta))
+        + prior
+    )
     h = 1e-5
-    fd = lambda fun: np.array([(fun(theta + h * e) - fun(theta - h * e)) / (2 * h)
-                               for e in np.eye(4)])
+    fd = lambda fun: np.array(
+        [(fun(theta + h * e) - fun(theta - h * e)) / (2 * h) for e in np.eye(4)]
+    )
     np.testing.assert_allclose(
-        g, fd(lambda t: ordinal.log_posterior(t, y_hat, labels, derivatives=False)),
-        rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(H, fd(lambda t: ordinal.log_posterior(t, y_hat, labels)[1]),
-                               rtol=1e-5, atol=1e-5)
+        g,
+        fd(lambda t: ordinal.log_posterior(t, y_hat, labels, derivatives=False)),
+        rtol=1e-6,
+        atol=1e-6,
+    )
+    np.testing.assert_allclose(
+        H,
+        fd(lambda t: ordinal.log_posterior(t, y_hat, labels)[1]),
+        rtol=1e-5,
+        atol=1e-5,
+    )
 
 
 def test_cutpoint_mode_is_a_stationary_point():
@@ -76,8 +104,9 @@ def test_cutpoint_mode_is_a_stationary_point():
     assert np.max(np.abs(np.linalg.solve(-hess, g))) < 1e-6
     np.testing.assert_allclose(H, -hess)
     # 3000 ratings: the planted cut-points within a few standard errors
-    np.testing.assert_allclose(ordinal.cutpoints_from_theta(mode), [-1.5, -0.5, 0.3, 1.2],
-                               atol=0.12)
+    np.testing.assert_allclose(
+        ordinal.cutpoints_from_theta(mode), [-1.5, -0.5, 0.3, 1.2], atol=0.12
+    )
 
 
 def test_cutpoint_sampler_against_a_grid_posterior():
@@ -96,11 +125,11 @@ def test_cutpoint_sampler_against_a_grid_posterior():
         loglik += np.log(stats.norm.cdf(hi - yh) - stats.norm.cdf(lo - yh))
     # prior: theta1 = c1 ~ N(0, 1), theta2 = log(gap) ~ N(0, 1); density in (c1, gap)
     # carries the Jacobian 1/gap of theta2 = log(gap)
-    logpost = loglik - 0.5 * C1 ** 2 - 0.5 * np.log(G) ** 2 - np.log(G)
+    logpost = loglik - 0.5 * C1**2 - 0.5 * np.log(G) ** 2 - np.log(G)
     w = np.exp(logpost - logpost.max())
     w /= w.sum()
     mean = np.array([np.sum(w * C1), np.sum(w * C2)])
-    sd = np.sqrt(np.array([np.sum(w * C1 ** 2), np.sum(w * C2 ** 2)]) - mean ** 2)
+    sd = np.sqrt(np.array([np.sum(w * C1**2), np.sum(w * C2**2)]) - mean**2)
 
     theta, draws, accepted = np.zeros(2), [], 0
     for _ in range(4000):
@@ -108,10 +137,12 @@ def test_cutpoint_sampler_against_a_grid_posterior():
         accepted += ok
         draws.append(ordinal.cutpoints_from_theta(theta))
     draws = np.array(draws)
-    assert accepted / 4000 > 0.5          # the Laplace/t proposal fits this posterior
+    assert accepted / 4000 > 0.5  # the Laplace/t proposal fits this posterior
     # 4000 nearly independent draws: the means within 5 standard errors (with the
     # acceptance rate the effective size is above 2000), the sds within 10 %
-    np.testing.assert_allclose(draws.mean(axis=0), mean, atol=5 * sd.max() / np.sqrt(2000))
+    np.testing.assert_allclose(
+        draws.mean(axis=0), mean, atol=5 * sd.max() / np.sqrt(2000)
+    )
     np.testing.assert_allclose(draws.std(axis=0), sd, rtol=0.1)
 
 

@@ -46,7 +46,7 @@ def reference_draw(theta, h, e, alpha, mu, lam, z, sample):
     """Module docstring of fmlib.solvers.coordinate, from the per-rating h and e."""
     prec = alpha * h @ h + lam
     if prec <= 0:
-        return 0.0   # no data, no prior precision: libFM sets the parameter to 0
+        return 0.0  # no data, no prior precision: libFM sets the parameter to 0
     mean = (alpha * h @ (e + theta * h) + lam * mu) / prec
     return mean + (z / np.sqrt(prec) if sample else 0.0)
 

@@ -1,6 +1,7 @@
 """fmlib.VariationalFM: the ELBO against a Monte Carlo estimate from scipy's densities,
 every coordinate step as the ELBO's maximum along its factor (numerical optimisation),
 the ELBO non-decreasing, and planted data recovered."""
+
 import copy
 
 import numpy as np
@@ -40,26 +41,37 @@ def test_elbo_against_monte_carlo():
     pair = np.zeros_like(lin)
     for a in range(5):
         for b in range(a + 1, 5):
-            pair += np.einsum("sf,sf->s", V[:, a], V[:, b])[:, None] * (Xd[:, a] * Xd[:, b])
+            pair += np.einsum("sf,sf->s", V[:, a], V[:, b])[:, None] * (
+                Xd[:, a] * Xd[:, b]
+            )
     y_hat = lin + pair
     N = stats.norm
     log_p = N.logpdf(y, y_hat, 1 / np.sqrt(alpha[:, None])).sum(1)
-    log_p += stats.gamma.logpdf(alpha, 0.5, scale=2.0)                 # Gamma(1/2, 1/2)
+    log_p += stats.gamma.logpdf(alpha, 0.5, scale=2.0)  # Gamma(1/2, 1/2)
     log_p += N.logpdf(w, mu_w[:, None], 1 / np.sqrt(lam_w[:, None])).sum(1)
     log_p += N.logpdf(V, mu_v[:, None, :], 1 / np.sqrt(lam_v[:, None, :])).sum((1, 2))
-    log_p += N.logpdf(mu_w, 0, 1 / np.sqrt(lam_w)) + N.logpdf(mu_v, 0, 1 / np.sqrt(lam_v)).sum(1)
-    log_p += stats.gamma.logpdf(lam_w, 0.5, scale=2.0) + stats.gamma.logpdf(lam_v, 0.5, scale=2.0).sum(1)
-    log_q = (N.logpdf(w0, st.m0, np.sqrt(st.s0)) + N.logpdf(w, st.mw, np.sqrt(st.sw)).sum(1)
-             + N.logpdf(V, st.MV, np.sqrt(st.SV)).sum((1, 2))
-             + stats.gamma.logpdf(alpha, st.alpha.a, scale=1 / st.alpha.b)
-             + stats.gamma.logpdf(lam_w, st.lam_w.a[0], scale=1 / st.lam_w.b[0])
-             + stats.gamma.logpdf(lam_v, st.lam_v.a[0], scale=1 / st.lam_v.b[0]).sum(1)
-             + N.logpdf(mu_w, st.mu_w[0], np.sqrt(st.mu_w_var[0]))
-             + N.logpdf(mu_v, st.mu_v[0], np.sqrt(st.mu_v_var[0])).sum(1))
+    log_p += N.logpdf(mu_w, 0, 1 / np.sqrt(lam_w)) + N.logpdf(
+        mu_v, 0, 1 / np.sqrt(lam_v)
+    ).sum(1)
+    log_p += stats.gamma.logpdf(lam_w, 0.5, scale=2.0) + stats.gamma.logpdf(
+        lam_v, 0.5, scale=2.0
+    ).sum(1)
+    log_q = (
+        N.logpdf(w0, st.m0, np.sqrt(st.s0))
+        + N.logpdf(w, st.mw, np.sqrt(st.sw)).sum(1)
+        + N.logpdf(V, st.MV, np.sqrt(st.SV)).sum((1, 2))
+        + stats.gamma.logpdf(alpha, st.alpha.a, scale=1 / st.alpha.b)
+        + stats.gamma.logpdf(lam_w, st.lam_w.a[0], scale=1 / st.lam_w.b[0])
+        + stats.gamma.logpdf(lam_v, st.lam_v.a[0], scale=1 / st.lam_v.b[0]).sum(1)
+        + N.logpdf(mu_w, st.mu_w[0], np.sqrt(st.mu_w_var[0]))
+        + N.logpdf(mu_v, st.mu_v[0], np.sqrt(st.mu_v_var[0])).sum(1)
+    )
     estimate = log_p - log_q
     se = estimate.std() / np.sqrt(S)
     group = np.zeros(5, np.int64)
-    assert vi.elbo(X, y, st, group, "regression") == pytest.approx(estimate.mean(), abs=4 * se)
+    assert vi.elbo(X, y, st, group, "regression") == pytest.approx(
+        estimate.mean(), abs=4 * se
+    )
     # and the moments of the score
     mean, var = vi.prediction_moments(X, st)
     np.testing.assert_allclose(mean, y_hat.mean(0), atol=5 * np.sqrt(var.max() / S))
@@ -93,9 +105,14 @@ def test_each_coordinate_step_maximises_the_elbo_along_its_factor(task):
             s = copy.deepcopy(st)
             put(s, p[0], np.exp(p[1]))
             return -_elbo_given_z(X, y, s, group, task, target)
+
         m0, v0 = get(st)
-        res = optimize.minimize(neg, [m0, np.log(v0)], method="Nelder-Mead",
-                                options={"xatol": 1e-10, "fatol": 1e-13, "maxiter": 4000})
+        res = optimize.minimize(
+            neg,
+            [m0, np.log(v0)],
+            method="Nelder-Mead",
+            options={"xatol": 1e-10, "fatol": 1e-13, "maxiter": 4000},
+        )
         assert res.x[0] == pytest.approx(m0, abs=1e-5 * max(1.0, abs(m0)))
         assert np.exp(res.x[1]) == pytest.approx(v0, rel=1e-4)
         # and a step away lowers it
@@ -131,7 +148,7 @@ def _elbo_given_z(X, y, st, group, task, target):
     if task == "regression":
         return vi.elbo(X, y, st, group, task)
     s = copy.deepcopy(st)
-    s.alpha = vi._Gamma(1e12, 1e12)          # E[alpha] = 1, Var[alpha] ~ 0
+    s.alpha = vi._Gamma(1e12, 1e12)  # E[alpha] = 1, Var[alpha] ~ 0
     return vi.elbo(X, target, s, group, "regression")
 
 
@@ -155,10 +172,16 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="`num_iter` must be >= 1; got 0"):
         fmlib.VariationalFM(num_iter=0).fit(X, y)
     with pytest.raises(ValueError, match="`X` must be finite"):
-        fmlib.VariationalFM(num_iter=1).fit(sp.csr_matrix(np.full((3, 2), np.nan)), np.ones(3))
+        fmlib.VariationalFM(num_iter=1).fit(
+            sp.csr_matrix(np.full((3, 2), np.nan)), np.ones(3)
+        )
     model = fmlib.VariationalFM(num_iter=1).fit(X, y)
-    with pytest.raises(ValueError, match="`X` has 4 feature columns, but the model expects "
-                                         "n_features=5"):
+    with pytest.raises(
+        ValueError,
+        match="`X` has 4 feature columns, but the model expects n_features=5",
+    ):
         model.predict(X[:, :4])
-    with pytest.raises(AttributeError, match="predict_proba is for task='classification'"):
+    with pytest.raises(
+        AttributeError, match="predict_proba is for task='classification'"
+    ):
         model.predict_proba(X)
