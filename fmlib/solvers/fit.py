@@ -258,9 +258,8 @@ def fit(
 
     if solver == "als":
         run_epoch, lr = als_sweeps(model, Xh, yh, lambda_w, lambda_v, groups), None
-    elif is_relational(
-        Xh
-    ):  # per distinct block row, never flat (fmlib.learning.relational)
+    elif is_relational(Xh):
+        # per distinct block row, never flat (fmlib.learning.relational)
         run_epoch = relational_epochs(
             model,
             Xh,
