@@ -5,7 +5,7 @@ file) goes through this module:
 
 * :func:`atomic_write` opens a temporary file *in the target's folder*, hands it to the
   caller, and only when the caller has written everything flushes it, ``fsync`` s it and
-  renames it onto the target with :func:`os.replace` (atomic on POSIX and Windows within one
+  renames it onto the target with ``os.replace`` (atomic on POSIX and Windows within one
   file system). An exception, a full disk or Ctrl-C while writing removes the temporary
   file and leaves the previous file as it was; a reader never sees a half-written file.
 * :func:`atomic_directory` does the same for a directory (a TensorFlow SavedModel): the new
