@@ -89,12 +89,6 @@ def fm_score_rows(w0, w, V, batch: Batch) -> tf.Tensor:
     return score_pulled(pulled.w0, pulled.w_rows, pulled.V_rows, pulled.pos, batch)
 
 
-def squared_error_sum(w0, w, V, batch: Batch) -> tuple[tf.Tensor, tf.Tensor]:
-    """``(sum of (y - y_hat)^2, number of rows)`` of a batch, for the evaluation of a model."""
-    err = batch.y - fm_score_rows(w0, w, V, batch)
-    return tf.reduce_sum(tf.square(err)), tf.cast(tf.size(err), tf.float32)
-
-
 def row_gradients(pulled: Pulled, batch: Batch, scale) -> tuple[tf.Tensor, ...]:
     r"""``(sse, g0, g_w, g_V)``: the batch's sum of squared errors and the gradients of
     ``scale * sse`` with respect to the pulled :math:`w_0`, rows of ``w`` and rows of ``V``

@@ -1,0 +1,222 @@
+r"""The step of both distributed trainers: loss, row gradients, penalty, lazy optimizer.
+
+A batch :math:`B` touches the distinct features :math:`U`. Its loss is the squared error
+(``task="regression"``) or the logistic loss of the logit :math:`\hat y` with labels in
+{0, 1} (``task="classification"``), as in :func:`fmlib.fit`; the gradient of the mean
+loss with respect to the pulled rows :math:`w_U, \mathbf V_U` (and :math:`w_0`) is that of
+:func:`fmlib.fit` with ``updates="sparse"``. The penalty's gradient is added to the rows
+:math:`U` (:func:`fmlib.learning.sparse.row_penalty`):
+
+.. math::
+
+    \mathbf g_u \mathrel{+}= 2\lambda\,\theta_u \;\; (\text{present}), \qquad
+    \mathbf g_u \mathrel{+}= 2\lambda\,\frac{c_u}{|B|}\,\theta_u \;\; (\text{occurrence}),
+
+with :math:`c_u` the rows of :math:`B` holding feature :math:`u`; the global penalty (plain
+SGD only) decays every row, :math:`\theta \leftarrow (1 - 2\eta\lambda)\theta`, before the
+data step. Then the lazy rule of :mod:`fmlib.learning.lazy_optimizers` (SGD, Adagrad or
+Adam; the same class methods ``coefficient`` and ``update``) changes the rows :math:`U`
+and their slots, and nothing else:
+
+.. math::
+
+    (\Delta_U, \mathbf s_U) \leftarrow \mathrm{update}(\mathbf g_U, \mathbf s_U,
+    c_t), \qquad \theta_U \leftarrow \theta_U - \Delta_U .
+
+The slots :math:`\mathbf s` (Adagrad's accumulator, Adam's :math:`\mathbf m, \mathbf v`)
+have the shape of their variable and are created under the strategy's scope: mirrored on
+every worker with ``MultiWorkerMirroredStrategy``, and with ``ParameterServerStrategy``
+split by the same ``variable_partitioner`` as :math:`\mathbf w` and :math:`\mathbf V`, so
+that each parameter server holds the slots of its own rows and a step reads and writes
+only the rows :math:`U` (a gather and a scatter per slot). Chapter "Training on several
+machines".
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from fmlib.distributed.lookup import Batch, Pulled, pull_rows, score_pulled
+from fmlib.learning.lazy_optimizers import LAZY_OPTIMIZERS
+from fmlib.learning.sparse import row_penalty
+
+TASKS = ("regression", "classification")
+
+
+def labels(batch: Batch, task: str) -> tf.Tensor:
+    """The targets of a batch; for classification the labels {0, 1} ({-1, +1} mapped so)."""
+    return batch.y if task == "regression" else tf.cast(batch.y > 0, batch.y.dtype)
+
+
+def example_losses(y, y_hat, task: str) -> tf.Tensor:
+    r"""Each example's loss: :math:`(y - \hat y)^2`, or the logistic loss
+    :math:`\log(1 + e^{\hat y}) - y\hat y` of a logit (``fmlib.model.losses``)."""
+    if task == "regression":
+        return tf.square(y - y_hat)
+    return tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=y_hat)
+
+
+def batch_gradients(pulled: Pulled, batch: Batch, task: str, scale) -> tuple:
+    r"""``(loss_sum, g0, g_w, g_V, counts)``: the batch's summed loss, the gradients of
+    ``scale * loss_sum`` in :math:`w_0` and the pulled rows (one per id of ``pulled.uid``),
+    and :math:`c_u`, the non-zeros of each pulled feature in the batch."""
+    y = labels(batch, task)
+    with tf.GradientTape() as tape:
+        tape.watch([pulled.w0, pulled.w_rows, pulled.V_rows])
+        y_hat = score_pulled(pulled.w0, pulled.w_rows, pulled.V_rows, pulled.pos, batch)
+        loss_sum = tf.reduce_sum(example_losses(y, y_hat, task))
+        objective = scale * loss_sum
+    grads = tape.gradient(objective, [pulled.w0, pulled.w_rows, pulled.V_rows])
+    counts = tf.math.unsorted_segment_sum(
+        tf.ones_like(batch.x), pulled.pos, tf.size(pulled.uid)
+    )
+    return (loss_sum, *(tf.convert_to_tensor(g) for g in grads), counts)
+
+
+def _shards(variable) -> list:
+    """The blocks of rows of a ``ShardedVariable``; ``[variable]`` otherwise."""
+    return list(getattr(variable, "variables", [variable]))
+
+
+class RowOptimizer(tf.Module):
+    r"""A lazy optimizer on a distributed FM: slots beside their rows, one update rule.
+
+    Create it, like the model, under the strategy's scope (the constructor enters
+    ``strategy.scope()`` itself): each slot has its variable's shape and dtype, so the
+    strategy mirrors or shards it exactly as it does the variable.
+
+    Args:
+        strategy: the model's strategy.
+        model: a :class:`fmlib.FactorizationMachine` created under ``strategy.scope()``.
+        optimizer: ``"sgd"``, ``"adagrad"`` or ``"adam"`` (their lazy forms).
+        lr: the learning rate :math:`\eta`.
+        regularization: ``"present"``, ``"occurrence"`` or ``"global"`` (SGD only).
+        lambda_w, lambda_v: the L2 strengths.
+    """
+
+    def __init__(
+        self, strategy, model, optimizer, lr, regularization, lambda_w, lambda_v
+    ):
+        super().__init__(name=f"row_{optimizer}")
+        self.model, self.rule = model, LAZY_OPTIMIZERS[optimizer]
+        self.regularization = regularization
+        dtype = model.V.dtype
+        self.lr = tf.constant(lr, dtype)
+        self.lambda_w, self.lambda_v = (
+            tf.constant(v, dtype) for v in (lambda_w, lambda_v)
+        )
+        init = tf.constant(self.rule.slot_init, dtype)
+        with strategy.scope():
+            self.iterations = tf.Variable(
+                0, dtype=tf.int64, trainable=False, name="iterations"
+            )
+            self.slots = {
+                name: {
+                    slot: tf.Variable(
+                        tf.fill(var.shape, init), trainable=False, name=f"{name}_{slot}"
+                    )
+                    for slot in self.rule.slot_names
+                }
+                for name, var in (("w0", model.w0), ("w", model.w), ("V", model.V))
+            }
+
+    def apply(self, g0, uid, g_w, g_V, counts, batch_size, w_U=None, V_U=None):
+        """One step on the distinct rows ``uid`` with their data gradients ``g_w``, ``g_V``
+        and non-zero counts (``w_U``, ``V_U``: the rows, if already pulled)."""
+        model = self.model
+        if self.regularization == "global":  # every row decays (plain SGD)
+            for var, lam in ((model.w, self.lambda_w), (model.V, self.lambda_v)):
+                for part in _shards(var):
+                    part.assign(part * (1 - 2 * self.lr * lam))
+        else:
+            if w_U is None:
+                w_U = tf.nn.embedding_lookup(model.w, uid)
+                V_U = tf.nn.embedding_lookup(model.V, uid)
+            g_w, g_V = row_penalty(
+                self.regularization,
+                g_w,
+                g_V,
+                w_U,
+                V_U,
+                counts,
+                batch_size,
+                self.lambda_w,
+                self.lambda_v,
+            )
+        coef = self.rule.coefficient(self.lr, self.iterations + 1)
+        slots = self.slots["w0"]
+        step, new = self.rule.update(
+            g0, {name: s.read_value() for name, s in slots.items()}, coef
+        )
+        model.w0.assign_sub(step)
+        for name, slot in slots.items():
+            slot.assign(new[name])
+        for name, var, g in (("w", model.w, g_w), ("V", model.V, g_V)):
+            slots = self.slots[name]
+            old = {s: tf.nn.embedding_lookup(v, uid) for s, v in slots.items()}
+            step, new = self.rule.update(g, old, coef)
+            for s, v in slots.items():
+                v.scatter_update(tf.IndexedSlices(new[s], uid))
+            var.scatter_sub(tf.IndexedSlices(step, uid))
+        self.iterations.assign_add(1)
+
+
+def make_sync_step(strategy, opt: RowOptimizer, task: str, global_batch: int):
+    r"""The compiled synchronous step: each replica's row gradients of its share of the
+    global mean loss, all-gathered (``IndexedSlices``), summed per distinct row, then one
+    update everywhere; returns the global batch's summed loss."""
+    model = opt.model
+
+    def replica(batch):
+        pulled = _pull(model, batch)
+        loss, g0, g_w, g_V, counts = batch_gradients(
+            pulled, batch, task, 1.0 / global_batch
+        )
+        rows = tf.concat([g_w[:, None], g_V, counts[:, None]], axis=1)
+        return loss, g0, tf.IndexedSlices(rows, pulled.uid)
+
+    @tf.function
+    def step(batch):
+        per_replica = strategy.run(replica, args=(batch,))
+        loss, g0, rows = (strategy.reduce("SUM", t, axis=None) for t in per_replica)
+        uid, pos = tf.unique(rows.indices)  # a row in two replicas: one summed row
+        summed = tf.math.unsorted_segment_sum(rows.values, pos, tf.size(uid))
+        opt.apply(g0, uid, summed[:, 0], summed[:, 1:-1], summed[:, -1], global_batch)
+        return loss
+
+    return step
+
+
+def make_ps_step(strategy, opt: RowOptimizer, task: str, batch_size: int):
+    """The compiled step a worker runs on parameter servers: pull the rows, their
+    gradients, push the update of the rows and their slots; returns the batch's mean loss
+    (before the update)."""
+    model = opt.model
+
+    def replica_step(batch):
+        pulled = _pull(model, batch)
+        loss, g0, g_w, g_V, counts = batch_gradients(
+            pulled, batch, task, 1.0 / batch_size
+        )
+        opt.apply(
+            g0,
+            pulled.uid,
+            g_w,
+            g_V,
+            counts,
+            batch_size,
+            pulled.w_rows,
+            pulled.V_rows,
+        )
+        return loss / batch_size
+
+    @tf.function
+    def step(iterator):
+        return strategy.run(replica_step, args=(next(iterator),))
+
+    return step
+
+
+def _pull(model, batch: Batch) -> Pulled:
+    """``w0`` and the rows of ``w`` and ``V`` that ``batch`` touches."""
+    return pull_rows(model.w0, model.w, model.V, batch.ids)
