@@ -26,9 +26,10 @@ and their slots, and nothing else:
 The slots :math:`\mathbf s` (Adagrad's accumulator, Adam's :math:`\mathbf m, \mathbf v`)
 have the shape of their variable and are created under the strategy's scope: mirrored on
 every worker with ``MultiWorkerMirroredStrategy``, and with ``ParameterServerStrategy``
-split by the same ``variable_partitioner`` as :math:`\mathbf w` and :math:`\mathbf V`, so
-that each parameter server holds the slots of its own rows and a step reads and writes
-only the rows :math:`U` (a gather and a scatter per slot). Chapter "Training on several
+split into the same blocks of rows as :math:`\mathbf w` and :math:`\mathbf V`, each block
+created on the server of its rows (:func:`slot_like`), so that each parameter server holds
+the slots of its own rows and a step reads and writes only the rows :math:`U` (a gather
+and a scatter per slot). Chapter "Training on several
 machines".
 """
 
@@ -78,6 +79,28 @@ def _shards(variable) -> list:
     return list(getattr(variable, "variables", [variable]))
 
 
+def slot_like(strategy, variable, init, name: str):
+    """A variable of ``variable``'s shape filled with ``init``, placed as ``variable``.
+
+    A ``ShardedVariable`` gets a ``ShardedVariable`` slot whose every shard is created
+    next to the same block of rows (``colocate_vars_with``): the strategy's round-robin
+    would otherwise put shard ``j`` of the slot on another server than shard ``j`` of the
+    rows, and every step would send the slots' rows across the network.
+    """
+    parts = _shards(variable)
+    slots = []
+    for j, part in enumerate(parts):
+        with strategy.extended.colocate_vars_with(part):
+            slots.append(
+                tf.Variable(
+                    tf.fill(part.shape, init), trainable=False, name=f"{name}/part_{j}"
+                )
+            )
+    if parts == [variable]:
+        return slots[0]
+    return tf.__internal__.distribute.ShardedVariable(slots, name=name)
+
+
 class RowOptimizer(tf.Module):
     r"""A lazy optimizer on a distributed FM: slots beside their rows, one update rule.
 
@@ -112,9 +135,7 @@ class RowOptimizer(tf.Module):
             )
             self.slots = {
                 name: {
-                    slot: tf.Variable(
-                        tf.fill(var.shape, init), trainable=False, name=f"{name}_{slot}"
-                    )
+                    slot: slot_like(strategy, var, init, f"{name}_{slot}")
                     for slot in self.rule.slot_names
                 }
                 for name, var in (("w0", model.w0), ("w", model.w), ("V", model.V))

@@ -49,7 +49,11 @@ def sharded_batches(files, n_examples: int, global_batch: int, shuffle: bool, se
             ds = ds.shuffle(n_examples, seed=seed, reshuffle_each_iteration=True)
         ds = ds.shard(context.num_input_pipelines, context.input_pipeline_id)
         local = context.get_per_replica_batch_size(global_batch)
-        return ds.batch(local, drop_remainder=True).take(steps).map(parse_batch)
+        # a pipeline feeds num_replicas_in_sync / num_input_pipelines replicas per step
+        per_step = context.num_replicas_in_sync // context.num_input_pipelines
+        return (
+            ds.batch(local, drop_remainder=True).take(steps * per_step).map(parse_batch)
+        )
 
     return dataset_fn
 
