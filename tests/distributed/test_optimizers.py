@@ -391,3 +391,35 @@ def test_parameter_servers_shard_the_slots_with_their_rows_and_adam_trains(tmp_p
     ref_rmse = fmlib.evaluate(ref, Xt, yt)["rmse"]
     ps_rmse = result["val_rmse"][-1]
     assert abs(ps_rmse - ref_rmse) <= 0.05 * ref_rmse, (ps_rmse, ref_rmse)
+
+
+def test_worker_flags_reach_the_trainers_and_bad_combinations_are_refused():
+    from fmlib.distributed import task
+
+    args = task.training_parser().parse_args(
+        "--optimizer adam --regularization occurrence --lambda-w 0.5 --lambda-v 0.25 "
+        "--task classification".split()
+    )
+    assert task._optimization(args) == {
+        "optimizer": "adam",
+        "regularization": "occurrence",
+        "lambda_w": 0.5,
+        "lambda_v": 0.25,
+        "task": "classification",
+    }
+    defaults = task._optimization(task.training_parser().parse_args([]))
+    assert defaults == {
+        "optimizer": "sgd",
+        "regularization": "present",
+        "lambda_w": 0.0,
+        "lambda_v": 0.0,
+        "task": "regression",
+    }
+    bad = task.training_parser().parse_args(
+        "--optimizer adagrad --regularization global --lambda-w -1".split()
+    )
+    assert task.flag_errors(bad, task.TRAINING_BOUNDS) == [
+        "--lambda-w must be >= 0; got -1.0",
+        "--regularization global needs --optimizer sgd (lazy adagrad cannot apply "
+        "a penalty with a gradient in every row)",
+    ]
