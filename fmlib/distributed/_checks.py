@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from fmlib.distributed.optimizers import TASKS
+from fmlib.distributed.lookup import TASKS
 from fmlib.distributed.records import check_files
 from fmlib.learning.lazy_optimizers import LAZY_OPTIMIZERS
 from fmlib.learning.sparse import REGULARIZATIONS

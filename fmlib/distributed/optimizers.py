@@ -37,41 +37,9 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from fmlib.distributed.lookup import Batch, Pulled, pull_rows, score_pulled
+from fmlib.distributed.lookup import Batch, Pulled, batch_gradients, pull_rows
 from fmlib.learning.lazy_optimizers import LAZY_OPTIMIZERS
 from fmlib.learning.sparse import row_penalty
-
-TASKS = ("regression", "classification")
-
-
-def labels(batch: Batch, task: str) -> tf.Tensor:
-    """The targets of a batch; for classification the labels {0, 1} ({-1, +1} mapped so)."""
-    return batch.y if task == "regression" else tf.cast(batch.y > 0, batch.y.dtype)
-
-
-def example_losses(y, y_hat, task: str) -> tf.Tensor:
-    r"""Each example's loss: :math:`(y - \hat y)^2`, or the logistic loss
-    :math:`\log(1 + e^{\hat y}) - y\hat y` of a logit (``fmlib.model.losses``)."""
-    if task == "regression":
-        return tf.square(y - y_hat)
-    return tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=y_hat)
-
-
-def batch_gradients(pulled: Pulled, batch: Batch, task: str, scale) -> tuple:
-    r"""``(loss_sum, g0, g_w, g_V, counts)``: the batch's summed loss, the gradients of
-    ``scale * loss_sum`` in :math:`w_0` and the pulled rows (one per id of ``pulled.uid``),
-    and :math:`c_u`, the non-zeros of each pulled feature in the batch."""
-    y = labels(batch, task)
-    with tf.GradientTape() as tape:
-        tape.watch([pulled.w0, pulled.w_rows, pulled.V_rows])
-        y_hat = score_pulled(pulled.w0, pulled.w_rows, pulled.V_rows, pulled.pos, batch)
-        loss_sum = tf.reduce_sum(example_losses(y, y_hat, task))
-        objective = scale * loss_sum
-    grads = tape.gradient(objective, [pulled.w0, pulled.w_rows, pulled.V_rows])
-    counts = tf.math.unsorted_segment_sum(
-        tf.ones_like(batch.x), pulled.pos, tf.size(pulled.uid)
-    )
-    return (loss_sum, *(tf.convert_to_tensor(g) for g in grads), counts)
 
 
 def _shards(variable) -> list:
@@ -104,9 +72,10 @@ def slot_like(strategy, variable, init, name: str):
 class RowOptimizer(tf.Module):
     r"""A lazy optimizer on a distributed FM: slots beside their rows, one update rule.
 
-    Create it, like the model, under the strategy's scope (the constructor enters
-    ``strategy.scope()`` itself): each slot has its variable's shape and dtype, so the
-    strategy mirrors or shards it exactly as it does the variable.
+    The constructor creates the slots under ``strategy.scope()``, each with its variable's
+    shape and dtype and placed with it (:func:`slot_like`): mirrored like a mirrored
+    variable, and for a ``ShardedVariable`` one shard per shard of rows, on the same
+    parameter server. ``iterations`` counts the steps (Adam's :math:`t`).
 
     Args:
         strategy: the model's strategy.
