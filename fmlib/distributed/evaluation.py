@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from fmlib.distributed.lookup import fm_score_rows
 from fmlib.distributed.records import read_batches
+from fmlib.learning.loop import run_epochs
 from fmlib.learning.metrics import metrics
 
 EVAL_BATCH = 8192
@@ -37,6 +38,27 @@ def evaluate_files(
     if task == "classification":
         y = (y > 0).astype(np.float64)
     return metrics(task, y, np.concatenate(y_hats).astype(np.float64))
+
+
+def train_epochs(
+    model, run_epoch, num_epochs, task, validation_files, lr, on_epoch
+) -> pd.DataFrame:
+    """``num_epochs`` of ``run_epoch()`` through the shared epoch loop
+    (:func:`fmlib.learning.loop.run_epochs`: history, divergence as
+    ``TrainingDivergedError``), validated on ``validation_files`` after every epoch.
+
+    Each step is one compiled call (``whole_steps``): on Ctrl-C the model keeps the weights
+    of its last step, since mirrored or sharded weights are not copied back.
+    """
+    run_epoch.whole_steps = True
+    validation = (
+        None
+        if validation_files is None
+        else lambda: evaluate_files(model, validation_files, task=task)
+    )
+    return run_epochs(
+        model, run_epoch, num_epochs, task, validation, None, False, lr, on_epoch
+    )
 
 
 def history_frame(

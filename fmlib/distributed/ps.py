@@ -29,10 +29,9 @@ from fmlib.distributed._checks import (
     check_optimization,
     check_training,
 )
-from fmlib.distributed.evaluation import evaluate_files
+from fmlib.distributed.evaluation import train_epochs
 from fmlib.distributed.optimizers import RowOptimizer, make_ps_step
 from fmlib.distributed.records import count_examples, parse_batch
-from fmlib.learning.loop import run_epochs
 
 
 def sharded_shapes(variable) -> list[tuple[tuple[int, ...], str]]:
@@ -131,12 +130,6 @@ def train_parameter_server(
         coordinator.join()
         return sum(float(v.fetch()) for v in losses) / steps
 
-    run_epoch.whole_steps = True  # the weights are not copied back on Ctrl-C
-    validation = (
-        None
-        if validation_files is None
-        else lambda: evaluate_files(model, validation_files, task=task)
-    )
-    return run_epochs(
-        model, run_epoch, num_epochs, task, validation, None, False, lr, on_epoch
+    return train_epochs(
+        model, run_epoch, num_epochs, task, validation_files, lr, on_epoch
     )

@@ -30,10 +30,9 @@ from fmlib.distributed._checks import (
     check_optimization,
     check_training,
 )
-from fmlib.distributed.evaluation import evaluate_files
+from fmlib.distributed.evaluation import train_epochs
 from fmlib.distributed.optimizers import RowOptimizer, make_sync_step
 from fmlib.distributed.records import count_examples, parse_batch
-from fmlib.learning.loop import run_epochs
 
 
 def sharded_batches(files, n_examples: int, global_batch: int, shuffle: bool, seed):
@@ -144,12 +143,6 @@ def train_multi_worker(
     def run_epoch() -> float:
         return sum(float(step(batch)) for batch in dataset) / (steps * batch_size)
 
-    run_epoch.whole_steps = True  # each step one compiled call
-    validation = (
-        None
-        if validation_files is None
-        else lambda: evaluate_files(model, validation_files, task=task)
-    )
-    return run_epochs(
-        model, run_epoch, num_epochs, task, validation, None, False, lr, on_epoch
+    return train_epochs(
+        model, run_epoch, num_epochs, task, validation_files, lr, on_epoch
     )
