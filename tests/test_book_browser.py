@@ -199,6 +199,9 @@ def test_every_page_renders_offline(device):
                 route.abort()
 
         context.route("**/*", only_local)
+        # Generous: a full-page screenshot of a long chapter on a loaded two-core machine
+        # can take more than playwright's default 30 s.
+        context.set_default_timeout(180_000)
         for path in _pages():
             page = context.new_page()
             errors: list[str] = []
