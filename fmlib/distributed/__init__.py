@@ -6,12 +6,15 @@
   (``ParameterServerStrategy`` with a ``ClusterCoordinator``; asynchronous SGD on the rows a
   batch needs).
 * :func:`run_local` and ``python -m fmlib.distributed``: a cluster of local processes.
+* :func:`write_shards`: data as TFRecord shards with a manifest, each worker reading its
+  own; :class:`Checkpoints`: save every N steps, resume after a failure.
 
 Both trainers train a :class:`fmlib.FactorizationMachine` created under
 ``strategy.scope()``, with the forward pass of :mod:`fmlib.distributed.lookup` (pull the
 rows a batch touches, Lemma 3.1). Chapter "Training on several machines".
 """
 
+from fmlib.distributed.checkpoints import Checkpoints
 from fmlib.distributed.evaluation import evaluate_files
 from fmlib.distributed.launcher import ClusterError, launch
 from fmlib.distributed.lookup import Batch, fm_score_rows, pull_rows, score_pulled
@@ -23,10 +26,12 @@ from fmlib.distributed.records import (
     write_examples,
 )
 from fmlib.distributed.run import run_local
+from fmlib.distributed.shards import read_manifest, write_shards
 from fmlib.distributed.sync import train_multi_worker
 
 __all__ = [
     "Batch",
+    "Checkpoints",
     "ClusterError",
     "evaluate_files",
     "fm_score_rows",
@@ -34,6 +39,7 @@ __all__ = [
     "parse_batch",
     "pull_rows",
     "read_batches",
+    "read_manifest",
     "run_local",
     "score_pulled",
     "sharded_shapes",
@@ -41,4 +47,5 @@ __all__ = [
     "train_multi_worker",
     "train_parameter_server",
     "write_examples",
+    "write_shards",
 ]

@@ -24,9 +24,13 @@ import pandas as pd
 import tensorflow as tf
 
 from fmlib.distributed._checks import check_created_in, check_training
+from fmlib.distributed.checkpoints import model_state
 from fmlib.distributed.evaluation import epoch_row, history_frame
 from fmlib.distributed.lookup import pull_rows, row_gradients
-from fmlib.distributed.records import count_examples, parse_batch
+from fmlib.distributed.records import file_counts, parse_batch
+from fmlib.distributed.shards import epoch_order
+
+SHUFFLE_BUFFER = 1 << 16  # examples a worker shuffles among within one shard
 
 
 def sharded_shapes(variable) -> list[tuple[tuple[int, ...], str]]:
@@ -55,6 +59,23 @@ def make_ps_step(strategy: tf.distribute.Strategy, model, lr: float, batch_size:
     return step
 
 
+def make_shard_step(step, batch_size: int):
+    """The unit of work the coordinator schedules: one shard, read by the worker that runs
+    it (shuffled within a buffer, in batches; the last may be smaller), one ``step`` per
+    batch; returns the shard's sum of squared errors (before each batch's update)."""
+
+    @tf.function
+    def shard_step(file, n_batches):
+        ds = tf.data.TFRecordDataset(file).shuffle(SHUFFLE_BUFFER)
+        iterator = iter(ds.batch(batch_size).map(parse_batch).prefetch(2))
+        sse = tf.constant(0.0)
+        for _ in tf.range(n_batches):
+            sse += step(iterator) * batch_size
+        return sse
+
+    return shard_step
+
+
 def train_parameter_server(
     coordinator,
     model,
@@ -65,6 +86,8 @@ def train_parameter_server(
     batch_size: int = 256,
     lr: float = 0.01,
     on_epoch=None,
+    checkpoints=None,
+    seed: int = 0,
 ) -> pd.DataFrame:
     r"""Train ``model`` by asynchronous SGD on parameter servers; run it on the coordinator.
 
@@ -73,20 +96,27 @@ def train_parameter_server(
             ``ParameterServerStrategy``.
         model: a float32 :class:`~fmlib.FactorizationMachine` created under the strategy's
             scope (with a ``variable_partitioner``, its ``w`` and ``V`` are sharded).
-        train_files: TFRecord file(s) readable by every worker. Each worker streams all of
-            them, shuffled in its own (unseeded) order and repeated, as the TensorFlow guide
-            advises for this strategy; an epoch is ``N // batch_size``
-            steps, whichever workers run them.
+        train_files: TFRecord file(s) or a glob of them (:func:`~fmlib.distributed.write_shards`).
+            Every file is one unit of work: each epoch the coordinator schedules every file
+            once, in an order drawn from ``(seed, epoch)``
+            (:func:`~fmlib.distributed.shards.epoch_order`), and the worker that runs it
+            reads that file alone; use several files per worker. A worker lost mid-file has
+            its file re-run on another worker (the updates it had pushed stay).
         validation_files: evaluated on the coordinator after every epoch.
         num_epochs, batch_size, lr: as in :func:`fmlib.fit` with ``optimizer="sgd"``.
         on_epoch: called with each history row (a dict).
+        checkpoints: a :class:`~fmlib.distributed.checkpoints.Checkpoints`: after at least
+            ``every`` steps' worth of files the coordinator waits for the scheduled files and
+            saves (the unit counted is the file); a resumed run schedules the files after
+            the last checkpoint. A lost parameter server ends the run: resume it.
+        seed: the seed of the files' order.
 
     Returns:
         The history table of :func:`fmlib.fit` (``loss``, ``val_loss``, ``val_rmse``);
         ``history.attrs["epoch_seconds"]``: wall-clock seconds of each epoch's steps.
     """
-    train_files, validation_files, num_epochs, batch_size, lr, _ = check_training(
-        model, train_files, validation_files, num_epochs, batch_size, lr, None
+    train_files, validation_files, num_epochs, batch_size, lr, seed = check_training(
+        model, train_files, validation_files, num_epochs, batch_size, lr, seed
     )
     if not isinstance(coordinator, tf.distribute.coordinator.ClusterCoordinator):
         raise TypeError(
@@ -95,32 +125,47 @@ def train_parameter_server(
         )
     strategy = coordinator.strategy
     check_created_in(strategy, model)
-    n_examples = count_examples(train_files)
-    steps = n_examples // batch_size
-    if steps == 0:
+    counts = file_counts(train_files)
+    n_batches = [-(-c // batch_size) for c in counts]
+    if sum(counts) < batch_size:
         raise ValueError(
-            f"`batch_size`={batch_size} is larger than the {n_examples} examples."
+            f"`batch_size`={batch_size} is larger than the {sum(counts)} examples."
         )
-
-    def dataset_fn():
-        ds = tf.data.TFRecordDataset(train_files).shuffle(min(n_examples, 1 << 20))
-        return (
-            ds.repeat()
-            .batch(batch_size, drop_remainder=True)
-            .map(parse_batch)
-            .prefetch(2)
-        )
-
-    iterator = iter(coordinator.create_per_worker_dataset(dataset_fn))
-    step = make_ps_step(strategy, model, lr, batch_size)
-    rows, seconds = [], []
-    for epoch in range(1, num_epochs + 1):
-        started = time.perf_counter()
-        losses = [coordinator.schedule(step, args=(iterator,)) for _ in range(steps)]
+    shard_step = make_shard_step(
+        make_ps_step(strategy, model, lr, batch_size), batch_size
+    )
+    F = len(train_files)
+    start = 0 if checkpoints is None else checkpoints.track(model_state(model))
+    rows, seconds, since = [], [], 0
+    steps_done = (start // F) * sum(n_batches) + sum(
+        n_batches[f] for f in epoch_order(F, seed or 0, start // F + 1)[: start % F]
+    )
+    for epoch in range(start // F + 1, num_epochs + 1):
+        started, losses = time.perf_counter(), []
+        order = epoch_order(F, seed or 0, epoch)
+        for j in range(max(0, start - (epoch - 1) * F), F):
+            f = order[j]
+            losses.append(
+                (
+                    coordinator.schedule(
+                        shard_step, args=(train_files[f], n_batches[f])
+                    ),
+                    f,
+                )
+            )
+            since, steps_done = since + n_batches[f], steps_done + n_batches[f]
+            unit = (epoch - 1) * F + j + 1
+            if checkpoints is not None and since >= checkpoints.every:
+                coordinator.join()
+                checkpoints.save(unit, steps_done)
+                since = 0
         coordinator.join()
         seconds.append(time.perf_counter() - started)
-        train_loss = sum(float(v.fetch()) for v in losses) / steps
+        seen = sum(counts[f] for _, f in losses)
+        train_loss = sum(float(v.fetch()) for v, _ in losses) / seen
         rows.append(epoch_row(epoch, train_loss, model, validation_files))
         if on_epoch is not None:
             on_epoch(rows[-1])
+    if checkpoints is not None and since:
+        checkpoints.save(num_epochs * F, steps_done)
     return history_frame(rows, seconds)
