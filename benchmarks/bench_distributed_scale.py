@@ -15,7 +15,7 @@ peak resident memory (``VmHWM``) of every process, and the test RMSE.
     python benchmarks/bench_distributed_scale.py --ratings 1e7    # smaller
     python benchmarks/bench_distributed_scale.py --smoke          # 2e4 ratings, temp out
 
-Writes benchmarks/results/distributed_scale.json. The shards are kept in ``--data-dir``
+Writes benchmarks/results/distributed_scale.json (one entry per number of ratings). The shards are kept in ``--data-dir``
 (reused when their manifest matches) unless ``--remove-data``.
 """
 
@@ -198,12 +198,13 @@ def main() -> None:
     }
     print(json.dumps(row, indent=1))
     settings = {k: v for k, v in vars(args).items() if k not in ("out", "data_dir")}
+    name = f"ratings_{n_train}"  # one entry per size; each says which run made it
     common.save_results(
         out,
-        {"settings": {**settings, "data_dir": str(data_dir)}, "run": row,
-         "history": history},
+        {name: {"settings": {**settings, "data_dir": str(data_dir)}, "run": row,
+                "history": history}},
         record,
-        replace=True,
+        part=name,
     )  # fmt: skip
     shutil.rmtree(ckpt, ignore_errors=True)
     if args.remove_data or args.smoke:
