@@ -24,15 +24,43 @@ import shutil
 
 import tensorflow as tf
 
+from fmlib.distributed.evaluation import train_epochs
 from fmlib.validation import check_int
 
 KEEP = 2  # checkpoints kept (the newest and the one before)
 
 
-def model_state(model) -> dict:
-    """The variables of ``model`` a checkpoint keeps: ``{"w0": ..., "w": ..., "V": ...}``
-    (a trainer adds its optimizer's slots to this dict)."""
-    return {"w0": model.w0, "w": model.w, "V": model.V}
+def train_state(model, opt) -> dict:
+    """The variables a checkpoint keeps: ``w0``, ``w``, ``V``, and the optimizer's step
+    counter and slots (:class:`~fmlib.distributed.optimizers.RowOptimizer`), e.g.
+    ``V_m``, ``V_v`` for Adam; sharded ones shard by shard."""
+    state = {"w0": model.w0, "w": model.w, "V": model.V, "iterations": opt.iterations}
+    for name, slots in opt.slots.items():
+        state.update({f"{name}_{slot}": var for slot, var in slots.items()})
+    return state
+
+
+def train_epochs_from(
+    first: int, model, run_epoch, num_epochs, task, validation_files, lr, on_epoch
+):
+    """:func:`~fmlib.distributed.evaluation.train_epochs` for epochs ``first`` to
+    ``num_epochs`` (a resumed run): the history and progress rows keep their epoch."""
+    shift = first - 1
+
+    def shifted(row: dict) -> None:
+        on_epoch({**row, "epoch": row["epoch"] + shift})
+
+    history = train_epochs(
+        model,
+        run_epoch,
+        num_epochs - shift,
+        task,
+        validation_files,
+        lr,
+        None if on_epoch is None else shifted,
+    )
+    history.index = (history.index + shift).rename("epoch")
+    return history
 
 
 class Checkpoints:

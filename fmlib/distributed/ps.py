@@ -12,21 +12,25 @@ error with respect to them, and *pushes* one SGD update per pulled row,
     \frac{1}{|B|} \sum_{(\mathbf x, y) \in B} (y - \hat y(\mathbf x))^2, \qquad i \in U,
 
 with ``scatter_sub`` on the sharded variable (each server receives only its own rows).
-Workers do not wait for each other (asynchronous SGD): the result is close to, but not
-equal to, one process's. Chapter "Training on several machines".
+With Adagrad or Adam (:mod:`fmlib.distributed.optimizers`) the step also gathers and
+scatters the rows :math:`U` of the optimizer's slots, which are sharded like their
+variables, so each server updates the slots of its own rows; a penalty and the logistic
+loss enter the gradient as in ``fit(updates="sparse")``. Workers do not wait for each
+other (asynchronous updates): the result is close to, but not equal to, one process's. Chapter "Training on several machines".
 """
 
 from __future__ import annotations
 
-import time
-
 import pandas as pd
 import tensorflow as tf
 
-from fmlib.distributed._checks import check_created_in, check_training
-from fmlib.distributed.checkpoints import model_state
-from fmlib.distributed.evaluation import epoch_row, history_frame
-from fmlib.distributed.lookup import pull_rows, row_gradients
+from fmlib.distributed._checks import (
+    check_created_in,
+    check_optimization,
+    check_training,
+)
+from fmlib.distributed.checkpoints import train_epochs_from, train_state
+from fmlib.distributed.optimizers import RowOptimizer, make_ps_step
 from fmlib.distributed.records import file_counts, parse_batch
 from fmlib.distributed.shards import epoch_order
 
@@ -38,25 +42,6 @@ def sharded_shapes(variable) -> list[tuple[tuple[int, ...], str]]:
     unsharded variable): where each block of rows lives."""
     parts = getattr(variable, "variables", [variable])
     return [(tuple(v.shape), v.device) for v in parts]
-
-
-def make_ps_step(strategy: tf.distribute.Strategy, model, lr: float, batch_size: int):
-    """The compiled step a worker runs: pull rows, gradient, push row updates; returns the
-    batch's mean squared error (before the update)."""
-
-    def replica_step(batch):
-        p = pull_rows(model.w0, model.w, model.V, batch.ids)  # pull
-        sse, g0, gw, gV = row_gradients(p, batch, 1.0 / batch_size)
-        model.w0.assign_sub(lr * g0)  # push
-        model.w.scatter_sub(tf.IndexedSlices(lr * gw, p.uid))
-        model.V.scatter_sub(tf.IndexedSlices(lr * gV, p.uid))
-        return sse / batch_size
-
-    @tf.function
-    def step(iterator):
-        return strategy.run(replica_step, args=(next(iterator),))
-
-    return step
 
 
 def make_shard_step(step, batch_size: int):
@@ -85,11 +70,16 @@ def train_parameter_server(
     num_epochs: int = 10,
     batch_size: int = 256,
     lr: float = 0.01,
+    optimizer: str = "sgd",
+    regularization: str = "present",
+    lambda_w: float = 0.0,
+    lambda_v: float = 0.0,
+    task: str | None = None,
     on_epoch=None,
     checkpoints=None,
     seed: int = 0,
 ) -> pd.DataFrame:
-    r"""Train ``model`` by asynchronous SGD on parameter servers; run it on the coordinator.
+    r"""Train ``model`` asynchronously on parameter servers; run it on the coordinator.
 
     Args:
         coordinator: a ``tf.distribute.coordinator.ClusterCoordinator`` of a
@@ -103,20 +93,37 @@ def train_parameter_server(
             reads that file alone; use several files per worker. A worker lost mid-file has
             its file re-run on another worker (the updates it had pushed stay).
         validation_files: evaluated on the coordinator after every epoch.
-        num_epochs, batch_size, lr: as in :func:`fmlib.fit` with ``optimizer="sgd"``.
+        num_epochs, batch_size, lr: as in :func:`fmlib.fit`.
+        optimizer, regularization, lambda_w, lambda_v, task: as in
+            :func:`~fmlib.distributed.train_multi_worker` (``fit(updates="sparse")``'s);
+            the optimizer's slots are sharded like ``w`` and ``V``.
         on_epoch: called with each history row (a dict).
         checkpoints: a :class:`~fmlib.distributed.checkpoints.Checkpoints`: after at least
             ``every`` steps' worth of files the coordinator waits for the scheduled files and
-            saves (the unit counted is the file); a resumed run schedules the files after
-            the last checkpoint. A lost parameter server ends the run: resume it.
+            saves the weights and slots (the unit counted is the file); a resumed run
+            schedules the files after the last checkpoint. A lost parameter server ends the
+            run: resume it.
         seed: the seed of the files' order.
 
     Returns:
-        The history table of :func:`fmlib.fit` (``loss``, ``val_loss``, ``val_rmse``);
+        The history table of :func:`fmlib.fit` (``loss``, ``val_loss``, ``val_rmse`` or
+        ``val_accuracy``; :func:`fmlib.learning.loop.run_epochs`);
         ``history.attrs["epoch_seconds"]``: wall-clock seconds of each epoch's steps.
+
+    Raises:
+        fmlib.TrainingDivergedError: a loss or weight became NaN or infinite.
     """
     train_files, validation_files, num_epochs, batch_size, lr, seed = check_training(
         model, train_files, validation_files, num_epochs, batch_size, lr, seed
+    )
+    optimizer, regularization, lambda_w, lambda_v, task = check_optimization(
+        model,
+        optimizer,
+        regularization,
+        lambda_w,
+        lambda_v,
+        task,
+        "train_parameter_server",
     )
     if not isinstance(coordinator, tf.distribute.coordinator.ClusterCoordinator):
         raise TypeError(
@@ -131,19 +138,27 @@ def train_parameter_server(
         raise ValueError(
             f"`batch_size`={batch_size} is larger than the {sum(counts)} examples."
         )
+    opt = RowOptimizer(
+        strategy, model, optimizer, lr, regularization, lambda_w, lambda_v
+    )
     shard_step = make_shard_step(
-        make_ps_step(strategy, model, lr, batch_size), batch_size
+        make_ps_step(strategy, opt, task, batch_size), batch_size
     )
+    model.task = task
     F = len(train_files)
-    start = 0 if checkpoints is None else checkpoints.track(model_state(model))
-    rows, seconds, since = [], [], 0
-    steps_done = (start // F) * sum(n_batches) + sum(
-        n_batches[f] for f in epoch_order(F, seed or 0, start // F + 1)[: start % F]
-    )
-    for epoch in range(start // F + 1, num_epochs + 1):
-        started, losses = time.perf_counter(), []
-        order = epoch_order(F, seed or 0, epoch)
-        for j in range(max(0, start - (epoch - 1) * F), F):
+    start = 0 if checkpoints is None else checkpoints.track(train_state(model, opt))
+    epoch, since = [start // F], [0]
+    steps_done = [
+        (start // F) * sum(n_batches)
+        + sum(
+            n_batches[f] for f in epoch_order(F, seed or 0, start // F + 1)[: start % F]
+        )
+    ]
+
+    def run_epoch() -> float:
+        epoch[0] += 1
+        order, losses = epoch_order(F, seed or 0, epoch[0]), []
+        for j in range(max(0, start - (epoch[0] - 1) * F), F):
             f = order[j]
             losses.append(
                 (
@@ -153,19 +168,20 @@ def train_parameter_server(
                     f,
                 )
             )
-            since, steps_done = since + n_batches[f], steps_done + n_batches[f]
-            unit = (epoch - 1) * F + j + 1
-            if checkpoints is not None and since >= checkpoints.every:
+            since[0] += n_batches[f]
+            steps_done[0] += n_batches[f]
+            if checkpoints is not None and since[0] >= checkpoints.every:
                 coordinator.join()
-                checkpoints.save(unit, steps_done)
-                since = 0
+                checkpoints.save((epoch[0] - 1) * F + j + 1, steps_done[0])
+                since[0] = 0
         coordinator.join()
-        seconds.append(time.perf_counter() - started)
         seen = sum(counts[f] for _, f in losses)
-        train_loss = sum(float(v.fetch()) for v, _ in losses) / seen
-        rows.append(epoch_row(epoch, train_loss, model, validation_files))
-        if on_epoch is not None:
-            on_epoch(rows[-1])
-    if checkpoints is not None and since:
-        checkpoints.save(num_epochs * F, steps_done)
-    return history_frame(rows, seconds)
+        return sum(float(v.fetch()) for v, _ in losses) / seen
+
+    history = train_epochs_from(
+        start // F + 1, model, run_epoch, num_epochs, task, validation_files, lr,
+        on_epoch,
+    )  # fmt: skip
+    if checkpoints is not None and since[0]:
+        checkpoints.save(num_epochs * F, steps_done[0])
+    return history

@@ -12,22 +12,26 @@ global mean loss,
     (y - \hat y(\mathbf x))^2 ,
 
 the strategy all-reduces :math:`\sum_r g_r` (row gradients, ``IndexedSlices``, are
-all-gathered), and every worker applies the same SGD step
-:math:`\theta \leftarrow \theta - \eta \sum_r g_r`: the copies stay identical, and the run
-equals one process on the full batches. Chapter "Training on several machines".
+all-gathered and summed per distinct row), and every worker applies the same lazy step
+of :mod:`fmlib.distributed.optimizers` (SGD: :math:`\theta \leftarrow \theta - \eta
+\sum_r g_r`; or Adagrad, Adam, with a penalty) to its copy of the parameters and of the
+optimizer's slots: the copies stay identical, and the run equals one process's
+``fit(updates="sparse")`` on the full batches. The same holds for the logistic loss
+(``task="classification"``). Chapter "Training on several machines".
 """
 
 from __future__ import annotations
 
-import time
-
 import pandas as pd
 import tensorflow as tf
 
-from fmlib.distributed._checks import check_created_in, check_training
-from fmlib.distributed.checkpoints import model_state
-from fmlib.distributed.evaluation import epoch_row, history_frame
-from fmlib.distributed.lookup import pull_rows, row_gradients
+from fmlib.distributed._checks import (
+    check_created_in,
+    check_optimization,
+    check_training,
+)
+from fmlib.distributed.checkpoints import train_epochs_from, train_state
+from fmlib.distributed.optimizers import RowOptimizer, make_sync_step
 from fmlib.distributed.records import file_counts, parse_batch
 from fmlib.distributed.shards import worker_files
 
@@ -83,8 +87,10 @@ def sharded_batches(
                 )
             ds = ds.shard(k, r)
         local = context.get_per_replica_batch_size(global_batch)
-        ds = ds.batch(local, drop_remainder=True).take(steps).skip(skip)
-        return ds.map(parse_batch)
+        # a pipeline feeds num_replicas_in_sync / num_input_pipelines replicas per step
+        per_step = context.num_replicas_in_sync // context.num_input_pipelines
+        ds = ds.batch(local, drop_remainder=True).take(steps * per_step)
+        return ds.skip(skip * per_step).map(parse_batch)
 
     return dataset_fn
 
@@ -99,31 +105,6 @@ def plan_steps(counts: list[int], workers: int, global_batch: int) -> tuple[int,
     return sum(counts) // global_batch, False
 
 
-def make_sync_step(
-    strategy: tf.distribute.Strategy, model, lr: float, global_batch: int
-):
-    """The compiled step: per-replica row gradients, all-reduced, one SGD update everywhere;
-    returns the global batch's sum of squared errors."""
-
-    def replica_gradients(batch):
-        p = pull_rows(model.w0, model.w, model.V, batch.ids)
-        sse, g0, gw, gV = row_gradients(
-            p, batch, 1.0 / global_batch
-        )  # this replica's share
-        return sse, g0, tf.IndexedSlices(gw, p.uid), tf.IndexedSlices(gV, p.uid)
-
-    @tf.function
-    def step(batch):
-        per_replica = strategy.run(replica_gradients, args=(batch,))
-        sse, g0, gw, gV = (strategy.reduce("SUM", t, axis=None) for t in per_replica)
-        model.w0.assign_sub(lr * g0)
-        model.w.scatter_sub(tf.IndexedSlices(lr * gw.values, gw.indices))
-        model.V.scatter_sub(tf.IndexedSlices(lr * gV.values, gV.indices))
-        return sse
-
-    return step
-
-
 def train_multi_worker(
     strategy: tf.distribute.Strategy,
     model,
@@ -133,12 +114,17 @@ def train_multi_worker(
     num_epochs: int = 10,
     batch_size: int = 256,
     lr: float = 0.01,
+    optimizer: str = "sgd",
+    regularization: str = "present",
+    lambda_w: float = 0.0,
+    lambda_v: float = 0.0,
+    task: str | None = None,
     shuffle: bool = True,
     seed: int | None = 0,
     on_epoch=None,
     checkpoints=None,
 ) -> pd.DataFrame:
-    r"""Train ``model`` by synchronous SGD on every worker of ``strategy``; run it on each worker.
+    r"""Train ``model`` synchronously on every worker of ``strategy``; run it on each worker.
 
     Args:
         strategy: a ``tf.distribute.MultiWorkerMirroredStrategy`` (any synchronous strategy
@@ -152,22 +138,35 @@ def train_multi_worker(
         num_epochs: passes over the data; each has ``N // batch_size`` steps (the last,
             partial global batch is dropped, so that every worker takes the same steps).
         batch_size: the global batch :math:`|B|`, divisible by the number of replicas.
-        lr: the SGD learning rate :math:`\eta`.
+        lr: the learning rate :math:`\eta`.
+        optimizer: ``"sgd"``, ``"adagrad"`` or ``"adam"``, in the lazy form of
+            ``fit(updates="sparse")``; the slots are mirrored like the weights.
+        regularization, lambda_w, lambda_v: the penalty, as in :func:`fmlib.fit` with
+            ``updates="sparse"`` (``"present"``, ``"occurrence"``, or ``"global"`` with SGD).
+        task: ``"regression"`` or ``"classification"`` (logistic loss, labels {0, 1} or
+            {-1, +1}); None follows ``model.task``. Sets ``model.task``.
         shuffle: reshuffle every epoch; every worker uses ``seed``, so all shuffle alike.
         seed: the shuffling seed (needed when ``shuffle``).
         on_epoch: called with each history row (a dict), e.g. to print progress.
         checkpoints: a :class:`~fmlib.distributed.checkpoints.Checkpoints` (on every
-            worker): save every ``every`` steps, and when resuming, start after the last
-            saved step with the data order of an uninterrupted run. A lost worker ends the
-            run; run it again with ``resume=True``.
+            worker): save the weights and slots every ``every`` steps, and when resuming,
+            start after the last saved step with the data order of an uninterrupted run.
+            A lost worker ends the run; run it again with ``resume=True``.
 
     Returns:
-        The history table of :func:`fmlib.fit`: ``loss`` (mean squared error of the epoch's
-        batches before their steps), ``val_loss``, ``val_rmse``; identical on every worker.
+        The history table of :func:`fmlib.fit` (from :func:`fmlib.learning.loop.run_epochs`):
+        ``loss`` (mean loss of the epoch's batches before their steps), ``val_loss``,
+        ``val_rmse`` or ``val_accuracy``; identical on every worker.
         ``history.attrs["epoch_seconds"]``: wall-clock seconds of each epoch's steps.
+
+    Raises:
+        fmlib.TrainingDivergedError: a loss or weight became NaN or infinite.
     """
     train_files, validation_files, num_epochs, batch_size, lr, seed = check_training(
         model, train_files, validation_files, num_epochs, batch_size, lr, seed
+    )
+    optimizer, regularization, lambda_w, lambda_v, task = check_optimization(
+        model, optimizer, regularization, lambda_w, lambda_v, task, "train_multi_worker"
     )
     check_created_in(strategy, model)
     replicas = strategy.num_replicas_in_sync
@@ -183,44 +182,48 @@ def train_multi_worker(
         )
     counts = file_counts(train_files)
     n_examples = sum(counts)
-    steps, by_file = plan_steps(counts, strategy.num_replicas_in_sync, batch_size)
+    steps, by_file = plan_steps(counts, input_pipelines(strategy), batch_size)
     if steps == 0:
         raise ValueError(
             f"`batch_size`={batch_size} is larger than the {n_examples} examples."
         )
-    step = make_sync_step(strategy, model, lr, batch_size)
-    start = 0 if checkpoints is None else checkpoints.track(model_state(model))
-    rows, seconds = [], []
-    for epoch in range(start // steps + 1, num_epochs + 1):
-        done = (epoch - 1) * steps
+    opt = RowOptimizer(
+        strategy, model, optimizer, lr, regularization, lambda_w, lambda_v
+    )
+    step = make_sync_step(strategy, opt, task, batch_size)
+    model.task = task
+    start = 0 if checkpoints is None else checkpoints.track(train_state(model, opt))
+    epoch = [start // steps]
+
+    def run_epoch() -> float:
+        epoch[0] += 1
+        done = (epoch[0] - 1) * steps
         skip = max(0, start - done)
         dataset = strategy.distribute_datasets_from_function(
             sharded_batches(
-                train_files,
-                n_examples,
-                batch_size,
-                shuffle,
-                seed,
-                steps=steps,
-                by_file=by_file,
-                epoch=epoch,
-                skip=skip,
+                train_files, n_examples, batch_size, shuffle, seed,
+                steps=steps, by_file=by_file, epoch=epoch[0], skip=skip,
             )
-        )
-        started, sse = time.perf_counter(), 0.0
+        )  # fmt: skip
+        total = 0.0
         for unit, batch in enumerate(dataset, done + skip + 1):
-            sse += float(step(batch))
+            total += float(step(batch))
             if checkpoints is not None and checkpoints.due(unit):
                 checkpoints.save(unit)
-        seconds.append(time.perf_counter() - started)
-        rows.append(
-            epoch_row(
-                epoch, sse / ((steps - skip) * batch_size), model, validation_files
-            )
-        )
-        if on_epoch is not None:
-            on_epoch(rows[-1])
+        return total / ((steps - skip) * batch_size)
+
+    history = train_epochs_from(
+        start // steps + 1, model, run_epoch, num_epochs, task, validation_files, lr,
+        on_epoch,
+    )  # fmt: skip
     end = num_epochs * steps
     if checkpoints is not None and start < end and not checkpoints.due(end):
         checkpoints.save(end)
-    return history_frame(rows, seconds)
+    return history
+
+
+def input_pipelines(strategy) -> int:
+    """The number of workers (input pipelines) of a synchronous strategy: 1 on one machine."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    spec = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    return max(1, len(spec.get("worker", [])) + len(spec.get("chief", [])))
