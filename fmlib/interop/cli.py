@@ -15,9 +15,10 @@ libFM's block-structure files, ``-meta`` its groups, ``-rlog`` writes libFM's co
 it ends, ``#Iter=  0\\tTrain=...\\tTest=...`` as libFM prints it. ``-method adam|adagrad``
 are fmlib's minibatch solvers (:func:`fmlib.fit`, TensorFlow) under their own names.
 
-Only ``adam``/``adagrad`` import TensorFlow; ``--help``, bad flags and malformed files
-answer before any heavy import. ``--help`` lists what differs from libFM. Exit codes: 0
-success, 1 a file could not be read or is malformed, 2 bad flags, 3 training diverged.
+Only ``adam``/``adagrad`` and ``-task o`` import TensorFlow; ``--help``, bad flags and
+malformed files answer before any heavy import. ``--help`` lists what differs from libFM.
+Exit codes: 0 success, 1 a file could not be read or is malformed, 2 bad flags, 3 training
+diverged.
 Chapter "Using fmlib with scikit-learn and libFM files".
 """
 
@@ -44,7 +45,8 @@ differences from libFM:
                libFM, -load_model and -save_model are refused with mcmc.
   -relation    read into the flat matrix for als and mcmc (same model and updates; libFM's
                block-structure caches make its sweeps cheaper on large relations); libFM
-               refuses relations with sgd and sgda, and so does fmlib.
+               refuses relations with sgd and sgda, and so does fmlib. -task o samples
+               on the relation blocks (fmlib.BayesianFM), never flat.
   -out         9 significant digits (libFM writes 6).
   -cache_size  accepted and ignored (it applies to libFM's binary data files).
   -verbosity   1 or more prints the data sizes and the model's settings.
