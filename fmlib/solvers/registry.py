@@ -291,6 +291,17 @@ COMMANDS: dict[str, Solver] = {
 }
 
 
+_LIBFM = ("sgd", "sgda", "als", "mcmc")
+_MODEL_WHY = (
+    ", as in libFM (an mcmc prediction is an average over samples, not one model)"
+)
+_WHY = {  # why libFM's own methods refuse a flag
+    "relation": "; libFM does not support relations with {method}, nor does fmlib",
+    "save_model": _MODEL_WHY,
+    "load_model": _MODEL_WHY,
+}
+
+
 def check_command(method: str, task: str, given: dict[str, Any]) -> None:
     """Check the command line's flags against :data:`COMMANDS`: ``given`` maps the flags set
     (without their dash) to their values. A ValueError names the flag, what it needs and
@@ -307,8 +318,11 @@ def check_command(method: str, task: str, given: dict[str, Any]) -> None:
     for flag in given:
         if flag not in entry.params:
             users = [m for m, e in COMMANDS.items() if flag in e.params]
+            why = _WHY.get(flag) if method in _LIBFM else None
             raise ValueError(
-                f"-{flag} works with {_and(users)}, not with -method {method}."
+                f"-{flag} works with {_and(users)}"
+                + (why.format(method=method) if why else f", not with -method {method}")
+                + "."
             )
     for flag, value in given.items():
         entry.params[flag].check(value, f"-{flag}")
