@@ -11,10 +11,19 @@ from process start to the prediction file written (median over seeds). sgda lear
 regularisation on every 10th row of u1.base (``-validation``), trained on the other rows.
 TensorFlow's import time is measured on its own (libFM's methods do not import it).
 
+``--design side`` and ``--design implicit`` run the issue's two other designs, one setting
+per method, into benchmarks/results/libfm_designs.json: side features (the user's age
+decade, gender and occupation, the item's genres) in the libFM files with ``-meta`` groups
+user, item, user side, genre; and implicit feedback (SVD++'s: the items a user rated in
+u1.base, each 1/sqrt(count)) as libFM's ``-relation`` block of the users, the main file
+holding the item one-hot (als and mcmc only: libFM refuses relations with sgd and sgda).
+
 Targets (issue 29): |RMSE difference| <= 0.003 for als and mcmc, <= 0.01 for sgd and sgda;
 fmlib's time <= 2x libFM's.
 
     LIBFM=/path/to/libFM python benchmarks/bench_libfm.py [--seeds 1,2,3]
+    LIBFM=/path/to/libFM python benchmarks/bench_libfm.py --design side --seeds 1
+    LIBFM=/path/to/libFM python benchmarks/bench_libfm.py --design implicit --seeds 1
     python benchmarks/bench_libfm.py --smoke      # seconds: fmlib only, 2,000 ratings,
                                                   # 3 iterations, one setting per method
 
@@ -41,6 +50,7 @@ import common  # noqa: E402
 
 ROOT = common.ROOT
 OUT = common.RESULTS / "libfm.json"
+OUT_DESIGNS = common.RESULTS / "libfm_designs.json"  # --design side / implicit
 DATA = Path(os.environ.get("FMLIB_DATA", ROOT / "data")) / "ml-100k"
 N_USERS, N_ITEMS = 943, 1682
 
@@ -78,14 +88,73 @@ SETTINGS = [
 ]
 
 
-def write_files(folder: Path, smoke: bool) -> dict[str, Path]:
-    """u1.base / u1.test as libFM files, the sgda split, and the -meta groups file."""
+# The two other designs of issue 29, one setting per method (libFM refuses -relation with
+# sgd and sgda): side features grouped by -meta, and implicit feedback as a relation.
+DESIGN_SETTINGS = {
+    "side": [
+        ("sgd", "side, -regular 0,0,0.01, 30 iter", "-learn_rate 0.01 -regular 0,0,0.01 -iter 30"),
+        ("sgda", "side, -meta, 30 iter", "-learn_rate 0.01 -iter 30 -meta {meta}"),
+        ("als", "side, -meta, -regular 0,10,10", "-meta {meta} -regular 0,10,10 -iter 200"),
+        ("mcmc", "side, -meta, 200 iter", "-meta {meta} -iter 200"),
+    ],
+    "implicit": [
+        ("als", "implicit, -relation, -regular 0,10,10", "-relation {relation} -regular 0,10,10 -iter 200"),
+        ("mcmc", "implicit, -relation, 200 iter", "-relation {relation} -iter 200"),
+    ],
+}  # fmt: skip
+DESIGN_TEXT = {
+    "onehot": "user + item one-hot (2,625 columns)",
+    "side": "user + item one-hot, the user's age decade, gender and occupation, the "
+    "item's genres (2,625 + 8 + 2 + 21 + 19 columns); -meta: user, item, user side, genre",
+    "implicit": "item one-hot in the main file; -relation user: the user one-hot and the "
+    "items the user rated in u1.base, each 1/sqrt(count) (SVD++'s implicit feedback), "
+    "groups user id and implicit items",
+}
+
+
+def _side_columns() -> tuple[dict, dict]:
+    """Side features (column offsets from 0) of every user and item, from u.user, u.item."""
+    occupations = (DATA / "u.occupation").read_text().split()
+    users = {}
+    for line in (DATA / "u.user").read_text().splitlines():
+        uid, age, gender, occ = line.split("|")[:4]
+        decade = min(int(age) // 10, 7)
+        users[int(uid)] = [decade, 8 + (gender == "F"), 10 + occupations.index(occ)]
+    items = {}
+    for line in (DATA / "u.item").read_text(encoding="latin-1").splitlines():
+        fields = line.split("|")
+        items[int(fields[0])] = [
+            31 + g for g, flag in enumerate(fields[-19:]) if flag == "1"
+        ]
+    return users, items
+
+
+def _lines(ratings: np.ndarray, design: str, side) -> list[str]:
+    if design == "implicit":
+        return [f"{r} {i - 1}:1" for u, i, r in ratings]
+    lines = [f"{r} {u - 1}:1 {N_USERS + i - 1}:1" for u, i, r in ratings]
+    if design == "side":
+        users, items = side
+        base = N_USERS + N_ITEMS
+        lines = [
+            line + "".join(f" {base + c}:1" for c in users[u] + items[i])
+            for line, (u, i, _) in zip(lines, ratings)
+        ]
+    return lines
+
+
+def write_files(folder: Path, smoke: bool, design: str = "onehot") -> dict[str, Path]:
+    """u1.base / u1.test as libFM files of ``design``, the sgda split, the -meta groups
+    file and (implicit) the relation files."""
     files = {}
+    side = _side_columns() if design == "side" else None
+    parts = {}
     for part in ("base", "test"):
         ratings = np.loadtxt(DATA / f"u1.{part}", dtype=np.int64)[:, :3]
         if smoke:
             ratings = ratings[: 2000 if part == "base" else 500]
-        lines = [f"{r} {u - 1}:1 {N_USERS + i - 1}:1" for u, i, r in ratings]
+        parts[part] = ratings
+        lines = _lines(ratings, design, side)
         files[part] = folder / f"u1.{part}.libfm"
         files[part].write_text("\n".join(lines) + "\n")
         if part == "base":
@@ -95,9 +164,38 @@ def write_files(folder: Path, smoke: bool) -> dict[str, Path]:
             )
             files["validation"] = folder / "u1.val.libfm"
             files["validation"].write_text("\n".join(lines[::10]) + "\n")
+    groups = ["0"] * N_USERS + ["1"] * N_ITEMS
+    if design == "side":
+        groups += ["2"] * 31 + ["3"] * 19
     files["meta"] = folder / "groups.txt"
-    files["meta"].write_text("\n".join(["0"] * N_USERS + ["1"] * N_ITEMS) + "\n")
+    files["meta"].write_text("\n".join(groups) + "\n")
+    if design == "implicit":
+        files["relation"] = _write_relation(folder / "user", parts)
     return files
+
+
+def _write_relation(prefix: Path, parts: dict) -> Path:
+    """libFM's -relation files of the users: row u = user one-hot, then the items rated in
+    u1.base at 1/sqrt(count); .train/.test map every rating to its user's row."""
+    import scipy.sparse as sp
+
+    from fmlib.interop.libfm_relations import save_libfm_relation
+
+    base = parts["base"]
+    rated = sp.csr_matrix(
+        (np.ones(len(base)), (base[:, 0] - 1, base[:, 1] - 1)), shape=(N_USERS, N_ITEMS)
+    )
+    counts = np.maximum(np.asarray(rated.sum(axis=1)).ravel(), 1)
+    implicit = sp.diags(1 / np.sqrt(counts)) @ rated
+    B = sp.hstack([sp.identity(N_USERS), implicit]).tocsr()
+    save_libfm_relation(
+        prefix,
+        B,
+        parts["base"][:, 0] - 1,
+        parts["test"][:, 0] - 1,
+        groups=[0] * N_USERS + [1] * N_ITEMS,
+    )
+    return prefix
 
 
 def command(program: list[str], method: str, flags: str, files, seed: int, out: Path):
@@ -118,7 +216,9 @@ def command(program: list[str], method: str, flags: str, files, seed: int, out: 
     ]
     if method == "sgda":
         cmd += ["-validation", str(files["validation"])]
-    return cmd + flags.format(meta=files["meta"]).split()
+    return (
+        cmd + flags.format(meta=files["meta"], relation=files.get("relation")).split()
+    )
 
 
 def run(cmd: list[str], out: Path, y_test: np.ndarray) -> dict:
@@ -184,18 +284,26 @@ def main(argv: list[str] | None = None) -> dict:
         "--seeds", default="1,2,3", help="seeds of every run (default 1,2,3)"
     )
     parser.add_argument("--only", default="", help="comma-separated methods to run")
+    parser.add_argument(
+        "--design",
+        default="onehot",
+        choices=("onehot", "side", "implicit"),
+        help="onehot (user + item: libfm.json), side (-meta side features) or "
+        "implicit (-relation): libfm_designs.json, one part each",
+    )
     common.add_smoke_arguments(parser, OUT)
     args = parser.parse_args(argv)
     record = common.provenance(
         ["benchmarks/bench_libfm.py", *(sys.argv[1:] if argv is None else argv)],
         smoke=args.smoke,
     )
-    out = common.results_path(args, OUT)
+    out = common.results_path(args, OUT if args.design == "onehot" else OUT_DESIGNS)
     seeds = [int(s) for s in args.seeds.split(",")]
     libfm = None if args.smoke else os.environ.get("LIBFM") or None
     if libfm and not os.access(libfm, os.X_OK):
         parser.error(f"LIBFM={libfm!r} is not an executable file.")
-    settings = [s for s in SETTINGS if not args.only or s[0] in args.only.split(",")]
+    table = SETTINGS if args.design == "onehot" else DESIGN_SETTINGS[args.design]
+    settings = [s for s in table if not args.only or s[0] in args.only.split(",")]
     if (
         args.smoke
     ):  # one setting per method (the -meta ones: the most code), 3 iterations
@@ -211,7 +319,7 @@ def main(argv: list[str] | None = None) -> dict:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        files = write_files(folder, args.smoke)
+        files = write_files(folder, args.smoke, args.design)
         y_test = np.array(
             [float(l.split()[0]) for l in files["test"].read_text().splitlines()]
         )
@@ -237,7 +345,7 @@ def main(argv: list[str] | None = None) -> dict:
             row = {
                 "method": method,
                 "setting": label,
-                "flags": flags.format(meta="groups.txt"),
+                "flags": flags.format(meta="groups.txt", relation="user"),
             }
             for name, program in (
                 ("fmlib", env_python),
@@ -267,10 +375,21 @@ def main(argv: list[str] | None = None) -> dict:
                 row["time_met"] = row["time_ratio"] <= 2.0
             rows.append(row)
             print(_row_text(row), flush=True)
+    data = f"MovieLens 100k u1.base / u1.test, {DESIGN_TEXT[args.design]}" + (
+        " (smoke: first 2,000 / 500 ratings)" if args.smoke else ""
+    )
+    if args.design != "onehot":  # libfm_designs.json, one part per design
+        part = {"data": data, "seeds": seeds, "rows": rows}
+
+        def change(results: dict) -> dict:
+            results.setdefault("designs", {})[args.design] = part
+            results["libfm"] = libfm_version(libfm) or results.get("libfm")
+            return results
+
+        return common.update_results(out, change, record, part=args.design)
     result = {
         "libfm": libfm_version(libfm),
-        "data": "MovieLens 100k u1.base / u1.test, user + item one-hot (2,625 columns)"
-        + (" (smoke: first 2,000 / 500 ratings)" if args.smoke else ""),
+        "data": data,
         "seeds": seeds,
         "import_seconds": None
         if args.smoke

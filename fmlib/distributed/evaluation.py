@@ -57,7 +57,15 @@ def train_epochs(
         else lambda: evaluate_files(model, validation_files, task=task)
     )
     return run_epochs(
-        model, run_epoch, num_epochs, task, validation, None, False, lr, on_epoch
+        model,
+        run_epoch,
+        num_epochs,
+        task,
+        validation,
+        None,
+        False,
+        lr,
+        on_epoch=on_epoch,
     )
 
 

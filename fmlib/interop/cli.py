@@ -15,9 +15,10 @@ libFM's block-structure files, ``-meta`` its groups, ``-rlog`` writes libFM's co
 it ends, ``#Iter=  0\\tTrain=...\\tTest=...`` as libFM prints it. ``-method adam|adagrad``
 are fmlib's minibatch solvers (:func:`fmlib.fit`, TensorFlow) under their own names.
 
-Only ``adam``/``adagrad`` import TensorFlow; ``--help``, bad flags and malformed files
-answer before any heavy import. ``--help`` lists what differs from libFM. Exit codes: 0
-success, 1 a file could not be read or is malformed, 2 bad flags, 3 training diverged.
+Only ``adam``/``adagrad`` and ``-task o`` import TensorFlow; ``--help``, bad flags and
+malformed files answer before any heavy import. ``--help`` lists what differs from libFM.
+Exit codes: 0 success, 1 a file could not be read or is malformed, 2 bad flags, 3 training
+diverged.
 Chapter "Using fmlib with scikit-learn and libFM files".
 """
 
@@ -44,12 +45,15 @@ differences from libFM:
                libFM, -load_model and -save_model are refused with mcmc.
   -relation    read into the flat matrix for als and mcmc (same model and updates; libFM's
                block-structure caches make its sweeps cheaper on large relations); libFM
-               refuses relations with sgd and sgda, and so does fmlib.
+               refuses relations with sgd and sgda, and so does fmlib. -task o samples
+               on the relation blocks (fmlib.BayesianFM), never flat.
   -out         9 significant digits (libFM writes 6).
   -cache_size  accepted and ignored (it applies to libFM's binary data files).
   -verbosity   1 or more prints the data sizes and the model's settings.
   -learn_rate  one value (libFM's 'a,b,c' form is accepted by libFM but unused by its sgd).
   adam/adagrad: -dim must be '1,1,k'; -regular r0 must be 0; -task c uses the logistic loss.
+  -task o      ordinal regression (fmlib.BayesianFM(task='ordinal')), -method mcmc only.
+  flags        a flag the method does not take (fmlib.solvers.registry.COMMANDS) is refused.
 exit codes: 0 success, 1 unreadable or malformed file, 2 bad flags, 3 training diverged.
 """
 
@@ -83,8 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "-task",
         required=True,
-        choices=("r", "c"),
-        help="r: regression, c: binary classification (targets <= 0: negative)",
+        choices=tuple(TASKS),
+        help="r: regression, c: binary classification (targets <= 0: negative), "
+        "o: ordinal regression (mcmc only; targets the levels 0..L-1)",
     )
     p.add_argument(
         "-train", required=True, metavar="FILE", help="training data (libFM text)"
@@ -168,6 +173,32 @@ def _floats(text: str, flag: str, parser) -> list[float]:
     return values
 
 
+TASKS = {"r": "regression", "c": "classification", "o": "ordinal"}
+FLAGS = (
+    "iter", "init_stdev", "seed", "verbosity", "meta", "learn_rate", "regular",
+    "validation", "rlog", "save_model", "load_model", "relation", "batch_size",
+)  # fmt: skip
+
+
+def _check_flags(args: argparse.Namespace, parser) -> None:
+    """The method's flags through the solver registry's command table
+    (:data:`fmlib.solvers.registry.COMMANDS`): a flag the method does not take, or a value
+    out of its range, exits with code 2."""
+    from fmlib.solvers.registry import check_command
+
+    given = {
+        flag: getattr(args, flag)
+        for flag in FLAGS
+        if getattr(args, flag) != parser.get_default(flag)
+    }
+    if "learn_rate" in given:
+        given["learn_rate"] = args.lr
+    try:
+        check_command(args.method, TASKS[args.task], given)
+    except ValueError as err:
+        parser.error(str(err))
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Flags parsed and checked; a bad one exits with code 2 and a one-line message."""
     parser = build_parser()
@@ -190,6 +221,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             f"-dim must be '1,1,k' with k >= 1 for -method {args.method} (fmlib's "
             f"minibatch solvers always learn w0 and w); got {args.dim!r}."
         )
+    if args.task == "o" and (not (args.k0 and args.k1) or args.k < 1):
+        parser.error(
+            f"-dim must be '1,1,k' with k >= 1 for -task o (fmlib.BayesianFM always "
+            f"learns w0 and w); got {args.dim!r}."
+        )
+    if args.task == "o" and (args.rlog or args.validation):
+        parser.error("-rlog and -validation are libFM's: -task o takes neither.")
     args.regular_values = _floats(args.regular, "regular", parser)
     n_reg = len(args.regular_values)
     if n_reg not in (0, 1, 3) and not (args.method == "als" and n_reg % 2 == 1):
@@ -206,40 +244,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if len(learn_rate) != 1 or learn_rate[0] <= 0:
         parser.error(f"-learn_rate must be one number > 0; got {args.learn_rate!r}.")
     args.lr = learn_rate[0]
-    for name, minimum in (("iter", 1), ("batch_size", 1), ("verbosity", 0)):
-        if getattr(args, name) < minimum:
-            parser.error(f"-{name} must be >= {minimum}; got {getattr(args, name)}.")
-    if not (math.isfinite(args.init_stdev) and args.init_stdev >= 0):
-        parser.error(f"-init_stdev must be >= 0; got {args.init_stdev}.")
-    if args.seed is not None and not 0 <= args.seed < 2**32:
-        parser.error(f"-seed must be in 0..2**32-1; got {args.seed}.")
     if args.method == "sgda" and args.validation is None:
         parser.error(
             "-method sgda learns its regularisation on -validation: give the file."
         )
-    if args.method in ("sgd", "sgda") + TF_METHODS and args.relation:
-        parser.error(
-            f"-relation works with als and mcmc; libFM does not support relations "
-            f"with {args.method}, nor does fmlib."
-        )
-    if args.method == "mcmc" and (args.save_model or args.load_model):
-        flag = "-save_model" if args.save_model else "-load_model"
-        parser.error(
-            f"{flag} works with sgd, sgda and als, as in libFM (an mcmc "
-            f"prediction is an average over samples, not one model)."
-        )
-    if tf_method and (
-        args.save_model
-        or args.load_model
-        or args.relation
-        or args.rlog
-        or args.validation
-    ):
-        parser.error(
-            f"-method {args.method} is fmlib's minibatch solver: -save_model, "
-            f"-load_model, -relation, -rlog and -validation are for sgd, sgda, als "
-            f"and mcmc."
-        )
+    _check_flags(args, parser)
     if args.out is not None and args.test is None:
         parser.error("-out writes the test predictions: it needs -test.")
     args.relations = [r for r in (args.relation or "").split(",") if r]
@@ -654,6 +663,71 @@ def _run_coordinate(args, data, params, reg, per_group, task, rlog, out, L):
     return np.clip(p, lo, hi) if args.task == "r" else np.clip(p, 0.0, 1.0)
 
 
+# --- ordinal regression: fmlib's Bayesian FM ----------------------------------------
+def run_ordinal(args: argparse.Namespace, out=None):
+    """``-task o -method mcmc``: :class:`fmlib.BayesianFM` with ``task="ordinal"`` (the
+    ordered probit of :mod:`fmlib.solvers.ordinal`; libFM has no ordinal task). The classes
+    are the training file's distinct targets; the predictions written are the expected
+    ratings, averaged over every sweep as libFM averages its mcmc predictions; one line per
+    sweep (Train: accuracy of the sweep's most probable class; Test: RMSE of the running
+    mean). With ``-relation`` the sampler runs on the relation blocks."""
+    import numpy as np
+
+    from fmlib.interop.libfm_files import load_libfm
+    from fmlib.interop.libfm_relations import load_libfm_relational, read_groups
+    from fmlib.solvers.mcmc import BayesianFM
+
+    out = sys.stdout if out is None else out
+    try:
+        width = max(load_libfm(p)[0].shape[1] for p in (args.train, args.test) if p)
+        if args.relations:
+            X, y = load_libfm_relational(args.train, args.relations, "train", width)
+            Xt, yt = (
+                load_libfm_relational(args.test, args.relations, "test", width)
+                if args.test
+                else (None, None)
+            )
+        else:
+            X, y = load_libfm(args.train)
+            X.resize((X.shape[0], width))
+            Xt, yt = load_libfm(args.test) if args.test else (None, None)
+            if Xt is not None:
+                Xt.resize((Xt.shape[0], width))
+        groups = read_groups(args.meta, width) if args.meta else np.zeros(width, int)
+        n = X.shape[1]
+        if n > width:  # libFM: each relation's columns form groups after the main ones
+            extra = [np.full(X.groups[r].stop - X.groups[r].start, i + 1 + groups.max())
+                     for i, r in enumerate(list(X.groups)[1:])]  # fmt: skip
+            groups = np.concatenate([groups] + extra)
+    except (OSError, ValueError) as err:
+        raise CommandLineError(str(err)) from None
+    print(
+        f"fmlib: {X.shape[0]} training rows, {n} features, task ordinal, method mcmc, "
+        f"k={args.k}",
+        file=out,
+        flush=True,
+    )
+    bfm = BayesianFM(
+        k=args.k,
+        num_sweeps=args.iter,
+        burn_in=0,
+        task="ordinal",
+        groups=groups,
+        init_std=args.init_stdev,
+        seed=args.seed,
+        keep_samples=False,
+    )
+    try:
+        bfm.fit(X, y, Xt, yt)
+    except ValueError as err:
+        raise CommandLineError(str(err)) from None
+    trace = bfm.trace_
+    for i in range(args.iter):
+        test = trace["test_rmse_mean"].iloc[i] if Xt is not None else None
+        print(_line(i, trace["train_accuracy"].iloc[i], test), file=out, flush=True)
+    return bfm.test_prediction_ if Xt is not None else None
+
+
 # --- fmlib's minibatch solvers (TensorFlow) -------------------------------------------
 def run_tf(args: argparse.Namespace, out=None):
     """``-method adam|adagrad``: :func:`fmlib.fit`'s minibatch solvers on the mean loss."""
@@ -727,7 +801,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m fmlib``; returns the exit code."""
     args = parse_args(argv)
     try:
-        run = run_tf if args.method in TF_METHODS else run_libfm
+        run = (
+            run_tf
+            if args.method in TF_METHODS
+            else run_ordinal
+            if args.task == "o"
+            else run_libfm
+        )
         predictions = run(args)
         if args.out is not None:
             from fmlib.fileio import (

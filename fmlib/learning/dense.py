@@ -27,6 +27,7 @@ from fmlib.learning.divergence import (
     diverged,
 )
 from fmlib.learning.optimizers import OPTIMIZERS, check_unused_or_ours
+from fmlib.learning.settings import GradientSettings
 from fmlib.model.fm import FactorizationMachine
 from fmlib.model.losses import l2_loss, l2_penalty_unchecked, logistic_loss
 from fmlib.validation import as_batch, as_targets, check_learning_rate, iter_batches
@@ -87,21 +88,12 @@ def _check_after_last_step(
         )
 
 
-def gradient_epochs(
-    model,
-    Xh,
-    yh,
-    task,
-    batch_size,
-    optimizer,
-    lr,
-    lambda_w,
-    lambda_v,
-    shuffle,
-    seed,
-    verbose,
-) -> Callable[[], float]:
+def gradient_epochs(model, Xh, yh, settings: GradientSettings) -> Callable[[], float]:
     """Prepare minibatch training; returns ``epoch()``: one shuffled pass, its mean loss."""
+    s = settings
+    task, batch_size, optimizer, lr = s.task, s.batch_size, s.optimizer, s.lr
+    lambda_w, lambda_v, shuffle, seed = s.lambda_w, s.lambda_v, s.shuffle, s.seed
+    verbose = s.verbose
     step, lr = _compiled_step(model, optimizer, lr, task, sp.issparse(Xh))
     loss_fn = l2_loss if task == "regression" else logistic_loss
     lambdas = (tf.constant(lambda_w, model.dtype), tf.constant(lambda_v, model.dtype))

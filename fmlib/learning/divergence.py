@@ -72,8 +72,11 @@ def diverged(value: float, dtype: tf.DType) -> bool:
     )
 
 
-def check_weights_finite(variables, where: str, lr: Any) -> None:
-    """Raise :class:`TrainingDivergedError` if any weight is NaN or infinite (one fused reduction)."""
+def check_weights_finite(
+    variables, where: str, lr: Any, error: type = TrainingDivergedError
+) -> None:
+    """Raise ``error`` (:class:`TrainingDivergedError` or a subclass) if any weight is NaN
+    or infinite (one fused reduction)."""
     if not bool(
         tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in variables])
     ):
@@ -82,7 +85,7 @@ def check_weights_finite(variables, where: str, lr: Any) -> None:
             for v in variables
             if not bool(tf.reduce_all(tf.math.is_finite(v)))
         ]
-        raise TrainingDivergedError(
+        raise error(
             f"Training diverged {where}: the weights {names} hold NaN or infinite values. "
             + advice(lr)
         )

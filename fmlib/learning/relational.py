@@ -66,6 +66,7 @@ import tensorflow as tf
 from fmlib.data.chunks import BlockChunks
 from fmlib.data.design import RelationalDesign
 from fmlib.learning.optimizers import OPTIMIZERS, check_unused_or_ours
+from fmlib.learning.settings import GradientSettings
 from fmlib.learning.sparse import ROWS_PER_CALL, SparseStep, sparse_optimizer
 from fmlib.model.losses import l2_loss, l2_penalty_unchecked, logistic_loss
 from fmlib.model.pairwise import factor_products, lemma31
@@ -287,19 +288,7 @@ def _signature(design: RelationalDesign, dtype: tf.DType) -> list:
 
 
 def relational_epochs(
-    model,
-    design: RelationalDesign,
-    yh: np.ndarray,
-    task: str,
-    batch_size: int,
-    optimizer,
-    lr: float,
-    lambda_w: float,
-    lambda_v: float,
-    updates: str,
-    regularization: str,
-    shuffle: bool | BlockChunks,
-    seed,
+    model, design: RelationalDesign, yh: np.ndarray, settings: GradientSettings
 ) -> Callable[[], float]:
     """Prepare gradient training on the blocks; returns ``epoch()`` (its mean loss).
 
@@ -308,6 +297,10 @@ def relational_epochs(
     one of the flat path with the same ``updates``, ``regularization``, batch order and
     loss (the mean of the batches' losses before their updates, without the penalty).
     """
+    s = settings
+    task, batch_size, optimizer, lr = s.task, s.batch_size, s.optimizer, s.lr
+    lambda_w, lambda_v, updates = s.lambda_w, s.lambda_v, s.updates
+    regularization, shuffle, seed = s.regularization, s.shuffle, s.seed
     dtype = model.dtype
     np_dtype = dtype.as_numpy_dtype
     has_main = design.X.shape[1] > 0

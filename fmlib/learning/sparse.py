@@ -51,6 +51,7 @@ import scipy.sparse as sp
 import tensorflow as tf
 
 from fmlib.learning.lazy_optimizers import LAZY_OPTIMIZERS
+from fmlib.learning.settings import GradientSettings
 from fmlib.model.losses import l2_loss, logistic_loss
 from fmlib.model.pairwise import factor_products, lemma31
 from fmlib.validation import check_learning_rate
@@ -321,21 +322,12 @@ def _compiled(
     return model._compiled_steps[key]
 
 
-def sparse_epochs(
-    model,
-    Xh,
-    yh,
-    task,
-    batch_size,
-    optimizer,
-    lr,
-    lambda_w,
-    lambda_v,
-    regularization,
-    shuffle,
-    seed,
-) -> Callable[[], float]:
+def sparse_epochs(model, Xh, yh, settings: GradientSettings) -> Callable[[], float]:
     """Prepare in-graph row-sparse training on host data; returns ``epoch()`` (its mean loss)."""
+    s = settings
+    task, batch_size, optimizer, lr = s.task, s.batch_size, s.optimizer, s.lr
+    lambda_w, lambda_v, regularization = s.lambda_w, s.lambda_v, s.regularization
+    shuffle, seed = s.shuffle, s.seed
     opt = sparse_optimizer(model, optimizer, lr, regularization)
     name = optimizer.lower()
     X = Xh if sp.issparse(Xh) else sp.csr_matrix(Xh)  # dense rows: their non-zeros only
@@ -457,15 +449,7 @@ def _graph_error_text(message: str) -> str:
 
 
 def dataset_epochs(
-    model,
-    dataset,
-    task,
-    optimizer,
-    lr,
-    lambda_w,
-    lambda_v,
-    regularization,
-    steps_per_epoch: int | None = None,
+    model, dataset, settings: GradientSettings, steps_per_epoch: int | None = None
 ) -> Callable[[], float]:
     """Prepare in-graph row-sparse training on a ``tf.data.Dataset``; returns ``epoch()``.
 
@@ -474,6 +458,9 @@ def dataset_epochs(
     across epochs, so that every epoch sees new batches; ``fit`` refuses it without
     ``steps_per_epoch``.
     """
+    s = settings
+    task, optimizer, lr = s.task, s.optimizer, s.lr
+    lambda_w, lambda_v, regularization = s.lambda_w, s.lambda_v, s.regularization
     opt = sparse_optimizer(model, optimizer, lr, regularization)
     run = _compiled(
         model,

@@ -45,8 +45,6 @@ drops a draw that is a positive of the context from the loss.
 
 from __future__ import annotations
 
-import math
-import time
 from typing import Any
 
 import keras
@@ -55,7 +53,8 @@ import pandas as pd
 import scipy.sparse as sp
 import tensorflow as tf
 
-from fmlib.learning.divergence import TrainingDivergedError, TrainingInterrupted
+from fmlib.learning.divergence import TrainingDivergedError
+from fmlib.learning.loop import EpochWatch, run_epochs
 from fmlib.learning.optimizers import OPTIMIZERS
 from fmlib.ranking.metrics import ranking_metrics
 from fmlib.ranking.scoring import catalogue_scores, check_blocks
@@ -419,73 +418,41 @@ def fit_bpr(
         + [tf.TensorSpec([], model.dtype)] * 2,
     )
     rng = np.random.default_rng(seed)
-    rows, best, best_weights, waited = [], -math.inf, None, 0
-    for epoch in range(1, num_epochs + 1):
-        started = time.perf_counter()
+
+    def run_epoch() -> float:
+        """One pass over the shuffled pairs; the mean BPR data term of its batches."""
         order = rng.permutation(len(c_ids))
         total = 0.0
-        try:
-            for s in range(0, len(order), batch_size):
-                b = order[s : s + batch_size]
-                total += float(
-                    step(tf.constant(c_ids[b]), tf.constant(i_ids[b]), *lambdas)
-                ) * len(b)
-        except (
-            KeyboardInterrupt
-        ):  # each step is one compiled call: an interrupt falls between
-            raise TrainingInterrupted(
-                f"BPR training was interrupted (Ctrl-C) during epoch {epoch} of {num_epochs}; the "
-                "model keeps the weights of its last completed step. The completed epochs are "
-                "in this exception's `history`.",
-                pd.DataFrame(rows).set_index("epoch") if rows else pd.DataFrame(),
-            ) from None
-        row = {
-            "epoch": epoch,
-            "loss": total / len(order),
-            "seconds": time.perf_counter() - started,
-        }
-        if not (
-            math.isfinite(row["loss"])
-            and all(
-                bool(tf.reduce_all(tf.math.is_finite(v))) for v in (model.w, model.V)
-            )
-        ):
-            raise BPRDivergedError(
-                f"BPR training diverged in epoch {epoch} (loss "
-                f"{row['loss']:.4g}); try a smaller `lr` or larger lambdas."
-            )
-        if val is not None:
-            row.update(
-                {
-                    f"val_{name}": value
-                    for name, value in ranking_metrics(
-                        catalogue_scores(model, val[0], I), val[1], val[2], k=k
-                    ).items()
-                    if name.startswith(("hr", "ndcg"))
-                }
-            )
-        rows.append(row)
-        if verbose:
-            print(
-                f"epoch {epoch}/{num_epochs}: "
-                + ", ".join(
-                    f"{key}={value:.4f}" for key, value in row.items() if key != "epoch"
-                )
-            )
-        if patience is not None:
-            if row[f"val_ndcg@{k}"] > best:
-                best, waited, best_epoch = row[f"val_ndcg@{k}"], 0, epoch
-                best_weights = (model.w.numpy(), model.V.numpy())
-            else:
-                waited += 1
-                if waited >= patience:
-                    break
-    history = pd.DataFrame(rows).set_index("epoch")
-    if patience is not None:
-        model.w.assign(best_weights[0])
-        model.V.assign(best_weights[1])
-        history.attrs["best_epoch"] = best_epoch
-    return history
+        for s in range(0, len(order), batch_size):
+            b = order[s : s + batch_size]
+            total += float(
+                step(tf.constant(c_ids[b]), tf.constant(i_ids[b]), *lambdas)
+            ) * len(b)
+        return total / len(order)
+
+    run_epoch.whole_steps = True  # each step one compiled call
+    watch = EpochWatch(
+        evaluate=None if val is None else lambda: _val_metrics(model, val, I, k),
+        monitor=f"val_ndcg@{k}",
+        higher_is_better=True,
+        error=BPRDivergedError,
+        name="BPR training",
+        seconds_column=True,
+    )
+    return run_epochs(
+        model, run_epoch, num_epochs, "ranking", None, patience, verbose, lr, watch
+    )
+
+
+def _val_metrics(model, val: tuple, I, k: int) -> dict:
+    """Full-catalogue HR@k and NDCG@k of the validation pairs (training items excluded)."""
+    return {
+        name: value
+        for name, value in ranking_metrics(
+            catalogue_scores(model, val[0], I), val[1], val[2], k=k
+        ).items()
+        if name.startswith(("hr", "ndcg"))
+    }
 
 
 def _validation(validation, C, I, c_ids, i_ids) -> tuple | None:

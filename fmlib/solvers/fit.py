@@ -16,6 +16,7 @@ from fmlib.data.chunks import check_shuffle
 from fmlib.learning.dense import gradient_epochs
 from fmlib.learning.loop import run_epochs
 from fmlib.learning.relational import relational_epochs
+from fmlib.learning.settings import GradientSettings
 from fmlib.learning.sparse import dataset_epochs, sparse_epochs
 from fmlib.model.fm import FactorizationMachine
 from fmlib.solvers.als import als_sweeps
@@ -229,20 +230,16 @@ def fit(
                 "`patience` (early stopping) needs `validation_data`; got None."
             )
 
+    if solver == "gradient":  # one object for the epoch builders
+        settings = GradientSettings(
+            task=task, batch_size=batch_size, optimizer=optimizer, lr=lr,
+            lambda_w=lambda_w, lambda_v=lambda_v, updates=updates,
+            regularization=regularization, shuffle=shuffle, seed=seed, verbose=verbose,
+        )  # fmt: skip
     if streamed:
         dataset = _checked_dataset(X, y, model)
         validation = _validation_pair(validation_data, model, task)
-        run_epoch = dataset_epochs(
-            model,
-            dataset,
-            task,
-            optimizer,
-            lr,
-            lambda_w,
-            lambda_v,
-            regularization,
-            steps_per_epoch,
-        )
+        run_epoch = dataset_epochs(model, dataset, settings, steps_per_epoch)
         model.task = task
         return run_epochs(
             model, run_epoch, num_epochs, task, validation, patience, verbose, lr
@@ -260,51 +257,11 @@ def fit(
         run_epoch, lr = als_sweeps(model, Xh, yh, lambda_w, lambda_v, groups), None
     elif is_relational(Xh):
         # per distinct block row, never flat (fmlib.learning.relational)
-        run_epoch = relational_epochs(
-            model,
-            Xh,
-            yh,
-            task,
-            batch_size,
-            optimizer,
-            lr,
-            lambda_w,
-            lambda_v,
-            updates,
-            regularization,
-            shuffle,
-            seed,
-        )
+        run_epoch = relational_epochs(model, Xh, yh, settings)
     elif updates == "sparse":
-        run_epoch = sparse_epochs(
-            model,
-            Xh,
-            yh,
-            task,
-            batch_size,
-            optimizer,
-            lr,
-            lambda_w,
-            lambda_v,
-            regularization,
-            shuffle,
-            seed,
-        )
+        run_epoch = sparse_epochs(model, Xh, yh, settings)
     else:
-        run_epoch = gradient_epochs(
-            model,
-            Xh,
-            yh,
-            task,
-            batch_size,
-            optimizer,
-            lr,
-            lambda_w,
-            lambda_v,
-            shuffle,
-            seed,
-            verbose,
-        )
+        run_epoch = gradient_epochs(model, Xh, yh, settings)
     model.task = task  # the arguments are valid: from now on the model is this task's
     return run_epochs(
         model, run_epoch, num_epochs, task, validation, patience, verbose, lr

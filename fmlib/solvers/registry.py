@@ -14,6 +14,11 @@ solver         hyper-parameters
 ``mcmc``       ``num_epochs`` (sweeps), ``burn_in``, ``groups``, ``init_std``, ``seed``
 =============  =============================================================================
 
+The command line (``python -m fmlib``) looks its methods up in :data:`COMMANDS`: libFM's
+``sgd``, ``sgda``, ``als`` and ``mcmc`` (:mod:`fmlib.solvers.libfm`) and fmlib's ``adam``
+and ``adagrad``, each with the flags it takes and the tasks it trains
+(:func:`check_command`).
+
 :func:`resolve` checks the values a caller set (each against its constraint, the message
 naming the argument, what was expected and what was given), refuses a hyper-parameter the
 chosen solver does not use, and fills in the defaults of the others. A value left at
@@ -23,16 +28,14 @@ None counts as not set.
 from __future__ import annotations
 
 import inspect
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
-import keras
-
-from fmlib.learning.optimizers import OPTIMIZERS
-from fmlib.learning.sparse import REGULARIZATIONS
-from fmlib.validation import check_float, check_int, check_learning_rate, check_seed
-
 UPDATES = ("dense", "sparse")
+# fmlib.learning.sparse.REGULARIZATIONS, written here so that the registry loads without
+# TensorFlow (a test checks the two agree)
+REGULARIZATIONS = ("occurrence", "present", "global")
 
 
 @dataclass(frozen=True)
@@ -54,16 +57,36 @@ class Solver:
     doc: str
 
 
+# the checks import fmlib.validation (TensorFlow) when they run, not when the table loads:
+# the command line reads the table before deciding whether it needs TensorFlow at all
 def _positive_int(value, name):
+    from fmlib.validation import check_int
+
     return check_int(value, name, 1)
 
 
 def _non_negative_int(value, name):
+    from fmlib.validation import check_int
+
     return check_int(value, name, 0)
 
 
 def _non_negative_float(value, name):
+    from fmlib.validation import check_float
+
     return check_float(value, name)
+
+
+def _learning_rate(value, name):
+    from fmlib.validation import check_learning_rate
+
+    return check_learning_rate(value, name)
+
+
+def _seed(value, name):
+    from fmlib.validation import check_seed
+
+    return check_seed(value, name)
 
 
 def _one_of(*choices):
@@ -76,6 +99,10 @@ def _one_of(*choices):
 
 
 def _optimizer(value, name):
+    import keras
+
+    from fmlib.learning.optimizers import OPTIMIZERS
+
     if isinstance(value, keras.optimizers.Optimizer):
         return value
     if isinstance(value, str):
@@ -103,7 +130,7 @@ LAMBDA_V = Param(0.0, _non_negative_float, "L2 strength of V")
 GROUPS = Param(
     None, _anything, "feature groups (FeatureEncoder.groups_ or a label per column)"
 )
-SEED = Param(None, check_seed, "seed of the random numbers")
+SEED = Param(None, _seed, "seed of the random numbers")
 
 # chapters: gradient, "Learning" and "Performance and scale"; als, "Coordinate descent";
 # mcmc, "The Bayesian factorization machine"
@@ -118,9 +145,7 @@ SOLVERS: dict[str, Solver] = {
             "optimizer": Param(
                 "adam", _optimizer, "'adam', 'sgd', 'adagrad' or a Keras optimizer"
             ),
-            "lr": Param(
-                0.01, check_learning_rate, "learning rate of a named optimizer"
-            ),
+            "lr": Param(0.01, _learning_rate, "learning rate of a named optimizer"),
             "lambda_w": LAMBDA_W,
             "lambda_v": LAMBDA_V,
             "updates": Param(
@@ -166,6 +191,146 @@ SOLVERS: dict[str, Solver] = {
         "Gibbs sampling of the Bayesian FM",
     ),
 }
+
+
+# --- the command line's methods (python -m fmlib, libFM's flags) ---------------------------
+# Each method lists the flags it takes, keyed by flag name; a flag a method does not take is
+# refused (libFM refuses -relation with sgd/sgda and models with mcmc; -batch_size is fmlib's,
+# for its minibatch solvers). A flag libFM accepts and ignores for a method stays accepted
+# ("accepted, unused, as in libFM"). The checks are plain Python: this table is read before
+# the command line imports numba or TensorFlow.
+
+
+def _flag_at_least(minimum):
+    def check(value, name):
+        if not value >= minimum:
+            raise ValueError(f"{name} must be >= {minimum}; got {value}.")
+        return value
+
+    return check
+
+
+def _flag_seed(value, name):
+    if value is not None and not 0 <= value < 2**32:
+        raise ValueError(f"{name} must be in 0..2**32-1; got {value}.")
+    return value
+
+
+def _flag_positive(value, name):
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be one number > 0; got {value}.")
+    return value
+
+
+def _flag_non_negative(value, name):
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be >= 0; got {value}.")
+    return value
+
+
+def _flag(doc):
+    return Param(None, _anything, doc)
+
+
+_COMMON_FLAGS = {
+    "iter": Param(100, _flag_at_least(1), "iterations (sweeps, epochs)"),
+    "init_stdev": Param(0.1, _flag_non_negative, "standard deviation of the initial V"),
+    "seed": Param(None, _flag_seed, "seed of all random draws"),
+    "verbosity": Param(0, _flag_at_least(0), "how much to print"),
+    "meta": _flag("group of every feature"),
+    "learn_rate": Param(0.1, _flag_positive, "learning rate"),
+    "regular": _flag("'r0,r1,r2' or 'r'"),
+}
+_UNUSED = "accepted, unused, as in libFM"
+_LIBFM_FLAGS = {
+    "validation": _flag("validation rows"),
+    "rlog": _flag("libFM's per-iteration measurements"),
+}
+_MODEL_FLAGS = {"save_model": _flag("model file"), "load_model": _flag("model file")}
+_RELATION_FLAGS = {"relation": _flag("BS relation files")}
+_BOTH = ("regression", "classification")
+
+COMMANDS: dict[str, Solver] = {
+    "sgd": Solver(
+        "sgd",
+        _BOTH,
+        {**_COMMON_FLAGS, **_LIBFM_FLAGS, **_MODEL_FLAGS},
+        "libFM's per-example SGD (fmlib.solvers.libfm)",
+    ),
+    "sgda": Solver(
+        "sgda",
+        _BOTH,
+        {**_COMMON_FLAGS, **_LIBFM_FLAGS, **_MODEL_FLAGS},
+        "libFM's SGD with regularisation learned on -validation",
+    ),
+    "als": Solver(
+        "als",
+        _BOTH,
+        {**_COMMON_FLAGS, **_LIBFM_FLAGS, **_MODEL_FLAGS, **_RELATION_FLAGS},
+        "libFM's alternating least squares (learn_rate: " + _UNUSED + ")",
+    ),
+    "mcmc": Solver(
+        "mcmc",
+        _BOTH + ("ordinal",),
+        {**_COMMON_FLAGS, **_LIBFM_FLAGS, **_RELATION_FLAGS},
+        "libFM's Gibbs sampler; -task o: fmlib.BayesianFM(task='ordinal') "
+        "(learn_rate, regular: " + _UNUSED + ")",
+    ),
+    "adam": Solver(
+        "adam",
+        _BOTH,
+        {**_COMMON_FLAGS, "batch_size": Param(256, _flag_at_least(1), "rows per step")},
+        "fmlib.fit's minibatch Adam (TensorFlow)",
+    ),
+    "adagrad": Solver(
+        "adagrad",
+        _BOTH,
+        {**_COMMON_FLAGS, "batch_size": Param(256, _flag_at_least(1), "rows per step")},
+        "fmlib.fit's minibatch Adagrad (TensorFlow)",
+    ),
+}
+
+
+_LIBFM = ("sgd", "sgda", "als", "mcmc")
+_MODEL_WHY = (
+    ", as in libFM (an mcmc prediction is an average over samples, not one model)"
+)
+_WHY = {  # why libFM's own methods refuse a flag
+    "relation": "; libFM does not support relations with {method}, nor does fmlib",
+    "save_model": _MODEL_WHY,
+    "load_model": _MODEL_WHY,
+}
+
+
+def check_command(method: str, task: str, given: dict[str, Any]) -> None:
+    """Check the command line's flags against :data:`COMMANDS`: ``given`` maps the flags set
+    (without their dash) to their values. A ValueError names the flag, what it needs and
+    what it got; ``task`` is ``"regression"``, ``"classification"`` or ``"ordinal"``."""
+    if method not in COMMANDS:
+        raise ValueError(f"-method must be one of {tuple(COMMANDS)}; got {method!r}.")
+    entry = COMMANDS[method]
+    if task not in entry.tasks:
+        users = [m for m, e in COMMANDS.items() if task in e.tasks]
+        raise ValueError(
+            f"-task {task[0]} ({task}) works with -method {_and(users)}; "
+            f"got -method {method}."
+        )
+    for flag in given:
+        if flag not in entry.params:
+            users = [m for m, e in COMMANDS.items() if flag in e.params]
+            why = _WHY.get(flag) if method in _LIBFM else None
+            raise ValueError(
+                f"-{flag} works with {_and(users)}"
+                + (why.format(method=method) if why else f", not with -method {method}")
+                + "."
+            )
+    for flag, value in given.items():
+        entry.params[flag].check(value, f"-{flag}")
+
+
+def _and(names: list[str]) -> str:
+    """``a, b and c``."""
+    return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
 
 
 def get_solver(solver: Any, task: str | None = None) -> Solver:
