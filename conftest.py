@@ -20,6 +20,7 @@ MOVIELENS_NOTEBOOKS = {
     "keras_interface.ipynb",
     "solvers.ipynb",
     "bayesian.ipynb",
+    "variational.ipynb",
     "relation_blocks.ipynb",
     "ranking.ipynb",
     "ecosystem.ipynb",
