@@ -6,14 +6,14 @@
   (``ParameterServerStrategy`` with a ``ClusterCoordinator``; asynchronous SGD on the rows a
   batch needs).
 * :func:`run_local` and ``python -m fmlib.distributed``: a cluster of local processes.
-* :func:`write_shards`: data as TFRecord shards with a manifest, each worker reading its
-  own; :class:`Checkpoints`: save every N steps, resume after a failure.
+* :func:`~fmlib.distributed.shards.write_shards`: data as TFRecord shards with a manifest, each worker reading its
+  own; :class:`~fmlib.distributed.checkpoints.Checkpoints`: save every N steps, resume after a failure.
 
 Both trainers train a :class:`fmlib.FactorizationMachine` created under
 ``strategy.scope()``, with the forward pass of :mod:`fmlib.distributed.lookup` (pull the
 rows a batch touches, Lemma 3.1) and the step of :mod:`fmlib.distributed.optimizers`: the
 lazy SGD, Adagrad and Adam, penalties and tasks of ``fit(updates="sparse")``, with the
-optimizer's slots (:class:`RowOptimizer`) placed like their rows. Chapter "Training on
+optimizer's slots (:class:`~fmlib.distributed.optimizers.RowOptimizer`) placed like their rows. Chapter "Training on
 several machines".
 """
 

@@ -68,7 +68,7 @@ class Kill:
 
 
 def parse_kill(text: str | None) -> Kill | None:
-    """``"worker:1@step200"`` or ``"ps:0@30s"`` as a :class:`Kill` (None for None)."""
+    """``"worker:1@step200"`` or ``"ps:0@30s"`` as a ``Kill`` (None for None)."""
     if text is None:
         return None
     m = re.fullmatch(r"(worker|ps|chief):(\d+)@(?:step(\d+)|(\d+(?:\.\d*)?)s)", text)
@@ -257,7 +257,7 @@ def launch(
             coordinates (``ParameterServerStrategy``).
         timeout: seconds before the whole run is stopped as failed.
         say: where progress lines go (``print`` by default).
-        kill: a fault to inject for tests (:func:`parse_kill`: ``"worker:1@step200"``,
+        kill: a fault to inject for tests (:func:`~fmlib.distributed.launcher.parse_kill`: ``"worker:1@step200"``,
             ``"ps:0@30s"``). With parameter servers a lost worker is not an error (the
             coordinator re-runs its work elsewhere); a lost parameter server is.
 

@@ -5,7 +5,7 @@ A batch :math:`B` touches the distinct features :math:`U`. Its loss is the squar
 {0, 1} (``task="classification"``), as in :func:`fmlib.fit`; the gradient of the mean
 loss with respect to the pulled rows :math:`w_U, \mathbf V_U` (and :math:`w_0`) is that of
 :func:`fmlib.fit` with ``updates="sparse"``. The penalty's gradient is added to the rows
-:math:`U` (:func:`fmlib.learning.sparse.row_penalty`):
+:math:`U` (``fmlib.learning.sparse.row_penalty``):
 
 .. math::
 

@@ -86,7 +86,7 @@ def train_parameter_server(
             ``ParameterServerStrategy``.
         model: a float32 :class:`~fmlib.FactorizationMachine` created under the strategy's
             scope (with a ``variable_partitioner``, its ``w`` and ``V`` are sharded).
-        train_files: TFRecord file(s) or a glob of them (:func:`~fmlib.distributed.write_shards`).
+        train_files: TFRecord file(s) or a glob of them (:func:`~fmlib.distributed.shards.write_shards`).
             Every file is one unit of work: each epoch the coordinator schedules every file
             once, in an order drawn from ``(seed, epoch)``
             (:func:`~fmlib.distributed.shards.epoch_order`), and the worker that runs it

@@ -3,7 +3,7 @@ r"""Training data as a set of TFRecord shards, and which worker reads which.
 A data set too large for one machine is kept as :math:`S` files (shards) with a small
 ``manifest.json`` beside them (the number of examples in each), so that no process has to
 read every shard to count the examples. :func:`write_shards` writes them from any source
-of ``(X, y)`` chunks, e.g. :func:`fmlib.data.stream.stream_ratings`' stream, one chunk in
+of ``(X, y)`` chunks, e.g. :func:`fmlib.stream_ratings`' stream, one chunk in
 memory at a time; rows go to the shards in turn, chunk by chunk.
 
 Who reads what:

@@ -130,9 +130,9 @@ def train_multi_worker(
         strategy: a ``tf.distribute.MultiWorkerMirroredStrategy`` (any synchronous strategy
             works, e.g. ``MirroredStrategy`` on one machine).
         model: a float32 :class:`~fmlib.FactorizationMachine` created under ``strategy.scope()``.
-        train_files: TFRecord file(s) or a glob of them (:func:`~fmlib.distributed.write_shards`).
+        train_files: TFRecord file(s) or a glob of them (:func:`~fmlib.distributed.shards.write_shards`).
             With at least as many files as workers, each worker reads only its own files
-            (:func:`plan_steps`); else every worker reads all and keeps its share of
+            (:func:`~fmlib.distributed.sync.plan_steps`); else every worker reads all and keeps its share of
             every global batch.
         validation_files: evaluated after every epoch (each worker, its own copy of the model).
         num_epochs: passes over the data; each has ``N // batch_size`` steps (the last,

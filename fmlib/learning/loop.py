@@ -30,14 +30,14 @@ LOSS_NAMES = {"loss": "training loss", "val_loss": "validation loss"}
 @dataclass
 class EpochWatch:
     """What the loop watches besides the training loss, for solvers whose validation is not
-    :func:`fmlib.learning.metrics.metrics` of ``(X_val, y_val)`` (e.g. BPR's HR@k/NDCG@k).
+    ``fmlib.learning.metrics.metrics`` of ``(X_val, y_val)`` (e.g. BPR's HR@k/NDCG@k).
 
     Attributes:
         evaluate: returns the validation metrics after an epoch (recorded as ``val_<name>``);
             None: the loop's own metrics of ``validation``.
         monitor: the history column early stopping watches.
         higher_is_better: whether a larger ``monitor`` is better (NDCG) or a smaller (a loss).
-        error: the :class:`TrainingDivergedError` subclass raised on divergence.
+        error: the :class:`~fmlib.TrainingDivergedError` subclass raised on divergence.
         name: how messages name the training (``"Training"``, ``"BPR training"``).
         seconds_column: record each epoch's seconds as a history column ``seconds`` (besides
             ``history.attrs["epoch_seconds"]``).
@@ -77,7 +77,7 @@ def run_epochs(
 ) -> pd.DataFrame:
     """The epoch loop every solver shares: validation, early stopping, the history table.
 
-    Ctrl-C (``KeyboardInterrupt``) raises :class:`TrainingInterrupted` with the history of the
+    Ctrl-C (``KeyboardInterrupt``) raises ``TrainingInterrupted`` with the history of the
     completed epochs. If ``run_epoch`` changes the weights only in whole steps (its attribute
     ``whole_steps`` is True: each step one compiled call, which an interrupt cannot split), the
     model keeps the weights of its last completed step; otherwise those of the last completed
