@@ -9,12 +9,16 @@
 
 Both trainers train a :class:`fmlib.FactorizationMachine` created under
 ``strategy.scope()``, with the forward pass of :mod:`fmlib.distributed.lookup` (pull the
-rows a batch touches, Lemma 3.1). Chapter "Training on several machines".
+rows a batch touches, Lemma 3.1) and the step of :mod:`fmlib.distributed.optimizers`: the
+lazy SGD, Adagrad and Adam, penalties and tasks of ``fit(updates="sparse")``, with the
+optimizer's slots (:class:`RowOptimizer`) placed like their rows. Chapter "Training on
+several machines".
 """
 
 from fmlib.distributed.evaluation import evaluate_files
 from fmlib.distributed.launcher import ClusterError, launch
 from fmlib.distributed.lookup import Batch, fm_score_rows, pull_rows, score_pulled
+from fmlib.distributed.optimizers import RowOptimizer
 from fmlib.distributed.ps import sharded_shapes, train_parameter_server
 from fmlib.distributed.records import (
     parse_batch,
@@ -34,6 +38,7 @@ __all__ = [
     "parse_batch",
     "pull_rows",
     "read_batches",
+    "RowOptimizer",
     "run_local",
     "score_pulled",
     "sharded_shapes",

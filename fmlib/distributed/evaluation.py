@@ -1,49 +1,64 @@
 """Validation metrics and the per-epoch history table shared by both distributed trainers.
 
-The table has the columns of :func:`fmlib.fit` for regression (``loss``, ``val_loss``,
-``val_rmse``, indexed by ``epoch``). Chapter "Training on several machines".
+The table has the columns of :func:`fmlib.fit` (``loss``, ``val_loss`` and ``val_rmse``
+or ``val_accuracy``, indexed by ``epoch``). Chapter "Training on several machines".
 """
 
 from __future__ import annotations
 
-import math
-
+import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from fmlib.distributed.lookup import squared_error_sum
+from fmlib.distributed.lookup import fm_score_rows
 from fmlib.distributed.records import read_batches
+from fmlib.learning.loop import run_epochs
+from fmlib.learning.metrics import metrics
 
 EVAL_BATCH = 8192
 
 
-def evaluate_files(model, files, batch_size: int = EVAL_BATCH) -> dict[str, float]:
-    """``{"loss": MSE, "rmse": RMSE}`` of ``model`` (its ``w0``, ``w``, ``V``; plain, mirrored
-    or sharded variables) on the examples of TFRecord ``files``, read in order."""
-    total, count = 0.0, 0.0
+def evaluate_files(
+    model, files, batch_size: int = EVAL_BATCH, task: str = "regression"
+) -> dict[str, float]:
+    """The metrics of :func:`fmlib.evaluate` for ``model`` (its ``w0``, ``w``, ``V``; plain,
+    mirrored or sharded variables) on the examples of TFRecord ``files``, read in order:
+    ``{"loss": MSE, "rmse": RMSE}``, or for ``task="classification"`` ``{"loss": mean
+    logistic loss, "accuracy": ...}`` (labels {0, 1} or {-1, +1}; ``fmlib.learning.metrics``)."""
 
     @tf.function
-    def batch_sums(batch):
-        return squared_error_sum(model.w0, model.w, model.V, batch)
+    def scores(batch):
+        return fm_score_rows(model.w0, model.w, model.V, batch)
 
+    ys, y_hats = [], []
     for batch in read_batches(files, batch_size):
-        sse, n = batch_sums(batch)
-        total, count = total + float(sse), count + float(n)
-    mse = total / count
-    return {"loss": mse, "rmse": math.sqrt(mse)}
+        ys.append(batch.y.numpy())
+        y_hats.append(scores(batch).numpy())
+    y = np.concatenate(ys).astype(np.float64)
+    if task == "classification":
+        y = (y > 0).astype(np.float64)
+    return metrics(task, y, np.concatenate(y_hats).astype(np.float64))
 
 
-def epoch_row(epoch: int, train_loss: float, model, validation_files) -> dict:
-    """One row of the history: the epoch, its mean training loss, validation metrics."""
-    row = {"epoch": epoch, "loss": train_loss}
-    if validation_files is not None:
-        row.update(
-            {
-                f"val_{key}": value
-                for key, value in evaluate_files(model, validation_files).items()
-            }
-        )
-    return row
+def train_epochs(
+    model, run_epoch, num_epochs, task, validation_files, lr, on_epoch
+) -> pd.DataFrame:
+    """``num_epochs`` of ``run_epoch()`` through the shared epoch loop
+    (:func:`fmlib.learning.loop.run_epochs`: history, divergence as
+    ``TrainingDivergedError``), validated on ``validation_files`` after every epoch.
+
+    Each step is one compiled call (``whole_steps``): on Ctrl-C the model keeps the weights
+    of its last step, since mirrored or sharded weights are not copied back.
+    """
+    run_epoch.whole_steps = True
+    validation = (
+        None
+        if validation_files is None
+        else lambda: evaluate_files(model, validation_files, task=task)
+    )
+    return run_epochs(
+        model, run_epoch, num_epochs, task, validation, None, False, lr, on_epoch
+    )
 
 
 def history_frame(

@@ -13,7 +13,8 @@ Rendle's Lemma 3.1 gives
 which on a ``ShardedVariable`` asks each parameter server only for its own rows),
 :func:`score_pulled` evaluates the equation above from them, and the training steps of
 ``fmlib.distributed.sync`` and ``fmlib.distributed.ps`` push back one gradient row per
-pulled row. Chapter "Training on several machines".
+pulled row (:func:`batch_gradients`: the squared or the logistic loss, as in
+:func:`fmlib.fit`). Chapter "Training on several machines".
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from typing import NamedTuple
 import tensorflow as tf
 
 from fmlib.model.score import fm_score_unchecked
+
+TASKS = ("regression", "classification")
 
 
 class Batch(NamedTuple):
@@ -89,20 +92,39 @@ def fm_score_rows(w0, w, V, batch: Batch) -> tf.Tensor:
     return score_pulled(pulled.w0, pulled.w_rows, pulled.V_rows, pulled.pos, batch)
 
 
-def squared_error_sum(w0, w, V, batch: Batch) -> tuple[tf.Tensor, tf.Tensor]:
-    """``(sum of (y - y_hat)^2, number of rows)`` of a batch, for the evaluation of a model."""
-    err = batch.y - fm_score_rows(w0, w, V, batch)
-    return tf.reduce_sum(tf.square(err)), tf.cast(tf.size(err), tf.float32)
+def labels(batch: Batch, task: str) -> tf.Tensor:
+    """The targets of a batch; for classification the labels {0, 1} ({-1, +1} mapped so)."""
+    return batch.y if task == "regression" else tf.cast(batch.y > 0, batch.y.dtype)
+
+
+def example_losses(y, y_hat, task: str) -> tf.Tensor:
+    r"""Each example's loss: :math:`(y - \hat y)^2`, or the logistic loss
+    :math:`\log(1 + e^{\hat y}) - y\hat y` of a logit (``fmlib.model.losses``)."""
+    if task == "regression":
+        return tf.square(y - y_hat)
+    return tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=y_hat)
+
+
+def batch_gradients(pulled: Pulled, batch: Batch, task: str, scale) -> tuple:
+    r"""``(loss_sum, g0, g_w, g_V, counts)``: the batch's summed loss, the gradients of
+    ``scale * loss_sum`` in :math:`w_0` and the pulled rows (one per id of ``pulled.uid``),
+    and :math:`c_u`, the non-zeros of each pulled feature in the batch."""
+    y = labels(batch, task)
+    with tf.GradientTape() as tape:
+        tape.watch([pulled.w0, pulled.w_rows, pulled.V_rows])
+        y_hat = score_pulled(pulled.w0, pulled.w_rows, pulled.V_rows, pulled.pos, batch)
+        loss_sum = tf.reduce_sum(example_losses(y, y_hat, task))
+        objective = scale * loss_sum
+    grads = tape.gradient(objective, [pulled.w0, pulled.w_rows, pulled.V_rows])
+    counts = tf.math.unsorted_segment_sum(
+        tf.ones_like(batch.x), pulled.pos, tf.size(pulled.uid)
+    )
+    return (loss_sum, *(tf.convert_to_tensor(g) for g in grads), counts)
 
 
 def row_gradients(pulled: Pulled, batch: Batch, scale) -> tuple[tf.Tensor, ...]:
     r"""``(sse, g0, g_w, g_V)``: the batch's sum of squared errors and the gradients of
     ``scale * sse`` with respect to the pulled :math:`w_0`, rows of ``w`` and rows of ``V``
-    (dense, one row per id of ``pulled.uid``; untouched rows have zero gradient)."""
-    with tf.GradientTape() as tape:
-        tape.watch([pulled.w0, pulled.w_rows, pulled.V_rows])
-        y_hat = score_pulled(pulled.w0, pulled.w_rows, pulled.V_rows, pulled.pos, batch)
-        sse = tf.reduce_sum(tf.square(batch.y - y_hat))
-        objective = scale * sse
-    grads = tape.gradient(objective, [pulled.w0, pulled.w_rows, pulled.V_rows])
-    return (sse, *(tf.convert_to_tensor(g) for g in grads))
+    (dense, one row per id of ``pulled.uid``; untouched rows have zero gradient): the
+    regression case of :func:`batch_gradients`."""
+    return batch_gradients(pulled, batch, "regression", scale)[:4]

@@ -12,20 +12,25 @@ error with respect to them, and *pushes* one SGD update per pulled row,
     \frac{1}{|B|} \sum_{(\mathbf x, y) \in B} (y - \hat y(\mathbf x))^2, \qquad i \in U,
 
 with ``scatter_sub`` on the sharded variable (each server receives only its own rows).
-Workers do not wait for each other (asynchronous SGD): the result is close to, but not
-equal to, one process's. Chapter "Training on several machines".
+With Adagrad or Adam (:mod:`fmlib.distributed.optimizers`) the step also gathers and
+scatters the rows :math:`U` of the optimizer's slots, which are sharded like their
+variables, so each server updates the slots of its own rows; a penalty and the logistic
+loss enter the gradient as in ``fit(updates="sparse")``. Workers do not wait for each
+other (asynchronous updates): the result is close to, but not equal to, one process's. Chapter "Training on several machines".
 """
 
 from __future__ import annotations
 
-import time
-
 import pandas as pd
 import tensorflow as tf
 
-from fmlib.distributed._checks import check_created_in, check_training
-from fmlib.distributed.evaluation import epoch_row, history_frame
-from fmlib.distributed.lookup import pull_rows, row_gradients
+from fmlib.distributed._checks import (
+    check_created_in,
+    check_optimization,
+    check_training,
+)
+from fmlib.distributed.evaluation import train_epochs
+from fmlib.distributed.optimizers import RowOptimizer, make_ps_step
 from fmlib.distributed.records import count_examples, parse_batch
 
 
@@ -34,25 +39,6 @@ def sharded_shapes(variable) -> list[tuple[tuple[int, ...], str]]:
     unsharded variable): where each block of rows lives."""
     parts = getattr(variable, "variables", [variable])
     return [(tuple(v.shape), v.device) for v in parts]
-
-
-def make_ps_step(strategy: tf.distribute.Strategy, model, lr: float, batch_size: int):
-    """The compiled step a worker runs: pull rows, gradient, push row updates; returns the
-    batch's mean squared error (before the update)."""
-
-    def replica_step(batch):
-        p = pull_rows(model.w0, model.w, model.V, batch.ids)  # pull
-        sse, g0, gw, gV = row_gradients(p, batch, 1.0 / batch_size)
-        model.w0.assign_sub(lr * g0)  # push
-        model.w.scatter_sub(tf.IndexedSlices(lr * gw, p.uid))
-        model.V.scatter_sub(tf.IndexedSlices(lr * gV, p.uid))
-        return sse / batch_size
-
-    @tf.function
-    def step(iterator):
-        return strategy.run(replica_step, args=(next(iterator),))
-
-    return step
 
 
 def train_parameter_server(
@@ -64,9 +50,14 @@ def train_parameter_server(
     num_epochs: int = 10,
     batch_size: int = 256,
     lr: float = 0.01,
+    optimizer: str = "sgd",
+    regularization: str = "present",
+    lambda_w: float = 0.0,
+    lambda_v: float = 0.0,
+    task: str | None = None,
     on_epoch=None,
 ) -> pd.DataFrame:
-    r"""Train ``model`` by asynchronous SGD on parameter servers; run it on the coordinator.
+    r"""Train ``model`` asynchronously on parameter servers; run it on the coordinator.
 
     Args:
         coordinator: a ``tf.distribute.coordinator.ClusterCoordinator`` of a
@@ -78,15 +69,31 @@ def train_parameter_server(
             advises for this strategy; an epoch is ``N // batch_size``
             steps, whichever workers run them.
         validation_files: evaluated on the coordinator after every epoch.
-        num_epochs, batch_size, lr: as in :func:`fmlib.fit` with ``optimizer="sgd"``.
+        num_epochs, batch_size, lr: as in :func:`fmlib.fit`.
+        optimizer, regularization, lambda_w, lambda_v, task: as in
+            :func:`~fmlib.distributed.train_multi_worker` (``fit(updates="sparse")``'s);
+            the optimizer's slots are sharded like ``w`` and ``V``.
         on_epoch: called with each history row (a dict).
 
     Returns:
-        The history table of :func:`fmlib.fit` (``loss``, ``val_loss``, ``val_rmse``);
+        The history table of :func:`fmlib.fit` (``loss``, ``val_loss``, ``val_rmse`` or
+        ``val_accuracy``; :func:`fmlib.learning.loop.run_epochs`);
         ``history.attrs["epoch_seconds"]``: wall-clock seconds of each epoch's steps.
+
+    Raises:
+        fmlib.TrainingDivergedError: a loss or weight became NaN or infinite.
     """
     train_files, validation_files, num_epochs, batch_size, lr, _ = check_training(
         model, train_files, validation_files, num_epochs, batch_size, lr, None
+    )
+    optimizer, regularization, lambda_w, lambda_v, task = check_optimization(
+        model,
+        optimizer,
+        regularization,
+        lambda_w,
+        lambda_v,
+        task,
+        "train_parameter_server",
     )
     if not isinstance(coordinator, tf.distribute.coordinator.ClusterCoordinator):
         raise TypeError(
@@ -112,15 +119,17 @@ def train_parameter_server(
         )
 
     iterator = iter(coordinator.create_per_worker_dataset(dataset_fn))
-    step = make_ps_step(strategy, model, lr, batch_size)
-    rows, seconds = [], []
-    for epoch in range(1, num_epochs + 1):
-        started = time.perf_counter()
+    opt = RowOptimizer(
+        strategy, model, optimizer, lr, regularization, lambda_w, lambda_v
+    )
+    step = make_ps_step(strategy, opt, task, batch_size)
+    model.task = task
+
+    def run_epoch() -> float:
         losses = [coordinator.schedule(step, args=(iterator,)) for _ in range(steps)]
         coordinator.join()
-        seconds.append(time.perf_counter() - started)
-        train_loss = sum(float(v.fetch()) for v in losses) / steps
-        rows.append(epoch_row(epoch, train_loss, model, validation_files))
-        if on_epoch is not None:
-            on_epoch(rows[-1])
-    return history_frame(rows, seconds)
+        return sum(float(v.fetch()) for v in losses) / steps
+
+    return train_epochs(
+        model, run_epoch, num_epochs, task, validation_files, lr, on_epoch
+    )

@@ -29,6 +29,11 @@ def run_local(
     num_epochs: int = 5,
     batch_size: int = 256,
     lr: float = 0.05,
+    optimizer: str = "sgd",
+    regularization: str = "present",
+    lambda_w: float = 0.0,
+    lambda_v: float = 0.0,
+    task: str = "regression",
     init_std: float = 0.01,
     seed: int = 0,
     shuffle: bool = True,
@@ -40,7 +45,9 @@ def run_local(
     """Train an FM on ``workers`` local worker processes (and ``ps`` parameter servers).
 
     ``ps=0`` trains synchronously (:func:`~fmlib.distributed.train_multi_worker`), ``ps >= 1``
-    on parameter servers (:func:`~fmlib.distributed.train_parameter_server`). The data are
+    on parameter servers (:func:`~fmlib.distributed.train_parameter_server`);
+    ``optimizer``, ``regularization``, ``lambda_w``, ``lambda_v`` and ``task`` are theirs
+    (those of ``fit(updates="sparse")``). The data are
     written as TFRecord files into ``run_dir`` (a temporary folder, removed afterwards, when
     None) next to the processes' logs.
 
@@ -77,6 +84,9 @@ def run_local(
             str(init_std),
             "--seed",
             str(seed),
+            *("--optimizer", optimizer, "--regularization", regularization),
+            *("--lambda-w", str(lambda_w), "--lambda-v", str(lambda_v)),
+            *("--task", task),
         ]
         write_examples(run_dir / "train.tfrecord", Xh, y_train)
         if X_test is not None:

@@ -12,21 +12,26 @@ global mean loss,
     (y - \hat y(\mathbf x))^2 ,
 
 the strategy all-reduces :math:`\sum_r g_r` (row gradients, ``IndexedSlices``, are
-all-gathered), and every worker applies the same SGD step
-:math:`\theta \leftarrow \theta - \eta \sum_r g_r`: the copies stay identical, and the run
-equals one process on the full batches. Chapter "Training on several machines".
+all-gathered and summed per distinct row), and every worker applies the same lazy step
+of :mod:`fmlib.distributed.optimizers` (SGD: :math:`\theta \leftarrow \theta - \eta
+\sum_r g_r`; or Adagrad, Adam, with a penalty) to its copy of the parameters and of the
+optimizer's slots: the copies stay identical, and the run equals one process's
+``fit(updates="sparse")`` on the full batches. The same holds for the logistic loss
+(``task="classification"``). Chapter "Training on several machines".
 """
 
 from __future__ import annotations
 
-import time
-
 import pandas as pd
 import tensorflow as tf
 
-from fmlib.distributed._checks import check_created_in, check_training
-from fmlib.distributed.evaluation import epoch_row, history_frame
-from fmlib.distributed.lookup import pull_rows, row_gradients
+from fmlib.distributed._checks import (
+    check_created_in,
+    check_optimization,
+    check_training,
+)
+from fmlib.distributed.evaluation import train_epochs
+from fmlib.distributed.optimizers import RowOptimizer, make_sync_step
 from fmlib.distributed.records import count_examples, parse_batch
 
 
@@ -43,34 +48,13 @@ def sharded_batches(files, n_examples: int, global_batch: int, shuffle: bool, se
             ds = ds.shuffle(n_examples, seed=seed, reshuffle_each_iteration=True)
         ds = ds.shard(context.num_input_pipelines, context.input_pipeline_id)
         local = context.get_per_replica_batch_size(global_batch)
-        return ds.batch(local, drop_remainder=True).take(steps).map(parse_batch)
+        # a pipeline feeds num_replicas_in_sync / num_input_pipelines replicas per step
+        per_step = context.num_replicas_in_sync // context.num_input_pipelines
+        return (
+            ds.batch(local, drop_remainder=True).take(steps * per_step).map(parse_batch)
+        )
 
     return dataset_fn
-
-
-def make_sync_step(
-    strategy: tf.distribute.Strategy, model, lr: float, global_batch: int
-):
-    """The compiled step: per-replica row gradients, all-reduced, one SGD update everywhere;
-    returns the global batch's sum of squared errors."""
-
-    def replica_gradients(batch):
-        p = pull_rows(model.w0, model.w, model.V, batch.ids)
-        sse, g0, gw, gV = row_gradients(
-            p, batch, 1.0 / global_batch
-        )  # this replica's share
-        return sse, g0, tf.IndexedSlices(gw, p.uid), tf.IndexedSlices(gV, p.uid)
-
-    @tf.function
-    def step(batch):
-        per_replica = strategy.run(replica_gradients, args=(batch,))
-        sse, g0, gw, gV = (strategy.reduce("SUM", t, axis=None) for t in per_replica)
-        model.w0.assign_sub(lr * g0)
-        model.w.scatter_sub(tf.IndexedSlices(lr * gw.values, gw.indices))
-        model.V.scatter_sub(tf.IndexedSlices(lr * gV.values, gV.indices))
-        return sse
-
-    return step
 
 
 def train_multi_worker(
@@ -82,11 +66,16 @@ def train_multi_worker(
     num_epochs: int = 10,
     batch_size: int = 256,
     lr: float = 0.01,
+    optimizer: str = "sgd",
+    regularization: str = "present",
+    lambda_w: float = 0.0,
+    lambda_v: float = 0.0,
+    task: str | None = None,
     shuffle: bool = True,
     seed: int | None = 0,
     on_epoch=None,
 ) -> pd.DataFrame:
-    r"""Train ``model`` by synchronous SGD on every worker of ``strategy``; run it on each worker.
+    r"""Train ``model`` synchronously on every worker of ``strategy``; run it on each worker.
 
     Args:
         strategy: a ``tf.distribute.MultiWorkerMirroredStrategy`` (any synchronous strategy
@@ -98,18 +87,31 @@ def train_multi_worker(
         num_epochs: passes over the data; each has ``N // batch_size`` steps (the last,
             partial global batch is dropped, so that every worker takes the same steps).
         batch_size: the global batch :math:`|B|`, divisible by the number of replicas.
-        lr: the SGD learning rate :math:`\eta`.
+        lr: the learning rate :math:`\eta`.
+        optimizer: ``"sgd"``, ``"adagrad"`` or ``"adam"``, in the lazy form of
+            ``fit(updates="sparse")``; the slots are mirrored like the weights.
+        regularization, lambda_w, lambda_v: the penalty, as in :func:`fmlib.fit` with
+            ``updates="sparse"`` (``"present"``, ``"occurrence"``, or ``"global"`` with SGD).
+        task: ``"regression"`` or ``"classification"`` (logistic loss, labels {0, 1} or
+            {-1, +1}); None follows ``model.task``. Sets ``model.task``.
         shuffle: reshuffle every epoch; every worker uses ``seed``, so all shuffle alike.
         seed: the shuffling seed (needed when ``shuffle``).
         on_epoch: called with each history row (a dict), e.g. to print progress.
 
     Returns:
-        The history table of :func:`fmlib.fit`: ``loss`` (mean squared error of the epoch's
-        batches before their steps), ``val_loss``, ``val_rmse``; identical on every worker.
+        The history table of :func:`fmlib.fit` (from :func:`fmlib.learning.loop.run_epochs`):
+        ``loss`` (mean loss of the epoch's batches before their steps), ``val_loss``,
+        ``val_rmse`` or ``val_accuracy``; identical on every worker.
         ``history.attrs["epoch_seconds"]``: wall-clock seconds of each epoch's steps.
+
+    Raises:
+        fmlib.TrainingDivergedError: a loss or weight became NaN or infinite.
     """
     train_files, validation_files, num_epochs, batch_size, lr, seed = check_training(
         model, train_files, validation_files, num_epochs, batch_size, lr, seed
+    )
+    optimizer, regularization, lambda_w, lambda_v, task = check_optimization(
+        model, optimizer, regularization, lambda_w, lambda_v, task, "train_multi_worker"
     )
     check_created_in(strategy, model)
     replicas = strategy.num_replicas_in_sync
@@ -132,15 +134,15 @@ def train_multi_worker(
     dataset = strategy.distribute_datasets_from_function(
         sharded_batches(train_files, n_examples, batch_size, shuffle, seed)
     )
-    step = make_sync_step(strategy, model, lr, batch_size)
-    rows, seconds = [], []
-    for epoch in range(1, num_epochs + 1):
-        started = time.perf_counter()
-        sse = sum(float(step(batch)) for batch in dataset)
-        seconds.append(time.perf_counter() - started)
-        rows.append(
-            epoch_row(epoch, sse / (steps * batch_size), model, validation_files)
-        )
-        if on_epoch is not None:
-            on_epoch(rows[-1])
-    return history_frame(rows, seconds)
+    opt = RowOptimizer(
+        strategy, model, optimizer, lr, regularization, lambda_w, lambda_v
+    )
+    step = make_sync_step(strategy, opt, task, batch_size)
+    model.task = task
+
+    def run_epoch() -> float:
+        return sum(float(step(batch)) for batch in dataset) / (steps * batch_size)
+
+    return train_epochs(
+        model, run_epoch, num_epochs, task, validation_files, lr, on_epoch
+    )

@@ -48,7 +48,27 @@ def training_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--batch-size", type=int, default=256, help="global batch size (256)"
     )
-    p.add_argument("--lr", type=float, default=0.05, help="SGD learning rate (0.05)")
+    p.add_argument("--lr", type=float, default=0.05, help="learning rate (0.05)")
+    p.add_argument(
+        "--optimizer",
+        choices=("sgd", "adagrad", "adam"),
+        default="sgd",
+        help="lazy optimizer of fit(updates='sparse') (sgd)",
+    )
+    p.add_argument(
+        "--regularization",
+        choices=("present", "occurrence", "global"),
+        default="present",
+        help="which rows carry the penalty, as in fmlib.fit (present)",
+    )
+    p.add_argument("--lambda-w", type=float, default=0.0, help="L2 strength of w (0)")
+    p.add_argument("--lambda-v", type=float, default=0.0, help="L2 strength of V (0)")
+    p.add_argument(
+        "--task",
+        choices=("regression", "classification"),
+        default="regression",
+        help="squared or logistic loss (regression)",
+    )
     p.add_argument(
         "--seed", type=int, default=0, help="seed of V's init and shuffling (0)"
     )
@@ -64,7 +84,8 @@ def training_parser() -> argparse.ArgumentParser:
 
 def flag_errors(args, bounds: dict) -> list[str]:
     """One line per flag out of range: ``bounds`` maps a flag to ``(minimum, strict)``; a flag
-    whose value is None (not given) is skipped. NaN and infinities are out of range."""
+    whose value is None (not given) is skipped. NaN and infinities are out of range. Also
+    the one combination refused: ``--regularization global`` without ``--optimizer sgd``."""
     import math
 
     errors = []
@@ -77,6 +98,12 @@ def flag_errors(args, bounds: dict) -> list[str]:
             errors.append(
                 f"{flag} must be {'>' if strict else '>='} {minimum}; got {value}"
             )
+    optimizer = getattr(args, "optimizer", "sgd")
+    if getattr(args, "regularization", None) == "global" and optimizer != "sgd":
+        errors.append(
+            f"--regularization global needs --optimizer sgd (lazy {optimizer} cannot "
+            "apply a penalty with a gradient in every row)"
+        )
     return errors
 
 
@@ -87,6 +114,8 @@ TRAINING_BOUNDS = {
     "--epochs": (1, False),
     "--batch-size": (1, False),
     "--lr": (0, True),
+    "--lambda-w": (0, False),
+    "--lambda-v": (0, False),
     "--seed": (0, False),
     "--shards": (1, False),
 }
@@ -175,6 +204,7 @@ def _train_multi_worker(args) -> dict | None:
         num_epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
+        **_optimization(args),
         shuffle=not args.no_shuffle,
         seed=args.seed,
         on_epoch=_progress,
@@ -210,9 +240,21 @@ def _train_parameter_server(args, resolver, n_ps: int) -> dict:
         num_epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
+        **_optimization(args),
         on_epoch=_progress,
     )
     return _result("parameter-server", model, history, args)
+
+
+def _optimization(args) -> dict:
+    """The optimizer, penalty and task flags as the trainers' keyword arguments."""
+    return {
+        "optimizer": args.optimizer,
+        "regularization": args.regularization,
+        "lambda_w": args.lambda_w,
+        "lambda_v": args.lambda_v,
+        "task": args.task,
+    }
 
 
 def _progress(row: dict) -> None:
@@ -239,7 +281,7 @@ def _result(kind: str, model, history, args) -> dict:
             w=tf.convert_to_tensor(model.w).numpy(),
             V=tf.convert_to_tensor(model.V).numpy(),
         )
-        plain.task = "regression"
+        plain.task = args.task
         plain.save(args.save)
     cluster = (
         tf.distribute.cluster_resolver.TFConfigClusterResolver()

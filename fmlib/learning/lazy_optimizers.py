@@ -110,7 +110,7 @@ class LazyOptimizer(tf.Module):
         ``(|rows|, k)`` for ``V``)."""
         coef = self._coefficients()
         for grad, var, slots in zip(dense_grads, self.dense, self._slots):
-            step, new = self._update(
+            step, new = self.update(
                 grad, {name: s.read_value() for name, s in slots.items()}, coef
             )
             var.assign_sub(step)
@@ -122,7 +122,7 @@ class LazyOptimizer(tf.Module):
             axis=1,
         )
         slots = self._slots[-1]
-        step, new = self._update(
+        step, new = self.update(
             g, {name: tf.gather(s, rows) for name, s in slots.items()}, coef
         )
         for name, slot in slots.items():
@@ -136,18 +136,26 @@ class LazyOptimizer(tf.Module):
 
     def _coefficients(self):
         """What every update of this step shares (computed once per step)."""
-        return self.learning_rate
+        return self.coefficient(self.learning_rate, self.iterations + 1)
 
-    def _update(self, g, slots, coef):
+    @classmethod
+    def coefficient(cls, learning_rate, t):
+        """What every update of step ``t`` (1, 2, ...) shares: :math:`\\eta` itself here.
+        A class method, so that other loops (``fmlib.distributed``) use the same rule."""
+        return learning_rate
+
+    @classmethod
+    def update(cls, g, slots, coef):
         """``(step, new_slots)`` for gradient ``g``, the current slot values of its rows and
-        this step's coefficients."""
+        this step's coefficients (a class method: the rule alone, no state)."""
         raise NotImplementedError
 
 
 class LazySGD(LazyOptimizer):
     r"""Plain SGD on the touched rows: :math:`\theta_u \leftarrow \theta_u - \eta\,\mathbf g`."""
 
-    def _update(self, g, slots, lr):
+    @classmethod
+    def update(cls, g, slots, lr):
         return lr * g, {}
 
 
@@ -158,9 +166,10 @@ class LazyAdagrad(LazyOptimizer):
 
     slot_names, slot_init, epsilon = ("accumulator",), 0.1, 1e-7
 
-    def _update(self, g, slots, lr):
+    @classmethod
+    def update(cls, g, slots, lr):
         acc = slots["accumulator"] + g * g
-        return lr * g / tf.sqrt(acc + self.epsilon), {"accumulator": acc}
+        return lr * g / tf.sqrt(acc + cls.epsilon), {"accumulator": acc}
 
 
 class LazyAdam(LazyOptimizer):
@@ -170,16 +179,18 @@ class LazyAdam(LazyOptimizer):
 
     slot_names, beta_1, beta_2, epsilon = ("m", "v"), 0.9, 0.999, 1e-7
 
-    def _coefficients(self):
+    @classmethod
+    def coefficient(cls, learning_rate, t):
         r"""The step size with both bias corrections, :math:`\eta\sqrt{1 - \beta_2^t} /
         (1 - \beta_1^t)`."""
-        t = tf.cast(self.iterations + 1, self.learning_rate.dtype)
-        return self.learning_rate * tf.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)
+        t = tf.cast(t, learning_rate.dtype)
+        return learning_rate * tf.sqrt(1 - cls.beta_2**t) / (1 - cls.beta_1**t)
 
-    def _update(self, g, slots, alpha):
-        m = slots["m"] + (g - slots["m"]) * (1 - self.beta_1)
-        v = slots["v"] + (g * g - slots["v"]) * (1 - self.beta_2)
-        return alpha * m / (tf.sqrt(v) + self.epsilon), {"m": m, "v": v}
+    @classmethod
+    def update(cls, g, slots, alpha):
+        m = slots["m"] + (g - slots["m"]) * (1 - cls.beta_1)
+        v = slots["v"] + (g * g - slots["v"]) * (1 - cls.beta_2)
+        return alpha * m / (tf.sqrt(v) + cls.epsilon), {"m": m, "v": v}
 
 
 LAZY_OPTIMIZERS = {"sgd": LazySGD, "adagrad": LazyAdagrad, "adam": LazyAdam}

@@ -34,8 +34,13 @@ def run_epochs(
     patience: int | None,
     verbose: bool,
     lr: Any,
+    on_epoch: Callable[[dict], None] | None = None,
 ) -> pd.DataFrame:
     """The epoch loop every solver shares: validation, early stopping, the history table.
+
+    ``validation`` is ``(X_val, y_val)``, or a function returning the validation metrics
+    of the model as it is (``{"loss": ..., "rmse" or "accuracy": ...}``, e.g. read from
+    files by ``fmlib.distributed``), or None. ``on_epoch`` is called with each history row.
 
     Ctrl-C (``KeyboardInterrupt``) raises :class:`TrainingInterrupted` with the history of the
     completed epochs. If ``run_epoch`` changes the weights only in whole steps (its attribute
@@ -83,6 +88,7 @@ def run_epochs(
                 best_epoch,
                 waited,
                 best_weights_box,
+                on_epoch,
             )
         except KeyboardInterrupt:
             if not whole_steps:
@@ -131,6 +137,7 @@ def _one_epoch(
     best_epoch,
     waited,
     best_weights_box,
+    on_epoch=None,
 ):
     """One epoch of :func:`run_epochs`: train, validate, check, record; returns
     ``(best, best_epoch, waited, stop)`` (``stop``: early stopping says so)."""
@@ -141,7 +148,11 @@ def _one_epoch(
     check_weights_finite(variables, f"in epoch {epoch}", lr)
     row = {"epoch": epoch, "loss": train_loss}
     if validation is not None:
-        val = metrics(task, validation[1], model._predict_host(validation[0], 8192))
+        val = (
+            validation()
+            if callable(validation)
+            else metrics(task, validation[1], model._predict_host(validation[0], 8192))
+        )
         row.update({f"val_{key}": value for key, value in val.items()})
     for key in ("loss", "val_loss"):
         if key in row and diverged(row[key], model.dtype):
@@ -150,6 +161,8 @@ def _one_epoch(
                 f"{row[key]:.4g}. " + advice(lr)
             )
     rows.append(row)
+    if on_epoch is not None:
+        on_epoch(row)
     if verbose:
         print(
             f"epoch {epoch}/{num_epochs}: "

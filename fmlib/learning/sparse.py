@@ -72,6 +72,18 @@ def batch_on_its_features(rows, cols, vals, n_rows):
     return U, counts, tf.SparseTensor(indices, vals, shape)
 
 
+def row_penalty(regularization, g_w, g_V, w_U, V_U, counts, batch, lambda_w, lambda_v):
+    r"""``(g_w, g_V)`` of the rows ``U`` plus the gradient of their penalty: the occurrence
+    penalty's :math:`2\lambda\, c_u \theta_u / |B|` (``counts`` :math:`c_u`, the rows of
+    the batch holding feature :math:`u`, ``batch`` :math:`|B|`) or the present penalty's
+    :math:`2\lambda\theta_u` (``regularization`` ``"occurrence"`` or ``"present"``)."""
+    if regularization == "occurrence":  # c_u / |B| per row of the batch
+        share = 2 * tf.cast(counts, w_U.dtype) / tf.cast(batch, w_U.dtype)
+    else:  # "present": once per batch
+        share = 2 * tf.ones_like(w_U)
+    return g_w + lambda_w * share * w_U, g_V + lambda_v * share[:, None] * V_U
+
+
 class SparseStep:
     r"""One row-sparse update of ``model`` on a batch of non-zeros; returns the batch's mean loss
     (without the penalty). Plain Python: it is inlined in the compiled epoch loops below.
@@ -140,11 +152,17 @@ class SparseStep:
         the batch holding feature :math:`u`), the present penalty's :math:`2\lambda\theta_u`;
         with ``"global"`` (plain SGD) every row of ``w`` and ``V`` decays exactly instead."""
         if self.regularization != "global":
-            if self.regularization == "occurrence":  # c_u / |B| per row of the batch
-                share = 2 * tf.cast(counts, w_U.dtype) / tf.cast(batch, w_U.dtype)
-            else:  # "present": once per batch
-                share = 2 * tf.ones_like(w_U)
-            return g_w + lambda_w * share * w_U, g_V + lambda_v * share[:, None] * V_U
+            return row_penalty(
+                self.regularization,
+                g_w,
+                g_V,
+                w_U,
+                V_U,
+                counts,
+                batch,
+                lambda_w,
+                lambda_v,
+            )
         model, lr = self.model, self.opt.learning_rate
         model.w.assign(model.w * (1 - 2 * lr * lambda_w))
         model.V.assign(model.V * (1 - 2 * lr * lambda_v))
