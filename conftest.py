@@ -19,6 +19,7 @@ MOVIELENS_NOTEBOOKS = {
     "performance.ipynb",
     "keras_interface.ipynb",
     "solvers.ipynb",
+    "bayesian.ipynb",
     "relation_blocks.ipynb",
     "ranking.ipynb",
     "ecosystem.ipynb",

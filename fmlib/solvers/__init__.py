@@ -1,3 +1,3 @@
-"""Solvers (chapter "Beyond SGD: coordinate descent and MCMC"): ``fit``, the one entry point of
-every solver, coordinate descent (ALS) and the Bayesian FM sampled by MCMC, on flat matrices and
-relation blocks."""
+"""Solvers (chapter "Coordinate descent" and chapter "The Bayesian factorization machine"):
+``fit``, the one entry point of every solver, coordinate descent (ALS), the Bayesian FM sampled
+by MCMC and fitted by variational inference, on flat matrices and relation blocks."""

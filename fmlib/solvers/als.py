@@ -1,6 +1,6 @@
 r"""Alternating least squares (coordinate descent) for the FM, libFM's ``-method als``.
 
-The chapter "Beyond SGD: coordinate descent and MCMC" derives it. One sweep visits every
+The chapter "Coordinate descent" derives it. One sweep visits every
 parameter once and sets it to the minimiser of the objective in that parameter alone,
 
 .. math::

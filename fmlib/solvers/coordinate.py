@@ -1,6 +1,7 @@
 r"""One parameter at a time: the coordinate updates shared by ALS and MCMC.
 
-The chapter "Beyond SGD: coordinate descent and MCMC" derives them. The FM is linear in
+The chapter "Coordinate descent" derives them (and the chapter "The Bayesian factorization
+machine" the Gibbs conditionals). The FM is linear in
 every single parameter :math:`\theta` (Rendle, ACM TIST 2012, sec. 4):
 
 .. math::

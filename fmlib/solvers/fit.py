@@ -1,7 +1,7 @@
 r"""``fit``: one entry point for every solver of a :class:`~fmlib.FactorizationMachine`.
 
 Gradient steps (chapter "Learning"; row-sparse in chapter "Performance and scale") and
-coordinate descent (chapter "Beyond SGD: coordinate descent and MCMC") share one epoch loop,
+coordinate descent (chapter "Coordinate descent") share one epoch loop,
 :func:`fmlib.learning.loop.run_epochs`.
 """
 

@@ -1,6 +1,6 @@
 r"""The Bayesian Factorization Machine, trained by Gibbs sampling (libFM's ``-method mcmc``).
 
-The chapter "Beyond SGD: coordinate descent and MCMC" derives the model and every
+The chapter "The Bayesian factorization machine" derives the model and every
 conditional (Freudenthaler, Schmidt-Thieme & Rendle 2011; Rendle, ACM TIST 2012, sec. 5):
 
 .. math::
@@ -145,8 +145,8 @@ class BayesianFM(HyperParameters):
 
     Needs no learning rate and no regularisation constants: the noise precision and one
     prior mean and precision per feature group (and factor) are sampled too. See the
-    module docstring for the model and the chapter "Beyond SGD: coordinate descent and
-    MCMC".
+    module docstring for the model and the chapter "The Bayesian factorization
+    machine".
 
     Args:
         k: number of latent factors.

@@ -1,7 +1,8 @@
 r"""The ordered probit model: ordinal ratings from a latent Gaussian and cut-points.
 
-The derivation below is meant for the Bayesian chapter of the book (a section on ordinal
-ratings is still to be written there); myFM's ``MyFMOrderedProbit`` (Ohtsuki) samples the
+The chapter "The Bayesian factorization machine" derives it (section "Star ratings: the
+ordered probit model", whose :math:`\boldsymbol\kappa` is ``theta`` here and whose
+:math:`\tau_m` are the :math:`c_m`); myFM's ``MyFMOrderedProbit`` (Ohtsuki) samples the
 same model. With :math:`K` ordered classes :math:`0 < 1 < \dots < K-1` (the sorted distinct
 ratings) and cut-points :math:`c_1 < \dots < c_{K-1}` (:math:`c_0 = -\infty`,
 :math:`c_K = +\infty`),

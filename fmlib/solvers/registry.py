@@ -105,8 +105,8 @@ GROUPS = Param(
 )
 SEED = Param(None, check_seed, "seed of the random numbers")
 
-# chapters: gradient, "Learning" and "Performance and scale"; als and mcmc, "Beyond SGD:
-# coordinate descent and MCMC"
+# chapters: gradient, "Learning" and "Performance and scale"; als, "Coordinate descent";
+# mcmc, "The Bayesian factorization machine"
 
 SOLVERS: dict[str, Solver] = {
     "gradient": Solver(

@@ -1,5 +1,6 @@
 r"""Mean-field variational inference for the Bayesian FM (regression and probit
-classification): the deterministic counterpart of :class:`fmlib.BayesianFM`.
+classification): the deterministic counterpart of :class:`fmlib.BayesianFM`, derived in the
+chapter "The Bayesian factorization machine" (section "Variational inference").
 
 Same model and priors as :mod:`fmlib.solvers.mcmc` (flat prior on :math:`w_0`). The
 posterior is approximated by a product of independent factors,
