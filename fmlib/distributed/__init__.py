@@ -6,6 +6,8 @@
   (``ParameterServerStrategy`` with a ``ClusterCoordinator``; asynchronous SGD on the rows a
   batch needs).
 * :func:`run_local` and ``python -m fmlib.distributed``: a cluster of local processes.
+* :func:`write_shards`: data as TFRecord shards with a manifest, each worker reading its
+  own; :class:`Checkpoints`: save every N steps, resume after a failure.
 
 Both trainers train a :class:`fmlib.FactorizationMachine` created under
 ``strategy.scope()``, with the forward pass of :mod:`fmlib.distributed.lookup` (pull the
@@ -15,6 +17,7 @@ optimizer's slots (:class:`RowOptimizer`) placed like their rows. Chapter "Train
 several machines".
 """
 
+from fmlib.distributed.checkpoints import Checkpoints
 from fmlib.distributed.evaluation import evaluate_files
 from fmlib.distributed.launcher import ClusterError, launch
 from fmlib.distributed.lookup import Batch, fm_score_rows, pull_rows, score_pulled
@@ -27,10 +30,12 @@ from fmlib.distributed.records import (
     write_examples,
 )
 from fmlib.distributed.run import run_local
+from fmlib.distributed.shards import read_manifest, write_shards
 from fmlib.distributed.sync import train_multi_worker
 
 __all__ = [
     "Batch",
+    "Checkpoints",
     "ClusterError",
     "evaluate_files",
     "fm_score_rows",
@@ -38,6 +43,7 @@ __all__ = [
     "parse_batch",
     "pull_rows",
     "read_batches",
+    "read_manifest",
     "RowOptimizer",
     "run_local",
     "score_pulled",
@@ -46,4 +52,5 @@ __all__ = [
     "train_multi_worker",
     "train_parameter_server",
     "write_examples",
+    "write_shards",
 ]

@@ -42,6 +42,14 @@ def parser() -> argparse.ArgumentParser:
         "--run-dir", default=None, help="folder for logs (default: temporary)"
     )
     p.add_argument("--save", default=None, help=".npz file for the trained model")
+    p.add_argument(
+        "--kill",
+        default=None,
+        metavar="KIND:INDEX@WHEN",
+        help="inject a fault: SIGKILL task KIND:INDEX (e.g. worker:1, ps:0) WHEN = "
+        "'step<S>' (once the trainer has saved a checkpoint at step >= S) or '<T>s' "
+        "(T seconds after the cluster started)",
+    )
     return p
 
 
@@ -52,7 +60,8 @@ def _terminate(signum, frame):
 def main(argv=None) -> int:
     p = parser()
     args = p.parse_args(argv)
-    from .task import TRAINING_BOUNDS, flag_errors
+    from .launcher import parse_kill
+    from .task import TRAINING_BOUNDS, flag_errors, manifest_features
 
     # every flag checked before any process starts: one line per error, exit code 2 (argparse's)
     errors = flag_errors(
@@ -68,7 +77,15 @@ def main(argv=None) -> int:
         },
     )
     if args.train is not None and args.n_features is None:
-        errors.append("--train needs --n-features")
+        args.n_features = manifest_features(args.train)
+        if args.n_features is None:
+            errors.append("--train needs --n-features (or a manifest.json beside it)")
+    if args.resume and args.checkpoint_dir is None:
+        errors.append("--resume needs --checkpoint-dir")
+    try:
+        kill = parse_kill(args.kill)
+    except ValueError as err:
+        errors.append(str(err))
     if errors:
         for line in errors:
             print(f"{p.prog}: error: {line}", file=sys.stderr)
@@ -112,6 +129,10 @@ def main(argv=None) -> int:
                 run_dir=args.run_dir,
                 save=args.save,
                 say=lambda line: print(line, flush=True),
+                checkpoint_dir=args.checkpoint_dir,
+                checkpoint_every=args.checkpoint_every,
+                resume=args.resume,
+                kill=kill,
             )
         else:
             from fmlib.distributed.evaluation import history_frame
@@ -125,6 +146,7 @@ def main(argv=None) -> int:
                     ps=args.ps,
                     timeout=args.timeout,
                     say=lambda line: print(line, flush=True),
+                    kill=kill,
                 )
             history = history_frame(result["history"], result.get("epoch_seconds"))
     except ClusterError as err:
@@ -156,6 +178,7 @@ LAUNCHER_ONLY = {
     "--items": 1,
     "--ratings": 1,
     "--run-dir": 1,
+    "--kill": 1,
 }
 
 

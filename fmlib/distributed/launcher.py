@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -46,6 +47,43 @@ class Task:
     @property
     def name(self) -> str:
         return f"{self.kind} {self.index}"
+
+
+@dataclass(frozen=True)
+class Kill:
+    """A fault to inject: SIGKILL the task ``kind`` ``index`` once the trainer has saved a
+    checkpoint at step >= ``step``, or ``seconds`` after the cluster started."""
+
+    kind: str
+    index: int
+    step: int | None = None
+    seconds: float | None = None
+
+    def due(self, trainer_log: Path, elapsed: float) -> bool:
+        if self.seconds is not None:
+            return elapsed >= self.seconds
+        text = trainer_log.read_text(errors="replace") if trainer_log.exists() else ""
+        steps = [int(m) for m in re.findall(r"^checkpoint step=(\d+)", text, re.M)]
+        return bool(steps) and max(steps) >= self.step
+
+
+def parse_kill(text: str | None) -> Kill | None:
+    """``"worker:1@step200"`` or ``"ps:0@30s"`` as a :class:`Kill` (None for None)."""
+    if text is None:
+        return None
+    m = re.fullmatch(r"(worker|ps|chief):(\d+)@(?:step(\d+)|(\d+(?:\.\d*)?)s)", text)
+    if not m:
+        raise ValueError(
+            "--kill must look like 'worker:1@step200' or 'ps:0@30s' "
+            f"(KIND:INDEX@step<S> or @<T>s); got {text!r}"
+        )
+    kind, index, step, seconds = m.groups()
+    return Kill(
+        kind,
+        int(index),
+        None if step is None else int(step),
+        None if seconds is None else float(seconds),
+    )
 
 
 def free_ports(count: int) -> list[int]:
@@ -145,19 +183,48 @@ def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join("    " + line for line in kept[-lines:]) or "    (empty log)"
 
 
-def watch(tasks: list[Task], trainers: list[Task], timeout: float) -> None:
+def watch(
+    tasks: list[Task],
+    trainers: list[Task],
+    timeout: float,
+    *,
+    spare: tuple[str, ...] = (),
+    kill: Kill | None = None,
+    say=print,
+) -> None:
     """Wait until every trainer has exited with 0; any other exit, or ``timeout`` seconds, is
-    a :class:`ClusterError` naming the process and showing the end of its log."""
-    deadline = time.monotonic() + timeout
+    a :class:`ClusterError` naming the process and showing the end of its log.
+
+    Tasks of a kind in ``spare`` may end early (the parameter-server coordinator gives their
+    work to the others): that is reported with ``say``, not an error. ``kill``: a fault to
+    inject (SIGKILL to that task's process group) when it is due."""
+    started = time.monotonic()
+    deadline = started + timeout
+    lost: set[str] = set()
     while True:
+        if kill is not None and kill.due(trainers[0].log, time.monotonic() - started):
+            victim = next(
+                t for t in tasks if (t.kind, t.index) == (kill.kind, kill.index)
+            )
+            os.killpg(victim.process.pid, signal.SIGKILL)
+            say(f"injected fault: killed {victim.name} (pid {victim.process.pid})")
+            kill = None
         for task in tasks:
             code = task.process.poll()
-            if code is not None and (code != 0 or task not in trainers):
-                raise ClusterError(
-                    f"{task.name} (pid {task.process.pid}) {_exit_text(code)} "
-                    f"before training finished. End of its log {task.log}:\n"
-                    + _tail(task.log)
+            if code is None or (code == 0 and task in trainers) or task.name in lost:
+                continue
+            if task.kind in spare:
+                lost.add(task.name)
+                say(
+                    f"{task.name} (pid {task.process.pid}) {_exit_text(code)}; "
+                    "the coordinator gives its work to the other workers"
                 )
+                continue
+            raise ClusterError(
+                f"{task.name} (pid {task.process.pid}) {_exit_text(code)} "
+                f"before training finished. End of its log {task.log}:\n"
+                + _tail(task.log)
+            )
         if all(t.process.poll() == 0 for t in trainers):
             return
         if time.monotonic() > deadline:
@@ -176,6 +243,7 @@ def launch(
     ps: int = 0,
     timeout: float = 600.0,
     say=print,
+    kill: Kill | str | None = None,
 ) -> dict:
     """Run a training cluster of local processes; returns the chief's JSON result.
 
@@ -189,6 +257,9 @@ def launch(
             coordinates (``ParameterServerStrategy``).
         timeout: seconds before the whole run is stopped as failed.
         say: where progress lines go (``print`` by default).
+        kill: a fault to inject for tests (:func:`parse_kill`: ``"worker:1@step200"``,
+            ``"ps:0@30s"``). With parameter servers a lost worker is not an error (the
+            coordinator re-runs its work elsewhere); a lost parameter server is.
 
     Raises:
         ClusterError: a process failed or the run timed out (all processes are stopped).
@@ -199,6 +270,7 @@ def launch(
     timeout = check_float(timeout, "timeout")
     if timeout == 0:
         raise ValueError("`timeout` must be > 0 seconds; got 0.")
+    kill = parse_kill(kill) if isinstance(kill, str) or kill is None else kill
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     result = run_dir / "result.json"
@@ -209,9 +281,20 @@ def launch(
         for i, address in enumerate(addresses)
     ]
     trainers = [t for t in tasks if t.kind == "chief"] if ps else tasks
+    if kill is not None and not any(
+        (t.kind, t.index) == (kill.kind, kill.index) for t in tasks
+    ):
+        raise ValueError(f"`kill`: the cluster has no task {kill.kind}:{kill.index}.")
     try:
         start(tasks, spec, [*task_args, "--result", str(result)], say)
-        watch(tasks, trainers, timeout)
+        watch(
+            tasks,
+            trainers,
+            timeout,
+            spare=("worker",) if ps else (),
+            kill=kill,
+            say=say,
+        )
     finally:
         stop(tasks)
     return json.loads(result.read_text())

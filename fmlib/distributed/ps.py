@@ -29,9 +29,12 @@ from fmlib.distributed._checks import (
     check_optimization,
     check_training,
 )
-from fmlib.distributed.evaluation import train_epochs
+from fmlib.distributed.checkpoints import train_epochs_from, train_state
 from fmlib.distributed.optimizers import RowOptimizer, make_ps_step
-from fmlib.distributed.records import count_examples, parse_batch
+from fmlib.distributed.records import file_counts, parse_batch
+from fmlib.distributed.shards import epoch_order
+
+SHUFFLE_BUFFER = 1 << 16  # examples a worker shuffles among within one shard
 
 
 def sharded_shapes(variable) -> list[tuple[tuple[int, ...], str]]:
@@ -39,6 +42,23 @@ def sharded_shapes(variable) -> list[tuple[tuple[int, ...], str]]:
     unsharded variable): where each block of rows lives."""
     parts = getattr(variable, "variables", [variable])
     return [(tuple(v.shape), v.device) for v in parts]
+
+
+def make_shard_step(step, batch_size: int):
+    """The unit of work the coordinator schedules: one shard, read by the worker that runs
+    it (shuffled within a buffer, in batches; the last may be smaller), one ``step`` per
+    batch; returns the shard's sum of squared errors (before each batch's update)."""
+
+    @tf.function
+    def shard_step(file, n_batches):
+        ds = tf.data.TFRecordDataset(file).shuffle(SHUFFLE_BUFFER)
+        iterator = iter(ds.batch(batch_size).map(parse_batch).prefetch(2))
+        sse = tf.constant(0.0)
+        for _ in tf.range(n_batches):
+            sse += step(iterator) * batch_size
+        return sse
+
+    return shard_step
 
 
 def train_parameter_server(
@@ -56,6 +76,8 @@ def train_parameter_server(
     lambda_v: float = 0.0,
     task: str | None = None,
     on_epoch=None,
+    checkpoints=None,
+    seed: int = 0,
 ) -> pd.DataFrame:
     r"""Train ``model`` asynchronously on parameter servers; run it on the coordinator.
 
@@ -64,16 +86,24 @@ def train_parameter_server(
             ``ParameterServerStrategy``.
         model: a float32 :class:`~fmlib.FactorizationMachine` created under the strategy's
             scope (with a ``variable_partitioner``, its ``w`` and ``V`` are sharded).
-        train_files: TFRecord file(s) readable by every worker. Each worker streams all of
-            them, shuffled in its own (unseeded) order and repeated, as the TensorFlow guide
-            advises for this strategy; an epoch is ``N // batch_size``
-            steps, whichever workers run them.
+        train_files: TFRecord file(s) or a glob of them (:func:`~fmlib.distributed.write_shards`).
+            Every file is one unit of work: each epoch the coordinator schedules every file
+            once, in an order drawn from ``(seed, epoch)``
+            (:func:`~fmlib.distributed.shards.epoch_order`), and the worker that runs it
+            reads that file alone; use several files per worker. A worker lost mid-file has
+            its file re-run on another worker (the updates it had pushed stay).
         validation_files: evaluated on the coordinator after every epoch.
         num_epochs, batch_size, lr: as in :func:`fmlib.fit`.
         optimizer, regularization, lambda_w, lambda_v, task: as in
             :func:`~fmlib.distributed.train_multi_worker` (``fit(updates="sparse")``'s);
             the optimizer's slots are sharded like ``w`` and ``V``.
         on_epoch: called with each history row (a dict).
+        checkpoints: a :class:`~fmlib.distributed.checkpoints.Checkpoints`: after at least
+            ``every`` steps' worth of files the coordinator waits for the scheduled files and
+            saves the weights and slots (the unit counted is the file); a resumed run
+            schedules the files after the last checkpoint. A lost parameter server ends the
+            run: resume it.
+        seed: the seed of the files' order.
 
     Returns:
         The history table of :func:`fmlib.fit` (``loss``, ``val_loss``, ``val_rmse`` or
@@ -83,8 +113,8 @@ def train_parameter_server(
     Raises:
         fmlib.TrainingDivergedError: a loss or weight became NaN or infinite.
     """
-    train_files, validation_files, num_epochs, batch_size, lr, _ = check_training(
-        model, train_files, validation_files, num_epochs, batch_size, lr, None
+    train_files, validation_files, num_epochs, batch_size, lr, seed = check_training(
+        model, train_files, validation_files, num_epochs, batch_size, lr, seed
     )
     optimizer, regularization, lambda_w, lambda_v, task = check_optimization(
         model,
@@ -102,34 +132,56 @@ def train_parameter_server(
         )
     strategy = coordinator.strategy
     check_created_in(strategy, model)
-    n_examples = count_examples(train_files)
-    steps = n_examples // batch_size
-    if steps == 0:
+    counts = file_counts(train_files)
+    n_batches = [-(-c // batch_size) for c in counts]
+    if sum(counts) < batch_size:
         raise ValueError(
-            f"`batch_size`={batch_size} is larger than the {n_examples} examples."
+            f"`batch_size`={batch_size} is larger than the {sum(counts)} examples."
         )
-
-    def dataset_fn():
-        ds = tf.data.TFRecordDataset(train_files).shuffle(min(n_examples, 1 << 20))
-        return (
-            ds.repeat()
-            .batch(batch_size, drop_remainder=True)
-            .map(parse_batch)
-            .prefetch(2)
-        )
-
-    iterator = iter(coordinator.create_per_worker_dataset(dataset_fn))
     opt = RowOptimizer(
         strategy, model, optimizer, lr, regularization, lambda_w, lambda_v
     )
-    step = make_ps_step(strategy, opt, task, batch_size)
+    shard_step = make_shard_step(
+        make_ps_step(strategy, opt, task, batch_size), batch_size
+    )
     model.task = task
+    F = len(train_files)
+    start = 0 if checkpoints is None else checkpoints.track(train_state(model, opt))
+    epoch, since = [start // F], [0]
+    steps_done = [
+        (start // F) * sum(n_batches)
+        + sum(
+            n_batches[f] for f in epoch_order(F, seed or 0, start // F + 1)[: start % F]
+        )
+    ]
 
     def run_epoch() -> float:
-        losses = [coordinator.schedule(step, args=(iterator,)) for _ in range(steps)]
+        epoch[0] += 1
+        order, losses = epoch_order(F, seed or 0, epoch[0]), []
+        for j in range(max(0, start - (epoch[0] - 1) * F), F):
+            f = order[j]
+            losses.append(
+                (
+                    coordinator.schedule(
+                        shard_step, args=(train_files[f], n_batches[f])
+                    ),
+                    f,
+                )
+            )
+            since[0] += n_batches[f]
+            steps_done[0] += n_batches[f]
+            if checkpoints is not None and since[0] >= checkpoints.every:
+                coordinator.join()
+                checkpoints.save((epoch[0] - 1) * F + j + 1, steps_done[0])
+                since[0] = 0
         coordinator.join()
-        return sum(float(v.fetch()) for v in losses) / steps
+        seen = sum(counts[f] for _, f in losses)
+        return sum(float(v.fetch()) for v, _ in losses) / seen
 
-    return train_epochs(
-        model, run_epoch, num_epochs, task, validation_files, lr, on_epoch
-    )
+    history = train_epochs_from(
+        start // F + 1, model, run_epoch, num_epochs, task, validation_files, lr,
+        on_epoch,
+    )  # fmt: skip
+    if checkpoints is not None and since[0]:
+        checkpoints.save(num_epochs * F, steps_done[0])
+    return history

@@ -14,7 +14,10 @@ import pandas as pd
 from fmlib.distributed.evaluation import history_frame
 from fmlib.distributed.launcher import launch
 from fmlib.distributed.records import write_examples
+from fmlib.distributed.shards import write_shards
 from fmlib.validation import as_host_matrix, check_int
+
+PS_SHARDS_PER_WORKER = 4  # shards run_local writes per worker for parameter servers
 
 
 def run_local(
@@ -41,6 +44,10 @@ def run_local(
     run_dir=None,
     save=None,
     say=print,
+    checkpoint_dir=None,
+    checkpoint_every: int = 100,
+    resume: bool = False,
+    kill=None,
 ) -> tuple[pd.DataFrame, dict]:
     """Train an FM on ``workers`` local worker processes (and ``ps`` parameter servers).
 
@@ -49,7 +56,11 @@ def run_local(
     ``optimizer``, ``regularization``, ``lambda_w``, ``lambda_v`` and ``task`` are theirs
     (those of ``fit(updates="sparse")``). The data are
     written as TFRecord files into ``run_dir`` (a temporary folder, removed afterwards, when
-    None) next to the processes' logs.
+    None) next to the processes' logs: one file for synchronous workers (each keeps its
+    share of every global batch), ``PS_SHARDS_PER_WORKER`` shards per worker for parameter
+    servers (the coordinator's units of work). ``checkpoint_dir``, ``checkpoint_every``,
+    ``resume``: checkpoints (:class:`~fmlib.distributed.checkpoints.Checkpoints`);
+    ``kill``: a fault to inject (:func:`~fmlib.distributed.launcher.parse_kill`).
 
     Returns:
         ``(history, result)``: the history table of :func:`fmlib.fit` and the chief's
@@ -67,9 +78,18 @@ def run_local(
     run_dir = Path(tempfile.mkdtemp(prefix="fmlib-cluster-") if temporary else run_dir)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
+        if ps:
+            train = write_shards(
+                [(Xh, y_train)],
+                run_dir / "train",
+                PS_SHARDS_PER_WORKER * check_int(workers, "workers"),
+            )
+        else:
+            write_examples(run_dir / "train.tfrecord", Xh, y_train)
+            train = [str(run_dir / "train.tfrecord")]
         args = [
             "--train",
-            str(run_dir / "train.tfrecord"),
+            *train,
             "--n-features",
             str(n_features),
             "--k",
@@ -88,7 +108,6 @@ def run_local(
             *("--lambda-w", str(lambda_w), "--lambda-v", str(lambda_v)),
             *("--task", task),
         ]
-        write_examples(run_dir / "train.tfrecord", Xh, y_train)
         if X_test is not None:
             write_examples(run_dir / "test.tfrecord", X_test, y_test)
             args += ["--test", str(run_dir / "test.tfrecord")]
@@ -96,7 +115,15 @@ def run_local(
             args.append("--no-shuffle")
         if save is not None:
             args += ["--save", str(Path(save).resolve())]
-        result = launch(args, run_dir, workers=workers, ps=ps, timeout=timeout, say=say)
+        if checkpoint_dir is not None:
+            every = check_int(checkpoint_every, "checkpoint_every")
+            args += ["--checkpoint-dir", str(Path(checkpoint_dir).resolve())]
+            args += ["--checkpoint-every", str(every)] + (
+                ["--resume"] if resume else []
+            )
+        result = launch(
+            args, run_dir, workers=workers, ps=ps, timeout=timeout, say=say, kill=kill
+        )
     finally:
         if temporary:
             shutil.rmtree(run_dir, ignore_errors=True)

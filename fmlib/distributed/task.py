@@ -34,12 +34,20 @@ def training_parser() -> argparse.ArgumentParser:
     """The options every training process takes (the launcher passes them on)."""
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument(
-        "--train", nargs="+", help="TFRecord file(s) of the training examples"
+        "--train",
+        "--train-files",
+        dest="train",
+        nargs="+",
+        help="TFRecord file(s) or glob(s) of the training examples (shards)",
     )
     p.add_argument(
         "--test", nargs="+", default=None, help="TFRecord file(s) to validate on"
     )
-    p.add_argument("--n-features", type=int, help="number of columns n of X")
+    p.add_argument(
+        "--n-features",
+        type=int,
+        help="number of columns n of X (default: the shards' manifest.json)",
+    )
     p.add_argument("--k", type=int, default=8, help="latent factors (default 8)")
     p.add_argument(
         "--init-std", type=float, default=0.01, help="std of V's init (0.01)"
@@ -79,7 +87,40 @@ def training_parser() -> argparse.ArgumentParser:
         default=None,
         help="shards of w and V (default: one per parameter server)",
     )
+    p.add_argument(
+        "--checkpoint-dir",
+        default=None,
+        help="folder of checkpoints (none: no checkpoints)",
+    )
+    p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=100,
+        help="steps between checkpoints (100; parameter servers: rounded up to a shard)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the newest checkpoint in --checkpoint-dir",
+    )
     return p
+
+
+def manifest_features(train) -> int | None:
+    """``n_features`` from the ``manifest.json`` beside the first training file, if any."""
+    import glob
+    import json
+
+    from fmlib.distributed.records import MANIFEST
+
+    first = sorted(glob.glob(train[0]))[:1] if glob.has_magic(train[0]) else train[:1]
+    if not first:
+        return None
+    manifest = os.path.join(os.path.dirname(os.path.abspath(first[0])), MANIFEST)
+    if not os.path.exists(manifest):
+        return None
+    with open(manifest) as f:
+        return json.load(f).get("n_features")
 
 
 def flag_errors(args, bounds: dict) -> list[str]:
@@ -118,6 +159,7 @@ TRAINING_BOUNDS = {
     "--lambda-v": (0, False),
     "--seed": (0, False),
     "--shards": (1, False),
+    "--checkpoint-every": (1, False),
 }
 
 
@@ -140,6 +182,7 @@ def main(argv=None) -> int:
         return 2
     import tensorflow as tf
 
+    tf.get_logger().setLevel("ERROR")  # keep lost workers' errors, not retracing notes
     # TensorFlow sizes its inter-op thread pool by the usable cores; with one core (taskset, a
     # 1-CPU container) a parameter-server worker blocks its only thread and never runs a step.
     cores = (
@@ -170,6 +213,8 @@ def main(argv=None) -> int:
         )
         server.join()  # serves until the launcher (or you) stops the process
         return 0
+    if args.train is not None and args.n_features is None:
+        args.n_features = manifest_features(args.train)
     if args.train is None or args.n_features is None:
         parser.error("the training process needs --train and --n-features.")
     if "ps" in cluster:
@@ -182,6 +227,12 @@ def main(argv=None) -> int:
         write_text(
             args.result, json.dumps(result)
         )  # atomically: the launcher reads it whole
+    if "ps" in cluster:
+        # the coordinator's shutdown waits for workers that were lost (ClusterCoordinator's
+        # __del__ joins their threads): the result is written, so leave without it
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
 
 
@@ -208,6 +259,7 @@ def _train_multi_worker(args) -> dict | None:
         shuffle=not args.no_shuffle,
         seed=args.seed,
         on_epoch=_progress,
+        checkpoints=_checkpoints(args, writer=strategy.cluster_resolver.task_id == 0),
     )
     if not strategy.cluster_resolver.task_id == 0:
         return None
@@ -242,8 +294,26 @@ def _train_parameter_server(args, resolver, n_ps: int) -> dict:
         lr=args.lr,
         **_optimization(args),
         on_epoch=_progress,
+        checkpoints=_checkpoints(args),
+        seed=args.seed,
     )
     return _result("parameter-server", model, history, args)
+
+
+def _checkpoints(args, writer: bool = True):
+    """The run's :class:`~fmlib.distributed.checkpoints.Checkpoints` (None without a folder)."""
+    if args.checkpoint_dir is None:
+        return None
+    from fmlib.distributed.checkpoints import Checkpoints
+
+    say = lambda line: print(line, flush=True)  # noqa: E731
+    return Checkpoints(
+        args.checkpoint_dir,
+        args.checkpoint_every,
+        resume=args.resume,
+        writer=writer,
+        say=say,
+    )
 
 
 def _optimization(args) -> dict:

@@ -274,11 +274,13 @@ def _finish(launcher, timeout=60):
         raise AssertionError(f"the launcher did not exit within {timeout} s")
 
 
-def test_a_killed_worker_stops_the_cluster_with_a_clear_error(tmp_path):
-    launcher = _start_cli(tmp_path, "--workers", "2", "--ps", "1")
+def test_a_killed_synchronous_worker_stops_the_cluster_with_a_clear_error(tmp_path):
+    """All-reduce needs every worker: a lost one ends the run (resume from a checkpoint);
+    parameter servers carry on without it (test_faults.py)."""
+    launcher = _start_cli(tmp_path, "--workers", "2", "--ps", "0")
     try:
-        pids = _training_started(tmp_path, launcher, 4, "chief-0.log")
-        worker_1 = pids[2]  # chief 0, worker 0, worker 1, ps 0
+        pids = _training_started(tmp_path, launcher, 2, "worker-0.log")
+        worker_1 = pids[1]  # worker 0, worker 1
         os.kill(worker_1, signal.SIGKILL)
         killed_at = time.monotonic()
         code = _finish(launcher)
