@@ -337,14 +337,10 @@ def with_time_features(design, train, frame):
 
 
 def design_items(folds, seeds, designs):
-    """The runs in the order they are done: the first seed on every fold, then u1 with
-    the other seeds (the headline), then the other folds seed by seed, so that a
-    cut-short run still has whole five-fold means for its first seeds."""
-    rest = [f for f in folds if f != "u1"]
-    order = [(f, seeds[0]) for f in folds]
-    order += [("u1", s) for s in seeds[1:] if "u1" in folds]
-    order += [(f, s) for s in seeds[1:] for f in rest]
-    return [(f, s, d) for f, s in order for d in designs]
+    """The runs in the order they are done: seed by seed, design by design (in the
+    order given), every fold; so that a cut-short run has whole five-fold means for
+    its first seeds and designs."""
+    return [(f, s, d) for s in seeds for d in designs for f in folds]
 
 
 def designs_main(args) -> None:
@@ -359,25 +355,25 @@ def designs_main(args) -> None:
     done = set()
     if args.resume:
         for run in common.read_results(out_path).get("runs", []):
-            done.add((run["fold"], run["seed"], run["design"], run["lib"]))
+            done.add(
+                (run["fold"], run["seed"], run["design"], run["lib"], run["sweeps"])
+            )
     items = design_items(args.folds, args.seeds, args.designs)
     items = items[args.worker[0] :: args.worker[1]]
     cache = {}
     for fold, seed, name in items:
-        if fold not in cache:
+        if fold not in cache:  # the five folds' designs: a few MB each
             train, test = common.fold_frames(ml, fold, side=False, smoke=args.smoke)
             base = fmlib.myfm_movielens_design(ml, train, test)
             timed = tuple(
                 with_time_features(d, train, f) for d, f in zip(base, (train, test))
             )
-            cache = {
-                fold: (base, timed, train["rating"].to_numpy(float), test["rating"])
-            }
+            cache[fold] = (base, timed, train["rating"].to_numpy(float), test["rating"])
         base, timed, y, y_test = cache[fold]
         rank, timef = DESIGNS[name]
         design, design_test = timed if timef else base
         for lib in libs:
-            if (fold, seed, name, lib) in done:
+            if (fold, seed, name, lib, args.sweeps) in done:
                 continue
             run = (run_fmlib if lib == "fmlib" else run_myfm)(
                 "ordinal",
@@ -422,37 +418,26 @@ DESIGNS_PROTOCOL = (
 
 
 def designs_summary(runs: list[dict]) -> dict:
-    """Per design and library: RMSE mean and sd over seeds per fold, and the five-fold
-    mean per seed, then its mean and sd over the seeds that finished every fold."""
+    """Per library, design and number of sweeps (key ``lib/design/sweeps``): the RMSE's
+    mean and sd over the seeds on every fold; the mean over u1-u5 (``five_fold``) and
+    over u2-u5 (``u2_u5``, where the design is chosen) of every seed that finished those
+    folds, then their mean and sd over those seeds."""
     out = {}
-    for d in sorted({r["design"] for r in runs}):
-        for lib in sorted({r["lib"] for r in runs}):
-            mine = [r for r in runs if r["design"] == d and r["lib"] == lib]
-            if not mine:
-                continue
-            folds = {}
-            for f in sorted({r["fold"] for r in mine}):
-                v = [r["rmse"] for r in mine if r["fold"] == f]
-                folds[f] = _mean_sd(v)
-            seeds = sorted({r["seed"] for r in mine})
-            by_seed = {
-                s: [r["rmse"] for r in mine if r["seed"] == s and r["fold"] in FOLDS]
-                for s in seeds
-            }
-            five = [statistics.fmean(v) for v in by_seed.values() if len(v) == 5]
-            u25 = [
-                statistics.fmean(
-                    [r["rmse"] for r in mine if r["seed"] == s and r["fold"] != "u1"]
-                )
-                for s in seeds
-                if sum(1 for r in mine if r["seed"] == s and r["fold"] != "u1") == 4
-            ]
-            out[f"{lib}/{d}"] = {
-                "by_fold": folds,
-                "five_fold": _mean_sd(five) if five else None,
-                "u2_u5": _mean_sd(u25) if u25 else None,
-                "sweeps": sorted({r["sweeps"] for r in mine}),
-            }
+    for key in sorted({(r["lib"], r["design"], r["sweeps"]) for r in runs}):
+        mine = [r for r in runs if (r["lib"], r["design"], r["sweeps"]) == key]
+        folds = {
+            f: _mean_sd([r["rmse"] for r in mine if r["fold"] == f])
+            for f in sorted({r["fold"] for r in mine})
+        }
+        entry = {"by_fold": folds}
+        for name, wanted in (("five_fold", FOLDS), ("u2_u5", FOLDS[1:])):
+            means = []
+            for s in sorted({r["seed"] for r in mine}):
+                v = [r["rmse"] for r in mine if r["seed"] == s and r["fold"] in wanted]
+                if len(v) == len(wanted):
+                    means.append(statistics.fmean(v))
+            entry[name] = _mean_sd(means) if means else None
+        out["/".join(map(str, key))] = entry
     return out
 
 
@@ -475,7 +460,7 @@ def report_designs(r: dict) -> None:
         tail = (
             f"  5-fold {five['mean']:.4f}±{five['sd']:.4f}({five['n']})" if five else ""
         )
-        print(f"{key:16s} {cells}{tail}")
+        print(f"{key:20s} {cells}{tail}")
 
 
 if __name__ == "__main__":
