@@ -122,6 +122,7 @@ _EXPORTS = {
         name: "fmlib.interop"
         for name in (
             "FMClassifier",
+            "FMOrdinalRegressor",
             "FMRegressor",
             "LibFMFormatError",
             "load_libfm",

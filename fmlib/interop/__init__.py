@@ -9,6 +9,7 @@ import importlib as _importlib
 _EXPORTS = {
     "FMClassifier": "fmlib.interop.sklearn",
     "FMRegressor": "fmlib.interop.sklearn",
+    "FMOrdinalRegressor": "fmlib.interop.sklearn",
     "LibFMFormatError": "fmlib.interop.libfm_files",
     "load_libfm": "fmlib.interop.libfm_files",
     "save_libfm": "fmlib.interop.libfm_files",

@@ -1,4 +1,5 @@
-r"""scikit-learn estimators: :class:`FMRegressor` and :class:`FMClassifier`.
+r"""scikit-learn estimators: :class:`FMRegressor`, :class:`FMClassifier` and
+:class:`FMOrdinalRegressor`.
 
 They wrap fmlib's solvers behind the estimator contract, so that a Factorization Machine
 (Rendle 2010, eq. 1)
@@ -13,7 +14,10 @@ a constructor argument, ``fit`` does the work and sets the trailing-underscore a
 ``solver`` picks the training method: ``"adam"``, ``"sgd"``, ``"adagrad"`` (minibatch
 gradient descent, :func:`fmlib.fit`), ``"als"`` (coordinate descent, regression only,
 :func:`fmlib.fit` with ``solver="als"``) or ``"mcmc"`` (Gibbs sampling,
-:class:`fmlib.BayesianFM`). Chapter "Using fmlib with scikit-learn and libFM files".
+:class:`fmlib.BayesianFM`). :class:`FMOrdinalRegressor` fits ordered ratings with the
+ordered probit model of :mod:`fmlib.solvers.ordinal` (Gibbs sampling, the registry's
+``"mcmc"`` solver with ``task="ordinal"``). Chapter "Using fmlib with scikit-learn and
+libFM files".
 """
 
 from __future__ import annotations
@@ -69,6 +73,11 @@ def check_solver(solver: Any, task: str) -> str:
     """``solver`` if it is one of :data:`SOLVERS` and can train ``task``, else ValueError."""
     if not (isinstance(solver, str) and solver in SOLVERS):
         raise ValueError(f"`solver` must be one of {SOLVERS}; got {solver!r}.")
+    if task == "ordinal" and solver != "mcmc":
+        raise ValueError(
+            f"`solver` must be 'mcmc' for ordinal ratings (the ordered probit model is "
+            f"sampled by Gibbs sampling); got {solver!r}."
+        )
     if solver == "als" and task == "classification":
         raise ValueError(
             "`solver='als'` trains regression models (squared loss); for a "
@@ -233,10 +242,11 @@ class _FMEstimator(BaseEstimator):
             name: p.default
             for name, p in inspect.signature(_FMEstimator.__init__).parameters.items()
         }
+        mine = inspect.signature(type(self).__init__).parameters
         given = {
             name: getattr(self, name)
             for name in _SOLVER_PARAMS
-            if not _same(getattr(self, name), defaults[name])
+            if name in mine and not _same(getattr(self, name), defaults[name])
         }
         given["num_epochs"] = self.num_epochs  # every solver takes it (MCMC: sweeps)
         if kind == "gradient":
@@ -253,7 +263,11 @@ class _FMEstimator(BaseEstimator):
 
     def _validate_fit(self, X, y, **kwargs):
         """``validate_data`` for ``fit``; a warm start keeps the fitted width."""
-        warm = self.warm_start and hasattr(self, "fm_") and self.solver != "mcmc"
+        warm = (
+            getattr(self, "warm_start", False)
+            and hasattr(self, "fm_")
+            and self.solver != "mcmc"
+        )
         return validate_data(self, X, y, accept_sparse="csr", reset=not warm, **kwargs)
 
     def _scores(self, X) -> np.ndarray:
@@ -428,3 +442,101 @@ class FMClassifier(ClassifierMixin, _FMEstimator):
         """The class of every row: ``classes_[1]`` where :meth:`decision_function` > 0."""
         check_is_fitted(self, "fm_")
         return self.classes_[(self.decision_function(X) > 0).astype(int)]
+
+
+class FMOrdinalRegressor(RegressorMixin, _FMEstimator):
+    r"""A Bayesian Factorization Machine for ordered ratings, as a scikit-learn estimator.
+
+    The ordered probit model (chapter "Beyond SGD: coordinate descent and MCMC",
+    :mod:`fmlib.solvers.ordinal`): a latent :math:`z \sim \mathcal N(\hat y(\mathbf x),
+    1)` with :math:`\hat y` of eq. (1), and the rating is the :math:`j`-th class when
+    :math:`c_{j-1} < z \le c_j`, so that
+
+    .. math::
+
+        P(y = \text{class}_j \mid \mathbf x) = \Phi(c_j - \hat y(\mathbf x))
+            - \Phi(c_{j-1} - \hat y(\mathbf x)),
+        \qquad c_0 = -\infty,\ c_K = +\infty,
+
+    averaged over the Gibbs samples of :math:`(w_0, \mathbf w, \mathbf V, \mathbf c)`
+    (:class:`fmlib.BayesianFM` with ``task="ordinal"``, the registry's ``"mcmc"``
+    solver; the only one that trains this model). The classes are the sorted distinct
+    values of ``y`` (e.g. the five stars).
+
+    Args:
+        k: number of latent factors.
+        solver: ``"mcmc"`` (the only one; kept as an argument so that the estimator
+            goes through the solver registry like the others).
+        num_epochs: Gibbs sweeps (default 200, :class:`fmlib.BayesianFM`'s).
+        burn_in: sweeps discarded (default ``num_epochs // 10``).
+        init_std: standard deviation of the initial ``V``.
+        groups: the prior group of every column (``FeatureEncoder.groups_`` or one
+            label per column).
+        random_state: None, an int (fmlib's ``seed``) or a ``numpy.random.RandomState``.
+
+    Attributes:
+        classes_: the sorted distinct ratings of the training ``y``.
+        fm_: the fitted :class:`fmlib.BayesianFM`; ``history_``: its ``trace_``.
+        n_features_in_, feature_names_in_: as in scikit-learn.
+
+    :meth:`predict` is the expected rating :math:`\sum_j P(y = \text{class}_j)\,
+    \text{class}_j` (so ``score`` is the :math:`R^2` of a regressor), ``predict(X,
+    most_probable=True)`` the most probable class, :meth:`predict_proba` the class
+    probabilities.
+
+    Example:
+        >>> X, y, _ = fmlib.rendle_figure1()
+        >>> est = FMOrdinalRegressor(k=2, num_epochs=20, random_state=0).fit(X, y)
+        >>> est.predict_proba(X).shape, est.classes_.tolist()
+        ((7, 3), [1.0, 4.0, 5.0])
+    """
+
+    _task = "ordinal"
+
+    def __init__(
+        self,
+        k: int = 8,
+        solver: str = "mcmc",
+        num_epochs: int = 200,
+        burn_in: int | None = None,
+        init_std: float = 0.1,
+        groups: Any = None,
+        random_state: Any = None,
+    ):
+        self.k = k
+        self.solver = solver
+        self.num_epochs = num_epochs
+        self.burn_in = burn_in
+        self.init_std = init_std
+        self.groups = groups
+        self.random_state = random_state
+
+    def fit(self, X, y) -> "FMOrdinalRegressor":
+        """Train on ``X`` (dense or ``scipy.sparse``, ``(N, n)``) and ratings ``y``
+        ``(N,)`` with at least two distinct values."""
+        X, y = self._validate_fit(X, y, y_numeric=True)
+        y = np.asarray(y, np.float64)
+        classes = np.unique(y)
+        if classes.size < 2:
+            raise ValueError(
+                f"FMOrdinalRegressor needs at least two distinct ratings in `y`; got "
+                f"one class: {classes.tolist()}."
+            )
+        self.classes_ = classes
+        self._fit(X, y)
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        """``(N, K)``: the probability of every class, columns in the order of
+        ``classes_``, averaged over the kept samples."""
+        check_is_fitted(self, "fm_")
+        X = validate_data(self, X, accept_sparse="csr", reset=False)
+        return self.fm_.predict_proba(X)
+
+    def predict(self, X, most_probable: bool = False) -> np.ndarray:
+        """The expected rating of every row, float64 ``(N,)``; with
+        ``most_probable=True`` the class of the largest :meth:`predict_proba`."""
+        proba = self.predict_proba(X)
+        if most_probable:
+            return self.classes_[np.argmax(proba, axis=1)]
+        return proba @ self.classes_

@@ -11,7 +11,8 @@ solver         hyper-parameters
 ``gradient``   ``num_epochs``, ``batch_size``, ``optimizer``, ``lr``, ``lambda_w``,
                ``lambda_v``, ``updates``, ``regularization``, ``shuffle``, ``seed``
 ``als``        ``num_epochs``, ``lambda_w``, ``lambda_v``, ``groups``
-``mcmc``       ``num_epochs`` (sweeps), ``burn_in``, ``groups``, ``init_std``, ``seed``
+``mcmc``       ``num_epochs`` (sweeps), ``burn_in``, ``groups``, ``init_std``, ``seed``;
+               the only solver of ``task="ordinal"``
 =============  =============================================================================
 
 The command line (``python -m fmlib``) looks its methods up in :data:`COMMANDS`: libFM's
@@ -176,7 +177,7 @@ SOLVERS: dict[str, Solver] = {
     ),
     "mcmc": Solver(
         "mcmc",
-        ("regression", "classification"),
+        ("regression", "classification", "ordinal"),
         {
             "num_epochs": Param(200, _positive_int, "Gibbs sweeps"),
             "burn_in": Param(
@@ -340,7 +341,7 @@ def get_solver(solver: Any, task: str | None = None) -> Solver:
     entry = SOLVERS[solver]
     if task is not None and task not in entry.tasks:
         raise ValueError(
-            f"`solver={solver!r}` trains {' and '.join(entry.tasks)} models; "
+            f"`solver={solver!r}` trains {', '.join(entry.tasks)} models; "
             f"got task={task!r}."
         )
     return entry

@@ -134,11 +134,29 @@ class VariationalState:
         self.lam_v = _Gamma(np.ones((G, k)), np.ones((G, k)))
 
 
-def prediction_moments(X: sp.csr_matrix, st: VariationalState):
+class Powers:
+    """``X`` (CSR and CSC) and its elementwise powers :math:`x^2, x^3, x^4` (CSR), made
+    once per fit: every iteration multiplies by them."""
+
+    def __init__(self, X: sp.csr_matrix):
+        self.X = sp.csr_matrix(X)
+        self.Xc = self.X.tocsc()
+        self.X2 = self.X.multiply(self.X).tocsr()
+        self.X3 = self.X2.multiply(self.X).tocsr()
+        self.X4 = self.X2.multiply(self.X2).tocsr()
+        self.col_ptr = self.Xc.indptr.astype(np.int64)
+        self.col_idx = self.Xc.indices.astype(np.int64)
+
+
+def prediction_moments(
+    X: sp.csr_matrix, st: VariationalState, P: Powers = None, sums: bool = False
+):
     r""":math:`\mathbb E_q[\hat y_i]` and :math:`\operatorname{Var}_q[\hat y_i]` of every row
-    (module docstring)."""
-    X2 = X.multiply(X).tocsr()
-    X3, X4 = X2.multiply(X).tocsr(), X2.multiply(X2).tocsr()
+    (module docstring); ``P``: the :class:`Powers` of ``X`` if already made. With
+    ``sums``, also the per-rating sums :math:`(\sum_l a, \sum_l \sigma^2, \sum_l
+    \sigma^2 a)` of every factor, shapes ``(N, k)``, that :func:`update_V` starts from."""
+    P = Powers(X) if P is None else P
+    X, X2, X3, X4 = P.X, P.X2, P.X3, P.X4
     q = X @ st.MV
     S2 = X2 @ st.SV
     T = X3 @ (st.SV * st.MV)
@@ -150,7 +168,7 @@ def prediction_moments(X: sp.csr_matrix, st: VariationalState):
         + X2 @ st.sw
         + np.sum(q**2 * S2 - 2 * q * T + U + 0.5 * (S2**2 - W), axis=1)
     )
-    return mean, var
+    return (mean, var, (q, S2, T)) if sums else (mean, var)
 
 
 def _group_hyper(theta_m, theta_s, group, G, mu_m, mu_s, lam: _Gamma):
@@ -192,13 +210,19 @@ def _hyper_elbo(theta_m, theta_s, group, mu_m, mu_s, lam: _Gamma) -> float:
 
 
 def elbo(
-    X: sp.csr_matrix, y: np.ndarray, st: VariationalState, group: np.ndarray, task: str
+    X: sp.csr_matrix,
+    y: np.ndarray,
+    st: VariationalState,
+    group: np.ndarray,
+    task: str,
+    moments: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> float:
     r"""The evidence lower bound :math:`\mathbb E_q[\log p(\mathbf y, \Theta)] +
     H[q]` of the current factors (for classification with :math:`q(\mathbf z)` at its
     optimum for the current :math:`\mathbb E[\hat y]`), the flat prior of :math:`w_0`
-    contributing its entropy only."""
-    mean, var = prediction_moments(X, st)
+    contributing its entropy only. ``moments``: :func:`prediction_moments` of the
+    current factors, if already computed."""
+    mean, var = prediction_moments(X, st) if moments is None else moments
     N = y.size
     if task == "classification":
         data = np.sum(log_ndtr(np.where(y > 0, mean, -mean))) - 0.5 * np.sum(var)
@@ -238,14 +262,16 @@ def update_w(
     alpha: float,
     group: np.ndarray,
     G: int,
+    P: Powers | None = None,
 ) -> None:
-    """q(lambda), q(mu) of w, then every q(w_l) in column order (h = x_l)."""
+    """q(lambda), q(mu) of w, then every q(w_l) in column order (h = x_l); ``P``: the
+    :class:`Powers` of the matrix, whose int64 column pointers it reuses."""
     st.mu_w, st.mu_w_var, st.lam_w = _group_hyper(
         st.mw, st.sw, group, G, st.mu_w, st.mu_w_var, st.lam_w
     )
     _sweep_w(
-        Xc.indptr.astype(np.int64),
-        Xc.indices.astype(np.int64),
+        Xc.indptr.astype(np.int64) if P is None else P.col_ptr,
+        Xc.indices.astype(np.int64) if P is None else P.col_idx,
         Xc.data,
         st.mw,
         st.sw,
@@ -282,35 +308,45 @@ def update_V(
     alpha: float,
     group: np.ndarray,
     G: int,
+    P: Powers | None = None,
+    sums: tuple | None = None,
 ) -> None:
     """q(lambda), q(mu) of V, then every q(v_lf), factor by factor, column by column,
-    with the three per-rating sums of the module docstring."""
+    with the three per-rating sums of the module docstring (for all factors at once:
+    a factor's sums change only while that factor is updated). ``sums``: those of the
+    current ``V`` if already computed (:func:`prediction_moments` with ``sums``)."""
     st.mu_v, st.mu_v_var, st.lam_v = _group_hyper(
         st.MV, st.SV, group, G, st.mu_v, st.mu_v_var, st.lam_v
     )
-    X = Xc.tocsr()
-    X2, X3 = X.multiply(X).tocsr(), X.multiply(X).multiply(X).tocsr()
-    ptr, idx = Xc.indptr.astype(np.int64), Xc.indices.astype(np.int64)
-    for f in range(st.MV.shape[1]):
-        mv, sv = np.ascontiguousarray(st.MV[:, f]), np.ascontiguousarray(st.SV[:, f])
-        q = X @ mv
-        s2 = X2 @ sv
-        t = X3 @ (sv * mv)
+    P = Powers(Xc.tocsr()) if P is None else P
+    if sums is None:
+        sums = (P.X @ st.MV, P.X2 @ st.SV, P.X3 @ (st.SV * st.MV))
+    q, s2, t = (np.ascontiguousarray(a.T) for a in sums)
+    MV, SV = np.ascontiguousarray(st.MV.T), np.ascontiguousarray(st.SV.T)
+    _sweep_v_factors(
+        P.col_ptr,
+        P.col_idx,
+        P.Xc.data,
+        MV,
+        SV,
+        q,
+        s2,
+        t,
+        r,
+        np.ascontiguousarray(st.lam_v.mean[group].T),
+        np.ascontiguousarray(st.mu_v[group].T),
+        float(alpha),
+    )
+    st.MV[:], st.SV[:] = MV.T, SV.T
+
+
+@_jit
+def _sweep_v_factors(ptr, idx, val, MV, SV, q, s2, t, r, El, Emu, alpha):
+    """:func:`_sweep_v` for every factor in turn (rows of the transposed arrays)."""
+    for f in range(MV.shape[0]):
         _sweep_v(
-            ptr,
-            idx,
-            Xc.data,
-            mv,
-            sv,
-            q,
-            s2,
-            t,
-            r,
-            np.ascontiguousarray(st.lam_v.mean[group, f]),
-            np.ascontiguousarray(st.mu_v[group, f]),
-            float(alpha),
+            ptr, idx, val, MV[f], SV[f], q[f], s2[f], t[f], r, El[f], Emu[f], alpha
         )
-        st.MV[:, f], st.SV[:, f] = mv, sv
 
 
 @_jit
@@ -354,12 +390,14 @@ def cavi_iteration(
     G: int,
     alpha: float,
     r: np.ndarray,
+    P: Powers | None = None,
+    sums: tuple | None = None,
 ) -> None:
     """One pass: :func:`update_w0`, :func:`update_w`, :func:`update_V`; ``r`` (= target
-    - E[ŷ]) is kept up to date in place."""
+    - E[ŷ]) is kept up to date in place; ``P``, ``sums`` as for :func:`update_V`."""
     update_w0(st, r, alpha)
-    update_w(Xc, st, r, alpha, group, G)
-    update_V(Xc, st, r, alpha, group, G)
+    update_w(Xc, st, r, alpha, group, G, P)
+    update_V(Xc, st, r, alpha, group, G, P, sums)
 
 
 class VariationalFM:
@@ -465,15 +503,16 @@ class VariationalFM:
             rng,
             w0=0.0 if classify else float(np.mean(y)),
         )
-        Xc = X.tocsc()
-        mean, _ = prediction_moments(X, st)
+        P = Powers(X)
+        Xc = P.Xc
+        mean, _, sums = prediction_moments(X, st, P, sums=True)
         target = latent_means(mean, y) if classify else y
         r = target - mean
         rows = []
         for it in range(1, self.num_iter + 1):
             alpha = 1.0 if classify else float(st.alpha.mean)
-            cavi_iteration(Xc, st, group, G, alpha, r)
-            mean, var = prediction_moments(X, st)
+            cavi_iteration(Xc, st, group, G, alpha, r, P, sums)
+            mean, var, sums = prediction_moments(X, st, P, sums=True)
             if classify:
                 target = latent_means(mean, y)
             else:
@@ -483,7 +522,7 @@ class VariationalFM:
             r = target - mean
             row = {
                 "iteration": it,
-                "elbo": elbo(X, y, st, group, self.task),
+                "elbo": elbo(X, y, st, group, self.task, (mean, var)),
                 "alpha": float(st.alpha.mean) if not classify else 1.0,
             }
             if classify:
