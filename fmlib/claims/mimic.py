@@ -183,9 +183,9 @@ def fm_from_mf(mu: float, b_user, b_item, P, Q) -> dict[str, np.ndarray]:
 
     .. math::
 
-        \hat y_{ui} = \mu + b_u + b_i + \langle \mathbf p_u, \mathbf q_i\rangle
-        \quad\Longrightarrow\quad w_0 = \mu,\ \mathbf w = [\mathbf b_U, \mathbf b_I],\
-        \mathbf V = [\mathbf P; \mathbf Q].
+        & \hat y_{ui} = \mu + b_u + b_i + \langle \mathbf p_u, \mathbf q_i\rangle
+        \quad\Longrightarrow \\
+        & w_0 = \mu,\ \mathbf w = [\mathbf b_U, \mathbf b_I],\ \mathbf V = [\mathbf P; \mathbf Q].
 
     Args:
         mu: the global mean. b_user, b_item: biases ``(n_users,)``, ``(n_items,)``.
@@ -233,9 +233,9 @@ def svdpp_extra_terms(P, Y, implicit) -> np.ndarray:
 
     .. math::
 
-        e_u = \frac{1}{\sqrt{|N_u|}} \sum_{l \in N_u} \langle \mathbf p_u, \mathbf y_l\rangle
-            + \frac{1}{|N_u|} \sum_{l \in N_u} \sum_{l' \in N_u, l' > l}
-              \langle \mathbf y_l, \mathbf y_{l'}\rangle,
+        e_u &= \frac{1}{\sqrt{|N_u|}} \sum_{l \in N_u} \langle \mathbf p_u, \mathbf y_l\rangle \\
+        &\quad + \frac{1}{|N_u|} \sum_{l \in N_u} \sum_{l' \in N_u, l' > l}
+        \langle \mathbf y_l, \mathbf y_{l'}\rangle,
 
     computed as :math:`\langle \mathbf p_u, \mathbf s_u\rangle / \sqrt{|N_u|}
     + (\lVert \mathbf s_u\rVert^2 - \sum_{l} \lVert \mathbf y_l \rVert^2) / (2 |N_u|)` with
@@ -262,8 +262,9 @@ def fm_from_svdpp(
 
     .. math::
 
-        \hat y_{ui} = \mu + b_u + b_i + \Big\langle \mathbf q_i,\ \mathbf p_u
-            + |N_u|^{-1/2} \sum_{l \in N_u} \mathbf y_l \Big\rangle .
+        \hat y_{ui} &= \mu + b_u + b_i \\
+        &\quad + \Big\langle \mathbf q_i,\ \mathbf p_u
+        + |N_u|^{-1/2} \sum_{l \in N_u} \mathbf y_l \Big\rangle .
 
     The map of the paper: :math:`w_0 = \mu`, :math:`\mathbf w = [\mathbf b_U, \mathbf b_I,
     \mathbf 0]`, :math:`\mathbf V = [\mathbf P; \mathbf Q; \mathbf Y]`. The FM then

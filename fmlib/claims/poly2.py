@@ -14,9 +14,9 @@ objective
 
 .. math::
 
-    J = \sum_{n} \big(y_n - \bar y - \mathbf z_n^\top \boldsymbol\theta\big)^2
-        + \lambda \lVert \boldsymbol\theta \rVert^2, \qquad
-    \frac{\partial J}{\partial w_{i,j}} = -2 \sum_n e_n x_{n,i} x_{n,j} + 2 \lambda w_{i,j},
+    J &= \sum_{n} \big(y_n - \bar y - \mathbf z_n^\top \boldsymbol\theta\big)^2
+    + \lambda \lVert \boldsymbol\theta \rVert^2, \\
+    \frac{\partial J}{\partial w_{i,j}} &= -2 \sum_n e_n x_{n,i} x_{n,j} + 2 \lambda w_{i,j},
 
 touches :math:`w_{i,j}` only through rows where both :math:`x_i` and :math:`x_j` are
 non-zero. For a pair never observed together the minimiser is :math:`w_{i,j} = 0` exactly,

@@ -23,8 +23,8 @@ those starting inside it), about as if drawn at random, so the same argument giv
 .. math::
     :label: eq-chunk-distinct
 
-    \mathbb E\,|U| \approx \sum_u \big(1 - e^{-m\, c_u / C}\big)
-        \approx m \approx 1 + (|\mathcal B| - 1) / \bar s \quad (\text{small batches}),
+    \mathbb E\,|U| &\approx \sum_u \big(1 - e^{-m\, c_u / C}\big) \approx m \\
+    &\approx 1 + (|\mathcal B| - 1) / \bar s \quad (\text{small batches}),
 
 with :math:`\bar s = N / C` the mean chunk length: about :math:`|\mathcal B| / s`
 distinct users when most users have many more than :math:`s` ratings (``size=1``:

@@ -17,11 +17,11 @@ Then :math:`\sum_{l<l'} \langle \mathbf v_l, \mathbf v_{l'}\rangle x_l x_{l'} = 
 
 .. math::
 
-    \hat y(\mathbf x) = w_0 + \sum_r \ell_r
-        + \sum_r \underbrace{\tfrac12 \sum_f \big(q_{r,f}^2 -
-        s_{r,f}\big)}_{\text{within block } r}
-        + \underbrace{\sum_{r<r'} \langle \mathbf q_r, \mathbf
-        q_{r'}\rangle}_{\text{across blocks}},
+    \hat y(\mathbf x) &= w_0 + \sum_r \ell_r
+    + \sum_r \underbrace{\tfrac12 \sum_f \big(q_{r,f}^2 -
+    s_{r,f}\big)}_{\text{within block } r} \\
+    &\quad + \underbrace{\sum_{r<r'} \langle \mathbf q_r, \mathbf
+    q_{r'}\rangle}_{\text{across blocks}},
     \qquad \ell_r = \sum_{l \in C_r} w_l x_l .
 
 The linear term :math:`\ell_r`, :math:`\mathbf q_r` and the within-block term depend on

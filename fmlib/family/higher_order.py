@@ -180,9 +180,8 @@ def anova_fast(X, P, order: int) -> tf.Tensor:
 
     .. math::
 
-        A^0 = 1, \qquad
-        A^t = \frac1t \sum_{s=1}^{t} (-1)^{s+1} A^{t-s} D^s, \qquad
-        D^s = \sum_{j=1}^{n} (p_j x_j)^s .
+        A^0 &= 1, \qquad D^s = \sum_{j=1}^{n} (p_j x_j)^s, \\
+        A^t &= \frac1t \sum_{s=1}^{t} (-1)^{s+1} A^{t-s} D^s .
 
     For ``t = 2`` this is Rendle's Lemma 3.1,
     :math:`A^2 = \frac12[(D^1)^2 - D^2]`. Each :math:`D^s` for all factors at once is the

@@ -45,9 +45,9 @@ def train_step(
 
     .. math::
 
-        \theta \leftarrow \theta - \eta\, \frac{\partial}{\partial\theta}
-        \frac1N \sum_{i=1}^{N} \ell\big(\hat y(\mathbf x_i), y_i\big),
-        \qquad \theta \in \{w_0, \mathbf w, \mathbf V\}
+        & \theta \leftarrow \theta - \eta\, \frac{\partial}{\partial\theta}
+        \frac1N \sum_{i=1}^{N} \ell\big(\hat y(\mathbf x_i), y_i\big), \\
+        & \theta \in \{w_0, \mathbf w, \mathbf V\}
 
     Args:
         mod: the model.

@@ -169,8 +169,9 @@ class FMLayer(FMWeights):
 
     .. math::
 
-        \hat y(\mathbf x) = w_0 + \mathbf w^\top \mathbf x
-        + \tfrac12 \textstyle\sum_f \big[(\mathbf x^\top \mathbf V)_f^2 - ((\mathbf x \odot \mathbf x)^\top (\mathbf V \odot \mathbf V))_f\big]
+        \hat y(\mathbf x) &= w_0 + \mathbf w^\top \mathbf x
+        + \tfrac12 \textstyle\sum_f \big[(\mathbf x^\top \mathbf V)_f^2 \\
+        &\qquad - ((\mathbf x \odot \mathbf x)^\top (\mathbf V \odot \mathbf V))_f\big]
 
     Rendle (2010), eq. (1) with Lemma 3.1. The number of features ``n`` is taken
     from the input at build time.
@@ -243,8 +244,9 @@ class FieldFMLayer(FMWeights):
 
     .. math::
 
-        \hat y = w_0 + \sum_f w_{i(f)} x_f
-        + \frac12 \sum_{q=1}^{k}\Big[\Big(\sum_f v_{i(f),q} x_f\Big)^2 - \sum_f v_{i(f),q}^2 x_f^2\Big]
+        \hat y &= w_0 + \sum_f w_{i(f)} x_f
+        + \frac12 \sum_{q=1}^{k}\Big[\Big(\sum_f v_{i(f),q} x_f\Big)^2 \\
+        &\qquad - \sum_f v_{i(f),q}^2 x_f^2\Big]
 
     which is exactly the FM on the one-hot encoding of the fields, computed in O(k F)
     per row by gathering rows of ``V`` (no one-hot matrix is built).

@@ -19,8 +19,8 @@ With :math:`\eta` the learning rate and :math:`\mathbf g = \mathbf G_u` the grad
 
   .. math::
 
-      & \mathbf m_u \leftarrow \beta_1 \mathbf m_u + (1 - \beta_1)\, \mathbf g, \qquad
-      \mathbf v_u \leftarrow \beta_2 \mathbf v_u + (1 - \beta_2)\, \mathbf g^2, \\
+      & \mathbf m_u \leftarrow \beta_1 \mathbf m_u + (1 - \beta_1)\, \mathbf g, \\
+      & \mathbf v_u \leftarrow \beta_2 \mathbf v_u + (1 - \beta_2)\, \mathbf g^2, \\
       & \theta_u \leftarrow \theta_u - \eta \frac{\sqrt{1 - \beta_2^t}}{1 - \beta_1^t}
       \frac{\mathbf m_u}{\sqrt{\mathbf v_u} + \epsilon}
 

@@ -8,11 +8,10 @@ The split of :mod:`fmlib.data.design_predict` (Lemma 3.1 by block) gives
 .. math::
     :label: eq-block-batch
 
-    \hat y_i = w_0 + \sum_{r} t_r\big(\phi_r(i)\big)
-        + \tfrac12 \sum_f \Big[\big(\textstyle\sum_r q_{r,f}(\phi_r(i))\big)^2
-            - \sum_r q_{r,f}(\phi_r(i))^2\Big],
-
-    t_r(u) = \ell_r(u) + \tfrac12 \sum_f \big(q_{r,f}(u)^2 - s_{r,f}(u)\big),
+    \hat y_i &= w_0 + \sum_{r} t_r\big(\phi_r(i)\big) \\
+    &\quad + \tfrac12 \sum_f \Big[\big(\textstyle\sum_r q_{r,f}(\phi_r(i))\big)^2 \\
+    &\qquad - \sum_r q_{r,f}(\phi_r(i))^2\Big], \\
+    t_r(u) &= \ell_r(u) + \tfrac12 \sum_f \big(q_{r,f}(u)^2 - s_{r,f}(u)\big),
 
 with :math:`\ell_r = \mathbf B^{(r)} \mathbf w`, :math:`\mathbf q_r = \mathbf B^{(r)}
 \mathbf V` and :math:`\mathbf s_r = (\mathbf B^{(r)} \circ \mathbf B^{(r)})(\mathbf V

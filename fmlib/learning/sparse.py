@@ -17,8 +17,9 @@ Three things make a step cost O(k · nnz of the batch) instead of O(k n):
 
    .. math::
 
-       \frac{1}{|B|} \sum_{(\mathbf x, y) \in B} \Big[\ell\big(\hat y(\mathbf x), y\big)
-           + \sum_{i:\, x_i \neq 0} \big(\lambda_w w_i^2 + \lambda_v \lVert \mathbf v_i \rVert^2\big)\Big],
+       \frac{1}{|B|} \sum_{(\mathbf x, y) \in B} \Big[ & \ell\big(\hat y(\mathbf x), y\big) \\
+       & + \sum_{i:\, x_i \neq 0} \big(\lambda_w w_i^2
+       + \lambda_v \lVert \mathbf v_i \rVert^2\big)\Big],
 
    so a feature is shrunk in proportion to how often it occurs, and never when absent.
    ``regularization="present"`` charges the batch :math:`\lambda_w w_i^2 + \lambda_v \lVert
@@ -98,10 +99,10 @@ class SparseStep:
     .. math::
 
         & \mathbf g_{w_U} = \mathbf X_U^\top \mathbf d, \qquad
-        \mathbf g_{V_U} = \mathbf X_U^\top (\mathbf d \circ \mathbf Q)
-            - \mathbf V_U \circ \big((\mathbf X_U \circ \mathbf X_U)^\top
-            \mathbf d\big), \\
-        & g_{w_0} = \textstyle\sum_i d_i,
+        g_{w_0} = \textstyle\sum_i d_i, \\
+        & \mathbf g_{V_U} = \mathbf X_U^\top (\mathbf d \circ \mathbf Q)
+        - \mathbf V_U \circ \big((\mathbf X_U \circ \mathbf X_U)^\top
+        \mathbf d\big),
 
     two more sparse products, for the rows in ``U`` only. (Automatic differentiation gives the
     same numbers with about twice the operations, and on a CPU a compiled step's cost is

@@ -76,8 +76,8 @@ def pairwise_fast(X, V) -> tf.Tensor:
     .. math::
 
         \sum_{i<j} \langle \mathbf v_i, \mathbf v_j \rangle\, x_i x_j
-        = \frac12 \sum_{f=1}^{k} \left[ \Big(\sum_{i=1}^{n} v_{i,f}\, x_i\Big)^2
-          - \sum_{i=1}^{n} v_{i,f}^2\, x_i^2 \right]
+        &= \frac12 \sum_{f=1}^{k} \Big[ \Big(\sum_{i=1}^{n} v_{i,f}\, x_i\Big)^2 \\
+        &\qquad - \sum_{i=1}^{n} v_{i,f}^2\, x_i^2 \Big]
 
     In matrix form, with :math:`\odot` the element-wise product:
     ``0.5 * sum_f((X V)**2 - (X⊙X)(V⊙V))``. For a ``tf.SparseTensor`` or

@@ -15,9 +15,8 @@ With one relevant item per user the metrics are, averaged over users,
 
 .. math::
 
-    & \mathrm{HR@}k = \mathbb 1[r \le k], \qquad
-    \mathrm{NDCG@}k = \frac{\mathbb 1[r \le k]}{\log_2(r + 1)}, \qquad
-    \mathrm{MRR} = \frac1r, \\
+    & \mathrm{HR@}k = \mathbb 1[r \le k], \qquad \mathrm{MRR} = \frac1r, \\
+    & \mathrm{NDCG@}k = \frac{\mathbb 1[r \le k]}{\log_2(r + 1)}, \\
     & \mathrm{AUC} = \frac{|\{j : s_j < s_t\}| + \tfrac12 |\{j \ne t : s_j = s_t\}|}{n_c - 1},
 
 where :math:`n_c` is the number of candidates (the target included). HR@k equals recall@k

@@ -9,8 +9,8 @@ Rendle (2010) separates into three parts:
 .. math::
 
     & \hat y(\mathbf x_c + \mathbf x_i)
-      = \underbrace{w_0 + \mathbf w^\top \mathbf x_c + \phi(\mathbf x_c)}_{a_c}
-      + \underbrace{\mathbf w^\top \mathbf x_i + \phi(\mathbf x_i)}_{b_i}
+    = \underbrace{w_0 + \mathbf w^\top \mathbf x_c + \phi(\mathbf x_c)}_{a_c} \\
+    & \qquad + \underbrace{\mathbf w^\top \mathbf x_i + \phi(\mathbf x_i)}_{b_i}
       + \langle \mathbf V^\top \mathbf x_c, \mathbf V^\top \mathbf x_i \rangle, \\
     & \phi(\mathbf x) = \sum_{j<l} \langle \mathbf v_j, \mathbf v_l\rangle x_j x_l .
 
@@ -20,8 +20,9 @@ are therefore one matrix product plus two broadcast vectors,
 
 .. math::
 
-    \mathbf S = \mathbf a \mathbf 1^\top + \mathbf 1 \mathbf b^\top + \mathbf P \mathbf Q^\top,
-    \qquad \mathbf P = \mathbf X_c \mathbf V, \quad \mathbf Q = \mathbf X_i \mathbf V,
+    & \mathbf S = \mathbf a \mathbf 1^\top + \mathbf 1 \mathbf b^\top + \mathbf P \mathbf Q^\top,
+    \\
+    & \mathbf P = \mathbf X_c \mathbf V, \quad \mathbf Q = \mathbf X_i \mathbf V,
 
 costing :math:`O(k\,(\mathrm{nnz}(\mathbf X_c) + \mathrm{nnz}(\mathbf X_i)) + k\, m\, n_\mathrm{items})`
 instead of ``m * n_items`` model calls on concatenated rows.

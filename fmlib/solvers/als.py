@@ -5,9 +5,9 @@ parameter once and sets it to the minimiser of the objective in that parameter a
 
 .. math::
 
-    J = \sum_{i=1}^{N} (y_i - \hat y_i)^2 + \lambda_w \lVert \mathbf w\rVert^2
-        + \lambda_v \lVert \mathbf V\rVert_F^2, \qquad
-    \theta^* = \frac{\sum_i h_{\theta,i}\,(y_i - g_{\theta,i})}{\sum_i h_{\theta,i}^2
+    J &= \sum_{i=1}^{N} (y_i - \hat y_i)^2 + \lambda_w \lVert \mathbf w\rVert^2
+    + \lambda_v \lVert \mathbf V\rVert_F^2, \\
+    \theta^* &= \frac{\sum_i h_{\theta,i}\,(y_i - g_{\theta,i})}{\sum_i h_{\theta,i}^2
         + \lambda_\theta},
 
 (a sum over rows, :math:`w_0` unregularised: libFM's convention; note that

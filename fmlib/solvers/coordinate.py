@@ -18,8 +18,8 @@ With the residuals :math:`e_i = y_i - \hat y_i` we have :math:`y_i - g_{\theta,i
 
 .. math::
 
-    P_\theta = \alpha \sum_i h_{\theta,i}^2 + \lambda_\theta, \qquad
-    m_\theta = \frac{\alpha \sum_i h_{\theta,i}\,(e_i + \theta\, h_{\theta,i})
+    P_\theta &= \alpha \sum_i h_{\theta,i}^2 + \lambda_\theta, \\
+    m_\theta &= \frac{\alpha \sum_i h_{\theta,i}\,(e_i + \theta\, h_{\theta,i})
                      + \lambda_\theta \mu_\theta}{P_\theta}.
 
 ALS (coordinate descent) sets :math:`\theta \leftarrow m_\theta` with :math:`\alpha = 1,

@@ -7,10 +7,10 @@ with rows :math:`b` and ratings :math:`i` pointing to row :math:`\phi(i)`, one f
 
 .. math::
 
-    & n_b = |\{i: \phi(i) = b\}|,\quad O_b = \sum_{\phi(i)=b} o_i,\quad
-    O^{(2)}_b = \sum_{\phi(i)=b} o_i^2, \\
-    & E_b = \sum_{\phi(i)=b} e_i,\quad
-    (EO)_b = \sum_{\phi(i)=b} e_i o_i,\qquad o_i = q_{f,i} - Q_{b,f},
+    & n_b = |\{i: \phi(i) = b\}|,\quad O_b = \sum_{\phi(i)=b} o_i, \\
+    & O^{(2)}_b = \sum_{\phi(i)=b} o_i^2,\quad E_b = \sum_{\phi(i)=b} e_i, \\
+    & (EO)_b = \sum_{\phi(i)=b} e_i o_i, \\
+    & o_i = q_{f,i} - Q_{b,f},
 
 and then, column :math:`l` after column :math:`l` with :math:`\rho_b = Q_{b,f} - v_{l,f}
 B_{b,l}`,

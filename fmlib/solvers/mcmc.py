@@ -97,9 +97,9 @@ def draw_normal_gamma(
 
     .. math::
 
-        \lambda_g \mid \mu_g \sim \Gamma\Big(\frac{a_\lambda + m_g + 1}{2},
-            \frac{b_\lambda + \sum_{l \in g} (\theta_l - \mu_g)^2
-                  + \gamma_0 (\mu_g - \mu_0)^2}{2}\Big),
+        & \lambda_g \mid \mu_g \sim \Gamma\Big(\frac{a_\lambda + m_g + 1}{2}, \\
+        & \qquad \frac{b_\lambda + \sum_{l \in g} (\theta_l - \mu_g)^2
+        + \gamma_0 (\mu_g - \mu_0)^2}{2}\Big),
 
     then :math:`\mu_g \mid \lambda_g \sim \mathcal N\big(\frac{\sum_{l \in g} \theta_l +
     \gamma_0 \mu_0}{m_g + \gamma_0}, \frac{1}{(m_g + \gamma_0)\lambda_g}\big)`. ``mu`` has

@@ -9,8 +9,8 @@ ratings) and cut-points :math:`c_1 < \dots < c_{K-1}` (:math:`c_0 = -\infty`,
 
 .. math::
 
-    z_i \mid \Theta \sim \mathcal N(\hat y(\mathbf x_i), 1), \qquad
-    y_i = j \iff c_j < z_i \le c_{j+1},
+    & z_i \mid \Theta \sim \mathcal N(\hat y(\mathbf x_i), 1), \\
+    & y_i = j \iff c_j < z_i \le c_{j+1},
 
 so that, :math:`z_i` integrated out,
 
@@ -46,9 +46,9 @@ current scores :math:`\hat{\mathbf y}`:
 
    .. math::
 
-       \min\Big(1, \frac{p(\boldsymbol\theta^\star \mid \cdot)\, q(\boldsymbol\theta)}
-                       {p(\boldsymbol\theta \mid \cdot)\, q(\boldsymbol\theta^\star)}\Big),
-       \qquad q(\boldsymbol\theta) \propto \Big(1 + \tfrac{1}{\nu}
+       & \min\Big(1, \frac{p(\boldsymbol\theta^\star \mid \cdot)\, q(\boldsymbol\theta)}
+       {p(\boldsymbol\theta \mid \cdot)\, q(\boldsymbol\theta^\star)}\Big), \\
+       & q(\boldsymbol\theta) \propto \Big(1 + \tfrac{1}{\nu}
        (\boldsymbol\theta - \hat{\boldsymbol\theta})^\top \mathbf H
        (\boldsymbol\theta - \hat{\boldsymbol\theta})\Big)^{-(\nu + K - 1)/2}.
 
@@ -285,9 +285,9 @@ def log_posterior(
 
     .. math::
 
-        \nabla f = J^\top \mathbf g - r \boldsymbol\theta, \qquad
-        \nabla^2 f = J^\top \mathbf H_c J + \operatorname{diag}\Big(e^{\theta_m}
-        \sum_{j \ge m} g_j\Big)_{m > 1} - r \mathbf I.
+        \nabla f &= J^\top \mathbf g - r \boldsymbol\theta, \\
+        \nabla^2 f &= J^\top \mathbf H_c J - r \mathbf I \\
+        &\quad + \operatorname{diag}\Big(e^{\theta_m} \sum_{j \ge m} g_j\Big)_{m > 1}.
 
     The sums over the ratings run in one compiled pass (``_sums``).
 

@@ -19,10 +19,9 @@ the sums over the ratings of row :math:`b` need only five numbers per block row,
 
 .. math::
 
-    & n_b = |\{i: \phi(i) = b\}|,\quad O_b = \sum_{\phi(i)=b} o_i,\quad
-    O^{(2)}_b = \sum_{\phi(i)=b} o_i^2, \\
-    & E_b = \sum_{\phi(i)=b} e_i,\quad
-    (EO)_b = \sum_{\phi(i)=b} e_i o_i :
+    & n_b = |\{i: \phi(i) = b\}|,\quad O_b = \sum_{\phi(i)=b} o_i, \\
+    & O^{(2)}_b = \sum_{\phi(i)=b} o_i^2,\quad E_b = \sum_{\phi(i)=b} e_i, \\
+    & (EO)_b = \sum_{\phi(i)=b} e_i o_i :
 
     \sum_{\phi(i)=b} h_i e_i &= B_{b,l}\big((EO)_b + \rho_b E_b\big), \\
     \sum_{\phi(i)=b} h_i^2 &= B_{b,l}^2\big(O^{(2)}_b + 2\rho_b O_b + \rho_b^2 n_b\big).
@@ -247,8 +246,9 @@ class RelationalSweeper(CoordinateSweeper):
 
         .. math::
 
-            \hat y_i = w_0 + \sum_r \big(\ell_r - \tfrac12 \textstyle\sum_f
-            s_{r,f}\big) + \tfrac12 \sum_f \big(\textstyle\sum_r q_{r,f}\big)^2 :
+            \hat y_i &= w_0 + \sum_r \big(\ell_r - \tfrac12 \textstyle\sum_f
+            s_{r,f}\big) \\
+            &\quad + \tfrac12 \sum_f \big(\textstyle\sum_r q_{r,f}\big)^2 :
 
         the first sum once per block row (:func:`fmlib.solvers.kernels.add_row_terms`)
         gathered per rating, the second factor by factor through :meth:`factor_q`.
