@@ -9,8 +9,10 @@ loss with respect to the pulled rows :math:`w_U, \mathbf V_U` (and :math:`w_0`) 
 
 .. math::
 
-    \mathbf g_u \mathrel{+}= 2\lambda\,\theta_u \;\; (\text{present}), \qquad
-    \mathbf g_u \mathrel{+}= 2\lambda\,\frac{c_u}{|B|}\,\theta_u \;\; (\text{occurrence}),
+    \begin{aligned}
+    \mathbf g_u &\mathrel{+}= 2\lambda\,\theta_u && (\text{present}), \\
+    \mathbf g_u &\mathrel{+}= 2\lambda\,\frac{c_u}{|B|}\,\theta_u && (\text{occurrence}),
+    \end{aligned}
 
 with :math:`c_u` the rows of :math:`B` holding feature :math:`u`; the global penalty (plain
 SGD only) decays every row, :math:`\theta \leftarrow (1 - 2\eta\lambda)\theta`, before the
@@ -20,8 +22,10 @@ and their slots, and nothing else:
 
 .. math::
 
-    (\Delta_U, \mathbf s_U) \leftarrow \mathrm{update}(\mathbf g_U, \mathbf s_U,
-    c_t), \qquad \theta_U \leftarrow \theta_U - \Delta_U .
+    \begin{aligned}
+    (\Delta_U, \mathbf s_U) &\leftarrow \mathrm{update}(\mathbf g_U, \mathbf s_U, c_t), \\
+    \theta_U &\leftarrow \theta_U - \Delta_U .
+    \end{aligned}
 
 The slots :math:`\mathbf s` (Adagrad's accumulator, Adam's :math:`\mathbf m, \mathbf v`)
 have the shape of their variable and are created under the strategy's scope: mirrored on

@@ -37,7 +37,7 @@ def shard_names(prefix: str, n_shards: int) -> list[str]:
 
 
 def write_shards(chunks, folder, n_shards: int, *, prefix: str = "train") -> list[str]:
-    """Write ``(X, y)`` chunks to ``n_shards`` TFRecord files in ``folder``, and the manifest.
+    r"""Write ``(X, y)`` chunks to ``n_shards`` TFRecord files in ``folder``, and the manifest.
 
     Args:
         chunks: an iterable of ``(X, y)`` (CSR or dense ``X``, all with the same columns),

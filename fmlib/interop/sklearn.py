@@ -447,18 +447,20 @@ class FMClassifier(ClassifierMixin, _FMEstimator):
 class FMOrdinalRegressor(RegressorMixin, _FMEstimator):
     r"""A Bayesian Factorization Machine for ordered ratings, as a scikit-learn estimator.
 
-    The ordered probit model (chapter "Beyond SGD: coordinate descent and MCMC",
+    The ordered probit model (chapter "Star ratings and variational inference",
     :mod:`fmlib.solvers.ordinal`): a latent :math:`z \sim \mathcal N(\hat y(\mathbf x),
     1)` with :math:`\hat y` of eq. (1), and the rating is the :math:`j`-th class when
-    :math:`c_{j-1} < z \le c_j`, so that
+    :math:`\tau_{j-1} < z \le \tau_j`, so that
 
     .. math::
 
-        P(y = \text{class}_j \mid \mathbf x) = \Phi(c_j - \hat y(\mathbf x))
-            - \Phi(c_{j-1} - \hat y(\mathbf x)),
-        \qquad c_0 = -\infty,\ c_K = +\infty,
+        \begin{aligned}
+        P(y = \text{class}_j \mid \mathbf x) &= \Phi(\tau_j - \hat y(\mathbf x)) \\
+            &\quad - \Phi(\tau_{j-1} - \hat y(\mathbf x)), \\
+        \tau_0 &= -\infty,\quad \tau_K = +\infty,
+        \end{aligned}
 
-    averaged over the Gibbs samples of :math:`(w_0, \mathbf w, \mathbf V, \mathbf c)`
+    averaged over the Gibbs samples of :math:`(w_0, \mathbf w, \mathbf V, \boldsymbol\tau)`
     (:class:`fmlib.BayesianFM` with ``task="ordinal"``, the registry's ``"mcmc"``
     solver; the only one that trains this model). The classes are the sorted distinct
     values of ``y`` (e.g. the five stars).
