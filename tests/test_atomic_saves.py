@@ -228,15 +228,28 @@ def test_failed_write_examples_keeps_the_previous_file(tmp_path, monkeypatch):
     X = np.eye(6)
     records.write_examples(path, X, np.arange(6.0))
     before = path.read_bytes()
-    real, calls = tf.train.Features, {"n": 0}
+    real = tf.io.TFRecordWriter
 
-    def dies_after_some_rows(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] > 3:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
+    class DiesAfterSomeRows:
+        """A TFRecord writer interrupted (Ctrl-C) at its fourth record."""
 
-    monkeypatch.setattr(tf.train, "Features", dies_after_some_rows)
+        def __init__(self, target):
+            self.writer, self.n = real(target), 0
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.writer.close()
+            return False
+
+        def write(self, record):
+            self.n += 1
+            if self.n > 3:
+                raise KeyboardInterrupt
+            self.writer.write(record)
+
+    monkeypatch.setattr(tf.io, "TFRecordWriter", DiesAfterSomeRows)
     with pytest.raises(KeyboardInterrupt):
         records.write_examples(path, 2 * X, np.arange(6.0))
     monkeypatch.undo()
