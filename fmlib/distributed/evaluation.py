@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from fmlib.distributed.lookup import fm_score_rows
 from fmlib.distributed.records import read_batches
-from fmlib.learning.loop import run_epochs
+from fmlib.learning.loop import EpochWatch, run_epochs
 from fmlib.learning.metrics import metrics
 
 EVAL_BATCH = 8192
@@ -51,21 +51,13 @@ def train_epochs(
     of its last step, since mirrored or sharded weights are not copied back.
     """
     run_epoch.whole_steps = True
-    validation = (
-        None
+    watch = EpochWatch(
+        evaluate=None
         if validation_files is None
         else lambda: evaluate_files(model, validation_files, task=task)
     )
     return run_epochs(
-        model,
-        run_epoch,
-        num_epochs,
-        task,
-        validation,
-        None,
-        False,
-        lr,
-        on_epoch=on_epoch,
+        model, run_epoch, num_epochs, task, None, None, False, lr, watch, on_epoch
     )
 
 

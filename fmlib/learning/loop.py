@@ -83,9 +83,9 @@ def run_epochs(
     model keeps the weights of its last completed step; otherwise those of the last completed
     epoch, restored from a copy taken before each epoch. ``watch`` (an :class:`EpochWatch`)
     replaces the validation metrics, the early-stopping column and the divergence error.
-    ``validation`` is ``(X_val, y_val)`` or a function returning the validation metrics
-    (e.g. the distributed trainers' evaluation of files); ``on_epoch`` is called with each
-    history row as it is recorded.
+    ``validation`` is ``(X_val, y_val)`` (a solver that evaluates otherwise, e.g. the
+    distributed trainers on files, passes ``watch.evaluate``); ``on_epoch`` is called with
+    each history row as it is recorded.
     """
     watch = watch or EpochWatch()
     variables = [model.w0, model.w, model.V]
@@ -156,11 +156,7 @@ def _one_epoch(
     if watch.evaluate is not None:
         row.update({f"val_{key}": value for key, value in watch.evaluate().items()})
     elif validation is not None:
-        val = (
-            validation()
-            if callable(validation)
-            else metrics(task, validation[1], model._predict_host(validation[0], 8192))
-        )
+        val = metrics(task, validation[1], model._predict_host(validation[0], 8192))
         row.update({f"val_{key}": value for key, value in val.items()})
     for key in ("loss", "val_loss"):
         if key in row and diverged(row[key], model.dtype):
