@@ -17,21 +17,31 @@ optimizer's slots (:class:`~fmlib.distributed.optimizers.RowOptimizer`) placed l
 several machines".
 """
 
-from fmlib.distributed.checkpoints import Checkpoints
-from fmlib.distributed.evaluation import evaluate_files
-from fmlib.distributed.launcher import ClusterError, launch
-from fmlib.distributed.lookup import Batch, fm_score_rows, pull_rows, score_pulled
-from fmlib.distributed.optimizers import RowOptimizer
-from fmlib.distributed.ps import sharded_shapes, train_parameter_server
-from fmlib.distributed.records import (
-    parse_batch,
-    read_batches,
-    synthetic_split,
-    write_examples,
-)
-from fmlib.distributed.run import run_local
-from fmlib.distributed.shards import read_manifest, write_shards
-from fmlib.distributed.sync import train_multi_worker
+import importlib as _importlib
+
+# public name -> the module that defines it, loaded on first use (PEP 562): so that
+# ``python -m fmlib.distributed --help`` and a bad flag answer before TensorFlow loads
+_EXPORTS = {
+    "Batch": "fmlib.distributed.lookup",
+    "Checkpoints": "fmlib.distributed.checkpoints",
+    "ClusterError": "fmlib.distributed.launcher",
+    "evaluate_files": "fmlib.distributed.evaluation",
+    "fm_score_rows": "fmlib.distributed.lookup",
+    "launch": "fmlib.distributed.launcher",
+    "parse_batch": "fmlib.distributed.records",
+    "pull_rows": "fmlib.distributed.lookup",
+    "read_batches": "fmlib.distributed.records",
+    "read_manifest": "fmlib.distributed.shards",
+    "RowOptimizer": "fmlib.distributed.optimizers",
+    "run_local": "fmlib.distributed.run",
+    "score_pulled": "fmlib.distributed.lookup",
+    "sharded_shapes": "fmlib.distributed.ps",
+    "synthetic_split": "fmlib.distributed.records",
+    "train_multi_worker": "fmlib.distributed.sync",
+    "train_parameter_server": "fmlib.distributed.ps",
+    "write_examples": "fmlib.distributed.records",
+    "write_shards": "fmlib.distributed.shards",
+}
 
 __all__ = [
     "Batch",
@@ -54,3 +64,16 @@ __all__ = [
     "write_examples",
     "write_shards",
 ]
+
+
+def __getattr__(name: str):
+    """Load a public name on first use; later uses find it in the module."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'fmlib.distributed' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

@@ -356,6 +356,36 @@ def test_bad_arguments_are_named(tmp_path):
         dist.write_examples(tmp_path / "bad.tfrecord", X, y[:-1])
 
 
+def test_help_and_bad_flags_answer_before_tensorflow_loads(tmp_path):
+    """``python -m fmlib.distributed`` checks its flags with the package's names loaded
+    lazily: a bad flag is named and ``--help`` prints, and TensorFlow is never imported."""
+    code = (
+        "import runpy, sys\n"
+        "sys.argv = ['fmlib.distributed', *sys.argv[1:]]\n"
+        "try:\n    runpy.run_module('fmlib.distributed', run_name='__main__')\n"
+        "except SystemExit as e:\n    print('exit', e.code)\n"
+        "print('tensorflow' in sys.modules)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for flags, code_expected in ((["--help"], 0), (["--workers", "0", "--bogus"], 2)):
+        done = subprocess.run(
+            [sys.executable, "-c", code, *flags],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        lines = done.stdout.splitlines()
+        assert lines[-2:] == [f"exit {code_expected}", "False"], done.stdout
+        if code_expected:
+            assert "unrecognized arguments: --bogus" in done.stderr
+        else:
+            assert "--checkpoint-dir" in done.stdout
+    assert sorted(dist.__all__) == sorted(dist._EXPORTS)
+    assert all(callable(getattr(dist, name)) for name in dist.__all__)
+
+
 def test_one_replica_mirrored_strategy_equals_fit_in_process(tmp_path):
     """The synchronous step with one replica, in this process, is fmlib.fit's plain SGD."""
     X, y, _, _ = dist.synthetic_split(20, 15, 160, seed=2)  # 144 rows: 4 batches of 36
