@@ -15,20 +15,23 @@ distinct users (:math:`n_u` the ratings of user :math:`u`), close to
 then save little per step. :class:`fmlib.BlockChunks` changes the order instead of the
 step: every epoch it shuffles the ratings of each block row, cuts them into consecutive
 chunks of ``size`` ratings (a row's last chunk may be shorter), shuffles the chunks and
-concatenates them. User :math:`u` has :math:`c_u = \lceil n_u / s \rceil` chunks out of
-:math:`C = \sum_u c_u`, and a batch of :math:`|\mathcal B|` consecutive ratings touches
-:math:`m = 1 + (|\mathcal B| - 1)\, C / N` chunks on average (the one it starts in and
+concatenates them. With :math:`L` = ``size``, user :math:`u` has
+:math:`n^{\mathrm{ch}}_u = \lceil n_u / L \rceil` chunks out of
+:math:`n^{\mathrm{ch}} = \sum_u n^{\mathrm{ch}}_u`, and a batch of :math:`|\mathcal B|`
+consecutive ratings touches :math:`\nu = 1 + (|\mathcal B| - 1)\, n^{\mathrm{ch}} / N`
+chunks on average (the one it starts in and
 those starting inside it), about as if drawn at random, so the same argument gives
 
 .. math::
     :label: eq-chunk-distinct
 
-    \mathbb E\,|U| &\approx \sum_u \big(1 - e^{-m\, c_u / C}\big) \approx m \\
-    &\approx 1 + (|\mathcal B| - 1) / \bar s \quad (\text{small batches}),
+    \mathbb E\,|U| &\approx \sum_u \big(1 - e^{-\nu\, n^{\mathrm{ch}}_u / n^{\mathrm{ch}}}\big)
+    \approx \nu \\
+    &\approx 1 + (|\mathcal B| - 1) / \bar L \quad (\text{small batches}),
 
-with :math:`\bar s = N / C` the mean chunk length: about :math:`|\mathcal B| / s`
-distinct users when most users have many more than :math:`s` ratings (``size=1``:
-:math:`m = |\mathcal B|`, the independent case again). The step is as exact as before;
+with :math:`\bar L = N / n^{\mathrm{ch}}` the mean chunk length: about
+:math:`|\mathcal B| / L` distinct users when most users have many more than :math:`L`
+ratings (``size=1``: :math:`\nu = |\mathcal B|`, the independent case again). The step is as exact as before;
 what changes is the optimisation: the ratings of a batch are no longer independent
 draws, so the accuracy reached in a number of epochs can differ. Chapter "Relation blocks",
 section "SGD and Adam on relation blocks", measures both.

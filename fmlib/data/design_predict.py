@@ -1,31 +1,31 @@
 r"""The FM on a relational design, without building the flat matrix.
 
-Write the row of rating :math:`i` as the concatenation of its blocks, :math:`\mathbf x =
+Write the row of rating :math:`s` as the concatenation of its blocks, :math:`\mathbf x_s =
 (\mathbf x^{(0)}, \dots, \mathbf x^{(R)})`, where block :math:`r` holds the columns
-:math:`C_r` and :math:`\mathbf x^{(r)}` is row :math:`\phi_r(i)` of :math:`\mathbf
+:math:`J_r` and :math:`\mathbf x^{(r)}` is row :math:`\phi_r(s)` of :math:`\mathbf
 B^{(r)}` (``fmlib.data.design``). Lemma 3.1 of Rendle (2010) writes the pairwise
 term with the per-factor sums; split each sum by block,
 
 .. math::
 
-    q_{r,f} = \sum_{l \in C_r} v_{l,f}\, x_l, \qquad
-    s_{r,f} = \sum_{l \in C_r} v_{l,f}^2\, x_l^2 .
+    q_{r,f} = \sum_{l \in J_r} v_{l,f}\, x_l, \qquad
+    q^{(2)}_{r,f} = \sum_{l \in J_r} v_{l,f}^2\, x_l^2 .
 
 Then :math:`\sum_{l<l'} \langle \mathbf v_l, \mathbf v_{l'}\rangle x_l x_{l'} = \tfrac12
-\sum_f \big[(\sum_r q_{r,f})^2 - \sum_r s_{r,f}\big]`, and expanding the square,
+\sum_f \big[(\sum_r q_{r,f})^2 - \sum_r q^{(2)}_{r,f}\big]`, and expanding the square,
 :math:`(\sum_r q_{r,f})^2 = \sum_r q_{r,f}^2 + 2\sum_{r<r'} q_{r,f}\, q_{r',f}`, gives
 
 .. math::
 
-    \hat y(\mathbf x) &= w_0 + \sum_r \ell_r
+    \hat y(\mathbf x_s) &= w_0 + \sum_r p_r
     + \sum_r \underbrace{\tfrac12 \sum_f \big(q_{r,f}^2 -
-    s_{r,f}\big)}_{\text{within block } r} \\
+    q^{(2)}_{r,f}\big)}_{\text{within block } r} \\
     &\quad + \underbrace{\sum_{r<r'} \langle \mathbf q_r, \mathbf
     q_{r'}\rangle}_{\text{across blocks}},
-    \qquad \ell_r = \sum_{l \in C_r} w_l x_l .
+    \qquad p_r = \sum_{l \in J_r} w_l x_l .
 
-The linear term :math:`\ell_r`, :math:`\mathbf q_r` and the within-block term depend on
-the block row :math:`\phi_r(i)` alone: they are computed once per distinct row (``B w``,
+The linear term :math:`p_r`, :math:`\mathbf q_r` and the within-block term depend on
+the block row :math:`\phi_r(s)` alone: they are computed once per distinct row (``B w``,
 ``B V`` and ``(B∘B)(V∘V)``) and gathered per rating. Only the across-block term needs
 the rating, and it is :math:`\tfrac12\big(\lVert\sum_r \mathbf q_r\rVert^2 - \sum_r
 \lVert\mathbf q_r\rVert^2\big)`, O(k R) per rating: the cost is O(k nnz of the distinct

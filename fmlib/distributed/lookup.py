@@ -1,13 +1,15 @@
 r"""The FM's forward pass on the rows a batch touches: pull rows, score, push row updates.
 
-A sparse example :math:`\mathbf x` with non-zeros :math:`x_i, i \in I(\mathbf x)` needs only
-the rows :math:`w_i, \mathbf v_i` of those features. With
-:math:`s_f = \sum_{i \in I} v_{i,f} x_i` and :math:`q_f = \sum_{i \in I} v_{i,f}^2 x_i^2`,
+A sparse example :math:`\mathbf x` with non-zeros :math:`x_i,\ i \in \operatorname{supp}(\mathbf
+x)`, needs only the rows :math:`w_i, \mathbf v_i` of those features. With the sums
+:math:`q_f(\mathbf x) = \sum_{i \in \operatorname{supp}(\mathbf x)} v_{i,f} x_i` and
+:math:`q^{(2)}_f(\mathbf x) = \sum_{i \in \operatorname{supp}(\mathbf x)} v_{i,f}^2 x_i^2`,
 Rendle's Lemma 3.1 gives
 
 .. math::
 
-    \hat y(\mathbf x) = w_0 + \sum_{i \in I} w_i x_i + \frac12 \sum_{f=1}^{k} (s_f^2 - q_f).
+    \hat y(\mathbf x) = w_0 + \sum_{i \in \operatorname{supp}(\mathbf x)} w_i x_i
+        + \frac12 \sum_{f=1}^{k} \big(q_f(\mathbf x)^2 - q^{(2)}_f(\mathbf x)\big).
 
 :func:`pull_rows` gathers the distinct rows of a batch (``tf.gather`` / embedding lookup,
 which on a ``ShardedVariable`` asks each parameter server only for its own rows),

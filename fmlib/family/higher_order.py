@@ -1,13 +1,14 @@
 r"""Higher-order Factorization Machines and the ANOVA kernel (chapter "The FM family").
 
 Rendle (2010), eq. (5), extends the FM from pairs to all interactions of up to ``d``
-features, with one factor matrix per order :math:`l`:
+features, with one factor matrix :math:`\mathbf P^{(t)}` per order :math:`t`
+(:math:`\mathbf P^{(2)} = \mathbf V`):
 
 .. math::
 
-    \hat y(\mathbf x) = w_0 + \sum_i w_i x_i + \sum_{l=2}^{d}
-        \sum_{i_1 < \dots < i_l} \Big(\prod_{j=1}^{l} x_{i_j}\Big)
-        \sum_{f=1}^{k} \prod_{j=1}^{l} v^{(l)}_{i_j, f}
+    \hat y(\mathbf x) = w_0 + \sum_i w_i x_i + \sum_{t=2}^{d}
+        \sum_{i_1 < \dots < i_t} \Big(\prod_{a=1}^{t} x_{i_a}\Big)
+        \sum_{f=1}^{k} \prod_{a=1}^{t} p^{(t)}_{i_a, f}
 
 Blondel et al. (2016), "Higher-Order Factorization Machines", write the inner sums with
 the ANOVA kernel of order :math:`t` of a factor column :math:`\mathbf p` and a row
@@ -15,7 +16,7 @@ the ANOVA kernel of order :math:`t` of a factor column :math:`\mathbf p` and a r
 
 .. math::
 
-    A^t(\mathbf p, \mathbf x) = \sum_{j_1 < \dots < j_t} \prod_{s=1}^{t} p_{j_s} x_{j_s},
+    A^t(\mathbf p, \mathbf x) = \sum_{j_1 < \dots < j_t} \prod_{a=1}^{t} p_{j_a} x_{j_a},
     \qquad
     \hat y(\mathbf x) = w_0 + \mathbf w^\top \mathbf x
         + \sum_{t=2}^{d} \sum_{f=1}^{k} A^t(\mathbf p^{(t)}_f, \mathbf x).
@@ -26,11 +27,11 @@ Three evaluations of :math:`\sum_f A^t(\mathbf p_f, \mathbf x)` live here:
   for teaching and tests with small ``n``.
 * :func:`anova_dp`: Blondel et al.'s dynamic programme (their Algorithm 1),
   :math:`A^t_j = A^t_{j-1} + p_j x_j A^{t-1}_{j-1}` over the features :math:`j`,
-  O(t k n) (O(t k nnz) skipping zeros).
+  O(t k n) per row (O(t k m) skipping zeros, for a row with m non-zeros).
 * :func:`anova_fast`: the power-sum (Newton–Girard) recursion,
-  :math:`A^t = \frac1t \sum_{s=1}^{t} (-1)^{s+1} A^{t-s} D^s` with
-  :math:`D^s = \sum_j (p_j x_j)^s`; every :math:`D^s` is one (sparse) matrix product,
-  so the whole is O(t k nnz) and vectorised. :class:`HigherOrderFMLayer` uses it.
+  :math:`A^t = \frac1t \sum_{a=1}^{t} (-1)^{a+1} A^{t-a} D^a` with
+  :math:`D^a = \sum_j (p_j x_j)^a`; every :math:`D^a` is one (sparse) matrix product,
+  so the whole is O(t k nnz(X)) for a batch X, and vectorised. :class:`HigherOrderFMLayer` uses it.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ def anova_naive(X, P, order: int) -> np.ndarray:
 
     .. math::
 
-        \sum_{f=1}^{k} \sum_{j_1 < \dots < j_t} \prod_{s=1}^{t} p_{j_s, f}\, x_{j_s}
+        \sum_{f=1}^{k} \sum_{j_1 < \dots < j_t} \prod_{a=1}^{t} p_{j_a, f}\, x_{j_a}
 
     One term per subset of ``order`` features (``itertools.combinations``): the teaching
     reference, usable for ``n`` up to a few dozen.
@@ -142,7 +143,8 @@ def anova_dp(X, P, order: int) -> np.ndarray:
 
 
 def _power_sum(X, P: tf.Tensor, s: int) -> tf.Tensor:
-    r""":math:`D^s = \sum_j (p_j x_j)^s = (\mathbf X^{\odot s}) (\mathbf P^{\odot s})`."""
+    r""":math:`D^a = \sum_j (p_j x_j)^a = (\mathbf X^{\odot a}) (\mathbf P^{\odot a})`
+    (the power :math:`a` is the argument ``s``)."""
     if isinstance(X, tf.SparseTensor):
         X_s = tf.SparseTensor(X.indices, X.values**s, X.dense_shape)
         return tf.sparse.sparse_dense_matmul(X_s, P**s)
@@ -180,12 +182,12 @@ def anova_fast(X, P, order: int) -> tf.Tensor:
 
     .. math::
 
-        A^0 &= 1, \qquad D^s = \sum_{j=1}^{n} (p_j x_j)^s, \\
-        A^t &= \frac1t \sum_{s=1}^{t} (-1)^{s+1} A^{t-s} D^s .
+        A^0 &= 1, \qquad D^a = \sum_{j=1}^{n} (p_j x_j)^a, \\
+        A^t &= \frac1t \sum_{a=1}^{t} (-1)^{a+1} A^{t-a} D^a .
 
     For ``t = 2`` this is Rendle's Lemma 3.1,
-    :math:`A^2 = \frac12[(D^1)^2 - D^2]`. Each :math:`D^s` for all factors at once is the
-    matrix product :math:`\mathbf X^{\odot s} \mathbf P^{\odot s}` (elementwise powers),
+    :math:`A^2 = \frac12[(D^1)^2 - D^2]`. Each :math:`D^a` for all factors at once is the
+    matrix product :math:`\mathbf X^{\odot a} \mathbf P^{\odot a}` (elementwise powers),
     sparse when ``X`` is.
 
     Args:

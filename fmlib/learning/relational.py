@@ -1,32 +1,33 @@
 r"""Gradient training (SGD, Adam, Adagrad) on a relational design, never flattened.
 
 A minibatch :math:`\mathcal B` of ratings reads, from every relation block :math:`r`,
-the rows :math:`\phi_r(i)` of its ratings; many ratings share a row (all the ratings of
-one user). Write :math:`U_r = \{\phi_r(i) : i \in \mathcal B\}` for the *distinct* rows.
+the rows :math:`\phi_r(s)` of its ratings :math:`s`; many ratings share a row (all the
+ratings of one user). Write :math:`U_r = \{\phi_r(s) : s \in \mathcal B\}` for the *distinct*
+rows.
 The split of :mod:`fmlib.data.design_predict` (Lemma 3.1 by block) gives
 
 .. math::
     :label: eq-block-batch
 
-    \hat y_i &= w_0 + \sum_{r} t_r\big(\phi_r(i)\big) \\
-    &\quad + \tfrac12 \sum_f \Big[\big(\textstyle\sum_r q_{r,f}(\phi_r(i))\big)^2 \\
-    &\qquad - \sum_r q_{r,f}(\phi_r(i))^2\Big], \\
-    t_r(u) &= \ell_r(u) + \tfrac12 \sum_f \big(q_{r,f}(u)^2 - s_{r,f}(u)\big),
+    \hat y_s &= w_0 + \sum_{r} a_r\big(\phi_r(s)\big) \\
+    &\quad + \tfrac12 \sum_f \Big[\big(\textstyle\sum_r q_{r,f}(\phi_r(s))\big)^2 \\
+    &\qquad - \sum_r q_{r,f}(\phi_r(s))^2\Big], \\
+    a_r(b) &= p_r(b) + \tfrac12 \sum_f \big(q_{r,f}(b)^2 - q^{(2)}_{r,f}(b)\big),
 
-with :math:`\ell_r = \mathbf B^{(r)} \mathbf w`, :math:`\mathbf q_r = \mathbf B^{(r)}
-\mathbf V` and :math:`\mathbf s_r = (\mathbf B^{(r)} \circ \mathbf B^{(r)})(\mathbf V
-\circ \mathbf V)` over the block's columns (the main block is a relation block whose
-rows are the ratings themselves, :math:`\phi_0(i) = i`). A step therefore evaluates
-:math:`t_r` and :math:`\mathbf q_r` once per row of :math:`U_r` (a sparse product over
+with :math:`\mathbf p_r = \mathbf B^{(r)} \mathbf w`, :math:`\mathbf q_r = \mathbf B^{(r)}
+\mathbf V` and :math:`\mathbf q^{(2)}_r = (\mathbf B^{(r)} \circ \mathbf B^{(r)})(\mathbf V
+\circ \mathbf V)` over the block's columns, row :math:`b` of each for block row :math:`b`
+(the main block is a relation block whose rows are the ratings themselves,
+:math:`\phi_0(s) = s`). A step therefore evaluates :math:`a_r` and :math:`\mathbf q_r` once per row of :math:`U_r` (a sparse product over
 the non-zeros of those rows), gathers them per rating, and combines them: :math:`O(k
-\cdot \mathrm{nnz}(U)) + O(k R |\mathcal B|)` instead of :math:`O(k \cdot \mathrm{nnz})`
-of the flat batch, and the gradient, which flows back through the gather and the
+\cdot \mathrm{nnz}(U)) + O(k R |\mathcal B|)` instead of :math:`O(k \cdot
+\mathrm{nnz}_{\mathcal B})` of the flat batch, and the gradient, which flows back through the gather and the
 product, costs the same. The last term is Lemma 3.1 again, with the blocks'
-:math:`\mathbf q_r` in the role of the features' :math:`v_f x`.
+:math:`\mathbf q_r` in the role of the features' :math:`\mathbf v_l x_l`.
 
 The saving is the number of ratings per distinct row *within a batch*: a batch of
-:math:`|\mathcal B|` ratings drawn at random from :math:`N` ratings of :math:`M` users
-holds about :math:`M(1 - e^{-|\mathcal B|/M})` distinct users (users equally active), so
+:math:`|\mathcal B|` ratings drawn at random from :math:`N` ratings of :math:`n_U` users
+holds about :math:`n_U(1 - e^{-|\mathcal B|/n_U})` distinct users (users equally active), so
 blocks pay off once the batch is comparable to or larger than the number of block rows
 (chapter "Relation blocks"). The
 memory saving does not depend on the batch: the flat matrix is never built.

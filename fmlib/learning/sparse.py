@@ -12,8 +12,8 @@ Three things make a step cost O(k · nnz of the batch) instead of O(k n):
    with respect to the gathered rows is the gradient of :math:`\mathbf w` and
    :math:`\mathbf V` restricted to :math:`U`; it is applied as ``tf.IndexedSlices`` by the
    optimizers of :mod:`fmlib.learning.lazy_optimizers`, which touch only those rows.
-2. **Regularisation that follows the data** (``regularization="occurrence"``, the default of
-   this path, as in libFM's SGD): each row's loss carries the penalty of the parameters it uses,
+2. **Regularisation that follows the data** (``regularization="occurrence"``, as in libFM's
+   SGD): each row's loss carries the penalty of the parameters it uses,
 
    .. math::
 
@@ -22,7 +22,7 @@ Three things make a step cost O(k · nnz of the batch) instead of O(k n):
        + \lambda_v \lVert \mathbf v_i \rVert^2\big)\Big],
 
    so a feature is shrunk in proportion to how often it occurs, and never when absent.
-   ``regularization="present"`` charges the batch :math:`\lambda_w w_i^2 + \lambda_v \lVert
+   ``regularization="present"`` (the default of this path) charges the batch :math:`\lambda_w w_i^2 + \lambda_v \lVert
    \mathbf v_i \rVert^2` once for every feature :math:`i` present in it, however many rows hold
    it: the global penalty restricted to the rows the step touches, which is what a lazy
    optimizer can apply (on MovieLens with the implicit-feedback block it matched the dense
@@ -92,21 +92,24 @@ class SparseStep:
 
     The batch becomes ``X_U`` over its distinct features ``U``. Eq. (1) is evaluated with the
     model's own Lemma 3.1 functions (``factor_products`` and ``lemma31`` in ``fmlib.model.pairwise``) on
-    ``X_U`` and the gathered rows ``w_U``, ``V_U``, keeping :math:`q_{i,f} = \sum_u v_{u,f}
-    x_{i,u}`; the gradient is then eq. (4) of Rendle (2010) summed over the batch with the
-    loss's slope :math:`d_i = \partial \ell_B / \partial \hat y_i`,
+    ``X_U`` and the gathered rows ``w_U``, ``V_U``, keeping the sums :math:`Q_{s,f} =
+    q_f(\mathbf x_s) = \sum_{u \in U} v_{u,f} x_{s,u}` of every row :math:`s` of the batch;
+    the gradient is then eq. (4) of Rendle (2010) summed over the batch with the slopes
+    :math:`d_s = \partial \ell_B / \partial \hat y(\mathbf x_s)` of the batch's mean loss
+    :math:`\ell_B`,
 
     .. math::
 
         & \mathbf g_{w_U} = \mathbf X_U^\top \mathbf d, \qquad
-        g_{w_0} = \textstyle\sum_i d_i, \\
+        g_{w_0} = \textstyle\sum_s d_s, \\
         & \mathbf g_{V_U} = \mathbf X_U^\top (\mathbf d \circ \mathbf Q)
         - \mathbf V_U \circ \big((\mathbf X_U \circ \mathbf X_U)^\top
         \mathbf d\big),
 
     two more sparse products, for the rows in ``U`` only. (Automatic differentiation gives the
-    same numbers with about twice the operations, and on a CPU a compiled step's cost is
-    mostly a few microseconds per operation.) The penalty's gradient is added to it, the
+    same numbers with more operations in the compiled step, about three times as many on the
+    small batch of chapter "Performance and scale", and on a CPU each operation of a compiled
+    step has a fixed cost.) The penalty's gradient is added to it, the
     occurrence penalty's :math:`2\lambda\, c_u \theta_u / |B|` for a feature in :math:`c_u`
     rows of the batch or the present penalty's :math:`2\lambda\theta_u`: the reported loss
     leaves the penalty out.
@@ -119,8 +122,8 @@ class SparseStep:
 
     def loss_and_slope(self, y, y_hat):
         r"""The batch's mean loss (``fmlib.model.losses``) and its derivative in each
-        :math:`\hat y_i`: :math:`2(\hat y_i - y_i)/|B|` for the squared loss,
-        :math:`(\sigma(\hat y_i) - y_i)/|B|` for the logistic loss."""
+        :math:`\hat y_s = \hat y(\mathbf x_s)`: :math:`2(\hat y_s - y_s)/|B|` for the squared
+        loss, :math:`(\sigma(\hat y_s) - y_s)/|B|` for the logistic loss."""
         n = tf.cast(tf.size(y), y.dtype)
         slope = 2 * (y_hat - y) if self.task == "regression" else tf.sigmoid(y_hat) - y
         return self.loss_fn(y, y_hat), slope / n

@@ -1,26 +1,29 @@
-r"""Top-k ranking metrics for leave-one-out evaluation (chapter "Ranking: learning from
+r"""Top-K ranking metrics for leave-one-out evaluation (chapter "Ranking: learning from
 implicit feedback").
 
-Each evaluated context (a user) has one held-out target item :math:`t` and a score
-:math:`s_j` for every item. The *candidates* are the items not excluded (the items the user
+Each evaluated context :math:`c` (a user) has one held-out target item :math:`t` and a
+score :math:`\hat y_{cj}` for every item :math:`j`. The *candidates* are the items not excluded (the items the user
 already interacted with in training are excluded; the target never is). The target's rank
 counts the candidates scored at least as high, ties resolved against the target (a model that
 scores everything alike gets the worst rank, not the best):
 
 .. math::
 
-    r = 1 + \bigl|\{\, j \ne t \text{ candidate} : s_j \ge s_t \,\}\bigr| .
+    r = 1 + \bigl|\{\, j \ne t \text{ candidate} : \hat y_{cj} \ge \hat y_{ct} \,\}\bigr| .
 
-With one relevant item per user the metrics are, averaged over users,
+With one relevant item per user and the cutoff :math:`K` (the argument ``k``; not the
+number of factors) the metrics are, averaged over users,
 
 .. math::
 
-    & \mathrm{HR@}k = \mathbb 1[r \le k], \qquad \mathrm{MRR} = \frac1r, \\
-    & \mathrm{NDCG@}k = \frac{\mathbb 1[r \le k]}{\log_2(r + 1)}, \\
-    & \mathrm{AUC} = \frac{|\{j : s_j < s_t\}| + \tfrac12 |\{j \ne t : s_j = s_t\}|}{n_c - 1},
+    & \mathrm{HR@}K = \mathbb 1[r \le K], \qquad \mathrm{RR} = \frac1r, \\
+    & \mathrm{NDCG@}K = \frac{\mathbb 1[r \le K]}{\log_2(r + 1)}, \\
+    & \mathrm{AUC} = \frac{|\{j : \hat y_{cj} < \hat y_{ct}\}|
+        + \tfrac12 |\{j \ne t : \hat y_{cj} = \hat y_{ct}\}|}{n_{\mathrm{cand}} - 1},
 
-where :math:`n_c` is the number of candidates (the target included). HR@k equals recall@k
-here (one relevant item), and the ideal DCG is 1, so NDCG@k is the DCG.
+where :math:`n_{\mathrm{cand}}` is the number of candidates (the target included) and the MRR
+is the mean of RR. HR@K equals recall@K here (one relevant item), and the ideal DCG is 1, so
+NDCG@K is the DCG.
 
 *Full* ranking uses every candidate (the default). *Sampled* ranking (``n_negatives=100``,
 common in papers before Krichene and Rendle, KDD 2020) ranks the target among
