@@ -520,6 +520,9 @@ class VariationalFM:
     Deterministic given the seed (it sets only the starting factor means), no samples:
     one set of means and variances. See the module docstring for the factors, the
     updates and the ELBO; myFM's ``VariationalFMRegressor`` fits the same model.
+    ``X`` is a matrix (``scipy.sparse`` or dense) or a :class:`fmlib.RelationalDesign`,
+    fitted and predicted on its relation blocks without flattening them
+    (:mod:`fmlib.solvers.variational_blocks`; the same fit as on ``X.to_csr()``).
 
     Args:
         k: number of latent factors.
