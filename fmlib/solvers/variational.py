@@ -157,6 +157,14 @@ class Powers:
         self.col_idx = self.Xc.indices.astype(np.int64)
 
 
+def _block_powers(X, P) -> BlockPowers | None:
+    """``P`` if it is a :class:`BlockPowers`, a new one for a relational ``X`` without
+    ``P``, else ``None`` (the flat path)."""
+    if isinstance(P, BlockPowers):
+        return P
+    return BlockPowers(X) if P is None and is_relational(X) else None
+
+
 def prediction_moments(
     X: sp.csr_matrix, st: VariationalState, P: Powers = None, sums: bool = False
 ):
@@ -169,10 +177,10 @@ def prediction_moments(
     :class:`fmlib.solvers.variational_blocks.BlockPowers`): the same moments from the
     relation blocks, and as ``sums`` a :class:`~fmlib.solvers.variational_blocks.BlockSums`.
     """
-    if isinstance(P, BlockPowers) or (P is None and is_relational(X)):
-        P = BlockPowers(X) if P is None else P
+    BP = _block_powers(X, P)
+    if BP is not None:
         mean, var, block_sums = block_moments(
-            P, st.m0, st.s0, st.mw, st.sw, st.MV, st.SV
+            BP, st.m0, st.s0, st.mw, st.sw, st.MV, st.SV
         )
         return (mean, var, block_sums) if sums else (mean, var)
     P = Powers(X) if P is None else P
@@ -292,37 +300,9 @@ def update_w(
     st.mu_w, st.mu_w_var, st.lam_w = _group_hyper(
         st.mw, st.sw, group, G, st.mu_w, st.mu_w_var, st.lam_w
     )
-    if isinstance(P, BlockPowers) or (P is None and is_relational(Xc)):
-        P = BlockPowers(Xc) if P is None else P
-        El = np.ascontiguousarray(st.lam_w.mean[group])
-        Emu = np.ascontiguousarray(st.mu_w[group])
-        n0 = P.n0
-        _sweep_w(
-            P.main_ptr,
-            P.main_idx,
-            P.main_x,
-            st.mw[:n0],
-            st.sw[:n0],
-            r,
-            El[:n0],
-            Emu[:n0],
-            float(alpha),
-        )
-        for rel in P.relations:
-            sweep_w_block(
-                st.mw,
-                st.sw,
-                r,
-                rel.index,
-                rel.n_b,
-                rel.start,
-                rel.ptr,
-                rel.rows,
-                rel.x,
-                El,
-                Emu,
-                float(alpha),
-            )
+    BP = _block_powers(Xc, P)
+    if BP is not None:
+        _update_w_blocks(BP, st, r, alpha, group)
         return
     _sweep_w(
         Xc.indptr.astype(np.int64) if P is None else P.col_ptr,
@@ -335,6 +315,19 @@ def update_w(
         np.ascontiguousarray(st.mu_w[group]),
         float(alpha),
     )
+
+
+def _update_w_blocks(P: BlockPowers, st: VariationalState, r, alpha, group) -> None:
+    """The w_l steps of :func:`update_w` on relation blocks, in the flat order: the
+    main block's columns by :func:`_sweep_w`, then every relation block's by
+    :func:`fmlib.solvers.variational_blocks.sweep_w_block`."""
+    El = np.ascontiguousarray(st.lam_w.mean[group])
+    Emu = np.ascontiguousarray(st.mu_w[group])
+    n0, alpha = P.n0, float(alpha)
+    main = (P.main_ptr, P.main_idx, P.main_x)
+    _sweep_w(*main, st.mw[:n0], st.sw[:n0], r, El[:n0], Emu[:n0], alpha)
+    for rel in P.relations:
+        sweep_w_block(st.mw, st.sw, r, *rel.loops, El, Emu, alpha)
 
 
 @_jit
@@ -375,8 +368,9 @@ def update_V(
     st.mu_v, st.mu_v_var, st.lam_v = _group_hyper(
         st.MV, st.SV, group, G, st.mu_v, st.mu_v_var, st.lam_v
     )
-    if isinstance(P, BlockPowers) or (P is None and is_relational(Xc)):
-        _update_V_blocks(BlockPowers(Xc) if P is None else P, st, r, alpha, group, sums)
+    BP = _block_powers(Xc, P)
+    if BP is not None:
+        _update_V_blocks(BP, st, r, alpha, group, sums)
         return
     P = Powers(Xc.tocsr()) if P is None else P
     if sums is None:
@@ -413,43 +407,17 @@ def _update_V_blocks(
     El = np.ascontiguousarray(st.lam_v.mean[group].T)
     Emu = np.ascontiguousarray(st.mu_v[group].T)
     n0, alpha = P.n0, float(alpha)
+    main = (P.main_ptr, P.main_idx, P.main_x)
     for f in range(MV.shape[0]):
         q, s2, t = sums.q[f], sums.s2[f], sums.t[f]
         _sweep_v(
-            P.main_ptr,
-            P.main_idx,
-            P.main_x,
-            MV[f, :n0],
-            SV[f, :n0],
-            q,
-            s2,
-            t,
-            r,
-            El[f, :n0],
-            Emu[f, :n0],
-            alpha,
+            *main, MV[f, :n0], SV[f, :n0], q, s2, t, r, El[f, :n0], Emu[f, :n0], alpha
         )
         for rel in P.relations:
             rows = slice(rel.row0, rel.row0 + rel.n_b.size)
+            own = (sums.Q[f, rows], sums.S[f, rows], sums.T[f, rows])
             sweep_v_block(
-                MV[f],
-                SV[f],
-                q,
-                s2,
-                t,
-                r,
-                sums.Q[f, rows],
-                sums.S[f, rows],
-                sums.T[f, rows],
-                rel.index,
-                rel.n_b,
-                rel.start,
-                rel.ptr,
-                rel.rows,
-                rel.x,
-                El[f],
-                Emu[f],
-                alpha,
+                MV[f], SV[f], q, s2, t, r, *own, *rel.loops, El[f], Emu[f], alpha
             )
     st.MV[:], st.SV[:] = MV.T, SV.T
 

@@ -71,6 +71,12 @@ class _Relation(NamedTuple):
     rows: np.ndarray  # block rows of the non-zeros, increasing per column
     x: np.ndarray  # the non-zeros
 
+    @property
+    def loops(self) -> tuple:
+        """The arguments ``index, n_b, start, ptr, rows, x`` of the column loops
+        (:func:`sweep_w_block`, :func:`sweep_v_block`)."""
+        return self.index, self.n_b, self.start, self.ptr, self.rows, self.x
+
 
 class BlockPowers:
     r"""A relational design prepared once per fit: the relation-block counterpart of
