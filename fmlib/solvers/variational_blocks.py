@@ -15,24 +15,27 @@ block row :math:`b`, so each sum splits into the block row's own part and the re
 
 :math:`Q_b = \sum_l B_{b,l}\mathbb E[v_{l,f}]` (and :math:`S_b, T_b` likewise), and the
 other blocks' parts :math:`o_i, s^o_i, t^o_i` do not change while block :math:`r`'s
-columns are updated. For column :math:`l` with :math:`x = B_{b,l}`, :math:`\rho_b = Q_b -
-x m_l`, :math:`\varsigma_b = S_b - x^2 s_l`, :math:`\tau_b = T_b - x^3 s_l m_l` (the row's
-parts without column :math:`l`), the sums of the flat step over the ratings of row
-:math:`b` are
+columns are updated. For column :math:`l`, with :math:`m_l, s_l` the current mean and
+variance of :math:`v_{l,f}`, :math:`x = B_{b,l}`, :math:`\rho_b = Q_b - x m_l`,
+:math:`\varsigma_b = S_b - x^2 s_l`, :math:`\tau_b = T_b - x^3 s_l m_l` (the row's parts
+without column :math:`l`), the flat step's precision :math:`P = \bar\alpha \sum_b x^2
+\sum_{\phi(i)=b} (Q_i^2 + S_i) + \bar\lambda` and mean :math:`\big(\bar\alpha \sum_b x
+\sum_{\phi(i)=b} (Q_i r_i + x m_l Q_i^2 - S_i Q_i + T_i) + \bar\lambda\bar\mu\big) / P`
+need, over the ratings of row :math:`b`,
 
 .. math::
 
     \sum_{\phi(i)=b} Q_i^2 &= O^{(2)}_b + 2\rho_b O_b + n_b \rho_b^2, \\
     \sum_{\phi(i)=b} S_i &= S^o_b + n_b \varsigma_b, \\
     \sum_{\phi(i)=b} Q_i r_i &= (OR)_b + \rho_b R_b, \\
-    \sum_{\phi(i)=b} S_i Q_i &= (SO)_b + \rho_b S^o_b + \varsigma_b O_b
+    \sum_{\phi(i)=b} S_i Q_i &= (S^o O)_b + \rho_b S^o_b + \varsigma_b O_b
         + n_b \varsigma_b \rho_b, \\
     \sum_{\phi(i)=b} T_i &= T^o_b + n_b \tau_b,
 
 (:math:`Q_i = o_i + \rho_b`, :math:`S_i = s^o_i + \varsigma_b`, :math:`T_i = t^o_i +
 \tau_b`: the rating's sums without column :math:`l`), with :math:`n_b` the ratings of the
 row, :math:`O_b = \sum o_i`, :math:`O^{(2)}_b = \sum o_i^2`, :math:`S^o_b = \sum s^o_i`,
-:math:`(SO)_b = \sum s^o_i o_i`, :math:`T^o_b = \sum t^o_i` fixed during the block's pass,
+:math:`(S^o O)_b = \sum s^o_i o_i`, :math:`T^o_b = \sum t^o_i` fixed during the block's pass,
 and :math:`R_b = \sum r_i`, :math:`(OR)_b = \sum o_i r_i` following the residuals: a
 change :math:`\delta` of the mean moves :math:`r_i` by :math:`-\delta x (o_i + \rho_b)`,
 so :math:`R_b \mathrel{-}= \delta x (O_b + n_b\rho_b)` and :math:`(OR)_b \mathrel{-}=
@@ -336,8 +339,10 @@ def sweep_w_block(mw, sw, r, index, n_b, start, ptr, rows, x, El, Emu, alpha):
         r[i] -= C[index[i], 2]
 
 
-# per block row, side by side in one (M, 15) array (a row's numbers share cache lines)
-_N, _O, _O2, _SO, _OS, _TO, _R, _OR, _Q, _S, _T, _Q0, _S0, _T0, _A = range(15)
+# per block row, side by side in one (M, 15) array (a row's numbers share cache lines):
+# n_b, O_b, O2_b, S^o_b, (S^o O)_b, T^o_b, R_b, (OR)_b (module docstring), the row's own
+# Q_b, S_b, T_b now and at the start of the pass, and A_b = sum of delta x rho_b
+_N, _O, _O2, _So, _SoO, _To, _R, _OR, _Q, _S, _T, _Q0, _S0, _T0, _A = range(15)
 
 
 @_jit
@@ -375,9 +380,9 @@ def sweep_v_block(
         so = s2[i] - C[b, _S0]
         C[b, _O] += o
         C[b, _O2] += o * o
-        C[b, _SO] += so
-        C[b, _OS] += so * o
-        C[b, _TO] += t[i] - C[b, _T0]
+        C[b, _So] += so
+        C[b, _SoO] += so * o
+        C[b, _To] += t[i] - C[b, _T0]
         C[b, _R] += r[i]
         C[b, _OR] += o * r[i]
     for c in range(ptr.size - 1):
@@ -393,9 +398,9 @@ def sweep_v_block(
             tau = C[b, _T] - xb * xb * xb * s_old * m_old
             QQ = C[b, _O2] + 2.0 * rho * O + n * rho * rho
             QR = C[b, _OR] + rho * C[b, _R]
-            SQ = C[b, _OS] + rho * C[b, _SO] + sig * O + n * sig * rho
-            TT = C[b, _TO] + n * tau
-            P += alpha * xb * xb * (QQ + C[b, _SO] + n * sig)
+            SQ = C[b, _SoO] + rho * C[b, _So] + sig * O + n * sig * rho
+            TT = C[b, _To] + n * tau
+            P += alpha * xb * xb * (QQ + C[b, _So] + n * sig)
             num += alpha * xb * (QR + xb * m_old * QQ - SQ + TT)
         m = num / P
         s = 1.0 / P
