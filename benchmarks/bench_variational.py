@@ -2,16 +2,18 @@
 
 MovieLens 100k, fold u1, the flat user + item one-hot design (the design of myFM's
 ``ml-100k-variational.py`` with ``--feature mf``), rank 10, one prior group per
-one-hot block. ``fmlib.VariationalFM`` (numpy coordinate ascent, flat matrices only)
-and myFM 0.4.0's ``VariationalFMRegressor``, same number of iterations, in one process;
-test RMSE (not clipped), seconds, and fmlib's ELBO per iteration (it must not
-decrease). fmlib's implementation is written for reading, one numpy call per column and
-factor, not for speed; myFM's is compiled C++.
+one-hot block. ``fmlib.VariationalFM`` (coordinate ascent, compiled column loops) and
+myFM 0.4.0's ``VariationalFMRegressor`` (compiled C++), same number of iterations, in one
+process; test RMSE (not clipped), wall and CPU seconds of the fit, and fmlib's ELBO per
+iteration (it must not decrease).
 
 With ``--design myfm``: myFM's MovieLens protocol (``fmlib.myfm_movielens_design``, the
-design of ``bench_ordinal.py``; fmlib flattens it, myFM takes its relation blocks), one
-prior group per encoded column; the results go under the key ``"myfm_design"`` of the
-same file, the user + item results stay as they are.
+design of ``bench_ordinal.py``), which both libraries train on as relation blocks (fmlib
+through ``fmlib.solvers.variational_blocks``, without flattening), one prior group per
+encoded column; the results go under the key ``"myfm_design"`` of the same file, the
+user + item results stay as they are. With ``--design mf`` both libraries also fit the
+same one-hot matrix written as two relation blocks (an identity block of the users and
+one of the items, one block row per user or item), under the key ``"blocks"``.
 
     python benchmarks/bench_variational.py [--iters 50] [--design mf|myfm] [--out PATH]
     python benchmarks/bench_variational.py --smoke      # seconds: 2 iterations, 4000 ratings
@@ -60,6 +62,23 @@ def mf_design(ml, train, test):
     return X, X_test, groups
 
 
+def as_blocks(X, n_users):
+    """The user + item one-hot ``X`` as relation blocks: identity blocks indexed by
+    every rating's user and item (``to_csr()`` gives ``X`` back)."""
+    user, item = X[:, :n_users].tocsr(), X[:, n_users:].tocsr()
+    return fmlib.RelationalDesign(
+        None,
+        [
+            fmlib.RelationBlock(
+                sp.identity(n_users, format="csr"), user.indices, "user"
+            ),
+            fmlib.RelationBlock(
+                sp.identity(X.shape[1] - n_users, format="csr"), item.indices, "item"
+            ),
+        ],
+    )
+
+
 def myfm_inputs(X):
     """myFM's arguments for a design: the main block and the relation blocks."""
     if not isinstance(X, fmlib.RelationalDesign):
@@ -72,6 +91,55 @@ def myfm_inputs(X):
 
 
 myfm = None  # the peer library, imported in main()
+
+
+def compare(X, X_test, y, y_test, groups, shapes, args, label: str) -> dict:
+    """fmlib's and myFM's fit of one design, timed in this process: RMSE, wall and CPU
+    seconds, fmlib's ELBO; printed under ``label``."""
+    print(label)
+    result = {}
+    # warm-up, not timed: numba compiles (or loads) the coordinate-ascent kernels
+    fmlib.VariationalFM(k=RANK, num_iter=1, groups=groups).fit(X[:200], y[:200])
+    with common.Timer() as t:
+        vfm = fmlib.VariationalFM(
+            k=RANK, num_iter=args.iters, groups=groups, seed=args.seed
+        )
+        vfm.fit(X, y)
+    elbo = vfm.trace_["elbo"].to_numpy()
+    result["fmlib"] = {
+        "rmse": rmse(vfm.predict(X_test), y_test),
+        "seconds_fit": t.seconds,
+        "cpu_seconds_fit": t.cpu_seconds,
+        "elbo_first_last": [float(elbo[0]), float(elbo[-1])],
+        "elbo_non_decreasing": bool(np.all(np.diff(elbo) >= -1e-9 * np.abs(elbo[1:]))),
+    }
+    if myfm is not None:
+        main_block, blocks = myfm_inputs(X)
+        with common.Timer() as t:
+            fm = myfm.VariationalFMRegressor(rank=RANK, random_seed=args.seed)
+            fm.fit(main_block, y, X_rel=blocks, n_iter=args.iters, group_shapes=shapes)
+        result["myfm"] = {
+            "rmse": rmse(fm.predict(*myfm_inputs(X_test)), y_test),
+            "seconds_fit": t.seconds,
+            "cpu_seconds_fit": t.cpu_seconds,
+        }
+        result["time_ratio_fmlib_over_myfm"] = (
+            result["fmlib"]["seconds_fit"] / result["myfm"]["seconds_fit"]
+        )
+        result["cpu_time_ratio_fmlib_over_myfm"] = (
+            result["fmlib"]["cpu_seconds_fit"] / result["myfm"]["cpu_seconds_fit"]
+        )
+    for lib in [k for k in ("fmlib", "myfm") if k in result]:
+        r = result[lib]
+        print(
+            f"{lib:6s} RMSE {r['rmse']:.4f}  fit {r['seconds_fit']:7.2f} s, "
+            f"CPU {r['cpu_seconds_fit']:7.2f} s"
+        )
+    print(
+        f"fmlib ELBO {elbo[0]:.1f} -> {elbo[-1]:.1f}, non-decreasing: "
+        f"{result['fmlib']['elbo_non_decreasing']}"
+    )
+    return result
 
 
 def main() -> None:
@@ -109,42 +177,17 @@ def main() -> None:
             "columns": X.shape[1],
         }
     }
-    # warm-up, not timed: numba compiles (or loads) the coordinate-ascent kernels
-    fmlib.VariationalFM(k=RANK, num_iter=1, groups=groups).fit(X[:200], y[:200])
-    with common.Timer() as t:
-        vfm = fmlib.VariationalFM(
-            k=RANK, num_iter=args.iters, groups=groups, seed=args.seed
-        )
-        vfm.fit(X, y)
-    elbo = vfm.trace_["elbo"].to_numpy()
-    result["fmlib"] = {
-        "rmse": rmse(vfm.predict(X_test), y_test),
-        "seconds_fit": t.seconds,
-        "cpu_seconds_fit": t.cpu_seconds,
-        "elbo_first_last": [float(elbo[0]), float(elbo[-1])],
-        "elbo_non_decreasing": bool(np.all(np.diff(elbo) >= -1e-9 * np.abs(elbo[1:]))),
-    }
-    if myfm is not None:
-        main_block, blocks = myfm_inputs(X)
-        with common.Timer() as t:
-            fm = myfm.VariationalFMRegressor(rank=RANK, random_seed=args.seed)
-            fm.fit(main_block, y, X_rel=blocks, n_iter=args.iters, group_shapes=shapes)
-        result["myfm"] = {
-            "rmse": rmse(fm.predict(*myfm_inputs(X_test)), y_test),
-            "seconds_fit": t.seconds,
-            "cpu_seconds_fit": t.cpu_seconds,
-        }
-        result["time_ratio_fmlib_over_myfm"] = (
-            result["fmlib"]["seconds_fit"] / result["myfm"]["seconds_fit"]
-        )
-    for lib in [k for k in ("fmlib", "myfm") if k in result]:
-        r = result[lib]
-        print(f"{lib:6s} RMSE {r['rmse']:.4f}  fit {r['seconds_fit']:7.1f} s")
-    print(
-        f"fmlib ELBO {elbo[0]:.1f} -> {elbo[-1]:.1f}, non-decreasing: "
-        f"{result['fmlib']['elbo_non_decreasing']}"
-    )
+    if isinstance(X, fmlib.RelationalDesign):
+        result["protocol"]["nonzeros_stored"] = int(X.nnz)
+        result["protocol"]["nonzeros_flat"] = int(X.flat_nnz)
+    encoding = "relation blocks" if isinstance(X, fmlib.RelationalDesign) else "flat"
+    result.update(compare(X, X_test, y, y_test, groups, shapes, args, encoding))
     if args.design == "mf":
+        n_users = groups["user"].stop
+        blocks = as_blocks(X, n_users), as_blocks(X_test, n_users)
+        result["blocks"] = compare(
+            *blocks, y, y_test, groups, shapes, args, "relation blocks"
+        )
         common.save_results(out_path, result, record, part="mf")
     else:
         common.save_results(out_path, {"myfm_design": result}, record, part="myfm")

@@ -153,10 +153,11 @@ class RelationalDesign:
 
     The flat matrix it stands for has the columns of ``X`` first, then those of every
     block in order: ``to_csr()`` equals ``hstack([X, B1.data[B1.index], ...])``.
-    Predictions and the ALS/MCMC sweeps work on the blocks directly: :func:`fmlib.fit`
-    with ``solver="als"`` and :class:`fmlib.BayesianFM` accept it where they accept
-    ``X``, and ``FactorizationMachine.predict`` accepts it too (flattening one batch at
-    a time). The gradient solvers of :func:`fmlib.fit` train on the blocks too, per
+    Predictions, the ALS/MCMC sweeps and variational inference work on the blocks
+    directly: :func:`fmlib.fit` with ``solver="als"``, :class:`fmlib.BayesianFM` and
+    :class:`fmlib.VariationalFM` accept it where they accept ``X``, and
+    ``FactorizationMachine.predict`` accepts it too (flattening one batch at a time).
+    The gradient solvers of :func:`fmlib.fit` train on the blocks too, per
     distinct block row of each minibatch (:mod:`fmlib.learning.relational`).
 
     Args:
