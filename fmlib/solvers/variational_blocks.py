@@ -1,6 +1,6 @@
 r"""Mean-field variational inference on relation blocks, with per-block-row caches.
 
-The coordinate steps of :mod:`fmlib.solvers.variational` (chapter "Star ratings and
+The coordinate steps of ``fmlib.solvers.variational`` (chapter "Star ratings and
 variational inference", section "Variational inference") read, per rating :math:`i` and
 factor :math:`f`, three sums over the rating's non-zeros, :math:`q_i = \sum_l a_{i,l}`,
 :math:`s_i = \sum_l \sigma^2_{i,l}` and :math:`t_i = \sum_l \sigma^2_{i,l} a_{i,l}`
@@ -45,7 +45,7 @@ at the end of the block's pass. So one factor of one block costs :math:`O(N +
 same holds for :math:`w_l` (:math:`\sum_i x^2 = x^2 n_b`, :math:`\sum_i x r_i = x R_b`).
 
 The moments of the scores split the same way: every per-row term of
-:func:`fmlib.solvers.variational.prediction_moments` is a sum over the rating's blocks,
+``fmlib.solvers.variational.prediction_moments`` is a sum over the rating's blocks,
 computed once per block row and gathered (:func:`gather_moments`).
 
 The updates are those of the flat matrix in the same order (columns in increasing flat
@@ -181,7 +181,7 @@ class BlockSums(NamedTuple):
 def block_moments(BP: BlockPowers, m0, s0, mw, sw, MV, SV):
     r""":math:`\mathbb E_q[\hat y_i]`, :math:`\operatorname{Var}_q[\hat y_i]` and the
     :class:`BlockSums` of a relational design: the per-row terms of
-    :func:`fmlib.solvers.variational.prediction_moments` computed once per row of the
+    ``fmlib.solvers.variational.prediction_moments`` computed once per row of the
     relation blocks, then added to the main block's per rating by
     :func:`gather_moments`."""
     Z, Z2, Z3, Z4 = BP.Z, BP.Z2, BP.Z3, BP.Z4
@@ -259,7 +259,7 @@ def gather_moments(
     \tfrac12 W_l)`, :math:`D_l = \sum_f \bar v_{l,f}^2`, :math:`U_l = \sum_f
     \operatorname{Var}[v_{l,f}]\bar v_{l,f}^2`, :math:`W_l = \sum_f
     \operatorname{Var}[v_{l,f}]^2` (module docstring of
-    :mod:`fmlib.solvers.variational`), the relation blocks' parts of :math:`a_i, c_i`
+    ``fmlib.solvers.variational``), the relation blocks' parts of :math:`a_i, c_i`
     read from their rows (``a_row, c_row``). Writes ``mean, var`` ``(N,)`` and ``q, s2,
     t`` ``(k, N)``."""
     N, J = gather.shape
@@ -354,7 +354,7 @@ def sweep_v_block(
     \sum S_i\big) + \bar\lambda`, mean :math:`\big(\bar\alpha \sum_b x \big(\sum Q_i r_i
     + x m_{\text{old}} \sum Q_i^2 - \sum S_i Q_i + \sum T_i\big) + \bar\lambda\bar\mu
     \big) / P`, the sums over the ratings of row :math:`b` from the row's caches; the
-    flat step of :mod:`fmlib.solvers.variational` summed per block row.
+    flat step of ``fmlib.solvers.variational`` summed per block row.
 
     Args:
         mv, sv: ``(n,)`` means and variances of factor :math:`f` of all features
