@@ -994,13 +994,11 @@ class CoordinateLearner:
     def _predict_test(self) -> np.ndarray:
         return predict(self.test, self.params)
 
-    def _draw_all(self) -> None:
-        """libFM's ``draw_all`` on the flat columns (:func:`_sweep`)."""
-        p, c = self.params, self.cols
-        _sweep(
-            c.indptr,
-            c.indices,
-            c.data,
+    def _state(self) -> tuple:
+        """The sweep's arguments after the data: N, the caches ``e`` and ``q``, the
+        model and the (hyper-)priors, as :func:`_sweep` takes them."""
+        p = self.params
+        return (
             self.rows.n_rows,
             self.e,
             self.q,
@@ -1020,6 +1018,11 @@ class CoordinateLearner:
             self.multilevel,
             self.reg0,
         )
+
+    def _draw_all(self) -> None:
+        """libFM's ``draw_all`` on the flat columns (:func:`_sweep`)."""
+        c = self.cols
+        _sweep(c.indptr, c.indices, c.data, *self._state())
 
     def sweep(self) -> None:
         """One ``draw_all``, then fresh predictions of train (new residuals) and test."""
@@ -1447,7 +1450,7 @@ class RelationalCoordinateLearner(CoordinateLearner):
 
     def _draw_all(self) -> None:
         """libFM's ``draw_all`` with its relation caches (:func:`_sweep_relational`)."""
-        p, c, rel = self.params, self.cols, self.relations
+        c, rel = self.cols, self.relations
         _sweep_relational(
             c.indptr,
             c.indices,
@@ -1459,24 +1462,7 @@ class RelationalCoordinateLearner(CoordinateLearner):
             rel.row_start,
             rel.col_start,
             self.phi,
-            self.rows.n_rows,
-            self.e,
-            self.q,
-            p.w0,
-            p.w,
-            p.V,
-            p.k0,
-            p.k1,
-            self.groups,
-            self.n_per_group,
-            self.hyper,
-            self.w_mu,
-            self.w_lambda,
-            self.v_mu,
-            self.v_lambda,
-            self.sample,
-            self.multilevel,
-            self.reg0,
+            *self._state(),
             self.wnum,
             *self.block_cache,
         )
