@@ -256,7 +256,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 # --- data ----------------------------------------------------------------------------
 class Data:
-    """The files as libFM loads them: rows, targets (±1 for -task c), the joint width."""
+    """The files as libFM loads them: rows, targets (±1 for -task c), the joint width;
+    with -relation the main rows (``X``, ``test``) and, apart, each relation's matrix
+    (``blocks``) and per part the block row of every data row (``block_index``)."""
 
     def __init__(self, args: argparse.Namespace):
         import numpy as np
