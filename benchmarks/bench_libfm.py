@@ -99,7 +99,9 @@ DESIGN_SETTINGS = {
     ],
     "implicit": [
         ("als", "implicit, -relation, -regular 0,10,10", "-relation {relation} -regular 0,10,10 -iter 200"),
+        ("als", "implicit, -relation, k=16, -regular 0,20,20", "-relation {relation} -dim 1,1,16 -regular 0,20,20 -iter 200"),
         ("mcmc", "implicit, -relation, 200 iter", "-relation {relation} -iter 200"),
+        ("mcmc", "implicit, -relation, k=16, 200 iter", "-relation {relation} -dim 1,1,16 -iter 200"),
     ],
 }  # fmt: skip
 DESIGN_TEXT = {
@@ -335,10 +337,11 @@ def main(argv: list[str] | None = None) -> dict:
             ),
             capture_output=True,
         )
+        warm = "-iter 2 -dim 1,1,2"
+        if args.design == "implicit":  # the relation kernels are others: warm them too
+            warm += " -relation {relation}"
         subprocess.run(
-            command(
-                env_python, "mcmc", "-iter 2 -dim 1,1,2", files, 0, folder / "warm.txt"
-            ),
+            command(env_python, "mcmc", warm, files, 0, folder / "warm.txt"),
             capture_output=True,
         )
         for method, label, flags in settings:

@@ -43,10 +43,9 @@ differences from libFM:
   -test        optional (libFM requires it); without it there is no Test column and no -out.
   -load_model  keeps the loaded w for als (libFM draws w anew after loading); as in
                libFM, -load_model and -save_model are refused with mcmc.
-  -relation    read into the flat matrix for als and mcmc (same model and updates; libFM's
-               block-structure caches make its sweeps cheaper on large relations); libFM
-               refuses relations with sgd and sgda, and so does fmlib. -task o samples
-               on the relation blocks (fmlib.BayesianFM), never flat.
+  -relation    als and mcmc as libFM runs them (per-block-row caches); libFM refuses
+               relations with sgd and sgda, and so does fmlib. -task o samples on the
+               relation blocks with fmlib.BayesianFM.
   -out         9 significant digits (libFM writes 6).
   -cache_size  accepted and ignored (it applies to libFM's binary data files).
   -verbosity   1 or more prints the data sizes and the model's settings.
@@ -257,7 +256,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 # --- data ----------------------------------------------------------------------------
 class Data:
-    """The files as libFM loads them: rows, targets (±1 for -task c), the joint width."""
+    """The files as libFM loads them: rows, targets (±1 for -task c), the joint width;
+    with -relation the main rows (``X``, ``test``) and, apart, each relation's matrix
+    (``blocks``) and per part the block row of every data row (``block_index``)."""
 
     def __init__(self, args: argparse.Namespace):
         import numpy as np
@@ -273,12 +274,7 @@ class Data:
                         raise CommandLineError(f"-{name}: no file at {path!r}.")
                     loaded[name] = read_libfm_text(path)
             # numba's modules only once the files have been read (a bad file answers fast)
-            from fmlib.interop.libfm_relations import (
-                Relation,
-                hstack_rows,
-                read_groups,
-                take_rows,
-            )
+            from fmlib.interop.libfm_relations import Relation, read_groups
             from fmlib.solvers.libfm import as_rows
 
             width = max(rows.n_cols for rows, _ in loaded.values())
@@ -288,15 +284,19 @@ class Data:
                 else np.zeros(width, np.int64)
             )
             relations = [Relation(prefix) for prefix in args.relations]
+            # libFM's block structure: the main rows and, per relation, its matrix and
+            # the block row of every data row (never the joined matrix)
+            self.blocks = [rel.B for rel in relations]
+            self.block_index = {}
             for name, (rows, y) in loaded.items():
-                blocks = [as_rows(rows, width)]
-                for rel in relations:
-                    if name == "validation":
-                        raise CommandLineError(
-                            "-validation is for sgda; relations for als and mcmc."
-                        )
-                    blocks.append(take_rows(rel.B, rel.index(name, rows.n_rows)))
-                loaded[name] = (hstack_rows(blocks) if relations else blocks[0], y)
+                if relations and name == "validation":
+                    raise CommandLineError(
+                        "-validation is for sgda; relations for als and mcmc."
+                    )
+                loaded[name] = (as_rows(rows, width), y)
+                self.block_index[name] = [
+                    rel.index(name, rows.n_rows) for rel in relations
+                ]
             for rel in relations:  # libFM: each relation's groups follow the main ones
                 rel_groups = (
                     rel.groups
@@ -309,7 +309,7 @@ class Data:
         self.X, self.y = loaded["train"]
         self.test = loaded.get("test")
         self.validation = loaded.get("validation")
-        self.n = self.X.n_cols
+        self.n = width + sum(B.n_cols for B in self.blocks)
         self.groups = groups
         self.n_groups = int(groups.max()) + 1
         self.main_width = width
@@ -573,17 +573,28 @@ def _run_coordinate(args, data, params, reg, per_group, task, rlog, out, L):
     import numpy as np
 
     test = data.test
-    learner = L.CoordinateLearner(
-        data.X,
-        data.y,
-        test[0] if test else None,
-        params,
+    options = dict(
         groups=data.groups,
         regular=reg,
         sample=args.method == "mcmc",
         task=task,
         target_range=data.target_range,
     )
+    if data.blocks:  # -relation: libFM's per-block-row caches
+        learner = L.RelationalCoordinateLearner(
+            data.X,
+            data.y,
+            test[0] if test else None,
+            params,
+            data.blocks,
+            data.block_index["train"],
+            data.block_index.get("test"),
+            **options,
+        )
+    else:
+        learner = L.CoordinateLearner(
+            data.X, data.y, test[0] if test else None, params, **options
+        )
     if per_group is not None:
         learner.w_lambda[:] = per_group[0]
         learner.v_lambda[:] = per_group[1][:, None]

@@ -64,6 +64,16 @@ sets each to the conditional mean with :math:`\alpha = 1`, prior means 0 and pre
 non-zero in the training rows has the prior as its conditional: mcmc draws it from
 :math:`\mathcal N(\mu_g, 1/\lambda_g)`, als sets it to :math:`\mu = 0`, and where the
 precision is 0 (als with :math:`\lambda = 0`) libFM sets it to 0 as well.
+
+**als / mcmc on relations** (libFM's ``-relation``; Rendle, "Scaling factorization
+machines to relational data", VLDB 2013): row :math:`i` is a main row joined with row
+:math:`\phi_r(i)` of every relation block :math:`\mathbf B^{(r)}`. The sweeps of
+:class:`RelationalCoordinateLearner` draw the same parameters in the same order as the
+flat ones on the joined matrix, but sum a block feature's :math:`\sum h^2` and
+:math:`\sum h e` over block rows from per-block-row caches (libFM's ``relation_cache``;
+:func:`_draw_w_relation`, :func:`_draw_v_relation`), so a sweep costs
+:math:`O(k(N_z(\mathbf X) + \sum_r N_z(\mathbf B^{(r)}) + N R))` instead of
+:math:`O(k\,N_z)` of the joined matrix.
 """
 
 from __future__ import annotations
@@ -654,6 +664,159 @@ def _draw_theta(theta, lam, mu, alpha, hsq, he, sample):
 
 
 @_jit
+def _draw_alpha(e, N, hyper, sample, multilevel):
+    """libFM's ``draw_alpha``: :math:`\\alpha \\sim \\mathrm{Gamma}((\\alpha_0 + N)/2,
+    (\\gamma_0 + \\sum_i e_i^2)/2)` (mcmc), :math:`\\alpha = \\alpha_0` (als). Returns it
+    (also kept in ``hyper[0]``); a non-finite draw keeps the old value."""
+    alpha_0, gamma_0 = hyper[1], hyper[3]
+    if multilevel:
+        gamma_n = gamma_0
+        for i in range(N):
+            gamma_n += e[i] * e[i]
+        a = _gamma((alpha_0 + N) / 2.0, gamma_n / 2.0, sample)
+        if not (math.isnan(a) or math.isinf(a)):
+            hyper[0] = a
+    else:
+        hyper[0] = alpha_0
+    return hyper[0]
+
+
+@_jit
+def _draw_w0(e, N, w0, reg0, alpha, sample):
+    """libFM's ``draw_w0``: :math:`h = 1` on every row, prior :math:`\\mathcal N(0,
+    1/\\lambda_0)`; the residuals follow."""
+    s = 0.0
+    for i in range(N):
+        s += e[i] - w0[0]
+    var = 1.0 / (reg0 + alpha * N)
+    mean = -var * (alpha * s)
+    new = _normal(mean, var, sample)
+    if not (math.isnan(new) or math.isinf(new)):
+        for i in range(N):
+            e[i] -= w0[0] - new
+        w0[0] = new
+
+
+@_jit
+def _draw_w_hyper(w, groups, n_per_group, hyper, w_mu, w_lambda, sample, multilevel):
+    """libFM's ``draw_w_lambda`` then ``draw_w_mu`` (mcmc); als keeps :math:`\\lambda`
+    and sets :math:`\\mu = \\mu_0`."""
+    if multilevel:
+        acc = np.zeros(len(n_per_group))
+        _hyper_draw(
+            w,
+            groups,
+            n_per_group,
+            w_mu,
+            w_lambda,
+            hyper[1],
+            hyper[2],
+            hyper[3],
+            hyper[4],
+            sample,
+            acc,
+        )
+    else:
+        w_mu[:] = hyper[4]
+
+
+@_jit
+def _draw_v_hyper(V, groups, n_per_group, hyper, v_mu, v_lambda, sample, multilevel):
+    """:func:`_draw_w_hyper` for every column of ``V`` in turn."""
+    n, k = V.shape
+    if not multilevel:
+        v_mu[:, :] = hyper[4]
+        return
+    G = len(n_per_group)
+    acc = np.zeros(G)
+    col = np.empty(n)
+    mu_f = np.empty(G)
+    lam_f = np.empty(G)
+    for f in range(k):
+        for j in range(n):
+            col[j] = V[j, f]
+        mu_f[:] = v_mu[:, f]
+        lam_f[:] = v_lambda[:, f]
+        _hyper_draw(
+            col,
+            groups,
+            n_per_group,
+            mu_f,
+            lam_f,
+            hyper[1],
+            hyper[2],
+            hyper[3],
+            hyper[4],
+            sample,
+            acc,
+        )
+        v_mu[:, f] = mu_f
+        v_lambda[:, f] = lam_f
+
+
+@_jit
+def _draw_w_columns(
+    cptr, crow, cdat, j_from, j_to, e, w, groups, w_mu, w_lambda, alpha, sample
+):
+    """libFM's ``draw_w`` for features ``j_from..j_to-1``: :math:`h_i = x_{ij}`, so
+    :math:`\\sum h^2 = \\sum_i x_{ij}^2` and :math:`\\sum h e = \\sum_i x_{ij} e_i` over the
+    feature's column; then :math:`e_i \\mathrel{-}= x_{ij}(w_j - w'_j)`."""
+    for j in range(j_from, j_to):
+        c = groups[j]
+        hsq = 0.0
+        he = 0.0
+        for t in range(cptr[j], cptr[j + 1]):
+            x = cdat[t]
+            he += x * e[crow[t]]
+            hsq += x * x
+        old = w[j]
+        new = _draw_theta(old, w_lambda[c], w_mu[c], alpha, hsq, he, sample)
+        if new != old:
+            for t in range(cptr[j], cptr[j + 1]):
+                e[crow[t]] -= cdat[t] * (old - new)
+            w[j] = new
+
+
+@_jit
+def _column_q(cptr, crow, cdat, j_from, j_to, V, f, q):
+    """``q[i] += sum_j v_{j,f} x_{ij}`` over features ``j_from..j_to-1`` (libFM's
+    ``add_main_q``), through the columns."""
+    for j in range(j_from, j_to):
+        v = V[j, f]
+        for t in range(cptr[j], cptr[j + 1]):
+            q[crow[t]] += v * cdat[t]
+
+
+@_jit
+def _draw_v_columns(
+    cptr, crow, cdat, j_from, j_to, f, e, q, V, groups, v_mu, v_lambda, alpha, sample
+):
+    """libFM's ``draw_v`` for features ``j_from..j_to-1`` and factor ``f``:
+    :math:`h_i = x_{ij}(q_{i,f} - x_{ij} v_{j,f})`; then :math:`q_{i,f} \\mathrel{-}=
+    x_{ij}(v - v')` and :math:`e_i \\mathrel{-}= h_i (v - v')`."""
+    for j in range(j_from, j_to):
+        c = groups[j]
+        old = V[j, f]
+        hsq = 0.0
+        he = 0.0
+        for t in range(cptr[j], cptr[j + 1]):
+            x = cdat[t]
+            i = crow[t]
+            h = x * (q[i] - x * old)
+            he += h * e[i]
+            hsq += h * h
+        new = _draw_theta(old, v_lambda[c, f], v_mu[c, f], alpha, hsq, he, sample)
+        if new != old:
+            for t in range(cptr[j], cptr[j + 1]):
+                x = cdat[t]
+                i = crow[t]
+                h = x * (q[i] - x * old)
+                q[i] -= x * (old - new)
+                e[i] -= h * (old - new)
+            V[j, f] = new
+
+
+@_jit
 def _sweep(
     cptr,
     crow,
@@ -677,116 +840,25 @@ def _sweep(
     multilevel,
     reg0,
 ):
-    """libFM's ``draw_all``: alpha, w0, (lambda_w, mu_w), w, (lambda_v, mu_v), V."""
+    """libFM's ``draw_all`` on flat data (the columns ``cptr, crow, cdat`` of all ``n``
+    features): alpha, w0, (lambda_w, mu_w), w, (lambda_v, mu_v), then factor by factor V."""
     n, k = V.shape
-    G = len(n_per_group)
-    alpha_0, beta_0, gamma_0, mu_0 = hyper[1], hyper[2], hyper[3], hyper[4]
-    if multilevel:
-        gamma_n = gamma_0
-        for i in range(N):
-            gamma_n += e[i] * e[i]
-        a = _gamma((alpha_0 + N) / 2.0, gamma_n / 2.0, sample)
-        if not (math.isnan(a) or math.isinf(a)):
-            hyper[0] = a
-    else:
-        hyper[0] = alpha_0
-    alpha = hyper[0]
+    alpha = _draw_alpha(e, N, hyper, sample, multilevel)
     if k0:
-        s = 0.0
-        for i in range(N):
-            s += e[i] - w0[0]
-        var = 1.0 / (reg0 + alpha * N)
-        mean = -var * (alpha * s)
-        new = _normal(mean, var, sample)
-        if not (math.isnan(new) or math.isinf(new)):
-            for i in range(N):
-                e[i] -= w0[0] - new
-            w0[0] = new
-    acc = np.zeros(G)
+        _draw_w0(e, N, w0, reg0, alpha, sample)
     if k1:
-        if multilevel:
-            _hyper_draw(
-                w,
-                groups,
-                n_per_group,
-                w_mu,
-                w_lambda,
-                alpha_0,
-                beta_0,
-                gamma_0,
-                mu_0,
-                sample,
-                acc,
-            )
-        else:
-            w_mu[:] = mu_0
-        for j in range(n):
-            c = groups[j]
-            hsq = 0.0
-            he = 0.0
-            for t in range(cptr[j], cptr[j + 1]):
-                x = cdat[t]
-                he += x * e[crow[t]]
-                hsq += x * x
-            old = w[j]
-            new = _draw_theta(old, w_lambda[c], w_mu[c], alpha, hsq, he, sample)
-            if new != old:
-                for t in range(cptr[j], cptr[j + 1]):
-                    e[crow[t]] -= cdat[t] * (old - new)
-                w[j] = new
+        _draw_w_hyper(w, groups, n_per_group, hyper, w_mu, w_lambda, sample, multilevel)
+        _draw_w_columns(
+            cptr, crow, cdat, 0, n, e, w, groups, w_mu, w_lambda, alpha, sample
+        )
     if k > 0:
-        if multilevel:
-            col = np.empty(n)
-            mu_f = np.empty(G)
-            lam_f = np.empty(G)
-            for f in range(k):
-                for j in range(n):
-                    col[j] = V[j, f]
-                mu_f[:] = v_mu[:, f]
-                lam_f[:] = v_lambda[:, f]
-                _hyper_draw(
-                    col,
-                    groups,
-                    n_per_group,
-                    mu_f,
-                    lam_f,
-                    alpha_0,
-                    beta_0,
-                    gamma_0,
-                    mu_0,
-                    sample,
-                    acc,
-                )
-                v_mu[:, f] = mu_f
-                v_lambda[:, f] = lam_f
-        else:
-            v_mu[:, :] = mu_0
+        _draw_v_hyper(V, groups, n_per_group, hyper, v_mu, v_lambda, sample, multilevel)
     for f in range(k):
         q[:] = 0.0
-        for j in range(n):
-            v = V[j, f]
-            for t in range(cptr[j], cptr[j + 1]):
-                q[crow[t]] += v * cdat[t]
-        for j in range(n):
-            c = groups[j]
-            old = V[j, f]
-            hsq = 0.0
-            he = 0.0
-            for t in range(cptr[j], cptr[j + 1]):
-                x = cdat[t]
-                i = crow[t]
-                h = x * (q[i] - x * old)
-                he += h * e[i]
-                hsq += h * h
-            new = _draw_theta(old, v_lambda[c, f], v_mu[c, f], alpha, hsq, he, sample)
-            if new != old:
-                for t in range(cptr[j], cptr[j + 1]):
-                    x = cdat[t]
-                    i = crow[t]
-                    h = x * (q[i] - x * old)
-                    q[i] -= x * (old - new)
-                    e[i] -= h * (old - new)
-                V[j, f] = new
+        _column_q(cptr, crow, cdat, 0, n, V, f, q)
+        _draw_v_columns(
+            cptr, crow, cdat, 0, n, f, e, q, V, groups, v_mu, v_lambda, alpha, sample
+        )
 
 
 @_jit
@@ -906,7 +978,7 @@ class CoordinateLearner:
         self.v_mu, self.v_lambda = np.zeros((G, k)), np.full((G, k), float(regular[2]))
         self.q = np.zeros(rows.n_rows)
         self.latent = self.y.copy()
-        self.e = predict(rows, params) - self.latent
+        self.e = self._predict_train() - self.latent
         self.sweeps = 0
         n_test = test.n_rows if test is not None else 0
         self.test_this, self.test_sum = np.zeros(n_test), np.zeros(n_test)
@@ -916,13 +988,17 @@ class CoordinateLearner:
     def alpha(self) -> float:
         return float(self.hyper[0])
 
-    def sweep(self) -> None:
-        """One ``draw_all``, then fresh predictions of train (new residuals) and test."""
-        p, c = self.params, self.cols
-        _sweep(
-            c.indptr,
-            c.indices,
-            c.data,
+    def _predict_train(self) -> np.ndarray:
+        return predict(self.rows, self.params)
+
+    def _predict_test(self) -> np.ndarray:
+        return predict(self.test, self.params)
+
+    def _state(self) -> tuple:
+        """The sweep's arguments after the data: N, the caches ``e`` and ``q``, the
+        model and the (hyper-)priors, as :func:`_sweep` takes them."""
+        p = self.params
+        return (
             self.rows.n_rows,
             self.e,
             self.q,
@@ -942,8 +1018,17 @@ class CoordinateLearner:
             self.multilevel,
             self.reg0,
         )
+
+    def _draw_all(self) -> None:
+        """libFM's ``draw_all`` on the flat columns (:func:`_sweep`)."""
+        c = self.cols
+        _sweep(c.indptr, c.indices, c.data, *self._state())
+
+    def sweep(self) -> None:
+        """One ``draw_all``, then fresh predictions of train (new residuals) and test."""
+        self._draw_all()
         lo, hi = self.target_range
-        y_hat = predict(self.rows, p)
+        y_hat = self._predict_train()
         if self.task == REGRESSION:
             self.train_metric = float(
                 np.sqrt(np.mean((np.clip(y_hat, lo, hi) - self.y) ** 2))
@@ -954,7 +1039,7 @@ class CoordinateLearner:
             _probit_targets(y_hat, self.y, self.sample, self.latent)
         self.e = y_hat - self.latent
         if self.test is not None:
-            t = predict(self.test, p)
+            t = self._predict_test()
             if self.task == REGRESSION:
                 self.test_this = t
                 clipped = np.clip(t, lo, hi)
@@ -969,3 +1054,415 @@ class CoordinateLearner:
 def _erf(x: np.ndarray) -> np.ndarray:
     """Vectorised erf (math.erf per element; numpy has none)."""
     return np.frompyfunc(math.erf, 1, 1)(x).astype(np.float64)
+
+
+# --- als and mcmc on relations (libFM's -relation, block structure) ----------------------
+# Rendle, "Scaling factorization machines to relational data" (VLDB 2013); libFM's
+# fm_learn_mcmc.h: draw_w_rel, draw_v_rel and the relation_cache they keep per block row.
+class Relations(NamedTuple):
+    r"""The relation blocks :math:`\mathbf B^{(1)}, \dots, \mathbf B^{(R)}` of a
+    block-structured design, stacked for the kernels.
+
+    Block :math:`r`'s rows are the stacked rows ``row_start[r] .. row_start[r+1]-1`` and its
+    features the model's columns ``col_start[r] .. col_start[r+1]-1``; the blocks follow
+    the main columns (``col_start[0]``) in order. ``rows`` is the stack as :class:`Rows`
+    whose column indices are the model's feature indices, ``cols`` its transpose (row
+    ``j``: the block rows feature ``j`` occurs in; empty for the main features).
+    """
+
+    rows: Rows
+    cols: Rows
+    row_start: np.ndarray
+    col_start: np.ndarray
+
+
+def stack_relations(blocks, n_main: int) -> Relations:
+    """:class:`Relations` from the blocks' matrices (:class:`Rows`, ``scipy.sparse`` or
+    dense), their columns placed after the ``n_main`` main columns in order."""
+    blocks = [as_rows(B) for B in blocks]
+    if not blocks:
+        raise ValueError("`blocks` must hold at least one relation matrix; got none.")
+    row_start = np.cumsum([0] + [B.n_rows for B in blocks]).astype(np.int64)
+    col_start = np.cumsum([int(n_main)] + [B.n_cols for B in blocks]).astype(np.int64)
+    offsets = np.cumsum([0] + [B.indptr[-1] for B in blocks[:-1]])
+    indptr = np.concatenate(
+        [[0]] + [B.indptr[1:] + off for B, off in zip(blocks, offsets)]
+    ).astype(np.int64)
+    indices = np.concatenate(
+        [B.indices + c for B, c in zip(blocks, col_start[:-1])]
+    ).astype(np.int64)
+    data = np.concatenate([B.data for B in blocks]).astype(np.float64)
+    rows = Rows(indptr, indices, data, int(col_start[-1]))
+    return Relations(rows, transpose(rows), row_start, col_start)
+
+
+def block_rows(relations: Relations, index, n_rows: int, name: str = "index"):
+    r"""The ``(R, n_rows)`` stacked block row of every data row in every relation: the
+    row maps :math:`\phi_r` (one array of block-``r`` row numbers per relation, libFM's
+    ``.train``/``.test`` files) shifted by ``row_start[r]``."""
+    R = len(relations.row_start) - 1
+    if len(index) != R:
+        raise ValueError(
+            f"`{name}` must hold one row map per relation, {R}; got {len(index)}."
+        )
+    out = np.empty((R, n_rows), np.int64)
+    for r, phi in enumerate(index):
+        phi = np.asarray(phi)
+        size = relations.row_start[r + 1] - relations.row_start[r]
+        if phi.shape != (n_rows,) or (n_rows and (phi.min() < 0 or phi.max() >= size)):
+            raise ValueError(
+                f"`{name}[{r}]` must give each of the {n_rows} rows a row of relation "
+                f"{r} (0..{size - 1}); got shape {phi.shape}"
+                + (f", values {phi.min()}..{phi.max()}." if phi.size else ".")
+            )
+        out[r] = phi + relations.row_start[r]
+    return out
+
+
+@_jit
+def _block_terms(indptr, indices, data, w, V, lin, s, s2):
+    """Per stacked block row ``b``: ``lin[b] = sum_j w_j x_bj``, ``s[b, f] = sum_j
+    v_jf x_bj`` and ``s2[b] = sum_f sum_j (v_jf x_bj)^2``."""
+    k = V.shape[1]
+    for b in range(len(indptr) - 1):
+        linear = 0.0
+        squares = 0.0
+        for f in range(k):
+            s[b, f] = 0.0
+        for t in range(indptr[b], indptr[b + 1]):
+            j, x = indices[t], data[t]
+            linear += w[j] * x
+            for f in range(k):
+                d = V[j, f] * x
+                s[b, f] += d
+                squares += d * d
+        lin[b] = linear
+        s2[b] = squares
+
+
+@_jit
+def _predict_joined(indptr, indices, data, phi, lin, s, s2, w0, w, V, k0, k1, out):
+    r""":math:`\hat y_i` from the main row's terms plus those of its block rows
+    ``phi[:, i]`` (:func:`_block_terms`): the FM of the joined row,
+    :math:`w_0 + \text{linear} + \tfrac12 \sum_f (q_f^2 - \text{squares}_f)`."""
+    k = V.shape[1]
+    R = phi.shape[0]
+    q = np.empty(k)
+    for i in range(len(indptr) - 1):
+        p = w0 if k0 else 0.0
+        squares = 0.0
+        q[:] = 0.0
+        for r in range(R):
+            b = phi[r, i]
+            if k1:
+                p += lin[b]
+            squares += s2[b]
+            for f in range(k):
+                q[f] += s[b, f]
+        for t in range(indptr[i], indptr[i + 1]):
+            j, x = indices[t], data[t]
+            if k1:
+                p += w[j] * x
+            for f in range(k):
+                d = V[j, f] * x
+                q[f] += d
+                squares += d * d
+        for f in range(k):
+            p += 0.5 * q[f] * q[f]
+        out[i] = p - 0.5 * squares
+
+
+def block_terms(relations: Relations, params: Params) -> tuple:
+    """``(lin, s, s2)`` of every stacked block row (:func:`_block_terms`)."""
+    M, k = relations.rows.n_rows, params.V.shape[1]
+    lin, s, s2 = np.empty(M), np.empty((M, k)), np.empty(M)
+    B = relations.rows
+    _block_terms(B.indptr, B.indices, B.data, params.w, params.V, lin, s, s2)
+    return lin, s, s2
+
+
+def predict_relational(
+    rows: Rows,
+    relations: Relations,
+    phi: np.ndarray,
+    params: Params,
+    terms: tuple | None = None,
+) -> np.ndarray:
+    r""":math:`\hat y` of every row of a block-structured design, unclipped: row
+    :math:`i` is the main row joined with block row ``phi[r, i]`` of every relation
+    (:func:`block_rows`). Costs :math:`O(k(N_z(\mathbf X) + \sum_r N_z(\mathbf B^{(r)})
+    + N R))`, not the joined matrix's :math:`O(k\,N_z)`. ``terms``: the block rows'
+    :func:`block_terms` under ``params`` if already computed."""
+    lin, s, s2 = block_terms(relations, params) if terms is None else terms
+    out = np.empty(rows.n_rows)
+    _predict_joined(
+        rows.indptr,
+        rows.indices,
+        rows.data,
+        phi,
+        lin,
+        s,
+        s2,
+        params.w0[0],
+        params.w,
+        params.V,
+        params.k0,
+        params.k1,
+        out,
+    )
+    return out
+
+
+@_jit
+def _draw_w_relation(
+    bptr, brow, bdat, j_from, j_to, b_from, b_to, phi_r, e, w, groups, w_mu, w_lambda,
+    alpha, sample, wnum, dy, we,
+):  # fmt: skip
+    r"""libFM's ``draw_w_rel`` for block :math:`r`'s features ``j_from..j_to-1``.
+
+    A block feature :math:`j` has :math:`h_i = x_{\phi(i) j}` on every data row, so over
+    block rows :math:`b` with :math:`\#_b` data rows (``wnum``) and residual sum
+    :math:`e^B_b = \sum_{\phi(i) = b} e_i` (``we``)
+
+    .. math::
+
+        \sum_i h_i^2 = \sum_b x_{bj}^2\, \#_b,\qquad \sum_i h_i e_i = \sum_b x_{bj}\, e^B_b,
+
+    and a change :math:`\delta = w'_j - w_j` moves :math:`e^B_b` by :math:`x_{bj}\#_b
+    \delta` and the block row's prediction ``dy[b]`` by :math:`x_{bj}\delta`: a cost per
+    block row, not per data row. The data rows' residuals catch up once at the end (libFM
+    subtracts the block's prediction :math:`y^B` before and adds it back after; only its
+    change ``dy`` matters)."""
+    for b in range(b_from, b_to):
+        we[b] = 0.0
+        dy[b] = 0.0
+    for i in range(len(phi_r)):
+        we[phi_r[i]] += e[i]
+    for j in range(j_from, j_to):
+        c = groups[j]
+        hsq = 0.0
+        he = 0.0
+        for t in range(bptr[j], bptr[j + 1]):
+            b, x = brow[t], bdat[t]
+            he += x * we[b]
+            hsq += x * x * wnum[b]
+        old = w[j]
+        new = _draw_theta(old, w_lambda[c], w_mu[c], alpha, hsq, he, sample)
+        if new != old:
+            for t in range(bptr[j], bptr[j + 1]):
+                b, x = brow[t], bdat[t]
+                we[b] -= x * (old - new) * wnum[b]
+                dy[b] += (new - old) * x
+            w[j] = new
+    for i in range(len(phi_r)):
+        e[i] += dy[phi_r[i]]
+
+
+@_jit
+def _draw_v_relation(
+    bptr, brow, bdat, j_from, j_to, b_from, b_to, f, phi_r, e, q, V, groups, v_mu,
+    v_lambda, alpha, sample, wnum, bq, wc, wc_sqr, dy, we, weq,
+):  # fmt: skip
+    r"""libFM's ``draw_v_rel`` for block :math:`r`'s features ``j_from..j_to-1`` and
+    factor :math:`f`.
+
+    Split data row :math:`i`'s :math:`q_{i,f}` into block :math:`r`'s part
+    :math:`q^B_{b,f}` (``bq``, :math:`b = \phi(i)`) and the rest :math:`c_i = q_{i,f} -
+    q^B_{b,f}`. A block feature has :math:`h_i = x_{bj}(q^B_{b,f} - x_{bj} v_{j,f}) +
+    x_{bj} c_i = h^B_b + x_{bj} c_i`, so with the per-block-row sums :math:`\#_b`,
+    :math:`c_b = \sum c_i` (``wc``), :math:`c^S_b = \sum c_i^2` (``wc_sqr``),
+    :math:`e^B_b = \sum e_i` (``we``) and :math:`e^{Bq}_b = \sum e_i c_i` (``weq``) over
+    the data rows of :math:`b`:
+
+    .. math::
+
+        \sum_i h_i^2 = \sum_b \big((h^B_b)^2 \#_b + 2 c_b x_{bj} h^B_b
+            + x_{bj}^2 c^S_b\big),\qquad
+        \sum_i h_i e_i = \sum_b \big(h^B_b e^B_b + x_{bj} e^{Bq}_b\big).
+
+    A change :math:`\delta = v' - v` moves :math:`e^B_b` by :math:`\delta(h^B_b \#_b +
+    x_{bj} c_b)`, :math:`e^{Bq}_b` by :math:`\delta(h^B_b c_b + x_{bj} c^S_b)`,
+    :math:`q^B_{b,f}` by :math:`\delta x_{bj}` and the block row's prediction by
+    :math:`\delta h^B_b`; the data rows catch up at the end: :math:`e_i \mathrel{+}=
+    \Delta y^B_b + c_i \Delta q^B_{b,f}`, :math:`q_{i,f} = c_i + q^B_{b,f}`."""
+    for b in range(b_from, b_to):
+        we[b] = 0.0
+        weq[b] = 0.0
+        wc[b] = 0.0
+        wc_sqr[b] = 0.0
+        dy[b] = 0.0
+    for i in range(len(phi_r)):
+        b = phi_r[i]
+        q[i] -= bq[b]  # c_i
+        we[b] += e[i]
+        weq[b] += e[i] * q[i]
+        wc[b] += q[i]
+        wc_sqr[b] += q[i] * q[i]
+        e[i] -= q[i] * bq[b]
+    for j in range(j_from, j_to):
+        c = groups[j]
+        old = V[j, f]
+        hsq = 0.0
+        he = 0.0
+        for t in range(bptr[j], bptr[j + 1]):
+            b, x = brow[t], bdat[t]
+            h = x * (bq[b] - x * old)
+            he += h * we[b] + x * weq[b]
+            hsq += h * h * wnum[b] + 2.0 * wc[b] * x * h + x * x * wc_sqr[b]
+        new = _draw_theta(old, v_lambda[c, f], v_mu[c, f], alpha, hsq, he, sample)
+        if new != old:
+            d = old - new
+            for t in range(bptr[j], bptr[j + 1]):
+                b, x = brow[t], bdat[t]
+                h = x * (bq[b] - x * old)
+                we[b] -= d * (h * wnum[b] + x * wc[b])
+                weq[b] -= d * (h * wc[b] + x * wc_sqr[b])
+                bq[b] -= d * x
+                dy[b] -= d * h
+            V[j, f] = new
+    for i in range(len(phi_r)):
+        b = phi_r[i]
+        e[i] += dy[b] + q[i] * bq[b]
+        q[i] += bq[b]
+
+
+@_jit
+def _sweep_relational(
+    cptr, crow, cdat, n_main, bptr, brow, bdat, row_start, col_start, phi, N, e, q, w0,
+    w, V, k0, k1, groups, n_per_group, hyper, w_mu, w_lambda, v_mu, v_lambda, sample,
+    multilevel, reg0, wnum, bq, wc, wc_sqr, dy, we, weq,
+):  # fmt: skip
+    """libFM's ``draw_all`` on a block-structured design: as :func:`_sweep`, the main
+    features through the main file's columns and each relation's through its block rows
+    (:func:`_draw_w_relation`, :func:`_draw_v_relation`), in libFM's order: main features,
+    then relation 1, 2, ... (the model's column order, so the draws are those of the flat
+    sweep on the joined matrix)."""
+    R = len(col_start) - 1
+    k = V.shape[1]
+    alpha = _draw_alpha(e, N, hyper, sample, multilevel)
+    if k0:
+        _draw_w0(e, N, w0, reg0, alpha, sample)
+    if k1:
+        _draw_w_hyper(w, groups, n_per_group, hyper, w_mu, w_lambda, sample, multilevel)
+        _draw_w_columns(
+            cptr, crow, cdat, 0, n_main, e, w, groups, w_mu, w_lambda, alpha, sample
+        )
+        for r in range(R):
+            _draw_w_relation(
+                bptr, brow, bdat, col_start[r], col_start[r + 1], row_start[r],
+                row_start[r + 1], phi[r], e, w, groups, w_mu, w_lambda, alpha, sample,
+                wnum, dy, we,
+            )  # fmt: skip
+    if k > 0:
+        _draw_v_hyper(V, groups, n_per_group, hyper, v_mu, v_lambda, sample, multilevel)
+    for f in range(k):
+        q[:] = 0.0
+        _column_q(cptr, crow, cdat, 0, n_main, V, f, q)
+        bq[:] = 0.0
+        _column_q(bptr, brow, bdat, col_start[0], col_start[R], V, f, bq)
+        for r in range(R):
+            for i in range(N):
+                q[i] += bq[phi[r, i]]
+        _draw_v_columns(
+            cptr,
+            crow,
+            cdat,
+            0,
+            n_main,
+            f,
+            e,
+            q,
+            V,
+            groups,
+            v_mu,
+            v_lambda,
+            alpha,
+            sample,
+        )
+        for r in range(R):
+            _draw_v_relation(
+                bptr, brow, bdat, col_start[r], col_start[r + 1], row_start[r],
+                row_start[r + 1], f, phi[r], e, q, V, groups, v_mu, v_lambda, alpha,
+                sample, wnum, bq, wc, wc_sqr, dy, we, weq,
+            )  # fmt: skip
+
+
+class RelationalCoordinateLearner(CoordinateLearner):
+    """libFM's ``als`` and ``mcmc`` on a block-structured design (``-relation``): the
+    same draws as :class:`CoordinateLearner` on the joined matrix, at a cost per block
+    row instead of per joined non-zero (libFM's ``relation_cache``).
+
+    Args:
+        rows: the main rows (the main file's columns, at most ``n_main`` of them).
+        y, test, params, groups, regular, sample, task, target_range: as
+            :class:`CoordinateLearner`; ``params`` has ``n_main`` plus all blocks'
+            columns.
+        blocks: the relations' matrices :math:`\\mathbf B^{(r)}` (libFM's ``rel.x``).
+        index: per relation, the block row of every training row (``rel.train``).
+        test_index: per relation, the block row of every test row (``rel.test``).
+    """
+
+    def __init__(
+        self,
+        rows: Rows,
+        y,
+        test: Rows | None,
+        params: Params,
+        blocks,
+        index,
+        test_index=None,
+        **kwargs,
+    ):
+        blocks = [as_rows(B) for B in blocks]
+        n_main = params.w.shape[0] - sum(B.n_cols for B in blocks)
+        for name, part in (("rows", rows), ("test", test)):
+            if part is not None and part.n_cols > n_main:
+                raise ValueError(
+                    f"`{name}` has {part.n_cols} columns but `params` leaves "
+                    f"{n_main} main features beside the blocks' columns."
+                )
+        self.relations = stack_relations(blocks, n_main)
+        self.phi = block_rows(self.relations, index, rows.n_rows, "index")
+        if test is not None:
+            if test_index is None:
+                raise ValueError("`test_index` is needed with `test`; got None.")
+            self.test_phi = block_rows(
+                self.relations, test_index, test.n_rows, "test_index"
+            )
+        self.n_main = n_main
+        M = self.relations.rows.n_rows
+        self.wnum = np.bincount(self.phi.ravel(), minlength=M).astype(np.float64)
+        self.block_cache = np.zeros((6, M))  # bq, wc, wc_sqr, dy, we, weq
+        super().__init__(rows, y, test, params, **kwargs)
+
+    def _predict_train(self) -> np.ndarray:
+        """Train predictions; keeps the block rows' terms for :meth:`_predict_test`,
+        which :meth:`sweep` calls next under the same parameters."""
+        self._terms = block_terms(self.relations, self.params)
+        return predict_relational(
+            self.rows, self.relations, self.phi, self.params, self._terms
+        )
+
+    def _predict_test(self) -> np.ndarray:
+        return predict_relational(
+            self.test, self.relations, self.test_phi, self.params, self._terms
+        )
+
+    def _draw_all(self) -> None:
+        """libFM's ``draw_all`` with its relation caches (:func:`_sweep_relational`)."""
+        c, rel = self.cols, self.relations
+        _sweep_relational(
+            c.indptr,
+            c.indices,
+            c.data,
+            self.n_main,
+            rel.cols.indptr,
+            rel.cols.indices,
+            rel.cols.data,
+            rel.row_start,
+            rel.col_start,
+            self.phi,
+            *self._state(),
+            self.wnum,
+            *self.block_cache,
+        )
