@@ -421,16 +421,19 @@ def _evaluate(task: str, y_hat, y, target_range):
 def run_libfm(args: argparse.Namespace, out=None):
     """Train with one of libFM's methods as the flags say, printing libFM's lines; returns
     the test predictions (or None without -test)."""
+    from fmlib.interop.numba_start import lean_numba
+
     out = sys.stdout if out is None else out
-    data = Data(args)  # first: a bad file is reported before numba loads
+    with lean_numba():  # numba's import and first call without its optional modules
+        data = Data(args)  # first: a bad file is reported before numba loads
 
-    from fmlib.solvers import libfm as L
+        from fmlib.solvers import libfm as L
 
-    task = L.REGRESSION if args.task == "r" else L.CLASSIFICATION
-    seed = args.seed if args.seed is not None else int(time.time()) % 2**32
-    params = L.init_params(
-        data.n, args.k, args.init_stdev, seed, args.method, args.k0, args.k1
-    )
+        task = L.REGRESSION if args.task == "r" else L.CLASSIFICATION
+        seed = args.seed if args.seed is not None else int(time.time()) % 2**32
+        params = L.init_params(
+            data.n, args.k, args.init_stdev, seed, args.method, args.k0, args.k1
+        )
     if args.load_model:
         from fmlib.interop.libfm_model import read_libfm_model
 
@@ -680,8 +683,13 @@ def run_ordinal(args: argparse.Namespace, out=None):
     ordered probit of :mod:`fmlib.solvers.ordinal`; libFM has no ordinal task). The classes
     are the training file's distinct targets; the predictions written are the expected
     ratings, averaged over every sweep as libFM averages its mcmc predictions; one line per
-    sweep (Train: accuracy of the sweep's most probable class; Test: RMSE of the running
-    mean). With ``-relation`` the sampler runs on the relation blocks."""
+    sweep as it ends (Train: accuracy of the sweep's most probable class; Test: RMSE of the
+    running mean). With ``-relation`` the sampler runs on the relation blocks.
+
+    This path imports TensorFlow, and not by accident: :class:`fmlib.BayesianFM` checks its
+    inputs with :mod:`fmlib.validation` (which accepts ``tf.SparseTensor``), scores samples
+    with :class:`fmlib.FactorizationMachine` and relation designs with
+    :mod:`fmlib.data.design_predict`, all TensorFlow modules."""
     import numpy as np
 
     from fmlib.interop.libfm_files import load_libfm
@@ -728,14 +736,17 @@ def run_ordinal(args: argparse.Namespace, out=None):
         seed=args.seed,
         keep_samples=False,
     )
+
+    def progress(row: dict) -> None:  # one line per sweep, as it ends
+        test = row["test_rmse_mean"] if Xt is not None else None
+        print(
+            _line(row["sweep"] - 1, row["train_accuracy"], test), file=out, flush=True
+        )
+
     try:
-        bfm.fit(X, y, Xt, yt)
+        bfm.fit(X, y, Xt, yt, on_sweep=progress)
     except ValueError as err:
         raise CommandLineError(str(err)) from None
-    trace = bfm.trace_
-    for i in range(args.iter):
-        test = trace["test_rmse_mean"].iloc[i] if Xt is not None else None
-        print(_line(i, trace["train_accuracy"].iloc[i], test), file=out, flush=True)
     return bfm.test_prediction_ if Xt is not None else None
 
 

@@ -255,7 +255,7 @@ class BayesianFM(HyperParameters):
         return X if isinstance(X, RelationalDesign) else sp.csr_matrix(X)
 
     # --- training -----------------------------------------------------------------------
-    def fit(self, X, y, X_test=None, y_test=None) -> "BayesianFM":
+    def fit(self, X, y, X_test=None, y_test=None, on_sweep=None) -> "BayesianFM":
         """Run the sampler on ``(X, y)``.
 
         With ``X_test`` the predictions for its rows are accumulated sweep by sweep after
@@ -265,8 +265,16 @@ class BayesianFM(HyperParameters):
 
         ``X`` (and ``X_test``, and later the argument of :meth:`predict`) may be a
         :class:`~fmlib.RelationalDesign`: the sweeps then run on its relation
-        blocks (:mod:`fmlib.solvers.sweeper`) and give the flat matrix's samples."""
+        blocks (:mod:`fmlib.solvers.sweeper`) and give the flat matrix's samples.
+
+        ``on_sweep``, if given, is called after every sweep with that sweep's row of
+        ``trace_`` (a dict, ``"sweep"`` counted from 1), so that progress can be shown
+        while the sampler runs (``python -m fmlib -task o`` prints a line per sweep)."""
         burn_in = self._check_params()
+        if on_sweep is not None and not callable(on_sweep):
+            raise TypeError(
+                f"`on_sweep` must be callable or None; got {type(on_sweep).__name__}."
+            )
         fitted = (
             "n_features_in_",
             "groups_",
@@ -308,7 +316,7 @@ class BayesianFM(HyperParameters):
             else [str(g) for g in np.unique(np.asarray(self.groups))]
         )
         try:
-            self._run(X, y, group, burn_in, test)
+            self._run(X, y, group, burn_in, test, on_sweep)
         except (
             KeyboardInterrupt
         ):  # the samples and trace are set only when the run completes
@@ -331,7 +339,7 @@ class BayesianFM(HyperParameters):
             f"task={self.task!r})"
         )
 
-    def _run(self, X, y, group, burn_in, test) -> None:
+    def _run(self, X, y, group, burn_in, test, on_sweep=None) -> None:
         rng = np.random.default_rng(self.seed)
         n, k, G = X.shape[1], self.k, len(self.groups_)
         classify, ordinal = self.task == "classification", self.task == "ordinal"
@@ -393,6 +401,8 @@ class BayesianFM(HyperParameters):
             if ordinal:
                 row["acceptance"] = accepted / sweep
             rows.append(row)
+            if on_sweep is not None:
+                on_sweep(dict(row))
         if self.keep_samples:
             self.samples_ = {key: np.array(value) for key, value in kept.items()}
         if ordinal:
