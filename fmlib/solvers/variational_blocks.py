@@ -93,11 +93,17 @@ class BlockPowers:
     :math:`\phi_r(i)` of every block). Every relation block is also kept column-major,
     with its ratings per row :math:`n_b`.
 
+    A flat matrix is the design with only a main block (no relation blocks): the flat
+    path of :class:`fmlib.VariationalFM` is this one.
+
     Args:
-        design: a :class:`fmlib.RelationalDesign` with float64 values.
+        design: a :class:`fmlib.RelationalDesign` with float64 values, or a sparse
+            matrix (its main block).
     """
 
     def __init__(self, design):
+        if sp.issparse(design):
+            design = _MainOnly(sp.csr_matrix(design, dtype=np.float64))
         self.N, self.n = design.shape
         X0 = sp.csr_matrix(design.X, dtype=np.float64)
         X0.sort_indices()
@@ -143,6 +149,24 @@ class BlockPowers:
         self.Z2 = self.Z.multiply(self.Z).tocsr()
         self.Z3 = self.Z2.multiply(self.Z).tocsr()
         self.Z4 = self.Z2.multiply(self.Z2).tocsr()
+
+
+class _MainOnly(NamedTuple):
+    """A sparse matrix read as a design: the main block, no relation blocks."""
+
+    X: sp.csr_matrix
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.X.shape
+
+    @property
+    def offsets(self) -> np.ndarray:
+        return np.array([0, self.X.shape[1]])
+
+    @property
+    def blocks(self) -> list:
+        return []
 
 
 def _block_diagonal(parts: list[sp.csr_matrix], starts, n: int) -> sp.csr_matrix:
