@@ -151,7 +151,9 @@ def _powers(X, P: BlockPowers | None = None) -> BlockPowers:
     return BlockPowers(X) if P is None else P
 
 
-def prediction_moments(X, st: VariationalState, P: BlockPowers = None, sums=False):
+def prediction_moments(
+    X, st: VariationalState, P: BlockPowers = None, sums=False, out: BlockSums = None
+):
     r""":math:`\mathbb E_q[\hat y_i]` and :math:`\operatorname{Var}_q[\hat y_i]` of every row
     (module docstring) by
     :func:`fmlib.solvers.variational_blocks.block_moments`; ``X`` a sparse matrix or a
@@ -159,9 +161,9 @@ def prediction_moments(X, st: VariationalState, P: BlockPowers = None, sums=Fals
     With ``sums``, also the per-rating sums :math:`(\sum_l a, \sum_l \sigma^2, \sum_l
     \sigma^2 a)` of every factor (and the relation block rows' own parts), a
     :class:`~fmlib.solvers.variational_blocks.BlockSums`, that :func:`update_V` starts
-    from."""
+    from; written into ``out`` (earlier sums) if given."""
     mean, var, block_sums = block_moments(
-        _powers(X, P), st.m0, st.s0, st.mw, st.sw, st.MV, st.SV
+        _powers(X, P), st.m0, st.s0, st.mw, st.sw, st.MV, st.SV, out
     )
     return (mean, var, block_sums) if sums else (mean, var)
 
@@ -339,12 +341,21 @@ def update_V(
     st.MV[:], st.SV[:] = MV.T, SV.T
 
 
+# a rating's numbers side by side in one (N, 4) array, so that the column loop's random
+# reads of a rating touch one cache line: q, s2, t of the factor and the residual r
+_Q, _S, _T, _R = range(4)
+
+
 @_jit
 def _sweep_v(ptr, idx, val, mv, sv, q, s2, t, r, El, Emu, alpha):
     """The column loop of :func:`update_V` for one factor, compiled: with Q, S, T the
     sums without column l (module docstring), precision alpha sum x^2 (Q^2 + S) +
     E[lambda], mean (alpha sum x (Q (r + x m_old Q) - S Q + T) + E[lambda] E[mu]) / P;
-    then r, q, s2, t of the column's rows follow the change."""
+    then r, q, s2, t of the column's rows follow the change (in a copy ``C`` with a
+    rating's four numbers side by side, written back at the end)."""
+    C = np.empty((r.size if ptr[-1] > 0 else 0, 4))
+    for i in range(C.shape[0]):
+        C[i, _Q], C[i, _S], C[i, _T], C[i, _R] = q[i], s2[i], t[i], r[i]
     for l in range(ptr.size - 1):
         if ptr[l] == ptr[l + 1]:  # no data: the prior
             mv[l] = Emu[l]
@@ -355,22 +366,24 @@ def _sweep_v(ptr, idx, val, mv, sv, q, s2, t, r, El, Emu, alpha):
         b = El[l] * Emu[l]
         for p in range(ptr[l], ptr[l + 1]):
             i, x = idx[p], val[p]
-            Q = q[i] - x * m_old
-            S = s2[i] - x * x * s_old
-            T = t[i] - x * x * x * s_old * m_old
+            Q = C[i, _Q] - x * m_old
+            S = C[i, _S] - x * x * s_old
+            T = C[i, _T] - x * x * x * s_old * m_old
             P += alpha * x * x * (Q * Q + S)
-            b += alpha * x * (Q * (r[i] + x * m_old * Q) - S * Q + T)
+            b += alpha * x * (Q * (C[i, _R] + x * m_old * Q) - S * Q + T)
         m = b / P
         s = 1.0 / P
         for p in range(ptr[l], ptr[l + 1]):
             i, x = idx[p], val[p]
-            Q = q[i] - x * m_old
-            r[i] -= (m - m_old) * x * Q
-            q[i] += x * (m - m_old)
-            s2[i] += x * x * (s - s_old)
-            t[i] += x * x * x * (s * m - s_old * m_old)
+            Q = C[i, _Q] - x * m_old
+            C[i, _R] -= (m - m_old) * x * Q
+            C[i, _Q] += x * (m - m_old)
+            C[i, _S] += x * x * (s - s_old)
+            C[i, _T] += x * x * x * (s * m - s_old * m_old)
         mv[l] = m
         sv[l] = s
+    for i in range(C.shape[0]):
+        q[i], s2[i], t[i], r[i] = C[i, _Q], C[i, _S], C[i, _T], C[i, _R]
 
 
 def cavi_iteration(
@@ -523,7 +536,7 @@ class VariationalFM:
         for it in range(1, self.num_iter + 1):
             alpha = 1.0 if classify else float(st.alpha.mean)
             cavi_iteration(X, st, group, G, alpha, r, P, sums)
-            mean, var, sums = prediction_moments(X, st, P, sums=True)
+            mean, var, sums = prediction_moments(X, st, P, sums=True, out=sums)
             if classify:
                 target = latent_means(mean, y)
             else:
