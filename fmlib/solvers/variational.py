@@ -155,9 +155,9 @@ def prediction_moments(
     X, st: VariationalState, P: BlockPowers = None, sums=False, out: BlockSums = None
 ):
     r""":math:`\mathbb E_q[\hat y_i]` and :math:`\operatorname{Var}_q[\hat y_i]` of every row
-    (module docstring) by
-    :func:`fmlib.solvers.variational_blocks.block_moments`; ``X`` a sparse matrix or a
-    :class:`fmlib.RelationalDesign`, ``P`` its :class:`BlockPowers` if already made.
+    (module docstring), by :func:`fmlib.solvers.variational_blocks.block_moments`;
+    ``X`` a sparse matrix or a :class:`fmlib.RelationalDesign`, ``P`` its
+    :class:`BlockPowers` if already made.
     With ``sums``, also the per-rating sums :math:`(\sum_l a, \sum_l \sigma^2, \sum_l
     \sigma^2 a)` of every factor (and the relation block rows' own parts), a
     :class:`~fmlib.solvers.variational_blocks.BlockSums`, that :func:`update_V` starts
