@@ -61,9 +61,10 @@ with :math:`\alpha = 1`, and the data term of the ELBO is :math:`\sum_i \log \Ph
 One iteration: :math:`w_0`; :math:`q(\lambda), q(\mu)` of :math:`\mathbf w`; every
 :math:`w_l`; those of :math:`\mathbf V`; every :math:`v_{l,f}` (factor by factor); then
 :math:`q(\alpha)` (regression) or :math:`q(\mathbf z)` (classification); then the ELBO.
-Works on flat (sparse) matrices and on a :class:`fmlib.RelationalDesign`'s relation blocks
-without flattening them: :mod:`fmlib.solvers.variational_blocks` sums the same steps per
-block row, :math:`O(k(\mathrm{nnz}(\text{main}) + \mathrm{nnz}(\text{blocks}) + RN))` per
+One code path for both inputs: a flat (sparse) matrix is read as a design with only a
+main block, and a :class:`fmlib.RelationalDesign`'s relation blocks are not flattened:
+:mod:`fmlib.solvers.variational_blocks` sums the same steps per block row,
+:math:`O(k(\mathrm{nnz}(\text{main}) + \mathrm{nnz}(\text{blocks}) + RN))` per
 iteration instead of :math:`O(k\, \mathrm{nnz})` of the flat matrix, with the same result.
 """
 
@@ -81,6 +82,7 @@ from fmlib.solvers.kernels import _jit
 from fmlib.solvers.mcmc import A0, A_LAMBDA, B0, B_LAMBDA, GAMMA0, MU0
 from fmlib.solvers.variational_blocks import (
     BlockPowers,
+    BlockSums,
     block_moments,
     sweep_v_block,
     sweep_w_block,
@@ -143,60 +145,27 @@ class VariationalState:
         self.lam_v = _Gamma(np.ones((G, k)), np.ones((G, k)))
 
 
-class Powers:
-    """``X`` (CSR and CSC) and its elementwise powers :math:`x^2, x^3, x^4` (CSR), made
-    once per fit: every iteration multiplies by them."""
-
-    def __init__(self, X: sp.csr_matrix):
-        self.X = sp.csr_matrix(X)
-        self.Xc = self.X.tocsc()
-        self.X2 = self.X.multiply(self.X).tocsr()
-        self.X3 = self.X2.multiply(self.X).tocsr()
-        self.X4 = self.X2.multiply(self.X2).tocsr()
-        self.col_ptr = self.Xc.indptr.astype(np.int64)
-        self.col_idx = self.Xc.indices.astype(np.int64)
-
-
-def _block_powers(X, P) -> BlockPowers | None:
-    """``P`` if it is a :class:`BlockPowers`, a new one for a relational ``X`` without
-    ``P``, else ``None`` (the flat path)."""
-    if isinstance(P, BlockPowers):
-        return P
-    return BlockPowers(X) if P is None and is_relational(X) else None
+def _powers(X, P: BlockPowers | None = None) -> BlockPowers:
+    """``P`` if given, else the :class:`BlockPowers` of ``X`` (a sparse matrix, read as
+    a design with only a main block, or a :class:`fmlib.RelationalDesign`)."""
+    return BlockPowers(X) if P is None else P
 
 
 def prediction_moments(
-    X: sp.csr_matrix, st: VariationalState, P: Powers = None, sums: bool = False
+    X, st: VariationalState, P: BlockPowers = None, sums=False, out: BlockSums = None
 ):
     r""":math:`\mathbb E_q[\hat y_i]` and :math:`\operatorname{Var}_q[\hat y_i]` of every row
-    (module docstring); ``P``: the :class:`Powers` of ``X`` if already made. With
-    ``sums``, also the per-rating sums :math:`(\sum_l a, \sum_l \sigma^2, \sum_l
-    \sigma^2 a)` of every factor, shapes ``(N, k)``, that :func:`update_V` starts from.
-
-    ``X`` a :class:`fmlib.RelationalDesign` (``P`` then its
-    :class:`fmlib.solvers.variational_blocks.BlockPowers`): the same moments from the
-    relation blocks, and as ``sums`` a :class:`~fmlib.solvers.variational_blocks.BlockSums`.
-    """
-    BP = _block_powers(X, P)
-    if BP is not None:
-        mean, var, block_sums = block_moments(
-            BP, st.m0, st.s0, st.mw, st.sw, st.MV, st.SV
-        )
-        return (mean, var, block_sums) if sums else (mean, var)
-    P = Powers(X) if P is None else P
-    X, X2, X3, X4 = P.X, P.X2, P.X3, P.X4
-    q = X @ st.MV
-    S2 = X2 @ st.SV
-    T = X3 @ (st.SV * st.MV)
-    U = X4 @ (st.SV * st.MV**2)
-    W = X4 @ (st.SV**2)
-    mean = st.m0 + X @ st.mw + 0.5 * np.sum(q**2 - X2 @ (st.MV**2), axis=1)
-    var = (
-        st.s0
-        + X2 @ st.sw
-        + np.sum(q**2 * S2 - 2 * q * T + U + 0.5 * (S2**2 - W), axis=1)
+    (module docstring), by :func:`fmlib.solvers.variational_blocks.block_moments`;
+    ``X`` a sparse matrix or a :class:`fmlib.RelationalDesign`, ``P`` its
+    :class:`BlockPowers` if already made.
+    With ``sums``, also the per-rating sums :math:`(\sum_l a, \sum_l \sigma^2, \sum_l
+    \sigma^2 a)` of every factor (and the relation block rows' own parts), a
+    :class:`~fmlib.solvers.variational_blocks.BlockSums`, that :func:`update_V` starts
+    from; written into ``out`` (earlier sums) if given."""
+    mean, var, block_sums = block_moments(
+        _powers(X, P), st.m0, st.s0, st.mw, st.sw, st.MV, st.SV, out
     )
-    return (mean, var, (q, S2, T)) if sums else (mean, var)
+    return (mean, var, block_sums) if sums else (mean, var)
 
 
 def _group_hyper(theta_m, theta_s, group, G, mu_m, mu_s, lam: _Gamma):
@@ -284,43 +253,23 @@ def update_w0(st: VariationalState, r: np.ndarray, alpha: float) -> None:
 
 
 def update_w(
-    Xc: sp.csc_matrix,
+    X,
     st: VariationalState,
     r: np.ndarray,
     alpha: float,
     group: np.ndarray,
     G: int,
-    P: Powers | BlockPowers | None = None,
+    P: BlockPowers | None = None,
 ) -> None:
-    """q(lambda), q(mu) of w, then every q(w_l) in column order (h = x_l); ``P``: the
-    :class:`Powers` of the matrix, whose int64 column pointers it reuses. ``Xc`` a
-    :class:`fmlib.RelationalDesign` (or ``P`` its ``BlockPowers``): the main block's
-    columns by the same loop, then every relation block's by
-    :func:`fmlib.solvers.variational_blocks.sweep_w_block`."""
+    """q(lambda), q(mu) of w, then every q(w_l) in column order (h = x_l): the main
+    block's columns by :func:`_sweep_w`, then every relation block's by
+    :func:`fmlib.solvers.variational_blocks.sweep_w_block`. ``X`` a sparse matrix (a
+    main block only) or a :class:`fmlib.RelationalDesign`; ``P``: its
+    :class:`BlockPowers` if already made."""
     st.mu_w, st.mu_w_var, st.lam_w = _group_hyper(
         st.mw, st.sw, group, G, st.mu_w, st.mu_w_var, st.lam_w
     )
-    BP = _block_powers(Xc, P)
-    if BP is not None:
-        _update_w_blocks(BP, st, r, alpha, group)
-        return
-    _sweep_w(
-        Xc.indptr.astype(np.int64) if P is None else P.col_ptr,
-        Xc.indices.astype(np.int64) if P is None else P.col_idx,
-        Xc.data,
-        st.mw,
-        st.sw,
-        r,
-        np.ascontiguousarray(st.lam_w.mean[group]),
-        np.ascontiguousarray(st.mu_w[group]),
-        float(alpha),
-    )
-
-
-def _update_w_blocks(P: BlockPowers, st: VariationalState, r, alpha, group) -> None:
-    """The w_l steps of :func:`update_w` on relation blocks, in the flat order: the
-    main block's columns by :func:`_sweep_w`, then every relation block's by
-    :func:`fmlib.solvers.variational_blocks.sweep_w_block`."""
+    P = _powers(X, P)
     El = np.ascontiguousarray(st.lam_w.mean[group])
     Emu = np.ascontiguousarray(st.mu_w[group])
     n0, alpha = P.n0, float(alpha)
@@ -350,57 +299,27 @@ def _sweep_w(ptr, idx, val, mw, sw, r, El, Emu, alpha):
 
 
 def update_V(
-    Xc: sp.csc_matrix,
+    X,
     st: VariationalState,
     r: np.ndarray,
     alpha: float,
     group: np.ndarray,
     G: int,
-    P: Powers | BlockPowers | None = None,
-    sums: tuple | None = None,
+    P: BlockPowers | None = None,
+    sums: BlockSums | None = None,
 ) -> None:
     """q(lambda), q(mu) of V, then every q(v_lf), factor by factor, column by column,
     with the three per-rating sums of the module docstring (for all factors at once:
-    a factor's sums change only while that factor is updated). ``sums``: those of the
-    current ``V`` if already computed (:func:`prediction_moments` with ``sums``).
-    ``Xc`` a :class:`fmlib.RelationalDesign` (or ``P`` its ``BlockPowers``):
-    :func:`_update_V_blocks`."""
+    a factor's sums change only while that factor is updated): for every factor, the
+    main block's columns by :func:`_sweep_v`, then every relation block's by
+    :func:`fmlib.solvers.variational_blocks.sweep_v_block` (its rows' parts ``Q, S, T``
+    are the stacked rows ``row0..`` of ``sums``). ``X``, ``P`` as for
+    :func:`update_w`; ``sums``: those of the current ``V`` if already computed
+    (:func:`prediction_moments` with ``sums``)."""
     st.mu_v, st.mu_v_var, st.lam_v = _group_hyper(
         st.MV, st.SV, group, G, st.mu_v, st.mu_v_var, st.lam_v
     )
-    BP = _block_powers(Xc, P)
-    if BP is not None:
-        _update_V_blocks(BP, st, r, alpha, group, sums)
-        return
-    P = Powers(Xc.tocsr()) if P is None else P
-    if sums is None:
-        sums = (P.X @ st.MV, P.X2 @ st.SV, P.X3 @ (st.SV * st.MV))
-    q, s2, t = (np.ascontiguousarray(a.T) for a in sums)
-    MV, SV = np.ascontiguousarray(st.MV.T), np.ascontiguousarray(st.SV.T)
-    _sweep_v_factors(
-        P.col_ptr,
-        P.col_idx,
-        P.Xc.data,
-        MV,
-        SV,
-        q,
-        s2,
-        t,
-        r,
-        np.ascontiguousarray(st.lam_v.mean[group].T),
-        np.ascontiguousarray(st.mu_v[group].T),
-        float(alpha),
-    )
-    st.MV[:], st.SV[:] = MV.T, SV.T
-
-
-def _update_V_blocks(
-    P: BlockPowers, st: VariationalState, r, alpha, group, sums=None
-) -> None:
-    """The v_lf steps of :func:`update_V` on relation blocks, in the flat order: for
-    every factor, the main block's columns by :func:`_sweep_v`, then every relation
-    block's by :func:`fmlib.solvers.variational_blocks.sweep_v_block` (its rows' parts
-    ``Q, S, T`` are the stacked rows ``row0..`` of ``sums``)."""
+    P = _powers(X, P)
     if sums is None:
         sums = block_moments(P, st.m0, st.s0, st.mw, st.sw, st.MV, st.SV)[2]
     MV, SV = np.ascontiguousarray(st.MV.T), np.ascontiguousarray(st.SV.T)
@@ -422,13 +341,9 @@ def _update_V_blocks(
     st.MV[:], st.SV[:] = MV.T, SV.T
 
 
-@_jit
-def _sweep_v_factors(ptr, idx, val, MV, SV, q, s2, t, r, El, Emu, alpha):
-    """:func:`_sweep_v` for every factor in turn (rows of the transposed arrays)."""
-    for f in range(MV.shape[0]):
-        _sweep_v(
-            ptr, idx, val, MV[f], SV[f], q[f], s2[f], t[f], r, El[f], Emu[f], alpha
-        )
+# a rating's numbers side by side in one (N, 4) array, so that the column loop's random
+# reads of a rating touch one cache line: q, s2, t of the factor and the residual r
+_Q, _S, _T, _R = range(4)
 
 
 @_jit
@@ -436,7 +351,11 @@ def _sweep_v(ptr, idx, val, mv, sv, q, s2, t, r, El, Emu, alpha):
     """The column loop of :func:`update_V` for one factor, compiled: with Q, S, T the
     sums without column l (module docstring), precision alpha sum x^2 (Q^2 + S) +
     E[lambda], mean (alpha sum x (Q (r + x m_old Q) - S Q + T) + E[lambda] E[mu]) / P;
-    then r, q, s2, t of the column's rows follow the change."""
+    then r, q, s2, t of the column's rows follow the change (in a copy ``C`` with a
+    rating's four numbers side by side, written back at the end)."""
+    C = np.empty((r.size if ptr[-1] > 0 else 0, 4))
+    for i in range(C.shape[0]):
+        C[i, _Q], C[i, _S], C[i, _T], C[i, _R] = q[i], s2[i], t[i], r[i]
     for l in range(ptr.size - 1):
         if ptr[l] == ptr[l + 1]:  # no data: the prior
             mv[l] = Emu[l]
@@ -447,39 +366,41 @@ def _sweep_v(ptr, idx, val, mv, sv, q, s2, t, r, El, Emu, alpha):
         b = El[l] * Emu[l]
         for p in range(ptr[l], ptr[l + 1]):
             i, x = idx[p], val[p]
-            Q = q[i] - x * m_old
-            S = s2[i] - x * x * s_old
-            T = t[i] - x * x * x * s_old * m_old
+            Q = C[i, _Q] - x * m_old
+            S = C[i, _S] - x * x * s_old
+            T = C[i, _T] - x * x * x * s_old * m_old
             P += alpha * x * x * (Q * Q + S)
-            b += alpha * x * (Q * (r[i] + x * m_old * Q) - S * Q + T)
+            b += alpha * x * (Q * (C[i, _R] + x * m_old * Q) - S * Q + T)
         m = b / P
         s = 1.0 / P
         for p in range(ptr[l], ptr[l + 1]):
             i, x = idx[p], val[p]
-            Q = q[i] - x * m_old
-            r[i] -= (m - m_old) * x * Q
-            q[i] += x * (m - m_old)
-            s2[i] += x * x * (s - s_old)
-            t[i] += x * x * x * (s * m - s_old * m_old)
+            Q = C[i, _Q] - x * m_old
+            C[i, _R] -= (m - m_old) * x * Q
+            C[i, _Q] += x * (m - m_old)
+            C[i, _S] += x * x * (s - s_old)
+            C[i, _T] += x * x * x * (s * m - s_old * m_old)
         mv[l] = m
         sv[l] = s
+    for i in range(C.shape[0]):
+        q[i], s2[i], t[i], r[i] = C[i, _Q], C[i, _S], C[i, _T], C[i, _R]
 
 
 def cavi_iteration(
-    Xc: sp.csc_matrix,
+    X,
     st: VariationalState,
     group: np.ndarray,
     G: int,
     alpha: float,
     r: np.ndarray,
-    P: Powers | None = None,
-    sums: tuple | None = None,
+    P: BlockPowers | None = None,
+    sums: BlockSums | None = None,
 ) -> None:
     """One pass: :func:`update_w0`, :func:`update_w`, :func:`update_V`; ``r`` (= target
     - E[ŷ]) is kept up to date in place; ``P``, ``sums`` as for :func:`update_V`."""
     update_w0(st, r, alpha)
-    update_w(Xc, st, r, alpha, group, G, P)
-    update_V(Xc, st, r, alpha, group, G, P, sums)
+    update_w(X, st, r, alpha, group, G, P)
+    update_V(X, st, r, alpha, group, G, P, sums)
 
 
 class VariationalFM:
@@ -607,20 +528,15 @@ class VariationalFM:
             rng,
             w0=0.0 if classify else float(np.mean(y)),
         )
-        if is_relational(X):  # relation blocks stay blocks
-            P = BlockPowers(X)
-            Xc = X
-        else:
-            P = Powers(X)
-            Xc = P.Xc
+        P = BlockPowers(X)  # relation blocks stay blocks; a matrix is a main block
         mean, _, sums = prediction_moments(X, st, P, sums=True)
         target = latent_means(mean, y) if classify else y
         r = target - mean
         rows = []
         for it in range(1, self.num_iter + 1):
             alpha = 1.0 if classify else float(st.alpha.mean)
-            cavi_iteration(Xc, st, group, G, alpha, r, P, sums)
-            mean, var, sums = prediction_moments(X, st, P, sums=True)
+            cavi_iteration(X, st, group, G, alpha, r, P, sums)
+            mean, var, sums = prediction_moments(X, st, P, sums=True, out=sums)
             if classify:
                 target = latent_means(mean, y)
             else:

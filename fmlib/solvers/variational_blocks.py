@@ -93,11 +93,17 @@ class BlockPowers:
     :math:`\phi_r(i)` of every block). Every relation block is also kept column-major,
     with its ratings per row :math:`n_b`.
 
+    A flat matrix is the design with only a main block (no relation blocks): the flat
+    path of :class:`fmlib.VariationalFM` is this one.
+
     Args:
-        design: a :class:`fmlib.RelationalDesign` with float64 values.
+        design: a :class:`fmlib.RelationalDesign` with float64 values, or a sparse
+            matrix (its main block).
     """
 
     def __init__(self, design):
+        if sp.issparse(design):
+            design = _MainOnly(sp.csr_matrix(design, dtype=np.float64))
         self.N, self.n = design.shape
         X0 = sp.csr_matrix(design.X, dtype=np.float64)
         X0.sort_indices()
@@ -145,6 +151,24 @@ class BlockPowers:
         self.Z4 = self.Z2.multiply(self.Z2).tocsr()
 
 
+class _MainOnly(NamedTuple):
+    """A sparse matrix read as a design: the main block, no relation blocks."""
+
+    X: sp.csr_matrix
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.X.shape
+
+    @property
+    def offsets(self) -> np.ndarray:
+        return np.array([0, self.X.shape[1]])
+
+    @property
+    def blocks(self) -> list:
+        return []
+
+
 def _block_diagonal(parts: list[sp.csr_matrix], starts, n: int) -> sp.csr_matrix:
     """The CSR blocks stacked as rows, block ``j`` in columns ``starts[j]..``."""
     indptr = [np.zeros(1, np.int64)]
@@ -178,41 +202,31 @@ class BlockSums(NamedTuple):
     T: np.ndarray
 
 
-def block_moments(BP: BlockPowers, m0, s0, mw, sw, MV, SV):
+def block_moments(BP: BlockPowers, m0, s0, mw, sw, MV, SV, out: BlockSums = None):
     r""":math:`\mathbb E_q[\hat y_i]`, :math:`\operatorname{Var}_q[\hat y_i]` and the
     :class:`BlockSums` of a relational design: the per-row terms of
     ``fmlib.solvers.variational.prediction_moments`` computed once per row of the
     relation blocks, then added to the main block's per rating by
-    :func:`gather_moments`."""
+    :func:`gather_moments`. ``out``: a :class:`BlockSums` of the same shapes to write
+    the per-rating sums into (a fit's previous ones), instead of new arrays."""
     Z, Z2, Z3, Z4 = BP.Z, BP.Z2, BP.Z3, BP.Z4
     SVMV = SV * MV
     D, U, W = (np.sum(a, axis=1) for a in (MV**2, SVMV * MV, SV**2))
-    Q, S, T = Z @ MV, Z2 @ SV, Z3 @ SVMV
+    Q, S, T = (np.ascontiguousarray(a.T) for a in (Z @ MV, Z2 @ SV, Z3 @ SVMV))
     a_row = Z @ mw - 0.5 * (Z2 @ D)
     c_row = Z2 @ sw + Z4 @ U - 0.5 * (Z4 @ W)
     k = MV.shape[1]
     mean, var = np.empty(BP.N), np.empty(BP.N)
-    q, s2, t = (np.empty((k, BP.N)) for _ in range(3))
-    params = (np.ascontiguousarray(MV), np.ascontiguousarray(SV), SVMV, mw, sw, D, U, W)
+    if out is None:
+        out = BlockSums(*(np.empty((k, BP.N)) for _ in range(3)), Q, S, T)
+    else:
+        out = out._replace(Q=Q, S=S, T=T)
+    params = (*(np.ascontiguousarray(a.T) for a in (MV, SV, SVMV)), mw, sw, D, U, W)
+    rows = (BP.gather, Q, S, T, a_row, c_row)
     gather_moments(
-        float(m0),
-        float(s0),
-        *BP.main_csr,
-        *params,
-        BP.gather,
-        Q,
-        S,
-        T,
-        a_row,
-        c_row,
-        mean,
-        var,
-        q,
-        s2,
-        t,
+        float(m0), float(s0), *BP.main_csr, *params, *rows, mean, var, *out[:3]
     )
-    sums = BlockSums(q, s2, t, *(np.ascontiguousarray(a.T) for a in (Q, S, T)))
-    return mean, var, sums
+    return mean, var, out
 
 
 @_jit
@@ -260,39 +274,51 @@ def gather_moments(
     \operatorname{Var}[v_{l,f}]\bar v_{l,f}^2`, :math:`W_l = \sum_f
     \operatorname{Var}[v_{l,f}]^2` (module docstring of
     ``fmlib.solvers.variational``), the relation blocks' parts of :math:`a_i, c_i`
-    read from their rows (``a_row, c_row``). Writes ``mean, var`` ``(N,)`` and ``q, s2,
-    t`` ``(k, N)``."""
+    read from their rows (``a_row, c_row``). ``MV, SV, SVMV`` and the rows' ``Q, S,
+    T`` one factor a row, ``(k, n)`` and ``(k, rows)``. Writes ``mean, var`` ``(N,)``
+    and ``q, s2, t`` ``(k, N)``, factor by factor (each factor's arrays in order)."""
     N, J = gather.shape
-    k = MV.shape[1]
-    qi, si, ti = np.empty(k), np.empty(k), np.empty(k)
-    for i in range(N):
+    for i in range(N):  # a_i, c_i
         a, c = 0.0, 0.0
-        qi[:] = 0.0
-        si[:] = 0.0
-        ti[:] = 0.0
         for p in range(indptr[i], indptr[i + 1]):
             l, x = indices[p], data[p]
             x2 = x * x
             a += x * mw[l] - 0.5 * x2 * D[l]
             c += x2 * sw[l] + x2 * x2 * (U[l] - 0.5 * W[l])
-            for f in range(k):
-                qi[f] += x * MV[l, f]
-                si[f] += x2 * SV[l, f]
-                ti[f] += x2 * x * SVMV[l, f]
+        for j in range(J):
+            a += a_row[gather[i, j]]
+            c += c_row[gather[i, j]]
+        mean[i], var[i] = m0 + a, s0 + c
+    for f in range(MV.shape[0]):
+        _gather_factor(
+            indptr, indices, data, MV[f], SV[f], SVMV[f], gather, Q[f], S[f], T[f],
+            mean, var, q[f], s2[f], t[f],
+        )  # fmt: skip
+
+
+@_jit
+def _gather_factor(
+    indptr, indices, data, mv, sv, svmv, gather, Q, S, T, mean, var, q, s, t
+):
+    """Factor :math:`f` of :func:`gather_moments`: ``q, s, t`` of every rating, and
+    their terms added to ``mean, var``."""
+    N, J = gather.shape
+    for i in range(N):
+        qi, si, ti = 0.0, 0.0, 0.0
+        for p in range(indptr[i], indptr[i + 1]):
+            l, x = indices[p], data[p]
+            x2 = x * x
+            qi += x * mv[l]
+            si += x2 * sv[l]
+            ti += x2 * x * svmv[l]
         for j in range(J):
             g = gather[i, j]
-            a += a_row[g]
-            c += c_row[g]
-            for f in range(k):
-                qi[f] += Q[g, f]
-                si[f] += S[g, f]
-                ti[f] += T[g, f]
-        m, v = m0 + a, s0 + c
-        for f in range(k):
-            m += 0.5 * qi[f] * qi[f]
-            v += qi[f] * qi[f] * si[f] - 2.0 * qi[f] * ti[f] + 0.5 * si[f] * si[f]
-            q[f, i], s2[f, i], t[f, i] = qi[f], si[f], ti[f]
-        mean[i], var[i] = m, v
+            qi += Q[g]
+            si += S[g]
+            ti += T[g]
+        q[i], s[i], t[i] = qi, si, ti
+        mean[i] += 0.5 * qi * qi
+        var[i] += qi * qi * si - 2.0 * qi * ti + 0.5 * si * si
 
 
 @_jit
