@@ -154,6 +154,24 @@ CASES = [
 ]
 
 
+def _two_replica_step(tmp_path, X, y, weights, settings, task, batch):
+    """``(strategy, fm, opt, step, data)``: an FM with ``weights`` on two replicas, its
+    ``RowOptimizer(optimizer, lr, regularization, lambda_w, lambda_v)`` (``settings``), the
+    synchronous step and the batches of ``(X, y)`` in order."""
+    dist.write_examples(tmp_path / "t.tfrecord", sp.csr_matrix(X), y)
+    strategy = _two_replicas()
+    with strategy.scope():
+        fm = fmlib.FactorizationMachine(X.shape[1], k=3)
+    fm.set_weights(**weights)
+    optimizer, lr, regularization, lambda_w, lambda_v = settings
+    opt = RowOptimizer(strategy, fm, optimizer, lr, regularization, lambda_w, lambda_v)
+    step = make_sync_step(strategy, opt, task, batch)
+    data = strategy.distribute_datasets_from_function(
+        sharded_batches([str(tmp_path / "t.tfrecord")], len(y), batch, False, None)
+    )
+    return strategy, fm, opt, step, data
+
+
 @pytest.mark.parametrize("optimizer,regularization,task", CASES)
 def test_two_replica_step_equals_the_numpy_lazy_update_with_its_slots(
     request, tmp_path, optimizer, regularization, task
@@ -164,15 +182,8 @@ def test_two_replica_step_equals_the_numpy_lazy_update_with_its_slots(
     if task == "classification":
         y = (y > 1).astype(np.float32)
     batch, lr, lam = 8, 0.1, (0.05, 0.1)
-    dist.write_examples(tmp_path / "t.tfrecord", sp.csr_matrix(X), y)
-    strategy = _two_replicas()
-    with strategy.scope():
-        fm = fmlib.FactorizationMachine(X.shape[1], k=3)
-    fm.set_weights(**p)
-    opt = RowOptimizer(strategy, fm, optimizer, lr, regularization, *lam)
-    step = make_sync_step(strategy, opt, task, batch)
-    data = strategy.distribute_datasets_from_function(
-        sharded_batches([str(tmp_path / "t.tfrecord")], len(y), batch, False, None)
+    strategy, fm, opt, step, data = _two_replica_step(
+        tmp_path, X, y, p, (optimizer, lr, regularization, *lam), task, batch
     )
     for b in data:
         step(b)
@@ -222,15 +233,8 @@ def test_the_two_replica_step_reads_rows_never_a_whole_table(
     if _ran_in_fresh_process(request):
         return
     X, y, p = _problem(seed=1)
-    dist.write_examples(tmp_path / "t.tfrecord", sp.csr_matrix(X), y)
-    strategy = _two_replicas()
-    with strategy.scope():
-        fm = fmlib.FactorizationMachine(X.shape[1], k=3)
-    fm.set_weights(**p)
-    opt = RowOptimizer(strategy, fm, optimizer, 0.1, regularization, 0.01, 0.01)
-    step = make_sync_step(strategy, opt, "regression", 8)
-    data = strategy.distribute_datasets_from_function(
-        sharded_batches([str(tmp_path / "t.tfrecord")], len(y), 8, False, None)
+    strategy, fm, opt, step, data = _two_replica_step(
+        tmp_path, X, y, p, (optimizer, 0.1, regularization, 0.01, 0.01), "regression", 8
     )
     batch = next(iter(data))
     graph = step.get_concrete_function(batch).graph
