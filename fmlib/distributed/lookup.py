@@ -59,16 +59,37 @@ def pull_rows(w0, w, V, ids: tf.Tensor) -> Pulled:
     """Gather ``w0`` and the rows of ``w`` and ``V`` for the distinct feature ``ids`` of a batch.
 
     ``w`` and ``V`` may be ``tf.Variable``, ``MirroredVariable`` or ``ShardedVariable``: the
-    lookup reads ``len(uid)`` rows, never the whole table.
+    lookup reads ``len(uid)`` rows, never the whole table (:func:`gather_rows`).
     """
     uid, pos = tf.unique(ids)
     return Pulled(
         uid,
         pos,
         tf.convert_to_tensor(w0),
-        tf.nn.embedding_lookup(w, uid),
-        tf.nn.embedding_lookup(V, uid),
+        gather_rows(w, uid),
+        gather_rows(V, uid),
     )
+
+
+def gather_rows(table, ids: tf.Tensor) -> tf.Tensor:
+    """The rows ``table[ids]``, reading only those rows.
+
+    A ``ShardedVariable`` asks each parameter server for its own rows
+    (``tf.nn.embedding_lookup``). A mirrored variable is read from its copy on this
+    device (in a replica) or its first copy (across replicas) by a sparse read:
+    ``tf.gather`` or ``embedding_lookup`` on the mirrored variable itself would read the
+    whole table first, and once the table has been updated by rows, TensorFlow copies
+    the whole buffer on every such full read.
+    """
+    if not isinstance(table, tf.distribute.DistributedValues):
+        return tf.nn.embedding_lookup(table, ids)
+    strategy = table.distribute_strategy
+    replica = tf.distribute.get_replica_context()
+    if replica is not None and replica.strategy is strategy:  # in strategy.run
+        return tf.raw_ops.ResourceGather(
+            resource=table.handle, indices=ids, dtype=table.dtype
+        )
+    return tf.gather(strategy.experimental_local_results(table)[0], ids)
 
 
 def score_pulled(w0, w_rows, V_rows, pos, batch: Batch) -> tf.Tensor:

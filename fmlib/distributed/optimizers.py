@@ -41,7 +41,13 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from fmlib.distributed.lookup import Batch, Pulled, batch_gradients, pull_rows
+from fmlib.distributed.lookup import (
+    Batch,
+    Pulled,
+    batch_gradients,
+    gather_rows,
+    pull_rows,
+)
 from fmlib.learning.lazy_optimizers import LAZY_OPTIMIZERS
 from fmlib.learning.sparse import row_penalty
 
@@ -71,6 +77,27 @@ def slot_like(strategy, variable, init, name: str):
     if parts == [variable]:
         return slots[0]
     return tf.__internal__.distribute.ShardedVariable(slots, name=name)
+
+
+@tf.autograph.experimental.do_not_convert  # autograph breaks ``extended.update``
+def scatter_rows(variable, method: str, rows: tf.IndexedSlices) -> None:
+    """``variable.<method>(rows)`` (``"scatter_update"`` or ``"scatter_sub"``), writing only
+    the rows ``rows.indices`` and reading nothing back.
+
+    A mirrored variable's own ``scatter_sub`` returns the updated table, which TensorFlow
+    reads whole on every copy (a full copy of the buffer once it has been updated by
+    rows); the strategy's ``update`` with ``group=False`` writes each copy and returns
+    nothing that is read.
+    """
+    if isinstance(variable, tf.distribute.DistributedValues):
+        variable.distribute_strategy.extended.update(
+            variable,
+            lambda copy, r: getattr(copy, method)(r),
+            args=(rows,),
+            group=False,
+        )
+    else:
+        getattr(variable, method)(rows)
 
 
 class RowOptimizer(tf.Module):
@@ -121,11 +148,11 @@ class RowOptimizer(tf.Module):
         if self.regularization == "global":  # every row decays (plain SGD)
             for var, lam in ((model.w, self.lambda_w), (model.V, self.lambda_v)):
                 for part in _shards(var):
-                    part.assign(part * (1 - 2 * self.lr * lam))
+                    part.assign(part * (1 - 2 * self.lr * lam), read_value=False)
         else:
             if w_U is None:
-                w_U = tf.nn.embedding_lookup(model.w, uid)
-                V_U = tf.nn.embedding_lookup(model.V, uid)
+                w_U = gather_rows(model.w, uid)
+                V_U = gather_rows(model.V, uid)
             g_w, g_V = row_penalty(
                 self.regularization,
                 g_w,
@@ -147,11 +174,11 @@ class RowOptimizer(tf.Module):
             slot.assign(new[name])
         for name, var, g in (("w", model.w, g_w), ("V", model.V, g_V)):
             slots = self.slots[name]
-            old = {s: tf.nn.embedding_lookup(v, uid) for s, v in slots.items()}
+            old = {s: gather_rows(v, uid) for s, v in slots.items()}
             step, new = self.rule.update(g, old, coef)
             for s, v in slots.items():
-                v.scatter_update(tf.IndexedSlices(new[s], uid))
-            var.scatter_sub(tf.IndexedSlices(step, uid))
+                scatter_rows(v, "scatter_update", tf.IndexedSlices(new[s], uid))
+            scatter_rows(var, "scatter_sub", tf.IndexedSlices(step, uid))
         self.iterations.assign_add(1)
 
 

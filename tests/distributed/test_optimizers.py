@@ -154,6 +154,24 @@ CASES = [
 ]
 
 
+def _two_replica_step(tmp_path, X, y, weights, settings, task, batch):
+    """``(strategy, fm, opt, step, data)``: an FM with ``weights`` on two replicas, its
+    ``RowOptimizer(optimizer, lr, regularization, lambda_w, lambda_v)`` (``settings``), the
+    synchronous step and the batches of ``(X, y)`` in order."""
+    dist.write_examples(tmp_path / "t.tfrecord", sp.csr_matrix(X), y)
+    strategy = _two_replicas()
+    with strategy.scope():
+        fm = fmlib.FactorizationMachine(X.shape[1], k=3)
+    fm.set_weights(**weights)
+    optimizer, lr, regularization, lambda_w, lambda_v = settings
+    opt = RowOptimizer(strategy, fm, optimizer, lr, regularization, lambda_w, lambda_v)
+    step = make_sync_step(strategy, opt, task, batch)
+    data = strategy.distribute_datasets_from_function(
+        sharded_batches([str(tmp_path / "t.tfrecord")], len(y), batch, False, None)
+    )
+    return strategy, fm, opt, step, data
+
+
 @pytest.mark.parametrize("optimizer,regularization,task", CASES)
 def test_two_replica_step_equals_the_numpy_lazy_update_with_its_slots(
     request, tmp_path, optimizer, regularization, task
@@ -164,15 +182,8 @@ def test_two_replica_step_equals_the_numpy_lazy_update_with_its_slots(
     if task == "classification":
         y = (y > 1).astype(np.float32)
     batch, lr, lam = 8, 0.1, (0.05, 0.1)
-    dist.write_examples(tmp_path / "t.tfrecord", sp.csr_matrix(X), y)
-    strategy = _two_replicas()
-    with strategy.scope():
-        fm = fmlib.FactorizationMachine(X.shape[1], k=3)
-    fm.set_weights(**p)
-    opt = RowOptimizer(strategy, fm, optimizer, lr, regularization, *lam)
-    step = make_sync_step(strategy, opt, task, batch)
-    data = strategy.distribute_datasets_from_function(
-        sharded_batches([str(tmp_path / "t.tfrecord")], len(y), batch, False, None)
+    strategy, fm, opt, step, data = _two_replica_step(
+        tmp_path, X, y, p, (optimizer, lr, regularization, *lam), task, batch
     )
     for b in data:
         step(b)
@@ -194,6 +205,51 @@ def test_two_replica_step_equals_the_numpy_lazy_update_with_its_slots(
                 atol=2e-7,
                 err_msg=f"{name} {slot}",
             )
+
+
+def _reads_of_whole_tables(graph, tables) -> list[str]:
+    """The ``ReadVariableOp`` of ``graph`` (and of the functions it calls) whose output has
+    the shape of one of ``tables``: a full read of a table (or a slot)."""
+    shapes = {tuple(t.shape) for t in tables}
+    found = []
+    for op in graph.get_operations():
+        if op.type == "ReadVariableOp" and tuple(op.outputs[0].shape) in shapes:
+            found.append(op.name)
+    for fn in graph._functions.values():  # nested function bodies, if any
+        found += _reads_of_whole_tables(fn.graph, tables)
+    return found
+
+
+@pytest.mark.parametrize(
+    "optimizer,regularization",
+    [("sgd", "present"), ("adagrad", "occurrence"), ("adam", "present")],
+)
+def test_the_two_replica_step_reads_rows_never_a_whole_table(
+    request, tmp_path, optimizer, regularization
+):
+    """A full read of a mirrored table in the step costs O(n k) per step (TensorFlow copies
+    a row-updated variable whole on every dense read): the compiled step must gather
+    and scatter rows only, for w, V and every slot."""
+    if _ran_in_fresh_process(request):
+        return
+    X, y, p = _problem(seed=1)
+    strategy, fm, opt, step, data = _two_replica_step(
+        tmp_path, X, y, p, (optimizer, 0.1, regularization, 0.01, 0.01), "regression", 8
+    )
+    batch = next(iter(data))
+    graph = step.get_concrete_function(batch).graph
+    tables = [fm.w, fm.V] + [s for name in ("w", "V") for s in opt.slots[name].values()]
+    assert len(tables) == 2 + 2 * len(SLOTS[optimizer])
+    assert _reads_of_whole_tables(graph, tables) == []
+    gathers = [op for op in graph.get_operations() if op.type == "ResourceGather"]
+    # the pull (w, V on each replica), the penalty's rows and the slots' rows
+    assert len(gathers) == 2 * 2 + 2 + 2 * len(SLOTS[optimizer])
+    # the global penalty does read whole tables (it decays every row): the check sees it
+    opt_global = RowOptimizer(strategy, fm, "sgd", 0.1, "global", 0.01, 0.01)
+    global_step = make_sync_step(strategy, opt_global, "regression", 8)
+    assert _reads_of_whole_tables(
+        global_step.get_concrete_function(batch).graph, [fm.w, fm.V]
+    )
 
 
 @pytest.mark.parametrize(
