@@ -8,8 +8,8 @@ Rendle's Lemma 3.1 gives
 
 .. math::
 
-    \hat y(\mathbf x) = w_0 + \sum_{i \in \operatorname{supp}(\mathbf x)} w_i x_i
-        + \frac12 \sum_{f=1}^{k} \big(q_f(\mathbf x)^2 - q^{(2)}_f(\mathbf x)\big).
+    \hat y(\mathbf x) &= w_0 + \sum_{i \in \operatorname{supp}(\mathbf x)} w_i x_i \\
+        &\quad + \frac12 \sum_{f=1}^{k} \big(q_f(\mathbf x)^2 - q^{(2)}_f(\mathbf x)\big).
 
 :func:`pull_rows` gathers the distinct rows of a batch (``tf.gather`` / embedding lookup,
 which on a ``ShardedVariable`` asks each parameter server only for its own rows),

@@ -418,13 +418,18 @@ def _evaluate(task: str, y_hat, y, target_range):
     return float(np.mean((y_hat >= 0) == (y >= 0))), math.nan
 
 
-def run_libfm(args: argparse.Namespace, out=None):
+def run_libfm(args: argparse.Namespace, out=None, *, lean_start: bool = False):
     """Train with one of libFM's methods as the flags say, printing libFM's lines; returns
-    the test predictions (or None without -test)."""
+    the test predictions (or None without -test). ``lean_start``: start numba without
+    its optional modules (:mod:`fmlib.interop.numba_start`); only for a process of its
+    own, as ``python -m fmlib`` is."""
+    import contextlib
+
     from fmlib.interop.numba_start import lean_numba
 
     out = sys.stdout if out is None else out
-    with lean_numba():  # numba's import and first call without its optional modules
+    # numba's import and first call, without its optional modules if asked
+    with lean_numba() if lean_start else contextlib.nullcontext():
         data = Data(args)  # first: a bad file is reported before numba loads
 
         from fmlib.solvers import libfm as L
@@ -819,18 +824,20 @@ def run_tf(args: argparse.Namespace, out=None):
     return model.predict_proba(Xt) if task == "classification" else model.predict(Xt)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m fmlib``; returns the exit code."""
+def main(argv: Sequence[str] | None = None, *, lean_start: bool = False) -> int:
+    """Entry point of ``python -m fmlib``; returns the exit code. ``lean_start=True``
+    (what ``python -m fmlib`` passes) starts numba without the optional modules the
+    libFM methods never use, which leaves numba without them for the rest of the
+    process (:mod:`fmlib.interop.numba_start`); called from Python, ``main`` leaves
+    numba as it is."""
     args = parse_args(argv)
     try:
-        run = (
-            run_tf
-            if args.method in TF_METHODS
-            else run_ordinal
-            if args.task == "o"
-            else run_libfm
-        )
-        predictions = run(args)
+        if args.method in TF_METHODS:
+            predictions = run_tf(args)
+        elif args.task == "o":
+            predictions = run_ordinal(args)
+        else:
+            predictions = run_libfm(args, lean_start=lean_start)
         if args.out is not None:
             from fmlib.fileio import (
                 write_text,  # atomically: a failure keeps an old file

@@ -14,9 +14,13 @@ is imported already.
 :func:`lean_numba` hides those modules from the import system while numba starts, so
 numba finds them missing and carries on without them (its documented fallbacks: ``np.dot``
 of vectors compiled later in the process loops instead of calling BLAS; cffi functions
-cannot be called from compiled code). Modules already imported are not touched, and after
-the block every import works as usual. Only the command line uses it, for its own
-process: a library user's numba keeps its optional features.
+cannot be called from compiled code; a ``.numba_config.yaml`` is still read). Modules
+already imported stay usable, but a hidden package's submodules not yet imported cannot be
+imported inside the block, from any thread, and the garbage collector pauses for the
+whole process. numba keeps its decision for the rest of the process, so only ``python -m
+fmlib`` uses the block (``main(lean_start=True)`` from :mod:`fmlib.__main__`), for a
+process of its own; :func:`fmlib.interop.cli.main` called from Python leaves numba as it
+is.
 
 Two costs are the garbage collector's. Starting numba creates about a million objects
 (types, templates, registries), all alive to the end; the cyclic collector's passes over

@@ -254,7 +254,7 @@ def _normal_matrix(n, k, std):
 # --- prediction --------------------------------------------------------------------------
 @numba.njit(inline="always", error_model="numpy")  # inlined into each loop (no cache)
 def _factor_sums(indices, data, V, a, b, q, q2):
-    """:math:`q_f = \sum_j v_{j,f} x_j` and :math:`\sum_j v_{j,f}^2 x_j^2` of the
+    r""":math:`q_f = \sum_j v_{j,f} x_j` and :math:`\sum_j v_{j,f}^2 x_j^2` of the
     non-zeros ``a:b`` into ``q``, ``q2``: features outer, factors inner (``V``'s rows are
     contiguous), each sum still in feature order. Inlined: a call per row costs a quarter
     of an sgd epoch."""
@@ -1110,6 +1110,10 @@ def block_rows(relations: Relations, index, n_rows: int, name: str = "index"):
     out = np.empty((R, n_rows), np.int64)
     for r, phi in enumerate(index):
         phi = np.asarray(phi)
+        if phi.size and not np.issubdtype(phi.dtype, np.integer):
+            raise TypeError(
+                f"`{name}[{r}]` must hold integer row numbers; got dtype {phi.dtype}."
+            )
         size = relations.row_start[r + 1] - relations.row_start[r]
         if phi.shape != (n_rows,) or (n_rows and (phi.min() < 0 or phi.max() >= size)):
             raise ValueError(
@@ -1417,6 +1421,11 @@ class RelationalCoordinateLearner(CoordinateLearner):
     ):
         blocks = [as_rows(B) for B in blocks]
         n_main = params.w.shape[0] - sum(B.n_cols for B in blocks)
+        if n_main < 0:
+            raise ValueError(
+                f"`params` has {params.w.shape[0]} features, fewer than the blocks' "
+                f"{params.w.shape[0] - n_main} columns."
+            )
         for name, part in (("rows", rows), ("test", test)):
             if part is not None and part.n_cols > n_main:
                 raise ValueError(

@@ -82,8 +82,8 @@ class _Relation(NamedTuple):
 
 
 class BlockPowers:
-    r"""A relational design prepared once per fit: the relation-block counterpart of
-    :class:`fmlib.solvers.variational.Powers`.
+    r"""A design prepared once per fit: a relational design, or a flat matrix as a
+    design with only a main block.
 
     The main block is kept row-major (for the moments) and column-major (for the flat
     column loops). The relation blocks are stacked as the rows of one matrix
@@ -102,8 +102,17 @@ class BlockPowers:
     """
 
     def __init__(self, design):
+        if isinstance(design, np.ndarray):
+            if design.ndim != 2:
+                raise ValueError(f"`X` must be 2-d; got shape {design.shape}")
+            design = sp.csr_matrix(design)
         if sp.issparse(design):
             design = _MainOnly(sp.csr_matrix(design, dtype=np.float64))
+        elif not (hasattr(design, "X") and hasattr(design, "blocks")):
+            raise TypeError(
+                "`X` must be a sparse matrix, a 2-d array or a fmlib.RelationalDesign; "
+                f"got {type(design).__name__}"
+            )
         self.N, self.n = design.shape
         X0 = sp.csr_matrix(design.X, dtype=np.float64)
         X0.sort_indices()
@@ -220,6 +229,17 @@ def block_moments(BP: BlockPowers, m0, s0, mw, sw, MV, SV, out: BlockSums = None
     if out is None:
         out = BlockSums(*(np.empty((k, BP.N)) for _ in range(3)), Q, S, T)
     else:
+        for name in ("q", "s2", "t"):  # the compiled loop writes without bounds checks
+            a = getattr(out, name)
+            if (
+                a.shape != (k, BP.N)
+                or a.dtype != np.float64
+                or not a.flags.c_contiguous
+            ):
+                raise ValueError(
+                    f"`out.{name}` must be a C-contiguous float64 array of shape "
+                    f"{(k, BP.N)}; got {a.dtype} {a.shape}"
+                )
         out = out._replace(Q=Q, S=S, T=T)
     params = (*(np.ascontiguousarray(a.T) for a in (MV, SV, SVMV)), mw, sw, D, U, W)
     rows = (BP.gather, Q, S, T, a_row, c_row)
@@ -264,8 +284,8 @@ def gather_moments(
     .. math::
 
         \mathbb E[\hat y_i] &= \bar w_0 + a_i + \tfrac12 \sum_f q_{i,f}^2, \\
-        \operatorname{Var}[\hat y_i] &= \operatorname{Var}[w_0] + c_i
-            + \sum_f \big(q_{i,f}^2 s_{i,f} - 2 q_{i,f} t_{i,f}
+        \operatorname{Var}[\hat y_i] &= \operatorname{Var}[w_0] + c_i \\
+            &\quad + \sum_f \big(q_{i,f}^2 s_{i,f} - 2 q_{i,f} t_{i,f}
             + \tfrac12 s_{i,f}^2\big),
 
     with :math:`a_i = \sum_l x_{i,l}\bar w_l - \tfrac12 \sum_{l} x_{i,l}^2 D_l` and

@@ -234,3 +234,29 @@ def test_libfm_run_does_not_import_the_hidden_modules(tmp_path):
         done.stdout[-500:] + done.stderr[-2000:]
     )
     assert np.loadtxt(tmp_path / "p.txt").shape == (20,)
+
+
+def test_main_called_from_python_leaves_numba_its_optional_modules(tmp_path):
+    """The lean start is for ``python -m fmlib``'s own process only: ``main`` called from
+    Python (as a notebook does) imports numba as usual, so numba finds BLAS (for
+    ``np.dot`` in compiled code) and the optional modules stay importable."""
+    _files(tmp_path)
+    argv = ["-task", "r", "-method", "sgd", "-learn_rate", "0.01", "-iter", "2"]
+    argv += ["-train", "train.libfm", "-test", "test.libfm"]
+    code = (
+        "import sys, gc\nfrom fmlib.interop.cli import main\n"
+        f"code = main({argv!r})\n"
+        "import numba.np.arraymath as arraymath\nimport cffi\n"
+        "print(code, arraymath._HAVE_BLAS, gc.isenabled())"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.stdout.split()[-3:] == ["0", "True", "True"], (
+        done.stdout[-500:] + done.stderr[-2000:]
+    )

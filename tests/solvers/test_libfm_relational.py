@@ -29,8 +29,20 @@ def _design(seed=0, N=40, n_main=5):
     return X, [B1, B2], [phi1, phi2], y, joined
 
 
+def _test_rows(seed, blocks, N=15, n_main=5):
+    """Test rows of their own (other main rows, other block rows, block row 6 of the
+    first relation included: it holds the column no training row has) and their joined
+    matrix."""
+    rng = np.random.default_rng(seed + 100)
+    X = (rng.random((N, n_main)) < 0.4) * rng.normal(size=(N, n_main))
+    phi = [rng.integers(0, 7, N), rng.integers(0, 4, N)]
+    phi[0][0] = 6
+    return X, phi, np.hstack([X, blocks[0][phi[0]], blocks[1][phi[1]]])
+
+
 def _learners(seed, sample, k=3, k0=True, k1=True, task=L.REGRESSION, **kw):
     X, blocks, phi, y, joined = _design(seed)
+    X_test, phi_test, joined_test = _test_rows(seed, blocks)
     if task == L.CLASSIFICATION:
         y = np.where(y > 3, 1.0, -1.0)
     n = joined.shape[1]
@@ -40,11 +52,12 @@ def _learners(seed, sample, k=3, k0=True, k1=True, task=L.REGRESSION, **kw):
         common = dict(sample=sample, task=task, target_range=(1.0, 5.0), **kw)
         if relational:
             learner = L.RelationalCoordinateLearner(
-                L.as_rows(X), y, L.as_rows(X), p, blocks, phi, phi, **common
+                L.as_rows(X), y, L.as_rows(X_test), p, blocks, phi, phi_test, **common
             )
         else:
-            rows = L.as_rows(joined)
-            learner = L.CoordinateLearner(rows, y, rows, p, **common)
+            learner = L.CoordinateLearner(
+                L.as_rows(joined), y, L.as_rows(joined_test), p, **common
+            )
         out.append((learner, p))
     return out
 
@@ -197,5 +210,10 @@ def test_bad_relational_inputs_name_the_argument():
     wide = L.as_rows(np.hstack([X, X]))
     with pytest.raises(ValueError, match="`rows` has 10 columns"):
         L.RelationalCoordinateLearner(wide, y, None, p, blocks, phi)
+    with pytest.raises(TypeError, match=r"`index\[0\]` must hold integer row numbers"):
+        L.RelationalCoordinateLearner(rows, y, None, p, blocks, [phi[0] * 1.0, phi[1]])
+    small = L.init_params(8, 2, 0.1, 0, "als")
+    with pytest.raises(ValueError, match="`params` has 8 features, fewer than the blo"):
+        L.RelationalCoordinateLearner(rows, y, None, small, blocks, phi)
     with pytest.raises(ValueError, match="`blocks` must hold at least one"):
         L.stack_relations([], 5)

@@ -182,3 +182,21 @@ def test_bad_designs():
         fmlib.VariationalFM(num_iter=1).fit(bad, y)
     with pytest.raises(ValueError, match="`X` must be finite; its block 'item'"):
         model.predict(bad)
+
+
+def test_prediction_moments_takes_a_dense_array_and_checks_its_inputs():
+    design, _, y = _design(seed=1)
+    model = fmlib.VariationalFM(k=2, num_iter=2).fit(design, y)
+    flat = design.to_csr()
+    mean, var = vi.prediction_moments(flat, model.state_)
+    dense_mean, dense_var = vi.prediction_moments(flat.toarray(), model.state_)
+    np.testing.assert_allclose(dense_mean, mean, rtol=1e-12)
+    np.testing.assert_allclose(dense_var, var, rtol=1e-12)
+    with pytest.raises(TypeError, match="`X` must be a sparse matrix, a 2-d array"):
+        vi.prediction_moments([[1.0, 0.0]], model.state_)
+    with pytest.raises(ValueError, match=r"`X` must be 2-d; got shape \(3,\)"):
+        vi.prediction_moments(np.ones(3), model.state_)
+    _, _, sums = vi.prediction_moments(flat, model.state_, sums=True)
+    short = sums._replace(q=sums.q[:, :-1].copy())
+    with pytest.raises(ValueError, match=r"`out.q` must be a C-contiguous float64"):
+        vi.prediction_moments(flat, model.state_, sums=True, out=short)
