@@ -421,7 +421,7 @@ def _evaluate(task: str, y_hat, y, target_range):
 def run_libfm(args: argparse.Namespace, out=None, *, lean_start: bool = False):
     """Train with one of libFM's methods as the flags say, printing libFM's lines; returns
     the test predictions (or None without -test). ``lean_start``: start numba without
-    its optional modules (:mod:`fmlib.interop.numba_start`); only for a process of its
+    its optional modules (``fmlib.interop.numba_start``); only for a process of its
     own, as ``python -m fmlib`` is."""
     import contextlib
 
@@ -828,7 +828,7 @@ def main(argv: Sequence[str] | None = None, *, lean_start: bool = False) -> int:
     """Entry point of ``python -m fmlib``; returns the exit code. ``lean_start=True``
     (what ``python -m fmlib`` passes) starts numba without the optional modules the
     libFM methods never use, which leaves numba without them for the rest of the
-    process (:mod:`fmlib.interop.numba_start`); called from Python, ``main`` leaves
+    process (``fmlib.interop.numba_start``); called from Python, ``main`` leaves
     numba as it is."""
     args = parse_args(argv)
     try:
