@@ -1,7 +1,14 @@
+import signal
 import sys
 from pathlib import Path
 
 import pytest
+
+# The Ctrl-C tests need Python's SIGINT handler in this process and in the processes it
+# starts. A shell that starts pytest in the background without job control (`cmd &`,
+# `nohup cmd &`) leaves SIGINT ignored, which `_thread.interrupt_main` then respects and
+# every child inherits; a handler installed here is reset to the default in each child.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # tests/<package>/test_*.py import the shared references (tests/reference.py) by name
 sys.path.insert(0, str(Path(__file__).resolve().parent))
