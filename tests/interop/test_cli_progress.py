@@ -44,6 +44,18 @@ def _files(tmp_path, N=60, seed=0):
     _write(tmp_path / "val.libfm", X[:10], y[:10])
 
 
+def _python(args, cwd):
+    """Run ``python *args`` in ``cwd``; the finished process, its output as text."""
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=cwd,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 def _first_lines(tmp_path, flags, n_iter_lines=2, timeout=240):
     """Start ``python -m fmlib`` with a run of a million iterations, read its stdout until
     ``n_iter_lines`` ``#Iter=`` lines have come, and return (the lines read, whether the
@@ -146,14 +158,7 @@ def test_on_sweep_is_called_during_the_sampling_with_the_trace_rows():
 
 def _imported(tmp_path, args):
     """(exit code, the module names ``python -X importtime -m fmlib args`` imported)."""
-    done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "fmlib", *args],
-        cwd=tmp_path,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = _python(["-X", "importtime", "-m", "fmlib", *args], tmp_path)
     names = {
         line.split("|")[-1].strip()
         for line in done.stderr.splitlines()
@@ -189,9 +194,7 @@ def test_lean_numba_hides_the_optional_modules_only_inside_the_block(tmp_path):
         "import cffi\n"
         "print(inside, inside_gc, gc.isenabled(), 'cffi' in sys.modules)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], env=ENV, capture_output=True, text=True
-    )
+    done = _python(["-c", code], tmp_path)
     assert done.stdout.split() == ["hidden", "False", "True", "True"], done.stderr
     # a module imported already stays usable inside the block
     import scipy.linalg  # noqa: F401
@@ -222,14 +225,7 @@ def test_libfm_run_does_not_import_the_hidden_modules(tmp_path):
         "code = run()\nprint(code, *(m in sys.modules for m in "
         "('numba', 'scipy.linalg', 'cffi', 'tensorflow')))"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=tmp_path,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = _python(["-c", code], tmp_path)
     assert done.stdout.split()[-5:] == ["0", "True", "False", "False", "False"], (
         done.stdout[-500:] + done.stderr[-2000:]
     )
@@ -249,14 +245,7 @@ def test_main_called_from_python_leaves_numba_its_optional_modules(tmp_path):
         "import numba.np.arraymath as arraymath\nimport cffi\n"
         "print(code, arraymath._HAVE_BLAS, gc.isenabled())"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=tmp_path,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = _python(["-c", code], tmp_path)
     assert done.stdout.split()[-3:] == ["0", "True", "True"], (
         done.stdout[-500:] + done.stderr[-2000:]
     )
